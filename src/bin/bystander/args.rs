@@ -1,0 +1,198 @@
+//! Command-line arguments, and their translation into the library's settings.
+
+use std::path::PathBuf;
+
+use bystander::detect::{DetectConfig, ModelSource, Recall, Tiles};
+use bystander::models::Family;
+use bystander::redact::{parse_color, RedactConfig, Style, Zones};
+use bystander::{Class, Error, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bystander",
+    version,
+    about = "Find faces and licence plates in photos and redact them before they leave the device"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Redact image files and folders (recursively) into OUTDIR; originals are never modified.
+    Redact(RedactArgs),
+    /// Score coverage of labelled boxes by the masks bystander applies.
+    Eval(EvalArgs),
+    /// List the shipped models and verify their checksums and the ONNX Runtime library.
+    Models,
+}
+
+#[derive(Args)]
+pub struct RedactArgs {
+    /// Image files and folders.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder; folders are mirrored under it, files land by name.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Redo outputs that already exist (by default a finished output is kept and skipped).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Annotation JSONL: {"image": PATH, "faces"|"plates": [[x1,y1,x2,y2], ...]} per line.
+    pub annotations: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Args)]
+pub struct Settings {
+    /// Pixel replacement.
+    #[arg(long, default_value = "blur", value_parser = ["blur", "pixelate", "fill"])]
+    pub style: String,
+    /// Colour of the fill style, RRGGBB.
+    #[arg(long, default_value = "000000")]
+    pub fill_color: String,
+    /// Classes to redact (eval: defaults to the classes the annotations label).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Option<Vec<String>>,
+    /// Detection preset: fast, balanced or max (recall first: max finds the most, with more
+    /// false boxes).
+    #[arg(long, default_value = "balanced")]
+    pub recall: String,
+    /// Score threshold for every model, overriding the preset's (0 < t < 1).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Factor every box is grown by before masking (1.0 to 4.0; default 1.3 faces, 1.2 plates).
+    #[arg(long)]
+    pub mask_scale: Option<f32>,
+    /// Long side in pixels of the whole-frame detection pass (64 to 4096).
+    #[arg(long)]
+    pub working_size: Option<u32>,
+    /// Tiling of large frames: auto, off, or COLSxROWS.
+    #[arg(long)]
+    pub tiles: Option<String>,
+    /// Privacy-zone file (JSON polygons, always redacted).
+    #[arg(long)]
+    pub zones: Option<PathBuf>,
+    /// Your own face model: FAMILY:PATH with FAMILY centerface, retina or yolo (repeatable).
+    #[arg(long)]
+    pub face_model: Vec<String>,
+    /// Your own plate model: FAMILY:PATH (repeatable).
+    #[arg(long)]
+    pub plate_model: Vec<String>,
+    /// Files processed at once (default: one per core); cores are shared between jobs and
+    /// ONNX Runtime so that they are never oversubscribed.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+fn custom_model(spec: &str, class: Class) -> Result<ModelSource> {
+    let bad = || Error::InvalidSetting {
+        name: "model",
+        value: spec.to_string(),
+        allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo",
+    };
+    let (family, path) = spec.split_once(':').ok_or_else(bad)?;
+    let family = match family {
+        "centerface" => Family::CenterFace,
+        "retina" => Family::Retina,
+        "yolo" => Family::Yolo,
+        _ => return Err(bad()),
+    };
+    Ok(ModelSource::File {
+        path: PathBuf::from(path),
+        family,
+        class,
+    })
+}
+
+impl Settings {
+    pub fn jobs(&self) -> Result<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self.jobs {
+            Some(0) => Err(Error::InvalidSetting {
+                name: "jobs",
+                value: "0".into(),
+                allowed: "at least 1",
+            }),
+            Some(j) => Ok(j),
+            None => Ok(cores),
+        }
+    }
+
+    pub fn detect_config(&self, default_classes: &[Class]) -> Result<DetectConfig> {
+        let classes = match &self.classes {
+            Some(list) => list
+                .iter()
+                .map(|c| c.parse())
+                .collect::<Result<Vec<Class>>>()?,
+            None => default_classes.to_vec(),
+        };
+        let tiles = match self.tiles.as_deref() {
+            None => None,
+            Some("auto") => Some(Tiles::Auto),
+            Some("off") => Some(Tiles::Off),
+            Some(grid) => {
+                let parsed = grid
+                    .split_once('x')
+                    .and_then(|(c, r)| Some((c.parse().ok()?, r.parse().ok()?)));
+                let (cols, rows) = parsed.ok_or(Error::InvalidSetting {
+                    name: "tiles",
+                    value: grid.to_string(),
+                    allowed: "auto, off, or COLSxROWS such as 3x2",
+                })?;
+                Some(Tiles::Grid { cols, rows })
+            }
+        };
+        let mut models = Vec::new();
+        for spec in &self.face_model {
+            models.push(custom_model(spec, Class::Face)?);
+        }
+        for spec in &self.plate_model {
+            models.push(custom_model(spec, Class::Plate)?);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(DetectConfig {
+            classes,
+            recall: self.recall.parse::<Recall>()?,
+            threshold: self.threshold,
+            working_size: self.working_size,
+            tiles,
+            models,
+            // Jobs run side by side; each session gets its share of the cores.
+            intra_threads: (cores / self.jobs()?).max(1),
+        })
+    }
+
+    pub fn redact_config(&self) -> Result<RedactConfig> {
+        let mut cfg = RedactConfig::default();
+        let style = match self.style.parse::<Style>()? {
+            Style::Fill(_) => Style::Fill(parse_color(&self.fill_color)?),
+            s => s,
+        };
+        cfg.set_style(style);
+        if let Some(s) = self.mask_scale {
+            cfg.face.mask_scale = s;
+            cfg.plate.mask_scale = s;
+        }
+        if let Some(z) = &self.zones {
+            cfg.zones = Zones::load(z)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

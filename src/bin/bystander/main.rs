@@ -1,0 +1,190 @@
+//! The `bystander` command: parse arguments, call the library, print. Nothing else lives here.
+//!
+//! Exit codes: 0 when every file succeeded, 1 when the run could not start (bad settings, no
+//! runtime, a model refused), 2 when some files failed; each failed file gets one line naming it.
+
+mod args;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bystander::eval::{self, BUCKET_LABELS};
+use bystander::pipeline::{redact_image_file, Workers};
+use bystander::{batch, models, runtime, Class, Result};
+use clap::Parser;
+use rayon::prelude::*;
+
+use args::{Cli, Command, EvalArgs, RedactArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Redact(a) => redact(a),
+        Command::Eval(a) => evaluate(a),
+        Command::Models => list_models(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bystander: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn pool(jobs: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .expect("a thread pool of a few threads can be built")
+}
+
+fn redact(a: RedactArgs) -> Result<ExitCode> {
+    let detect = a.settings.detect_config(&Class::ALL)?;
+    let redact = a.settings.redact_config()?;
+    let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
+    for (path, why) in &plan.skipped {
+        if !a.quiet {
+            eprintln!("skipped {}: {why}", path.display());
+        }
+    }
+    let workers = Workers::new(detect, redact)?;
+    let failed = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let total = plan.jobs.len();
+    pool(a.settings.jobs()?).install(|| {
+        plan.jobs.par_iter().for_each(|job| {
+            if !a.overwrite && job.output.is_file() {
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if !a.quiet {
+                    println!(
+                        "[{n}/{total}] kept {} (exists; --overwrite redoes it)",
+                        job.output.display()
+                    );
+                }
+                return;
+            }
+            let result = (|| {
+                if let Some(parent) = job.output.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| bystander::Error::Io {
+                        path: parent.to_path_buf(),
+                        source: e,
+                    })?;
+                }
+                workers.with(|r| redact_image_file(r, &job.input, &job.output))
+            })();
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            match result {
+                Ok(rep) if !a.quiet => println!(
+                    "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
+                    job.input.display(),
+                    job.output.display(),
+                    rep.count(Class::Face),
+                    rep.count(Class::Plate),
+                    rep.seconds
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("bystander: {e}");
+                }
+            }
+        })
+    });
+    let failed = failed.into_inner();
+    if !a.quiet {
+        println!(
+            "{} of {total} files redacted into {}; {failed} failed",
+            total - failed,
+            a.output.display()
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn evaluate(a: EvalArgs) -> Result<ExitCode> {
+    let labelled = eval::labelled_classes(&a.annotations)?;
+    let detect = a.settings.detect_config(&labelled)?;
+    let classes = detect.classes.clone();
+    let workers = Workers::new(detect, a.settings.redact_config()?)?;
+    let report = pool(a.settings.jobs()?).install(|| eval::evaluate(&a.annotations, &workers))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report is plain data")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |t: &eval::Tally| t.fraction().map_or("-".to_string(), |f| format!("{f:.3}"));
+    let names: Vec<&str> = classes.iter().map(|c| c.name()).collect();
+    println!(
+        "{}: {} images, classes {}, recall preset {}",
+        a.annotations.display(),
+        report.images,
+        names.join(","),
+        a.settings.recall
+    );
+    println!(
+        "{:<8} {:>8} {:>8} {:>8}",
+        "height", "boxes", "covered", "fraction"
+    );
+    for (label, t) in BUCKET_LABELS.iter().zip(&report.by_height) {
+        println!("{:<8} {:>8} {:>8} {:>8}", label, t.total, t.covered, pct(t));
+    }
+    println!(
+        "{:<8} {:>8} {:>8} {:>8}",
+        "all",
+        report.overall.total,
+        report.overall.covered,
+        pct(&report.overall)
+    );
+    println!(
+        "mean masked fraction of the image: {:.3}",
+        report.mean_masked_fraction
+    );
+    println!(
+        "detections: {}, {:.1} s ({:.0} ms per image)",
+        report.detections,
+        report.seconds,
+        1000.0 * report.seconds / report.images.max(1) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_models() -> Result<ExitCode> {
+    let dir = models::model_dir();
+    println!("models in {}", dir.display());
+    let mut bad = 0;
+    for m in models::SHIPPED {
+        match m.load() {
+            Ok(_) => println!(
+                "  {:<13} {:<6} {:?}  {}  ok",
+                m.name,
+                m.class.name(),
+                m.family,
+                m.file
+            ),
+            Err(e) => {
+                bad += 1;
+                println!("  {:<13} {e}", m.name);
+            }
+        }
+    }
+    let info = runtime::info()?;
+    println!(
+        "ONNX Runtime {} from {} ({}), execution provider {}",
+        runtime::ORT_VERSION,
+        info.library.display(),
+        info.source,
+        runtime::execution_provider()
+    );
+    Ok(if bad > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,110 @@
+//! CenterFace: an anchor-free face detector with a stride-4 heatmap.
+//!
+//! Input `[1, 3, H, W]` RGB in 0..255 (no mean, no scale), `H` and `W` multiples of 32, plain
+//! resize. Outputs, in order: heatmap `[1, 1, H/4, W/4]` (already a sigmoid), scale `[1, 2, ..]`
+//! (log height, log width), offset `[1, 2, ..]` (dy, dx) and landmarks `[1, 10, ..]` (five points,
+//! y then x, as fractions of the box). A cell over the threshold is one face.
+
+use image::RgbImage;
+use ort::session::Session;
+
+use super::preprocess::{round_to_multiple, Normalize, Rect, TensorBuilder};
+use super::{check_outputs, run_model, ModelRunner};
+use crate::error::Result;
+use crate::geometry::{BBox, Detection};
+use crate::models::ModelData;
+
+const STRIDE: f32 = 4.0;
+const NMS_IOU: f32 = 0.3;
+
+pub(crate) struct CenterFace {
+    model: ModelData,
+    session: Session,
+    input: String,
+    tensor: TensorBuilder,
+    threshold: f32,
+}
+
+impl CenterFace {
+    pub(crate) fn new(model: ModelData, session: Session, threshold: f32) -> Result<Self> {
+        check_outputs(
+            &model,
+            &session,
+            &[Some(4), Some(4), Some(4), Some(4)],
+            "4 outputs (heatmap, scale, offset, landmarks) of rank 4",
+        )?;
+        let input = session.inputs()[0].name().to_string();
+        Ok(CenterFace {
+            model,
+            session,
+            input,
+            tensor: TensorBuilder::default(),
+            threshold,
+        })
+    }
+}
+
+impl ModelRunner for CenterFace {
+    fn model(&self) -> &ModelData {
+        &self.model
+    }
+
+    fn detect_region(
+        &mut self,
+        frame: &RgbImage,
+        region: Rect,
+        scale: f32,
+    ) -> Result<Vec<Detection>> {
+        let tw = round_to_multiple(region.w as f32 * scale, 32);
+        let th = round_to_multiple(region.h as f32 * scale, 32);
+        let norm = Normalize {
+            bgr: false,
+            mean: [0.0; 3],
+            scale: 1.0,
+        };
+        let affine = self
+            .tensor
+            .build(frame, region, (tw, th), (tw, th), (0, 0), 0, norm);
+        let (model, threshold) = (&self.model, self.threshold);
+        run_model(
+            model,
+            &mut self.session,
+            &self.input,
+            &self.tensor,
+            |outs| {
+                let heat = outs[0].view();
+                let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
+                let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
+                let mut found = Vec::new();
+                for i in 0..gh {
+                    for j in 0..gw {
+                        let score = heat[[0, 0, i, j]];
+                        // `!(>)` also skips NaN.
+                        if !(score > threshold) {
+                            continue;
+                        }
+                        let h = size[[0, 0, i, j]].exp() * STRIDE;
+                        let w = size[[0, 1, i, j]].exp() * STRIDE;
+                        let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
+                        let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
+                        let b = BBox::from_center(cx, cy, w, h);
+                        let landmarks = (0..5)
+                            .map(|k| {
+                                let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
+                                let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
+                                affine.point(lx, ly)
+                            })
+                            .collect();
+                        found.push(Detection {
+                            class: model.class,
+                            score,
+                            bbox: affine.bbox(&b),
+                            landmarks,
+                        });
+                    }
+                }
+                Ok(super::nms::nms(found, NMS_IOU))
+            },
+        )
+    }
+}

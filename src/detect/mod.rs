@@ -1,0 +1,638 @@
+//! Detection: from an RGB frame to boxes of faces and plates in frame pixels.
+//!
+//! Three layers, each with one job:
+//!
+//! * a model family (`centerface`, `retina`, `yolo`) turns one rectangle of the frame into
+//!   boxes: preprocess → run → postprocess, sharing `preprocess` (resize, letterbox, tensor
+//!   packing) and `nms`;
+//! * a [`ModelDetector`] decides which rectangles at which scale one model looks at: the whole
+//!   frame at a working size (magnified up to 2× for small frames, because that is what finds
+//!   faces under 20 px), plus native-resolution tiles when the working size shrinks a large
+//!   frame; boxes cut by an interior tile edge are dropped (an overlapping tile sees the object
+//!   whole) and passes are merged by enclosure;
+//! * a [`DetectorSet`] runs the models chosen for each class and merges their boxes by
+//!   enclosure, so a tight box from one model never shrinks a looser one from another.
+//!
+//! Which models, thresholds and plans are used is a [`Recall`] preset; every number in a preset
+//! can be overridden in [`DetectConfig`].
+
+pub mod centerface;
+pub mod nms;
+pub mod preprocess;
+pub mod retina;
+pub mod yolo;
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+use ndarray::ArrayViewD;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::error::{Error, Result};
+use crate::geometry::{Class, Detection};
+use crate::models::{self, Family, ModelData};
+use preprocess::{Rect, TensorBuilder};
+
+/// IoU above which boxes of one class from different passes or models are one object.
+pub const MERGE_IOU: f32 = 0.4;
+
+/// Anything that finds objects in a frame.
+pub trait Detector: Send {
+    /// Finds objects in an RGB frame; boxes are in frame pixels, clipped to the frame.
+    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>>;
+
+    /// The model files in use, for reports.
+    fn models(&self) -> Vec<&ModelData>;
+}
+
+/// One model family's preprocess → run → postprocess over a rectangle of the frame.
+pub(crate) trait ModelRunner: Send {
+    fn model(&self) -> &ModelData;
+
+    /// Boxes (NMS applied) in frame pixels for `region` of `frame`, magnified by `scale` for the
+    /// model. Fixed-input models letterbox the region and ignore `scale`.
+    fn detect_region(
+        &mut self,
+        frame: &RgbImage,
+        region: Rect,
+        scale: f32,
+    ) -> Result<Vec<Detection>>;
+
+    /// The input size of a model that only takes one size.
+    fn fixed_input(&self) -> Option<(u32, u32)> {
+        None
+    }
+}
+
+/// Checks the session's single input and its outputs' count and ranks against a family's layout,
+/// so a model of the wrong family is refused when it is loaded rather than decoded into garbage.
+pub(crate) fn check_outputs(
+    model: &ModelData,
+    session: &Session,
+    ranks: &[Option<usize>],
+    expected: &str,
+) -> Result<()> {
+    let describe = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| match o.dtype().tensor_shape() {
+                Some(s) => format!("{}{:?}", o.name(), s.to_vec()),
+                None => format!("{} (not a tensor)", o.name()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let inputs_ok = session.inputs().len() == 1
+        && session.inputs()[0]
+            .dtype()
+            .tensor_shape()
+            .is_some_and(|s| s.len() == 4);
+    let outputs = session.outputs();
+    let outputs_ok = outputs.len() == ranks.len()
+        && outputs
+            .iter()
+            .zip(ranks)
+            .all(|(o, r)| match (o.dtype().tensor_shape(), r) {
+                (Some(s), Some(r)) => s.len() == *r,
+                (Some(_), None) => true,
+                (None, _) => false,
+            });
+    if inputs_ok && outputs_ok {
+        Ok(())
+    } else {
+        Err(Error::model(
+            &model.path,
+            format!(
+                "does not look like a {:?} detector: expected one [1, 3, H, W] input and {expected}; found inputs [{}] and outputs [{}]",
+                model.family,
+                describe(session.inputs()),
+                describe(outputs)
+            ),
+        ))
+    }
+}
+
+/// Runs the session on the packed tensor and hands the `f32` outputs to `decode`.
+pub(crate) fn run_model<F>(
+    model: &ModelData,
+    session: &mut Session,
+    input: &str,
+    tensor: &TensorBuilder,
+    decode: F,
+) -> Result<Vec<Detection>>
+where
+    F: FnOnce(&[ArrayViewD<'_, f32>]) -> Result<Vec<Detection>>,
+{
+    let (w, h) = tensor.size;
+    let value =
+        TensorRef::from_array_view(([1usize, 3, h as usize, w as usize], tensor.data.as_slice()))
+            .map_err(|e| Error::inference(&model.name, e))?;
+    let outputs = session
+        .run(ort::inputs![input => value])
+        .map_err(|e| Error::inference(&model.name, e))?;
+    let views = (0..outputs.len())
+        .map(|i| outputs[i].try_extract_array::<f32>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::inference(&model.name, e))?;
+    decode(&views)
+}
+
+/// Whether large frames are also scanned in native-resolution tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tiles {
+    /// Only the whole-frame pass.
+    Off,
+    /// Tiles at native resolution when the whole-frame pass shrinks the frame by more than 1.25×.
+    Auto,
+    /// Always this grid of tiles, in addition to the whole-frame pass.
+    Grid {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+}
+
+/// How one model covers a frame.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct PassPlan {
+    /// Long side, in pixels, of the whole-frame pass (models with a fixed input ignore it).
+    pub working_size: u32,
+    /// Largest magnification of a small frame.
+    pub max_upscale: f32,
+    /// Tiling of large frames.
+    pub tiles: Tiles,
+}
+
+/// One rectangle a model looks at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pass {
+    /// The rectangle of the frame.
+    pub region: Rect,
+    /// Magnification for the model.
+    pub scale: f32,
+    /// Whether this is a tile (its interior edges cut objects).
+    pub tile: bool,
+}
+
+impl PassPlan {
+    /// The passes for a `w` x `h` frame. `fixed` is the input size of a fixed-size model.
+    pub fn passes(&self, w: u32, h: u32, fixed: Option<(u32, u32)>) -> Vec<Pass> {
+        let long = w.max(h).max(1) as f32;
+        let working = fixed
+            .map_or(self.working_size, |(fw, fh)| fw.max(fh))
+            .max(32) as f32;
+        let scale = (working / long).min(self.max_upscale);
+        let mut out = vec![Pass {
+            region: Rect::full(w, h),
+            scale,
+            tile: false,
+        }];
+        let grid = match self.tiles {
+            Tiles::Off => None,
+            Tiles::Auto if scale < 0.8 => Some((
+                (w as f32 / working).ceil() as u32,
+                (h as f32 / working).ceil() as u32,
+            )),
+            Tiles::Auto => None,
+            Tiles::Grid { cols, rows } => Some((cols, rows)),
+        };
+        if let Some((cols, rows)) = grid {
+            let (cols, rows) = (cols.clamp(1, w.max(1)), rows.clamp(1, h.max(1)));
+            if cols * rows > 1 {
+                let xs = spans(w, cols);
+                let ys = spans(h, rows);
+                for &(y, th) in &ys {
+                    for &(x, tw) in &xs {
+                        let region = Rect { x, y, w: tw, h: th };
+                        let scale = (working / tw.max(th) as f32).min(1.0).max(scale);
+                        out.push(Pass {
+                            region,
+                            scale,
+                            tile: true,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Splits `len` pixels into `n` overlapping spans `(start, length)` covering it. The overlap is an
+/// eighth of a span, at least 48 px, so an object up to that size lies whole in some span.
+pub fn spans(len: u32, n: u32) -> Vec<(u32, u32)> {
+    if n <= 1 {
+        return vec![(0, len)];
+    }
+    let base = len as f32 / n as f32;
+    let overlap = (base / 8.0).max(48.0);
+    let size = ((base + overlap).ceil() as u32).min(len);
+    (0..n)
+        .map(|i| {
+            let start = ((len - size) as f32 * i as f32 / (n - 1) as f32).round() as u32;
+            (start, size)
+        })
+        .collect()
+}
+
+/// Whether a box found in a tile touches one of the tile's interior edges (an edge that is not
+/// also the frame's edge), meaning the object may be cut.
+fn touches_interior_edge(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool {
+    const MARGIN: f32 = 2.0;
+    let b = &d.bbox;
+    (tile.x > 0 && b.x1 <= tile.x as f32 + MARGIN)
+        || (tile.y > 0 && b.y1 <= tile.y as f32 + MARGIN)
+        || (tile.x + tile.w < frame_w && b.x2 >= (tile.x + tile.w) as f32 - MARGIN)
+        || (tile.y + tile.h < frame_h && b.y2 >= (tile.y + tile.h) as f32 - MARGIN)
+}
+
+/// Keeps finite, non-empty boxes, clipped to the frame.
+fn sanitize(dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
+    dets.into_iter()
+        .filter(|d| d.bbox.is_finite() && d.score.is_finite())
+        .map(|mut d| {
+            d.bbox = d.bbox.clipped(w, h);
+            d
+        })
+        .filter(|d| d.bbox.area() > 0.0)
+        .collect()
+}
+
+/// One model with its pass plan.
+pub struct ModelDetector {
+    runner: Box<dyn ModelRunner>,
+    plan: PassPlan,
+}
+
+impl ModelDetector {
+    /// Makes a session for `model` and wraps it with its family's decoder.
+    pub fn new(
+        model: ModelData,
+        threshold: f32,
+        plan: PassPlan,
+        intra_threads: usize,
+    ) -> Result<Self> {
+        let session = crate::runtime::session(&model.name, &model.bytes, intra_threads)?;
+        let runner: Box<dyn ModelRunner> = match model.family {
+            Family::CenterFace => Box::new(centerface::CenterFace::new(model, session, threshold)?),
+            Family::Retina => Box::new(retina::Retina::new(model, session, threshold)?),
+            Family::Yolo => Box::new(yolo::Yolo::new(model, session, threshold)?),
+        };
+        Ok(ModelDetector { runner, plan })
+    }
+
+    /// The passes this detector makes over a `w` x `h` frame.
+    pub fn passes(&self, w: u32, h: u32) -> Vec<Pass> {
+        self.plan.passes(w, h, self.runner.fixed_input())
+    }
+}
+
+impl Detector for ModelDetector {
+    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        let (w, h) = frame.dimensions();
+        if w == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        for pass in self.passes(w, h) {
+            let found = self.runner.detect_region(frame, pass.region, pass.scale)?;
+            all.extend(
+                found
+                    .into_iter()
+                    .filter(|d| !(pass.tile && touches_interior_edge(d, pass.region, w, h))),
+            );
+        }
+        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+    }
+
+    fn models(&self) -> Vec<&ModelData> {
+        vec![self.runner.model()]
+    }
+}
+
+/// Detection presets: which models, thresholds and passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recall {
+    /// One model per class, no tiles: for previews and throughput; misses small objects.
+    Fast,
+    /// Two models per class merged, small frames magnified 2×, large frames tiled.
+    #[default]
+    Balanced,
+    /// Balanced with lower thresholds and a larger working size: fewer misses, more false boxes.
+    Max,
+}
+
+impl std::str::FromStr for Recall {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fast" => Ok(Recall::Fast),
+            "balanced" | "default" => Ok(Recall::Balanced),
+            "max" => Ok(Recall::Max),
+            _ => Err(Error::InvalidSetting {
+                name: "recall",
+                value: s.to_string(),
+                allowed: "one of fast, balanced, max",
+            }),
+        }
+    }
+}
+
+/// A model to run, with its threshold and plan.
+#[derive(Clone, Debug)]
+pub struct ModelChoice {
+    /// The model's bytes and family.
+    pub model: ModelData,
+    /// Score threshold in (0, 1).
+    pub threshold: f32,
+    /// How it covers a frame.
+    pub plan: PassPlan,
+}
+
+/// Where a model comes from.
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// One of bystander's shipped models, verified by sha256.
+    Shipped(models::ShippedModel),
+    /// A user's ONNX file of a known family.
+    File {
+        /// The .onnx file.
+        path: PathBuf,
+        /// Its decoder.
+        family: Family,
+        /// What it finds.
+        class: Class,
+    },
+}
+
+/// Everything that decides what the detectors find.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    /// Classes to detect.
+    pub classes: Vec<Class>,
+    /// The preset.
+    pub recall: Recall,
+    /// Overrides every model's preset threshold, in (0, 1).
+    pub threshold: Option<f32>,
+    /// Overrides the working size (long side of the whole-frame pass), 64..=4096.
+    pub working_size: Option<u32>,
+    /// Overrides the tiling.
+    pub tiles: Option<Tiles>,
+    /// Replaces the preset's models for their class.
+    pub models: Vec<ModelSource>,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            classes: Class::ALL.to_vec(),
+            recall: Recall::Balanced,
+            threshold: None,
+            working_size: None,
+            tiles: None,
+            models: Vec::new(),
+            intra_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+fn preset(recall: Recall, class: Class) -> Vec<(models::ShippedModel, f32, PassPlan)> {
+    let plan = |working_size, max_upscale, tiles| PassPlan {
+        working_size,
+        max_upscale,
+        tiles,
+    };
+    match (recall, class) {
+        (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 1.0, Tiles::Off))],
+        (Recall::Fast, Class::Plate) => vec![(models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off))],
+        (Recall::Balanced, Class::Face) => vec![
+            (models::CENTERFACE, 0.2, plan(832, 2.0, Tiles::Auto)),
+            (models::RETINAFACE, 0.2, plan(832, 2.0, Tiles::Auto)),
+        ],
+        (Recall::Balanced, Class::Plate) => vec![
+            (models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Auto)),
+            (models::PLATE_RETINA, 0.3, plan(1280, 1.0, Tiles::Off)),
+        ],
+        (Recall::Max, Class::Face) => vec![
+            (models::CENTERFACE, 0.1, plan(1024, 2.0, Tiles::Auto)),
+            (models::RETINAFACE, 0.1, plan(1024, 2.0, Tiles::Auto)),
+        ],
+        (Recall::Max, Class::Plate) => vec![
+            (models::PLATE_YOLO, 0.2, plan(640, 1.0, Tiles::Auto)),
+            (models::PLATE_RETINA, 0.2, plan(1600, 1.0, Tiles::Off)),
+        ],
+    }
+}
+
+impl DetectConfig {
+    /// Checks ranges and resolves the preset into concrete model choices.
+    pub fn resolve(&self) -> Result<Vec<ModelChoice>> {
+        if let Some(t) = self.threshold {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(Error::InvalidSetting {
+                    name: "threshold",
+                    value: t.to_string(),
+                    allowed: "a score strictly between 0 and 1",
+                });
+            }
+        }
+        if let Some(s) = self.working_size {
+            if !(64..=4096).contains(&s) {
+                return Err(Error::InvalidSetting {
+                    name: "working size",
+                    value: s.to_string(),
+                    allowed: "64 to 4096 pixels",
+                });
+            }
+        }
+        if let Some(Tiles::Grid { cols, rows }) = self.tiles {
+            if !(1..=16).contains(&cols) || !(1..=16).contains(&rows) {
+                return Err(Error::InvalidSetting {
+                    name: "tiles",
+                    value: format!("{cols}x{rows}"),
+                    allowed: "1 to 16 columns and rows",
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for &class in &self.classes {
+            let custom: Vec<&ModelSource> = self
+                .models
+                .iter()
+                .filter(|m| match m {
+                    ModelSource::Shipped(s) => s.class == class,
+                    ModelSource::File { class: c, .. } => *c == class,
+                })
+                .collect();
+            let defaults = preset(self.recall, class);
+            let picked: Vec<(ModelData, f32, PassPlan)> = if custom.is_empty() {
+                defaults
+                    .iter()
+                    .map(|(m, t, p)| Ok((m.load()?, *t, *p)))
+                    .collect::<Result<_>>()?
+            } else {
+                let (_, t, p) = defaults[0];
+                custom
+                    .iter()
+                    .map(|m| {
+                        let data = match m {
+                            ModelSource::Shipped(s) => s.load()?,
+                            ModelSource::File {
+                                path,
+                                family,
+                                class,
+                            } => ModelData::from_path(path, *family, *class)?,
+                        };
+                        let mut plan = p;
+                        if data.family == Family::Yolo {
+                            plan.max_upscale = 1.0;
+                        }
+                        Ok((data, t, plan))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            for (model, t, mut plan) in picked {
+                if let Some(s) = self.working_size {
+                    plan.working_size = s;
+                }
+                if let Some(tiles) = self.tiles {
+                    plan.tiles = tiles;
+                }
+                out.push(ModelChoice {
+                    model,
+                    threshold: self.threshold.unwrap_or(t),
+                    plan,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the detectors (one ONNX Runtime session per model).
+    pub fn build(&self) -> Result<DetectorSet> {
+        let detectors = self
+            .resolve()?
+            .into_iter()
+            .map(|c| ModelDetector::new(c.model, c.threshold, c.plan, self.intra_threads))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DetectorSet { detectors })
+    }
+}
+
+/// The detectors for every requested class, merged.
+pub struct DetectorSet {
+    detectors: Vec<ModelDetector>,
+}
+
+impl DetectorSet {
+    /// The individual model detectors.
+    pub fn detectors(&self) -> &[ModelDetector] {
+        &self.detectors
+    }
+}
+
+impl Detector for DetectorSet {
+    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        let mut all = Vec::new();
+        for d in &mut self.detectors {
+            all.extend(d.detect(frame)?);
+        }
+        Ok(nms::merge_enclosing(all, MERGE_IOU))
+    }
+
+    fn models(&self) -> Vec<&ModelData> {
+        self.detectors.iter().flat_map(|d| d.models()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_cover_the_length_with_overlap() {
+        for (len, n) in [(1920, 3), (1080, 2), (500, 4), (100, 1)] {
+            let s = spans(len, n);
+            assert_eq!(s.len(), n as usize);
+            assert_eq!(s[0].0, 0);
+            let (last_start, last_len) = *s.last().unwrap();
+            assert_eq!(last_start + last_len, len);
+            for pair in s.windows(2) {
+                let overlap = pair[0].0 + pair[0].1 - pair[1].0;
+                assert!(n == 1 || overlap >= 48, "{len}/{n}: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_frames_are_magnified_and_large_ones_tiled() {
+        let plan = PassPlan {
+            working_size: 832,
+            max_upscale: 2.0,
+            tiles: Tiles::Auto,
+        };
+        let p = plan.passes(416, 416, None);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].scale, 2.0);
+        let p = plan.passes(1920, 1080, None);
+        // Whole frame at 832/1920, then a 3x2 grid at native resolution.
+        assert_eq!(p.len(), 7);
+        assert!((p[0].scale - 832.0 / 1920.0).abs() < 1e-6);
+        assert!(p[1..].iter().all(|t| t.tile && t.scale == 1.0));
+        let fixed = plan.passes(1920, 1080, Some((640, 640)));
+        assert_eq!(fixed.len(), 1 + 3 * 2);
+        let off = PassPlan {
+            tiles: Tiles::Off,
+            ..plan
+        };
+        assert_eq!(off.passes(4000, 3000, None).len(), 1);
+    }
+
+    #[test]
+    fn boxes_on_interior_tile_edges_are_dropped_but_frame_edges_are_kept() {
+        let tile = Rect {
+            x: 100,
+            y: 0,
+            w: 100,
+            h: 100,
+        };
+        let at = |x1, x2| Detection {
+            class: Class::Face,
+            score: 0.9,
+            bbox: crate::geometry::BBox::new(x1, 10.0, x2, 20.0),
+            landmarks: vec![],
+        };
+        assert!(touches_interior_edge(&at(100.0, 120.0), tile, 200, 100));
+        assert!(!touches_interior_edge(&at(150.0, 160.0), tile, 200, 100));
+        // The tile's right edge is the frame's right edge: a box there is whole.
+        assert!(!touches_interior_edge(&at(180.0, 200.0), tile, 200, 100));
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_with_the_range() {
+        let cfg = DetectConfig {
+            threshold: Some(1.5),
+            ..Default::default()
+        };
+        let err = cfg.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("threshold") && err.contains("between 0 and 1"),
+            "{err}"
+        );
+        let cfg = DetectConfig {
+            working_size: Some(10),
+            ..Default::default()
+        };
+        assert!(cfg
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("64 to 4096"));
+    }
+}

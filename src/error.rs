@@ -1,0 +1,137 @@
+//! One error type for the whole library.
+//!
+//! Every variant carries what a person needs to act on it: the file at fault, the value that was
+//! refused and the range that would have been accepted. The CLI prints `Display` as one line per
+//! failed file, so messages are single sentences without trailing punctuation noise.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout bystander.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in bystander.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// ONNX Runtime could not be found, fetched or loaded.
+    #[error("ONNX Runtime 1.31 is not available ({reason}); fix: set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31, or make `python3 -m pip` able to reach PyPI so bystander can fetch it")]
+    RuntimeUnavailable {
+        /// What was tried and how it failed.
+        reason: String,
+    },
+
+    /// ONNX Runtime reported an error while creating a session or running a model.
+    #[error("model {model}: ONNX Runtime error: {message}")]
+    Inference {
+        /// The model's name or path.
+        model: String,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+
+    /// A model file is missing, unreadable, altered or of the wrong family.
+    #[error("model file {}: {reason}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A model file's bytes do not match the checksum recorded for it.
+    #[error("model file {} has sha256 {actual}, expected {expected} (the file was altered or replaced; restore it from the bystander repository)", path.display())]
+    ModelChecksum {
+        /// The model file.
+        path: PathBuf,
+        /// The checksum bystander ships for it.
+        expected: String,
+        /// The checksum of the bytes on disk.
+        actual: String,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An input image could not be decoded, or is too large to decode safely.
+    #[error("{}: cannot read image: {reason}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// Why it could not be decoded.
+        reason: String,
+    },
+
+    /// An input file has a format bystander does not handle.
+    #[error("{}: unsupported input ({reason})", path.display())]
+    Unsupported {
+        /// The input file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+
+    /// A setting is out of its allowed range.
+    #[error("invalid {name} `{value}`: {allowed}")]
+    InvalidSetting {
+        /// The setting's name as the user wrote it.
+        name: &'static str,
+        /// The refused value.
+        value: String,
+        /// What would have been accepted.
+        allowed: &'static str,
+    },
+
+    /// A structured input file (zones, annotations) could not be parsed.
+    #[error("{}: line {line}: {reason}", path.display())]
+    Parse {
+        /// The file being parsed.
+        path: PathBuf,
+        /// 1-based line number (1 for whole-file formats).
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A frame buffer handed to the library does not match its declared size.
+    #[error("frame buffer of {len} bytes is too small for {width}x{height} with stride {stride}")]
+    FrameBuffer {
+        /// Declared width in pixels.
+        width: u32,
+        /// Declared height in pixels.
+        height: u32,
+        /// Declared bytes per row.
+        stride: usize,
+        /// Actual buffer length.
+        len: usize,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn model(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn inference(model: &str, err: impl std::fmt::Display) -> Self {
+        Error::Inference {
+            model: model.to_string(),
+            message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Reading photos upright and writing redacted copies whole or not at all.
+//!
+//! Reading applies the EXIF orientation before anything else sees the pixels: a phone photo
+//! stored on its side must be detected upright, or its faces are missed. Decoding runs under
+//! memory limits, so a header that claims a gigantic image is refused instead of allocated.
+//!
+//! Writing encodes from pixels only, so no EXIF, GPS or maker metadata of the input reaches the
+//! output. The bytes go to a temporary file beside the destination, are flushed to disk, and are
+//! renamed over the final name only when complete: a crash leaves either nothing or a whole file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+
+use crate::error::{Error, Result};
+
+/// Largest decoded image bytes allowed (512 MiB: a 170-megapixel RGB photo).
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// JPEG quality of redacted copies.
+pub const JPEG_QUALITY: u8 = 92;
+
+/// File extensions treated as images.
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"];
+
+/// Whether `path` has an image extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A decoded, upright image and the format it was stored in.
+pub struct LoadedImage {
+    /// The pixels, EXIF orientation applied.
+    pub image: DynamicImage,
+    /// The container format, used again for the output.
+    pub format: ImageFormat,
+}
+
+/// Decodes an image file (format from its content, not its name) and turns it upright.
+pub fn load(path: &Path) -> Result<LoadedImage> {
+    let bad = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let format = reader.format().ok_or_else(|| Error::Unsupported {
+        path: path.to_path_buf(),
+        reason: "not a recognised image format".into(),
+    })?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = reader;
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
+    image.apply_orientation(orientation);
+    Ok(LoadedImage { image, format })
+}
+
+/// A temporary path beside `dest`, unique to this process.
+pub fn temp_path_for(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{}.bystander-tmp", std::process::id()))
+}
+
+/// Writes through `write` into a temporary file beside `dest`, syncs it and renames it to `dest`.
+/// On any error the temporary file is removed and `dest` is untouched.
+pub fn write_atomic<F>(dest: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
+{
+    let tmp = temp_path_for(dest);
+    let result = (|| {
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Encodes `image` as `format` at `dest`, atomically, without metadata.
+pub fn save(image: &DynamicImage, format: ImageFormat, dest: &Path) -> Result<()> {
+    let encode_err = |e: image::ImageError| match e {
+        image::ImageError::IoError(io) => Error::io(dest, io),
+        other => Error::Image {
+            path: dest.to_path_buf(),
+            reason: format!("cannot encode: {other}"),
+        },
+    };
+    write_atomic(dest, |w| {
+        match format {
+            ImageFormat::Jpeg => {
+                let rgb = image.to_rgb8();
+                rgb.write_with_encoder(JpegEncoder::new_with_quality(&mut *w, JPEG_QUALITY))
+                    .map_err(encode_err)?;
+            }
+            ImageFormat::WebP => {
+                // image's WebP encoder is lossless and takes 8-bit RGB(A) only.
+                let img = if image.color().has_alpha() {
+                    DynamicImage::ImageRgba8(image.to_rgba8())
+                } else {
+                    DynamicImage::ImageRgb8(image.to_rgb8())
+                };
+                img.write_to(&mut *w, format).map_err(encode_err)?;
+            }
+            _ => image.write_to(&mut *w, format).map_err(encode_err)?,
+        }
+        w.flush().map_err(|e| Error::io(dest, e))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exif_rotated_photo_is_loaded_upright() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let upright = load(&dir.join("astronaut.jpg")).unwrap().image;
+        let rotated = load(&dir.join("astronaut_exif_rot6.jpg")).unwrap().image;
+        assert_eq!(upright.width(), rotated.width());
+        // Same picture within JPEG noise: compare a coarse thumbnail.
+        let a = upright.thumbnail_exact(8, 8).to_luma8();
+        let b = rotated.thumbnail_exact(8, 8).to_luma8();
+        let diff: i32 = a
+            .pixels()
+            .zip(b.pixels())
+            .map(|(p, q)| (p.0[0] as i32 - q.0[0] as i32).abs())
+            .max()
+            .unwrap();
+        assert!(diff < 20, "max thumbnail difference {diff}");
+    }
+
+    #[test]
+    fn saved_copy_has_no_exif_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/astronaut_exif_rot6.jpg");
+        assert!(std::fs::read(&src)
+            .unwrap()
+            .windows(6)
+            .any(|w| w == b"Exif\0\0"));
+        let img = load(&src).unwrap();
+        let out = dir.path().join("out.jpg");
+        save(&img.image, img.format, &out).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
+        assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_under_the_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.png");
+        let r = write_atomic(&out, |w| {
+            w.write_all(b"partial").unwrap();
+            Err(Error::io(&out, std::io::Error::other("disk full")))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn non_images_and_truncated_images_are_typed_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.jpg");
+        std::fs::write(&text, "this is not a photo").unwrap();
+        let e = load(&text).err().unwrap().to_string();
+        assert!(e.contains("notes.jpg"), "{e}");
+        let src = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/astronaut.jpg"),
+        )
+        .unwrap();
+        let cut = dir.path().join("cut.jpg");
+        std::fs::write(&cut, &src[..src.len() / 3]).unwrap();
+        // A truncated JPEG either decodes what is there or fails with an error naming the file.
+        if let Err(e) = load(&cut) {
+            assert!(e.to_string().contains("cut.jpg"), "{e}");
+        }
+    }
+}

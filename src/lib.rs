@@ -1,0 +1,42 @@
+//! bystander finds faces and licence plates with ONNX detectors and redacts them before footage
+//! leaves the device.
+//!
+//! The data path is visible in the modules:
+//!
+//! * [`image_io`]: read a photo upright (EXIF orientation), write a copy whole or not at all;
+//! * [`detect`]: frame → boxes, with one [`detect::Detector`] trait over three model families
+//!   (CenterFace, RetinaFace-style, YOLOv8), tiling and multi-model merging;
+//! * [`redact`]: boxes and privacy zones → blurred, pixelated or filled pixels;
+//! * [`pipeline`]: the stages joined for one frame ([`pipeline::FrameRedactor`]) and for parallel
+//!   jobs;
+//! * [`eval`]: coverage of labelled boxes by the masks actually applied.
+//!
+//! Privacy comes first: when detection fails, nothing is written (a frame is never passed through
+//! clear), and every setting's default is chosen for recall before speed.
+//!
+//! ```no_run
+//! use bystander::{detect::DetectConfig, pipeline::FrameRedactor, redact::RedactConfig};
+//! # fn main() -> bystander::Result<()> {
+//! let mut redactor = FrameRedactor::new(&DetectConfig::default(), RedactConfig::default())?;
+//! let mut frame = image::open("street.jpg").unwrap().to_rgb8();
+//! let found = redactor.process(&mut frame)?;
+//! println!("redacted {} objects", found.len());
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod detect;
+pub mod error;
+pub mod eval;
+pub mod geometry;
+pub mod image_io;
+pub mod models;
+pub mod pipeline;
+pub mod redact;
+pub mod runtime;
+
+pub use error::{Error, Result};
+pub use geometry::{BBox, Class, Detection, Polygon};

@@ -1,0 +1,233 @@
+//! The detector files bystander ships, and loading any model file safely.
+//!
+//! A shipped model is named by its preset and verified by sha256 before a session is made from
+//! it: a file that was truncated, swapped or tampered with is refused at start, with its path and
+//! the checksum that was expected, rather than silently finding fewer faces. A user's own ONNX
+//! file is loaded by path; it has no recorded checksum, so its family is checked instead (the
+//! input and output layout has to match what that family's decoder reads).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::geometry::Class;
+
+/// The decoder a model file needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// CenterFace: heatmap + scale + offset + landmarks at stride 4, RGB 0..255 input.
+    CenterFace,
+    /// RetinaFace-style SSD head over priors at strides 8/16/32, BGR minus mean input.
+    Retina,
+    /// YOLOv8 detect head `[1, 4 + classes, anchors]`, RGB/255 letterboxed input.
+    Yolo,
+}
+
+/// A detector bystander ships in `models/`.
+#[derive(Clone, Copy, Debug)]
+pub struct ShippedModel {
+    /// Short name used on the command line and in reports.
+    pub name: &'static str,
+    /// File name in the models folder.
+    pub file: &'static str,
+    /// sha256 of the file's bytes.
+    pub sha256: &'static str,
+    /// Which decoder it needs.
+    pub family: Family,
+    /// What it finds.
+    pub class: Class,
+}
+
+/// CenterFace (MIT), the default face detector.
+pub const CENTERFACE: ShippedModel = ShippedModel {
+    name: "centerface",
+    file: "centerface.onnx",
+    sha256: "5aaf17b351911ad4a27f126d2de45809710c458b95cba4a6478c4fd4e2e9d978",
+    family: Family::CenterFace,
+    class: Class::Face,
+};
+
+/// RetinaFace with a MobileNet-0.25 backbone (MIT): the second face detector.
+pub const RETINAFACE: ShippedModel = ShippedModel {
+    name: "retinaface",
+    file: "retinaface_mnet025.onnx",
+    sha256: "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+    family: Family::Retina,
+    class: Class::Face,
+};
+
+/// A RetinaFace-style plate detector with four corner points.
+pub const PLATE_RETINA: ShippedModel = ShippedModel {
+    name: "plate-retina",
+    file: "plate_retina_clp.onnx",
+    sha256: "1bb07d364ba3b1cca8c27176d3ea6b5997b6264dea8c9304e092c618b112d5f0",
+    family: Family::Retina,
+    class: Class::Plate,
+};
+
+/// A YOLOv8n single-class plate detector (see models/README.md for its licence caveat).
+pub const PLATE_YOLO: ShippedModel = ShippedModel {
+    name: "plate-yolo",
+    file: "plate_yolov8n_pyplatex.onnx",
+    sha256: "8903b3701555fbbdb00847fce6d798d6e2c44e27b6d1e8c31e2fd8dd15aa7dfb",
+    family: Family::Yolo,
+    class: Class::Plate,
+};
+
+/// Every shipped model.
+pub const SHIPPED: [ShippedModel; 4] = [CENTERFACE, RETINAFACE, PLATE_RETINA, PLATE_YOLO];
+
+/// Model bytes in memory, verified, shared by every session made from them.
+#[derive(Clone, Debug)]
+pub struct ModelData {
+    /// A name for messages: the shipped name, or the file name.
+    pub name: String,
+    /// Where the bytes came from.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+    /// The decoder these bytes need.
+    pub family: Family,
+    /// What the model finds.
+    pub class: Class,
+    /// The file's contents.
+    pub bytes: Arc<Vec<u8>>,
+}
+
+/// The folder shipped models are read from: `$BYSTANDER_MODEL_DIR` if set, else `models/` next to
+/// the executable or one of its parent folders (an installed layout), else this crate's own
+/// `models/` folder.
+pub fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BYSTANDER_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            let candidate = dir.join("models");
+            if candidate.join(CENTERFACE.file).is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ShippedModel {
+    /// Reads and verifies this model from [`model_dir`]; cached for the life of the process.
+    pub fn load(&self) -> Result<ModelData> {
+        static CACHE: OnceLock<Mutex<Vec<ModelData>>> = OnceLock::new();
+        let path = model_dir().join(self.file);
+        let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.iter().find(|m| m.path == path) {
+            return Ok(m.clone());
+        }
+        let m = self.load_from(&path)?;
+        cache.push(m.clone());
+        Ok(m)
+    }
+
+    /// Reads this model from `path`, refusing bytes whose sha256 differs from the shipped one.
+    pub fn load_from(&self, path: &Path) -> Result<ModelData> {
+        let bytes = read_model(path)?;
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != self.sha256 {
+            return Err(Error::ModelChecksum {
+                path: path.to_path_buf(),
+                expected: self.sha256.to_string(),
+                actual,
+            });
+        }
+        Ok(ModelData {
+            name: self.name.to_string(),
+            path: path.to_path_buf(),
+            sha256: actual,
+            family: self.family,
+            class: self.class,
+            bytes: Arc::new(bytes),
+        })
+    }
+}
+
+impl ModelData {
+    /// A user's own model file of a known family; its layout is checked when a session is made.
+    pub fn from_path(path: &Path, family: Family, class: Class) -> Result<ModelData> {
+        let bytes = read_model(path)?;
+        Ok(ModelData {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+            path: path.to_path_buf(),
+            sha256: hex(&Sha256::digest(&bytes)),
+            family,
+            class,
+            bytes: Arc::new(bytes),
+        })
+    }
+}
+
+fn read_model(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) if b.is_empty() => Err(Error::model(path, "the file is empty")),
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::model(
+            path,
+            "not found (set BYSTANDER_MODEL_DIR to the folder holding bystander's models/)",
+        )),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_models_verify_and_an_altered_copy_is_refused() {
+        for m in SHIPPED {
+            let data = m.load().unwrap();
+            assert_eq!(data.sha256, m.sha256);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("retina.onnx");
+        let mut bytes = std::fs::read(model_dir().join(RETINAFACE.file)).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&copy, &bytes).unwrap();
+        match RETINAFACE.load_from(&copy) {
+            Err(Error::ModelChecksum { path, expected, .. }) => {
+                assert_eq!(path, copy);
+                assert_eq!(expected, RETINAFACE.sha256);
+            }
+            other => panic!("expected a checksum error, got {other:?}"),
+        }
+        let err = RETINAFACE
+            .load_from(&dir.path().join("missing.onnx"))
+            .unwrap_err();
+        assert!(err.to_string().contains("missing.onnx"), "{err}");
+    }
+}

@@ -1,0 +1,174 @@
+//! Putting the stages together for one frame or one photo: detect → redact.
+//!
+//! [`FrameRedactor`] owns one set of ONNX Runtime sessions and redacts frames one at a time; it is
+//! what a host embeds. [`Workers`] hands such redactors to parallel jobs so that each thread has
+//! its own sessions (rc.15's `Session::run` takes `&mut self`) and sessions are built only once
+//! per thread, not once per file.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use image::{DynamicImage, RgbImage};
+
+use crate::detect::{DetectConfig, Detector, DetectorSet};
+use crate::error::Result;
+use crate::geometry::{Class, Detection};
+use crate::image_io;
+use crate::models::ModelData;
+use crate::redact::{self, RedactConfig};
+
+/// Detects and redacts frames with one set of sessions.
+pub struct FrameRedactor {
+    detector: DetectorSet,
+    config: RedactConfig,
+    /// Compute redaction patches on rayon's pool (for a host redacting one stream); off when
+    /// the caller already runs one redactor per core.
+    pub parallel_redact: bool,
+}
+
+impl FrameRedactor {
+    /// Builds the detectors of `detect` and checks `redact`.
+    pub fn new(detect: &DetectConfig, redact: RedactConfig) -> Result<Self> {
+        redact.validate()?;
+        Ok(FrameRedactor {
+            detector: detect.build()?,
+            config: redact,
+            parallel_redact: true,
+        })
+    }
+
+    /// The redaction settings.
+    pub fn config(&self) -> &RedactConfig {
+        &self.config
+    }
+
+    /// The model files in use.
+    pub fn models(&self) -> Vec<&ModelData> {
+        self.detector.models()
+    }
+
+    /// Finds objects without changing the frame.
+    pub fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        self.detector.detect(frame)
+    }
+
+    /// Redacts `detections` and the privacy zones in `frame`.
+    pub fn apply(&self, frame: &mut RgbImage, detections: &[Detection]) {
+        let regions = self
+            .config
+            .regions(detections, frame.width(), frame.height());
+        if self.parallel_redact {
+            redact::redact_parallel(frame, &regions);
+        } else {
+            redact::redact(frame, &regions);
+        }
+    }
+
+    /// Detects and redacts in place; returns what was found.
+    pub fn process(&mut self, frame: &mut RgbImage) -> Result<Vec<Detection>> {
+        let found = self.detect(frame)?;
+        self.apply(frame, &found);
+        Ok(found)
+    }
+}
+
+/// What happened to one photo.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImageReport {
+    /// Objects found and redacted.
+    pub detections: Vec<Detection>,
+    /// Seconds spent on this file.
+    pub seconds: f64,
+}
+
+impl ImageReport {
+    /// How many detections of `class`.
+    pub fn count(&self, class: Class) -> usize {
+        self.detections.iter().filter(|d| d.class == class).count()
+    }
+}
+
+/// Reads `input` upright, redacts it and writes it to `output` in the same format, without
+/// metadata, atomically. Nothing is written if any step fails.
+pub fn redact_image_file(
+    r: &mut FrameRedactor,
+    input: &Path,
+    output: &Path,
+) -> Result<ImageReport> {
+    let start = Instant::now();
+    let loaded = image_io::load(input)?;
+    let alpha = loaded
+        .image
+        .color()
+        .has_alpha()
+        .then(|| loaded.image.to_rgba8());
+    let mut rgb = loaded.image.to_rgb8();
+    drop(loaded.image);
+    let detections = r.process(&mut rgb)?;
+    let out = match alpha {
+        Some(mut rgba) => {
+            for (dst, src) in rgba.pixels_mut().zip(rgb.pixels()) {
+                dst.0[..3].copy_from_slice(&src.0);
+            }
+            DynamicImage::ImageRgba8(rgba)
+        }
+        None => DynamicImage::ImageRgb8(rgb),
+    };
+    image_io::save(&out, loaded.format, output)?;
+    Ok(ImageReport {
+        detections,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A pool of [`FrameRedactor`]s for parallel jobs: a job takes one (building it on first need)
+/// and puts it back when done.
+pub struct Workers {
+    detect: DetectConfig,
+    redact: RedactConfig,
+    idle: Mutex<Vec<FrameRedactor>>,
+}
+
+impl Workers {
+    /// A pool whose redactors use `detect` and `redact`. The first redactor is built now, so a
+    /// missing runtime or model is reported once, before any file is touched.
+    pub fn new(detect: DetectConfig, redact: RedactConfig) -> Result<Self> {
+        let mut first = FrameRedactor::new(&detect, redact.clone())?;
+        first.parallel_redact = false;
+        Ok(Workers {
+            detect,
+            redact,
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Runs `job` with a redactor of this pool.
+    pub fn with<T>(&self, job: impl FnOnce(&mut FrameRedactor) -> Result<T>) -> Result<T> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut r = match taken {
+            Some(r) => r,
+            None => {
+                let mut r = FrameRedactor::new(&self.detect, self.redact.clone())?;
+                r.parallel_redact = false;
+                r
+            }
+        };
+        let out = job(&mut r);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        out
+    }
+
+    /// Model names and checksums, for reports.
+    pub fn models(&self) -> Vec<(String, String)> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.first()
+            .map(|r| {
+                r.models()
+                    .iter()
+                    .map(|m| (m.name.clone(), m.sha256.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
