@@ -106,6 +106,10 @@ pub struct EvalReport {
     pub detections: usize,
     /// Seconds of wall time.
     pub seconds: f64,
+    /// Images that could not be read, with the reason; their boxes are in no tally.
+    pub unreadable: Vec<String>,
+    /// Labelled boxes of the unreadable images.
+    pub unscored_boxes: usize,
 }
 
 /// The bucket index of a box height.
@@ -123,8 +127,9 @@ struct ImageResult {
 }
 
 /// Detects and masks every annotated image with `workers` and scores coverage. Images run in
-/// parallel on the current rayon pool. An unreadable image fails the evaluation (a score that
-/// silently skipped images would overstate coverage).
+/// parallel on the current rayon pool. An image that cannot be read is listed in
+/// [`EvalReport::unreadable`] and its boxes are left out of every tally (the report says so,
+/// rather than silently scoring fewer boxes); a detection failure fails the evaluation.
 pub fn evaluate(annotations: &Path, workers: &Workers) -> Result<EvalReport> {
     let start = std::time::Instant::now();
     let list = read_annotations(annotations)?;
@@ -133,7 +138,10 @@ pub fn evaluate(annotations: &Path, workers: &Workers) -> Result<EvalReport> {
         .par_iter()
         .map(|a| {
             let path = base.join(&a.image);
-            let rgb = image_io::load(&path)?.image.to_rgb8();
+            let rgb = match image_io::load(&path) {
+                Ok(img) => img.image.to_rgb8(),
+                Err(e) => return Ok(Err((e.to_string(), a.boxes().count()))),
+            };
             let (w, h) = rgb.dimensions();
             workers.with(|r| {
                 let found = r.detect(&rgb)?;
@@ -143,24 +151,32 @@ pub fn evaluate(annotations: &Path, workers: &Workers) -> Result<EvalReport> {
                 for (_, b) in a.boxes() {
                     tallies[bucket(b.height())].add(mask.fraction_of(&b) >= COVERED_AT);
                 }
-                Ok(ImageResult {
+                Ok(Ok(ImageResult {
                     tallies,
                     masked: mask.fraction(),
                     detections: found.len(),
-                })
+                }))
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut report = EvalReport {
-        images: results.len(),
-        ..Default::default()
-    };
-    for r in &results {
+    let mut report = EvalReport::default();
+    let mut ok = Vec::new();
+    for r in results {
+        match r {
+            Ok(r) => ok.push(r),
+            Err((reason, boxes)) => {
+                report.unreadable.push(reason);
+                report.unscored_boxes += boxes;
+            }
+        }
+    }
+    report.images = ok.len();
+    for r in &ok {
         for (acc, t) in report.by_height.iter_mut().zip(&r.tallies) {
             acc.merge(t);
             report.overall.merge(t);
         }
-        report.mean_masked_fraction += r.masked / results.len() as f64;
+        report.mean_masked_fraction += r.masked / ok.len() as f64;
         report.detections += r.detections;
     }
     report.seconds = start.elapsed().as_secs_f64();

@@ -142,7 +142,7 @@ fn fetch_from_pypi(dest: &Path) -> std::result::Result<(), String> {
         tempdir_in(dir).map_err(|e| format!("cannot create a folder in {}: {e}", dir.display()))?;
     let result = (|| {
         eprintln!(
-            "bystander: fetching ONNX Runtime {ORT_VERSION} from PyPI into {} (first run only)",
+            "note: fetching ONNX Runtime {ORT_VERSION} from PyPI into {} (first run only)",
             dir.display()
         );
         let out = Command::new("python3")

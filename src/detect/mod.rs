@@ -412,8 +412,8 @@ fn preset(recall: Recall, class: Class) -> Vec<(models::ShippedModel, f32, PassP
         (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 1.0, Tiles::Off))],
         (Recall::Fast, Class::Plate) => vec![(models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off))],
         (Recall::Balanced, Class::Face) => vec![
-            (models::CENTERFACE, 0.2, plan(832, 2.0, Tiles::Auto)),
-            (models::RETINAFACE, 0.2, plan(832, 2.0, Tiles::Auto)),
+            (models::CENTERFACE, 0.15, plan(832, 2.0, Tiles::Auto)),
+            (models::RETINAFACE, 0.15, plan(832, 2.0, Tiles::Auto)),
         ],
         (Recall::Balanced, Class::Plate) => vec![
             (models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Auto)),

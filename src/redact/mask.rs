@@ -175,11 +175,15 @@ mod tests {
     #[test]
     fn areas_outside_the_frame_are_clipped() {
         let mut m = CoverageMask::new(10, 10);
-        m.add(&Area::Ellipse(BBox::new(-50.0, -50.0, 5.0, 5.0)));
+        m.add(&Area::Rect(BBox::new(-50.0, -50.0, 5.0, 5.0)));
+        m.add(&Area::Ellipse(BBox::new(-10.0, 0.0, 10.0, 10.0)));
         m.add(&Area::Rect(BBox::new(20.0, 20.0, 30.0, 30.0)));
         m.add(&Area::Rect(BBox::new(f32::NAN, 0.0, 3.0, 3.0)));
-        assert!(m.get(0, 0));
-        assert!(!m.get(9, 9));
+        assert!(m.get(0, 0) && m.get(4, 4) && !m.get(5, 0));
+        assert!(m.get(0, 9) && !m.get(9, 9));
+        // Rows of the half ellipse hold 4, 7, 9, 10, 10, 10, 10, 9, 7, 4 pixels; the rect adds one
+        // to row 0 (5 instead of 4).
+        assert_eq!(m.fraction(), 0.81);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bystander::detect::{DetectConfig, ModelSource, Recall, Tiles};
 use bystander::models::Family;
-use bystander::redact::{parse_color, RedactConfig, Style, Zones};
+use bystander::redact::{parse_color, RedactConfig, Shape, Style, Zones};
 use bystander::{Class, Error, Result};
 use clap::{Args, Parser, Subcommand};
 
@@ -76,7 +76,10 @@ pub struct Settings {
     /// Score threshold for every model, overriding the preset's (0 < t < 1).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Factor every box is grown by before masking (1.0 to 4.0; default 1.3 faces, 1.2 plates).
+    /// Mask shape for faces (plates are always rectangles): ellipse or rect.
+    #[arg(long, default_value = "ellipse", value_parser = ["ellipse", "rect"])]
+    pub shape: String,
+    /// Factor every box is grown by before masking (1.0 to 4.0; default 1.7 faces (ellipse), 1.2 plates).
     #[arg(long)]
     pub mask_scale: Option<f32>,
     /// Long side in pixels of the whole-frame detection pass (64 to 4096).
@@ -185,6 +188,9 @@ impl Settings {
             s => s,
         };
         cfg.set_style(style);
+        if self.shape == "rect" {
+            cfg.face.shape = Shape::Rect;
+        }
         if let Some(s) = self.mask_scale {
             cfg.face.mask_scale = s;
             cfg.plate.mask_scale = s;

@@ -112,12 +112,20 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
     let classes = detect.classes.clone();
     let workers = Workers::new(detect, a.settings.redact_config()?)?;
     let report = pool(a.settings.jobs()?).install(|| eval::evaluate(&a.annotations, &workers))?;
+    for reason in &report.unreadable {
+        eprintln!("bystander: {reason}");
+    }
+    let code = if report.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    };
     if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("the report is plain data")
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let pct = |t: &eval::Tally| t.fraction().map_or("-".to_string(), |f| format!("{f:.3}"));
     let names: Vec<&str> = classes.iter().map(|c| c.name()).collect();
@@ -152,7 +160,14 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
         report.seconds,
         1000.0 * report.seconds / report.images.max(1) as f64
     );
-    Ok(ExitCode::SUCCESS)
+    if !report.unreadable.is_empty() {
+        println!(
+            "NOT SCORED: {} unreadable images with {} labelled boxes (listed above)",
+            report.unreadable.len(),
+            report.unscored_boxes
+        );
+    }
+    Ok(code)
 }
 
 fn list_models() -> Result<ExitCode> {

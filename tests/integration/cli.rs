@@ -1,0 +1,210 @@
+//! The `bystander` binary on folders of fixtures.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn bystander() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bystander"))
+}
+
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage, r: bystander::BBox) -> f64 {
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for y in r.y1 as u32..r.y2 as u32 {
+        for x in r.x1 as u32..r.x2 as u32 {
+            for c in 0..3 {
+                sum +=
+                    (a.get_pixel(x, y).0[c] as i64 - b.get_pixel(x, y).0[c] as i64).unsigned_abs();
+            }
+            n += 3;
+        }
+    }
+    sum as f64 / n as f64
+}
+
+fn tree_with_fixtures(root: &Path) {
+    std::fs::create_dir_all(root.join("cam 1/2026-11-28")).unwrap();
+    std::fs::copy(
+        fixture("astronaut_exif_rot6.jpg"),
+        root.join("cam 1/2026-11-28/portrait.jpg"),
+    )
+    .unwrap();
+    std::fs::copy(fixture("plate_scene.jpg"), root.join("car.jpg")).unwrap();
+}
+
+#[test]
+fn redact_mirrors_a_folder_strips_metadata_and_hides_face_and_plate() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    tree_with_fixtures(&src);
+    let before = std::fs::read(src.join("car.jpg")).unwrap();
+    let status = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--quiet")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Mirrored tree, inputs untouched.
+    let portrait = out.join("cam 1/2026-11-28/portrait.jpg");
+    assert!(portrait.is_file() && out.join("car.jpg").is_file());
+    assert_eq!(std::fs::read(src.join("car.jpg")).unwrap(), before);
+    // The EXIF-rotated portrait comes out upright (orientation applied, metadata gone).
+    let bytes = std::fs::read(&portrait).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
+    let red = bystander::image_io::load(&portrait)
+        .unwrap()
+        .image
+        .to_rgb8();
+    let orig = rgb("astronaut.jpg");
+    assert_eq!(red.dimensions(), orig.dimensions());
+    // Face region changed a lot, a far corner barely (JPEG re-encoding only).
+    let face = bbox(ASTRONAUT_CENTERFACE);
+    assert!(mean_abs_diff(&red, &orig, face) > 20.0);
+    assert!(
+        mean_abs_diff(
+            &red,
+            &orig,
+            bystander::BBox::new(400.0, 400.0, 500.0, 500.0)
+        ) < 4.0
+    );
+    let car = bystander::image_io::load(&out.join("car.jpg"))
+        .unwrap()
+        .image
+        .to_rgb8();
+    assert!(mean_abs_diff(&car, &rgb("plate_scene.jpg"), bbox(PLATE_DRAWN)) > 20.0);
+}
+
+#[test]
+fn a_bad_file_is_reported_by_name_and_the_rest_still_done_with_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    tree_with_fixtures(&src);
+    std::fs::write(src.join("notes.jpg"), "not a photo").unwrap();
+    std::fs::write(src.join("empty.png"), "").unwrap();
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("notes.jpg") && err.contains("empty.png"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("bystander:")).count(),
+        2,
+        "{err}"
+    );
+    assert!(out.join("car.jpg").is_file() && out.join("cam 1/2026-11-28/portrait.jpg").is_file());
+    assert!(!out.join("notes.jpg").exists() && !out.join("empty.png").exists());
+}
+
+#[test]
+fn fill_style_with_colour_and_zones_are_applied() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let zones = d.path().join("zones.json");
+    // Bottom-right quarter of the frame as a zone, in fractions.
+    std::fs::write(
+        &zones,
+        r#"{"units": "fraction", "zones": [[[0.5,0.5],[1,0.5],[1,1],[0.5,1]]]}"#,
+    )
+    .unwrap();
+    let status = bystander()
+        .args([
+            "redact",
+            "--quiet",
+            "--style",
+            "fill",
+            "--fill-color",
+            "00ff00",
+            "--classes",
+            "face",
+            "--zones",
+        ])
+        .arg(&zones)
+        .arg(fixture("astronaut.jpg"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let img = bystander::image_io::load(&out.join("astronaut.jpg"))
+        .unwrap()
+        .image
+        .to_rgb8();
+    let green = |x, y| {
+        let p: &image::Rgb<u8> = img.get_pixel(x, y);
+        p.0[1] > 200 && p.0[0] < 60 && p.0[2] < 60
+    };
+    assert!(green(225, 118), "face centre filled");
+    assert!(green(400, 400), "zone filled");
+    assert!(
+        !green(100, 450) && !green(400, 100),
+        "outside face and zone untouched"
+    );
+}
+
+#[test]
+fn refuses_an_output_folder_inside_the_input_and_bad_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in");
+    tree_with_fixtures(&src);
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(src.join("redacted"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outside every input"));
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .args(["-o", "x", "--threshold", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("between 0 and 1"));
+    assert!(!d.path().join("in/redacted").exists());
+}
+
+#[test]
+fn eval_scores_coverage_of_labelled_boxes() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("astronaut.jpg"), d.path().join("a.jpg")).unwrap();
+    std::fs::copy(fixture("plate_scene.jpg"), d.path().join("p.jpg")).unwrap();
+    let ann = d.path().join("ann.jsonl");
+    // The face as a person would box it, a plate, and a "face" on the blank wall nobody could find.
+    std::fs::write(
+        &ann,
+        "{\"image\": \"a.jpg\", \"faces\": [[185, 62, 266, 175], [20, 20, 50, 60]]}\n{\"image\": \"p.jpg\", \"plates\": [[390, 420, 570, 462]]}\n",
+    )
+    .unwrap();
+    let o = bystander()
+        .args(["eval", "--json"])
+        .arg(&ann)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["images"], 2);
+    assert_eq!(r["overall"]["total"], 3);
+    assert_eq!(r["overall"]["covered"], 2);
+    // The 113-px face and the 42-px plate land in their height buckets.
+    assert_eq!(r["by_height"][4]["covered"], 1);
+    assert_eq!(r["by_height"][3]["covered"], 1);
+    assert_eq!(r["by_height"][3]["total"], 2);
+    let masked = r["mean_masked_fraction"].as_f64().unwrap();
+    assert!(masked > 0.01 && masked < 0.2, "{masked}");
+}

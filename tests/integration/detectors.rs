@@ -1,0 +1,197 @@
+//! Each model family against boxes verified with Python onnxruntime, tiling, and model checks.
+
+use bystander::detect::{
+    DetectConfig, Detector, ModelDetector, ModelSource, PassPlan, Recall, Tiles,
+};
+use bystander::models::{self, Family, ModelData};
+use bystander::{Class, Detection, Error};
+
+use crate::support::*;
+
+/// One model at the image's native size, as the Python reference ran it.
+fn native(model: models::ShippedModel, threshold: f32, long_side: u32) -> ModelDetector {
+    let plan = PassPlan {
+        working_size: long_side,
+        max_upscale: 1.0,
+        tiles: Tiles::Off,
+    };
+    ModelDetector::new(model.load().unwrap(), threshold, plan, 2).unwrap()
+}
+
+fn single(found: &[Detection], class: Class) -> &Detection {
+    let of_class: Vec<&Detection> = found.iter().filter(|d| d.class == class).collect();
+    assert_eq!(of_class.len(), 1, "expected one {class}, found {found:?}");
+    of_class[0]
+}
+
+fn assert_matches(d: &Detection, expected: [f32; 4], min_iou: f32) {
+    let iou = d.bbox.iou(&bbox(expected));
+    assert!(
+        iou >= min_iou,
+        "IoU {iou:.3} of {:?} with reference {expected:?}",
+        d.bbox
+    );
+}
+
+#[test]
+fn centerface_finds_the_astronaut_where_the_reference_did() {
+    let found = native(models::CENTERFACE, 0.5, 512)
+        .detect(&rgb("astronaut.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Face);
+    assert_matches(d, ASTRONAUT_CENTERFACE, 0.97);
+    assert!((d.score - 0.929).abs() < 0.02, "score {}", d.score);
+    // Five landmarks, all inside the face box: eyes above the mouth corners.
+    assert_eq!(d.landmarks.len(), 5);
+    let b = d.bbox;
+    assert!(d
+        .landmarks
+        .iter()
+        .all(|[x, y]| *x > b.x1 && *x < b.x2 && *y > b.y1 && *y < b.y2));
+    assert!(d.landmarks[0][1] < d.landmarks[3][1] && d.landmarks[0][0] < d.landmarks[1][0]);
+}
+
+#[test]
+fn retinaface_finds_the_astronaut_where_the_reference_did() {
+    let found = native(models::RETINAFACE, 0.5, 512)
+        .detect(&rgb("astronaut.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Face);
+    assert_matches(d, ASTRONAUT_RETINAFACE, 0.97);
+    assert!(d.score > 0.99);
+    assert_eq!(d.landmarks.len(), 5);
+}
+
+#[test]
+fn retina_plate_model_finds_the_drawn_plate() {
+    let found = native(models::PLATE_RETINA, 0.3, 960)
+        .detect(&rgb("plate_scene.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Plate);
+    assert_matches(d, PLATE_RETINA, 0.95);
+    assert!((d.score - 0.462).abs() < 0.03, "score {}", d.score);
+    assert_eq!(d.landmarks.len(), 4, "four plate corners");
+    assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.7);
+}
+
+#[test]
+fn yolo_plate_model_finds_the_drawn_plate() {
+    let found = native(models::PLATE_YOLO, 0.3, 960)
+        .detect(&rgb("plate_scene.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Plate);
+    assert_matches(d, PLATE_YOLO, 0.95);
+    assert!((d.score - 0.744).abs() < 0.03, "score {}", d.score);
+    assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
+}
+
+#[test]
+fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
+    let cfg = DetectConfig::default();
+    let mut set = cfg.build().unwrap();
+    let face = set.detect(&rgb("astronaut.jpg")).unwrap();
+    let d = single(&face, Class::Face);
+    assert_matches(d, ASTRONAUT_RETINAFACE, 0.85);
+    // Merging by enclosure: the merged box holds each face model's own box.
+    for choice in cfg
+        .resolve()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.model.class == Class::Face)
+    {
+        let mut one = ModelDetector::new(choice.model, choice.threshold, choice.plan, 2).unwrap();
+        let own = one.detect(&rgb("astronaut.jpg")).unwrap();
+        let b = single(&own, Class::Face).bbox;
+        assert_eq!(
+            d.bbox.enclose(&b),
+            d.bbox,
+            "{:?} does not enclose {b:?}",
+            d.bbox
+        );
+    }
+    let plate = set.detect(&rgb("plate_scene.jpg")).unwrap();
+    single(&plate, Class::Plate);
+    assert!(plate.iter().all(|d| d.class == Class::Plate), "{plate:?}");
+}
+
+/// A 1920x1080 frame with the astronaut's face shrunk to about 22 px high near a tile corner.
+fn small_face_frame() -> (image::RgbImage, bystander::BBox) {
+    let src = rgb("astronaut.jpg");
+    let crop = image::imageops::crop_imm(&src, 150, 30, 150, 180).to_image();
+    let small = image::imageops::resize(&crop, 25, 30, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(1920, 1080, image::Rgb([96, 100, 104]));
+    let (x, y) = (1400, 700);
+    image::imageops::overlay(&mut frame, &small, x, y);
+    // The face inside the crop was at about (181..270, 58..178) of the source.
+    let s = 25.0 / 150.0;
+    let face = bystander::BBox::new(
+        x as f32 + 31.0 * s,
+        y as f32 + 28.0 * s,
+        x as f32 + 120.0 * s,
+        y as f32 + 148.0 * s,
+    );
+    (frame, face)
+}
+
+#[test]
+fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
+    let (frame, face) = small_face_frame();
+    let plan = |tiles| PassPlan {
+        working_size: 832,
+        max_upscale: 2.0,
+        tiles,
+    };
+    let cf = || models::CENTERFACE.load().unwrap();
+    let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
+    let mut tiled = ModelDetector::new(cf(), 0.3, plan(Tiles::Auto), 2).unwrap();
+    assert_eq!(tiled.passes(1920, 1080).len(), 7);
+    let hits = |found: Vec<Detection>| found.iter().filter(|d| d.bbox.iou(&face) > 0.3).count();
+    assert_eq!(
+        hits(whole.detect(&frame).unwrap()),
+        0,
+        "the 832-px pass alone should not see a 22-px face"
+    );
+    assert_eq!(hits(tiled.detect(&frame).unwrap()), 1);
+}
+
+#[test]
+fn a_model_of_the_wrong_family_is_refused_with_its_path() {
+    let path = models::model_dir().join(models::RETINAFACE.file);
+    for family in [Family::CenterFace, Family::Yolo] {
+        let data = ModelData::from_path(&path, family, Class::Face).unwrap();
+        let plan = PassPlan {
+            working_size: 640,
+            max_upscale: 1.0,
+            tiles: Tiles::Off,
+        };
+        match ModelDetector::new(data, 0.5, plan, 1) {
+            Err(Error::Model { path: p, reason }) => {
+                assert_eq!(p, path);
+                assert!(
+                    reason.contains("does not look like") || reason.contains("not a"),
+                    "{reason}"
+                );
+            }
+            Err(e) => panic!("expected a model error, got {e}"),
+            Ok(_) => panic!("a RetinaFace file was accepted as {family:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_users_own_model_file_is_loaded_by_path() {
+    let path = models::model_dir().join(models::CENTERFACE.file);
+    let cfg = DetectConfig {
+        classes: vec![Class::Face],
+        recall: Recall::Fast,
+        models: vec![ModelSource::File {
+            path: path.clone(),
+            family: Family::CenterFace,
+            class: Class::Face,
+        }],
+        ..Default::default()
+    };
+    let mut set = cfg.build().unwrap();
+    assert_eq!(set.models()[0].path, path);
+    single(&set.detect(&rgb("astronaut.jpg")).unwrap(), Class::Face);
+}

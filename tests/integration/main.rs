@@ -1,0 +1,11 @@
+//! Integration tests: real models on real (shippable) photos, and the CLI end to end.
+//!
+//! Fixtures in `tests/fixtures`: `astronaut.jpg` (NASA portrait of Eileen Collins, public
+//! domain, as shipped in scikit-image's data), an EXIF-rotated copy of it, and `plate_scene.jpg`,
+//! a generated car with an EU-style plate (`make_plate_scene.py`). The expected boxes were
+//! computed independently with Python onnxruntime and numpy (`scripts/reference_boxes.py`), not
+//! by this crate.
+
+mod cli;
+mod detectors;
+mod support;
