@@ -119,8 +119,12 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
     Ok(plan)
 }
 
-/// The default filter: image files.
+/// The default filter: image files, and clips when the `video` feature is on.
 pub fn is_supported(path: &Path) -> bool {
+    #[cfg(feature = "video")]
+    if crate::video::is_video_path(path) {
+        return true;
+    }
     is_image_path(path)
 }
 

@@ -99,6 +99,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A clip could not be read, decoded, encoded or written.
+    #[error("{}: video: {reason}", path.display())]
+    Video {
+        /// The clip (input or output) at fault.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+
     /// A frame buffer handed to the library does not match its declared size.
     #[error("frame buffer of {len} bytes is too small for {width}x{height} with stride {stride}")]
     FrameBuffer {

@@ -37,6 +37,9 @@ pub mod models;
 pub mod pipeline;
 pub mod redact;
 pub mod runtime;
+pub mod track;
+#[cfg(feature = "video")]
+pub mod video;
 
 pub use error::{Error, Result};
 pub use geometry::{BBox, Class, Detection, Polygon};

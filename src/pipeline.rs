@@ -73,20 +73,17 @@ impl FrameRedactor {
     }
 }
 
-/// What happened to one photo.
+/// What happened to one file.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ImageReport {
-    /// Objects found and redacted.
+    /// Objects found and redacted (photos; empty for clips, which report counts only).
     pub detections: Vec<Detection>,
+    /// Faces redacted.
+    pub faces: usize,
+    /// Plates redacted.
+    pub plates: usize,
     /// Seconds spent on this file.
     pub seconds: f64,
-}
-
-impl ImageReport {
-    /// How many detections of `class`.
-    pub fn count(&self, class: Class) -> usize {
-        self.detections.iter().filter(|d| d.class == class).count()
-    }
 }
 
 /// Reads `input` upright, redacts it and writes it to `output` in the same format, without
@@ -116,7 +113,10 @@ pub fn redact_image_file(
         None => DynamicImage::ImageRgb8(rgb),
     };
     image_io::save(&out, loaded.format, output)?;
+    let count = |c: Class| detections.iter().filter(|d| d.class == c).count();
     Ok(ImageReport {
+        faces: count(Class::Face),
+        plates: count(Class::Plate),
         detections,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -157,6 +157,11 @@ impl Workers {
         let out = job(&mut r);
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         out
+    }
+
+    /// The settings the redactors are built with.
+    pub fn configs(&self) -> (&DetectConfig, &RedactConfig) {
+        (&self.detect, &self.redact)
     }
 
     /// Model names and checksums, for reports.

@@ -45,6 +45,67 @@ pub struct RedactArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(flatten)]
+    pub video: VideoArgs,
+}
+
+/// Clip settings.
+#[derive(Args)]
+pub struct VideoArgs {
+    /// FFmpeg video encoder for clips.
+    #[arg(long, default_value = "libx264")]
+    pub encoder: String,
+    /// Quality (constant rate factor) for x264/x265: lower is better, 0 to 51.
+    #[arg(long, default_value_t = 23)]
+    pub crf: u8,
+    /// Encoder preset for x264/x265 (ultrafast ... veryslow).
+    #[arg(long, default_value = "medium")]
+    pub preset: String,
+    /// Keep container and stream metadata (location, device, dates); stripped by default.
+    #[arg(long)]
+    pub keep_metadata: bool,
+    /// Frames a mask persists after its object's last detection.
+    #[arg(long, default_value_t = 8)]
+    pub hold: usize,
+    /// Frames a mask is drawn before its object's first detection (adds this much look-ahead).
+    #[arg(long, default_value_t = 4)]
+    pub backfill: usize,
+    /// Detect on every Nth frame only (speed mode); masks are carried in between.
+    #[arg(long, default_value_t = 1)]
+    pub detect_every: usize,
+}
+
+#[cfg(feature = "video")]
+impl VideoArgs {
+    pub fn options(&self, workers: usize) -> Result<bystander::video::VideoOptions> {
+        if self.crf > 51 {
+            return Err(Error::InvalidSetting {
+                name: "crf",
+                value: self.crf.to_string(),
+                allowed: "0 to 51",
+            });
+        }
+        if self.detect_every == 0 {
+            return Err(Error::InvalidSetting {
+                name: "detect-every",
+                value: "0".into(),
+                allowed: "at least 1",
+            });
+        }
+        Ok(bystander::video::VideoOptions {
+            encoder: self.encoder.clone(),
+            crf: self.crf,
+            preset: self.preset.clone(),
+            keep_metadata: self.keep_metadata,
+            track: bystander::track::TrackConfig {
+                hold: self.hold.max(self.detect_every - 1),
+                backfill: self.backfill,
+                ..Default::default()
+            },
+            detect_every: self.detect_every,
+            workers,
+        })
+    }
 }
 
 #[derive(Args)]

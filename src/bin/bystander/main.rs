@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bystander::eval::{self, BUCKET_LABELS};
-use bystander::pipeline::{redact_image_file, Workers};
+use bystander::pipeline::{redact_image_file, ImageReport, Workers};
 use bystander::{batch, models, runtime, Class, Result};
 use clap::Parser;
 use rayon::prelude::*;
@@ -52,45 +52,52 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     let failed = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let total = plan.jobs.len();
-    pool(a.settings.jobs()?).install(|| {
-        plan.jobs.par_iter().for_each(|job| {
-            if !a.overwrite && job.output.is_file() {
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if !a.quiet {
-                    println!(
-                        "[{n}/{total}] kept {} (exists; --overwrite redoes it)",
-                        job.output.display()
-                    );
-                }
-                return;
-            }
-            let result = (|| {
-                if let Some(parent) = job.output.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| bystander::Error::Io {
-                        path: parent.to_path_buf(),
-                        source: e,
-                    })?;
-                }
-                workers.with(|r| redact_image_file(r, &job.input, &job.output))
-            })();
+    // Photos run side by side, one per job; a clip brings one detection thread per core, so
+    // clips run one after another.
+    let (clips, photos): (Vec<_>, Vec<_>) = plan.jobs.iter().partition(|j| is_clip(&j.input));
+    let jobs = a.settings.jobs()?;
+    let run_job = |job: &&batch::Job| {
+        if !a.overwrite && job.output.is_file() {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            match result {
-                Ok(rep) if !a.quiet => println!(
-                    "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
-                    job.input.display(),
-                    job.output.display(),
-                    rep.count(Class::Face),
-                    rep.count(Class::Plate),
-                    rep.seconds
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("bystander: {e}");
-                }
+            if !a.quiet {
+                println!(
+                    "[{n}/{total}] kept {} (exists; --overwrite redoes it)",
+                    job.output.display()
+                );
             }
-        })
-    });
+            return;
+        }
+        let result = (|| {
+            if let Some(parent) = job.output.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| bystander::Error::Io {
+                    path: parent.to_path_buf(),
+                    source: e,
+                })?;
+            }
+            if is_clip(&job.input) {
+                return redact_clip_job(&a, job, &workers);
+            }
+            workers.with(|r| redact_image_file(r, &job.input, &job.output))
+        })();
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        match result {
+            Ok(rep) if !a.quiet => println!(
+                "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
+                job.input.display(),
+                job.output.display(),
+                rep.faces,
+                rep.plates,
+                rep.seconds
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("bystander: {e}");
+            }
+        }
+    };
+    pool(jobs).install(|| photos.par_iter().for_each(run_job));
+    clips.iter().for_each(run_job);
     let failed = failed.into_inner();
     if !a.quiet {
         println!(
@@ -103,6 +110,49 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn is_clip(path: &std::path::Path) -> bool {
+    #[cfg(feature = "video")]
+    if bystander::video::is_video_path(path) {
+        return true;
+    }
+    let _ = path;
+    false
+}
+
+#[cfg(feature = "video")]
+fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<ImageReport> {
+    // A clip brings its own detection threads, one per core.
+    let opts = a
+        .video
+        .options(std::thread::available_parallelism().map_or(1, |n| n.get()))?;
+    let (detect, redact) = workers.configs();
+    let r = bystander::video::redact_clip(&job.input, &job.output, detect, redact, &opts, &|_| {})?;
+    if !a.quiet {
+        println!(
+            "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}",
+            r.frames,
+            r.frames as f64 / r.seconds.max(1e-9),
+            r.fail_closed_frames,
+            r.decode_errors,
+            r.rotation
+        );
+    }
+    Ok(ImageReport {
+        detections: Vec::new(),
+        seconds: r.seconds,
+        faces: r.faces,
+        plates: r.plates,
+    })
+}
+
+#[cfg(not(feature = "video"))]
+fn redact_clip_job(_: &RedactArgs, job: &batch::Job, _: &Workers) -> Result<ImageReport> {
+    Err(bystander::Error::Unsupported {
+        path: job.input.clone(),
+        reason: "this build has no video support (feature `video`)".into(),
     })
 }
 

@@ -1,0 +1,181 @@
+//! Clips in, redacted clips out: decode → detect → hold → redact → encode.
+//!
+//! Why FFmpeg's libraries in-process (the `ffmpeg-next` crate against the system's libav* 5.x)
+//! rather than the `ffmpeg` command as a subprocess: a raw-frame pipe carries no timestamps, so a
+//! variable-frame-rate clip would come out retimed; in-process, every decoded frame keeps its
+//! `pts` and is encoded with it by construction. Audio and subtitle streams are copied packet by
+//! packet (bit-exact, with their own timestamps), rotation side data is read and written back,
+//! and nothing but the pixels needs to cross a process boundary. The cost is a build-time
+//! dependency on libav*-dev and clang, which `scripts/deps` installs.
+//!
+//! Stages overlap: the calling thread demuxes, decodes, redacts, encodes and muxes, while
+//! detection runs on `workers` threads, each with its own ONNX Runtime sessions (1 intra-op
+//! thread each: the workers own the cores). Frames in flight are bounded (workers × 2 plus the
+//! tracker's look-ahead), so memory stays flat however long the clip is.
+//!
+//! Fail closed: a frame the decoder flags as corrupt, or whose detection fails, is written fully
+//! redacted and counted; a clip whose container cannot be read fails as a whole and leaves no
+//! output.
+
+mod transcode;
+
+use std::path::Path;
+
+use crate::geometry::{BBox, Class, Detection};
+use crate::track::TrackConfig;
+
+pub use transcode::redact_clip;
+
+/// File extensions treated as clips, with the FFmpeg muxer used to write them.
+pub const VIDEO_EXTENSIONS: [(&str, &str); 8] = [
+    ("mp4", "mp4"),
+    ("m4v", "mp4"),
+    ("mov", "mov"),
+    ("mkv", "matroska"),
+    ("webm", "webm"),
+    ("avi", "avi"),
+    ("ts", "mpegts"),
+    ("mts", "mpegts"),
+];
+
+/// The muxer for a clip path, by extension.
+pub fn muxer_for(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    VIDEO_EXTENSIONS
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map(|(_, m)| *m)
+}
+
+/// Whether `path` has a clip extension.
+pub fn is_video_path(path: &Path) -> bool {
+    muxer_for(path).is_some()
+}
+
+/// How a clip is encoded and tracked.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VideoOptions {
+    /// FFmpeg encoder name (libx264, libx265, libvpx-vp9, ...).
+    pub encoder: String,
+    /// Constant rate factor for encoders that take one.
+    pub crf: u8,
+    /// Encoder preset for encoders that take one.
+    pub preset: String,
+    /// Copy container and stream metadata (location, device, dates); stripped by default.
+    pub keep_metadata: bool,
+    /// Temporal hold and back-fill.
+    pub track: TrackConfig,
+    /// Run detection on every Nth frame only; the tracker carries masks in between.
+    pub detect_every: usize,
+    /// Detection threads (each with its own sessions).
+    pub workers: usize,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        VideoOptions {
+            encoder: "libx264".into(),
+            crf: 23,
+            preset: "medium".into(),
+            keep_metadata: false,
+            track: TrackConfig::default(),
+            detect_every: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// What happened to one clip.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ClipReport {
+    /// Frames written (equal to frames decoded).
+    pub frames: usize,
+    /// Frames detection ran on.
+    pub detected_frames: usize,
+    /// Frames written fully redacted because they were corrupt or detection failed.
+    pub fail_closed_frames: usize,
+    /// Packets the decoder rejected.
+    pub decode_errors: usize,
+    /// Detections of faces over all frames (detector output, before hold).
+    pub faces: usize,
+    /// Detections of plates.
+    pub plates: usize,
+    /// Frames with a detection that the previous or next frame's detections lack.
+    pub flicker_frames_detected: usize,
+    /// The same count over the boxes actually redacted (after hold and back-fill).
+    pub flicker_frames_redacted: usize,
+    /// Display rotation of the video stream in degrees clockwise (0, 90, 180, 270).
+    pub rotation: u32,
+    /// Seconds of wall time.
+    pub seconds: f64,
+}
+
+impl ClipReport {
+    fn count(&mut self, dets: &[Detection]) {
+        for d in dets {
+            match d.class {
+                Class::Face => self.faces += 1,
+                Class::Plate => self.plates += 1,
+            }
+        }
+    }
+}
+
+/// Maps a box found on the upright picture back to the stored picture, for a stream displayed
+/// rotated `rotation` degrees clockwise. `w` and `h` are the stored picture's size.
+pub fn box_from_upright(b: &BBox, rotation: u32, w: u32, h: u32) -> BBox {
+    let (w, h) = (w as f32, h as f32);
+    let point = |u: f32, v: f32| match rotation {
+        90 => [v, h - u],
+        180 => [w - u, h - v],
+        270 => [w - v, u],
+        _ => [u, v],
+    };
+    let [x1, y1] = point(b.x1, b.y1);
+    let [x2, y2] = point(b.x2, b.y2);
+    BBox::new(x1, y1, x2, y2)
+}
+
+/// The upright picture of a stored frame displayed rotated `rotation` degrees clockwise.
+pub fn upright(stored: &image::RgbImage, rotation: u32) -> Option<image::RgbImage> {
+    match rotation {
+        90 => Some(image::imageops::rotate90(stored)),
+        180 => Some(image::imageops::rotate180(stored)),
+        270 => Some(image::imageops::rotate270(stored)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_on_the_upright_picture_map_back_to_the_stored_pixels() {
+        let (w, h) = (40u32, 20u32);
+        let mut stored = image::RgbImage::new(w, h);
+        // A marked 1-pixel square at stored (30, 5).
+        stored.put_pixel(30, 5, image::Rgb([255, 0, 0]));
+        for rot in [0, 90, 180, 270] {
+            let up = upright(&stored, rot).unwrap_or_else(|| stored.clone());
+            let (u, v, _) = up
+                .enumerate_pixels()
+                .find(|(_, _, p)| p.0[0] == 255)
+                .unwrap();
+            let b = box_from_upright(
+                &BBox::new(u as f32, v as f32, u as f32 + 1.0, v as f32 + 1.0),
+                rot,
+                w,
+                h,
+            );
+            assert_eq!(b, BBox::new(30.0, 5.0, 31.0, 6.0), "rotation {rot}");
+        }
+    }
+
+    #[test]
+    fn clip_extensions_pick_a_muxer() {
+        assert_eq!(muxer_for(Path::new("a/B.MKV")), Some("matroska"));
+        assert_eq!(muxer_for(Path::new("x.mp4")), Some("mp4"));
+        assert!(!is_video_path(Path::new("x.jpg")));
+    }
+}

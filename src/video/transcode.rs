@@ -1,0 +1,648 @@
+//! The clip runner: one thread demuxes, decodes, redacts, encodes and muxes; detection workers run
+//! beside it. See the module above for why it is built this way.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use ff::format::Pixel;
+use ff::software::scaling;
+use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg_next as ff;
+use image::RgbImage;
+
+use super::{box_from_upright, muxer_for, upright, ClipReport, VideoOptions};
+use crate::detect::{DetectConfig, Detector, DetectorSet};
+use crate::error::{Error, Result};
+use crate::geometry::Detection;
+use crate::image_io::temp_path_for;
+use crate::redact::{self, Area, RedactConfig, Region, Style};
+use crate::track::{FlickerCounter, TrackedFrame, Tracker};
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ff::init();
+        ff::log::set_level(ff::log::Level::Fatal);
+    });
+}
+
+type Job = (usize, Arc<RgbImage>);
+type Outcome = (usize, std::result::Result<Vec<Detection>, String>);
+
+/// Detection threads, each with its own sessions; jobs in, detections out.
+struct Workers {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Outcome>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(detect: &DetectConfig, n: usize, rotation: u32) -> Result<Workers> {
+        let n = n.max(1);
+        let mut cfg = detect.clone();
+        cfg.intra_threads =
+            (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1);
+        // Build every detector before starting, so a bad model or runtime fails the clip at once.
+        let sets = (0..n)
+            .map(|_| cfg.build())
+            .collect::<Result<Vec<DetectorSet>>>()?;
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (res_tx, res_rx) = mpsc::channel::<Outcome>();
+        let handles = sets
+            .into_iter()
+            .map(|mut set| {
+                let (rx, tx) = (Arc::clone(&job_rx), res_tx.clone());
+                std::thread::spawn(move || loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((index, img)) = job else { break };
+                    let (w, h) = img.dimensions();
+                    let found = match upright(&img, rotation) {
+                        Some(up) => set.detect(&up).map(|ds| {
+                            ds.into_iter()
+                                .map(|mut d| {
+                                    d.bbox = box_from_upright(&d.bbox, rotation, w, h);
+                                    d.landmarks.clear();
+                                    d
+                                })
+                                .collect()
+                        }),
+                        None => set.detect(&img),
+                    };
+                    if tx.send((index, found.map_err(|e| e.to_string()))).is_err() {
+                        break;
+                    }
+                })
+            })
+            .collect();
+        Ok(Workers {
+            jobs: Some(job_tx),
+            results: res_rx,
+            handles,
+        })
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Slot {
+    index: usize,
+    pts: Option<i64>,
+    image: Arc<RgbImage>,
+    corrupt: bool,
+    /// `None` when detection was not asked for this frame.
+    awaiting: Option<Option<std::result::Result<Vec<Detection>, String>>>,
+}
+
+/// Stream display rotation, degrees clockwise, from the stream's display matrix.
+fn rotation_of(stream: &format::stream::Stream) -> u32 {
+    for sd in stream.side_data() {
+        if sd.kind() == codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
+            // SAFETY: the display matrix side data is nine native-endian i32 values (36 bytes,
+            // length checked above); av_display_rotation_get only reads them.
+            let ccw = unsafe { ff::ffi::av_display_rotation_get(sd.data().as_ptr() as *const i32) };
+            if ccw.is_finite() {
+                let cw = (-ccw).rem_euclid(360.0);
+                return ((cw / 90.0).round() as u32 % 4) * 90;
+            }
+        }
+    }
+    0
+}
+
+fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
+    stream
+        .side_data()
+        .find(|sd| sd.kind() == codec::packet::side_data::Type::DisplayMatrix)
+        .map(|sd| sd.data().to_vec())
+}
+
+fn copy_rgb_frame(src: &frame::Video, dst: &mut RgbImage) {
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let stride = src.stride(0);
+    let data = src.data(0);
+    let out: &mut [u8] = dst;
+    for y in 0..h {
+        out[y * w * 3..(y + 1) * w * 3].copy_from_slice(&data[y * stride..y * stride + w * 3]);
+    }
+}
+
+fn fill_rgb_frame(src: &RgbImage, dst: &mut frame::Video) {
+    let w = src.width() as usize;
+    let stride = dst.stride(0);
+    let data = dst.data_mut(0);
+    for (y, row) in src.as_raw().chunks_exact(w * 3).enumerate() {
+        data[y * stride..y * stride + w * 3].copy_from_slice(row);
+    }
+}
+
+struct Output {
+    octx: format::context::Output,
+    encoder: encoder::Video,
+    to_yuv: scaling::Context,
+    rgb: frame::Video,
+    yuv: frame::Video,
+    enc_tb: Rational,
+    ost_index: usize,
+}
+
+impl Output {
+    fn receive_packets(&mut self, path: &Path) -> Result<()> {
+        let mut pkt = Packet::empty();
+        while self.encoder.receive_packet(&mut pkt).is_ok() {
+            pkt.set_stream(self.ost_index);
+            let ost_tb = self
+                .octx
+                .stream(self.ost_index)
+                .expect("the video stream was added")
+                .time_base();
+            pkt.rescale_ts(self.enc_tb, ost_tb);
+            pkt.write_interleaved(&mut self.octx)
+                .map_err(|e| video_err(path, "cannot write video", e))?;
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, img: &RgbImage, pts: Option<i64>, path: &Path) -> Result<()> {
+        fill_rgb_frame(img, &mut self.rgb);
+        self.to_yuv
+            .run(&self.rgb, &mut self.yuv)
+            .map_err(|e| video_err(path, "cannot convert a frame", e))?;
+        self.yuv.set_pts(pts);
+        self.yuv.set_kind(ff::picture::Type::None);
+        self.encoder
+            .send_frame(&self.yuv)
+            .map_err(|e| video_err(path, "cannot encode a frame", e))?;
+        self.receive_packets(path)
+    }
+}
+
+fn video_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Video {
+        path: path.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Redacts `input` into `output` (same container type as `output`'s extension), atomically:
+/// the clip is written under a temporary name and renamed when complete. `progress` is called
+/// with the number of frames written so far.
+pub fn redact_clip(
+    input: &Path,
+    output: &Path,
+    detect: &DetectConfig,
+    redact_cfg: &RedactConfig,
+    opts: &VideoOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<ClipReport> {
+    init();
+    redact_cfg.validate()?;
+    let muxer = muxer_for(output).ok_or_else(|| Error::Unsupported {
+        path: output.to_path_buf(),
+        reason: "the output has no clip extension (mp4, mov, mkv, webm, avi, ts)".into(),
+    })?;
+    let tmp = temp_path_for(output);
+    let result = run(
+        input, output, &tmp, muxer, detect, redact_cfg, opts, progress,
+    );
+    match result {
+        Ok(report) => {
+            std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
+            Ok(report)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    input: &Path,
+    output: &Path,
+    tmp: &Path,
+    muxer: &str,
+    detect: &DetectConfig,
+    redact_cfg: &RedactConfig,
+    opts: &VideoOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<ClipReport> {
+    let start = Instant::now();
+    if !input.is_file() {
+        return Err(Error::io(
+            input,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let mut ictx =
+        format::input(&input).map_err(|e| video_err(input, "cannot open as a clip", e))?;
+    let ist = ictx
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| Error::Unsupported {
+            path: input.to_path_buf(),
+            reason: "the file has no video stream".into(),
+        })?;
+    let vindex = ist.index();
+    let ist_tb = ist.time_base();
+    let rotation = rotation_of(&ist);
+    let matrix = display_matrix(&ist);
+    let frame_rate = ist.avg_frame_rate();
+    let mut dec_ctx = codec::context::Context::from_parameters(ist.parameters())
+        .map_err(|e| video_err(input, "bad stream parameters", e))?;
+    dec_ctx.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let mut decoder = dec_ctx
+        .decoder()
+        .video()
+        .map_err(|e| video_err(input, "no decoder for the video stream", e))?;
+    let (w, h) = (decoder.width(), decoder.height());
+    if w == 0 || h == 0 {
+        return Err(Error::Unsupported {
+            path: input.to_path_buf(),
+            reason: "the video stream has no picture size".into(),
+        });
+    }
+
+    // Output: the video stream re-encoded, audio and subtitles copied, anything else dropped
+    // (data tracks can carry GPS).
+    let mut octx =
+        format::output_as(&tmp, muxer).map_err(|e| video_err(output, "cannot create", e))?;
+    let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
+    let codec = encoder::find_by_name(&opts.encoder).ok_or_else(|| Error::InvalidSetting {
+        name: "encoder",
+        value: opts.encoder.clone(),
+        allowed: "an FFmpeg video encoder this build has, such as libx264",
+    })?;
+    let mut stream_map: Vec<Option<usize>> = vec![None; ictx.nb_streams() as usize];
+    let mut ost_index = 0usize;
+    let mut enc_out = None;
+    for ist in ictx.streams() {
+        let i = ist.index();
+        let medium = ist.parameters().medium();
+        if i == vindex {
+            let mut ost = octx
+                .add_stream(codec)
+                .map_err(|e| video_err(output, "cannot add the video stream", e))?;
+            let mut enc = codec::context::Context::new_with_codec(codec)
+                .encoder()
+                .video()
+                .map_err(|e| video_err(output, "cannot set up the encoder", e))?;
+            enc.set_width(w);
+            enc.set_height(h);
+            enc.set_format(Pixel::YUV420P);
+            enc.set_aspect_ratio(decoder.aspect_ratio());
+            enc.set_time_base(ist_tb);
+            if frame_rate.numerator() > 0 && frame_rate.denominator() > 0 {
+                enc.set_frame_rate(Some(frame_rate));
+            }
+            if global_header {
+                enc.set_flags(codec::Flags::GLOBAL_HEADER);
+            }
+            let mut dict = Dictionary::new();
+            if opts.encoder.starts_with("libx26") {
+                dict.set("crf", &opts.crf.to_string());
+                dict.set("preset", &opts.preset);
+            }
+            let enc = enc.open_with(dict).map_err(|e| {
+                video_err(
+                    output,
+                    &format!("cannot open encoder {} (frame size {w}x{h})", opts.encoder),
+                    e,
+                )
+            })?;
+            ost.set_parameters(&enc);
+            ost.set_time_base(ist_tb);
+            if let Some(m) = &matrix {
+                // SAFETY: `ost` is a stream of the output context that has not written its header;
+                // av_stream_new_side_data allocates `m.len()` bytes owned by the stream (or returns
+                // null), and we copy exactly that many bytes into it.
+                unsafe {
+                    let p = ff::ffi::av_stream_new_side_data(
+                        ost.as_mut_ptr(),
+                        ff::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                        m.len() as _,
+                    );
+                    if !p.is_null() {
+                        std::ptr::copy_nonoverlapping(m.as_ptr(), p, m.len());
+                    }
+                }
+            }
+            if opts.keep_metadata {
+                ost.set_metadata(ist.metadata().to_owned());
+            }
+            enc_out = Some((enc, ost_index));
+        } else if medium == media::Type::Audio || medium == media::Type::Subtitle {
+            let mut ost = octx
+                .add_stream(encoder::find(codec::Id::None))
+                .map_err(|e| video_err(output, "cannot add a copied stream", e))?;
+            ost.set_parameters(ist.parameters());
+            // SAFETY: resetting the codec tag of parameters we own lets the muxer pick its own tag
+            // for the copied codec instead of refusing the input container's tag.
+            unsafe {
+                (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+            }
+            let mut md = Dictionary::new();
+            if opts.keep_metadata {
+                md = ist.metadata().to_owned();
+            } else if let Some(lang) = ist.metadata().get("language") {
+                md.set("language", lang);
+            }
+            ost.set_metadata(md);
+            stream_map[i] = Some(ost_index);
+        } else {
+            continue;
+        }
+        ost_index += 1;
+    }
+    if opts.keep_metadata {
+        octx.set_metadata(ictx.metadata().to_owned());
+    }
+    let (encoder, video_ost) = enc_out.expect("the best video stream is among the streams");
+    octx.write_header()
+        .map_err(|e| video_err(output, "cannot write the header", e))?;
+    let ist_tbs: Vec<Rational> = ictx.streams().map(|s| s.time_base()).collect();
+    let mut out = Output {
+        to_yuv: scaling::Context::get(
+            Pixel::RGB24,
+            w,
+            h,
+            Pixel::YUV420P,
+            w,
+            h,
+            scaling::Flags::BILINEAR,
+        )
+        .map_err(|e| video_err(output, "no colour converter", e))?,
+        rgb: frame::Video::new(Pixel::RGB24, w, h),
+        yuv: frame::Video::new(Pixel::YUV420P, w, h),
+        enc_tb: ist_tb,
+        ost_index: video_ost,
+        encoder,
+        octx,
+    };
+
+    let workers = Workers::start(detect, opts.workers, rotation)?;
+    let mut state = State {
+        report: ClipReport {
+            rotation,
+            ..Default::default()
+        },
+        tracker: Tracker::new(opts.track),
+        slots: VecDeque::new(),
+        released: BTreeMap::new(),
+        flicker_detected: FlickerCounter::default(),
+        flicker_redacted: FlickerCounter::default(),
+        max_in_flight: opts.workers.max(1) * 2 + 2,
+        redact_cfg,
+        full_frame: vec![Region {
+            area: Area::Rect(crate::geometry::BBox::new(0.0, 0.0, w as f32, h as f32)),
+            style: match redact_cfg.face.style {
+                Style::Fill(c) => Style::Fill(c),
+                _ => Style::Fill([0, 0, 0]),
+            },
+        }],
+    };
+    let mut to_rgb: Option<scaling::Context> = None;
+    let mut decoded = frame::Video::empty();
+    let mut rgb_frame = frame::Video::empty();
+    let mut next_index = 0usize;
+
+    let mut handle_frames = |decoder: &mut ff::decoder::Video,
+                             state: &mut State,
+                             out: &mut Output,
+                             next_index: &mut usize|
+     -> Result<()> {
+        loop {
+            match decoder.receive_frame(&mut decoded) {
+                Ok(()) => {}
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => break,
+                Err(ff::Error::Eof) => break,
+                Err(_) => {
+                    state.report.decode_errors += 1;
+                    break;
+                }
+            }
+            let conv = match &mut to_rgb {
+                Some(c)
+                    if c.input().format == decoded.format()
+                        && c.input().width == decoded.width()
+                        && c.input().height == decoded.height() =>
+                {
+                    c
+                }
+                slot => {
+                    *slot = Some(
+                        scaling::Context::get(
+                            decoded.format(),
+                            decoded.width(),
+                            decoded.height(),
+                            Pixel::RGB24,
+                            w,
+                            h,
+                            scaling::Flags::BILINEAR,
+                        )
+                        .map_err(|e| video_err(input, "no colour converter", e))?,
+                    );
+                    slot.as_mut().expect("just set")
+                }
+            };
+            conv.run(&decoded, &mut rgb_frame)
+                .map_err(|e| video_err(input, "cannot convert a frame", e))?;
+            let mut img = RgbImage::new(w, h);
+            copy_rgb_frame(&rgb_frame, &mut img);
+            // SAFETY: reading a plain integer field of a frame the decoder just filled.
+            let error_flags = unsafe { (*decoded.as_ptr()).decode_error_flags };
+            let corrupt = decoded.is_corrupt() || error_flags != 0;
+            let index = *next_index;
+            *next_index += 1;
+            let image = Arc::new(img);
+            let detect_now = !corrupt && index % opts.detect_every.max(1) == 0;
+            if detect_now {
+                workers
+                    .jobs
+                    .as_ref()
+                    .expect("open until the end")
+                    .send((index, Arc::clone(&image)))
+                    .map_err(|_| video_err(input, "detection workers stopped", "channel closed"))?;
+                state.report.detected_frames += 1;
+            }
+            state.slots.push_back(Slot {
+                index,
+                pts: decoded.timestamp(),
+                image,
+                corrupt,
+                awaiting: detect_now.then_some(None),
+            });
+            state.drain(&workers, out, output, false, progress)?;
+        }
+        Ok(())
+    };
+
+    for (stream, mut packet) in ictx.packets() {
+        let si = stream.index();
+        if si == vindex {
+            if decoder.send_packet(&packet).is_err() {
+                state.report.decode_errors += 1;
+                continue;
+            }
+            handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
+        } else if let Some(oi) = stream_map[si] {
+            let ost_tb = out
+                .octx
+                .stream(oi)
+                .expect("mapped stream exists")
+                .time_base();
+            packet.rescale_ts(ist_tbs[si], ost_tb);
+            packet.set_position(-1);
+            packet.set_stream(oi);
+            packet
+                .write_interleaved(&mut out.octx)
+                .map_err(|e| video_err(output, "cannot write a copied packet", e))?;
+        }
+    }
+    let _ = decoder.send_eof();
+    handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
+    state.drain(&workers, &mut out, output, true, progress)?;
+    for f in state.tracker.finish() {
+        state.release(f, &mut out, output, progress)?;
+    }
+    drop(workers);
+    if state.report.frames == 0 {
+        return Err(Error::Unsupported {
+            path: input.to_path_buf(),
+            reason: "no frame of the video stream could be decoded".into(),
+        });
+    }
+    out.encoder
+        .send_eof()
+        .map_err(|e| video_err(output, "cannot finish encoding", e))?;
+    out.receive_packets(output)?;
+    out.octx
+        .write_trailer()
+        .map_err(|e| video_err(output, "cannot finish the file", e))?;
+    state.report.flicker_frames_detected = state.flicker_detected.flicker_frames;
+    state.report.flicker_frames_redacted = state.flicker_redacted.flicker_frames;
+    state.report.seconds = start.elapsed().as_secs_f64();
+    Ok(state.report)
+}
+
+struct State<'a> {
+    report: ClipReport,
+    tracker: Tracker,
+    slots: VecDeque<Slot>,
+    /// Frames handed to the tracker and waiting for its look-ahead: index → (pts, image, whole-frame).
+    released: BTreeMap<usize, (Option<i64>, Arc<RgbImage>, bool)>,
+    flicker_detected: FlickerCounter,
+    flicker_redacted: FlickerCounter,
+    max_in_flight: usize,
+    redact_cfg: &'a RedactConfig,
+    full_frame: Vec<Region>,
+}
+
+impl State<'_> {
+    /// Collects detection results and moves finished frames, in order, through the tracker.
+    fn drain(
+        &mut self,
+        workers: &Workers,
+        out: &mut Output,
+        path: &Path,
+        all: bool,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
+        loop {
+            while let Ok((index, result)) = workers.results.try_recv() {
+                self.store(index, result);
+            }
+            let front_ready = self
+                .slots
+                .front()
+                .map(|s| !matches!(s.awaiting, Some(None)));
+            match front_ready {
+                None => return Ok(()),
+                Some(true) => {
+                    let slot = self.slots.pop_front().expect("front exists");
+                    let (detections, failed) = match slot.awaiting {
+                        None if slot.corrupt => (Some(Vec::new()), true),
+                        None => (None, false),
+                        Some(Some(Ok(d))) => (Some(d), false),
+                        Some(Some(Err(_))) => (Some(Vec::new()), true),
+                        Some(None) => unreachable!("front is ready"),
+                    };
+                    if let Some(d) = &detections {
+                        self.report.count(d);
+                    }
+                    self.released
+                        .insert(slot.index, (slot.pts, slot.image, failed));
+                    if let Some(f) = self.tracker.push(slot.index, detections) {
+                        self.release(f, out, path, progress)?;
+                    }
+                }
+                Some(false) => {
+                    if !all && self.slots.len() <= self.max_in_flight {
+                        return Ok(());
+                    }
+                    match workers.results.recv() {
+                        Ok((index, result)) => self.store(index, result),
+                        Err(_) => {
+                            return Err(video_err(
+                                path,
+                                "detection workers stopped",
+                                "channel closed",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn store(&mut self, index: usize, result: std::result::Result<Vec<Detection>, String>) {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.index == index) {
+            s.awaiting = Some(Some(result));
+        }
+    }
+
+    fn release(
+        &mut self,
+        f: TrackedFrame,
+        out: &mut Output,
+        path: &Path,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
+        let (pts, image, whole) = self
+            .released
+            .remove(&f.index)
+            .expect("every tracked frame was stored");
+        let mut img = Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone());
+        if whole {
+            self.report.fail_closed_frames += 1;
+            redact::redact(&mut img, &self.full_frame);
+        } else {
+            let regions = self.redact_cfg.regions(&f.boxes, img.width(), img.height());
+            redact::redact_parallel(&mut img, &regions);
+        }
+        if let Some(d) = &f.detected {
+            self.flicker_detected.push(d);
+        }
+        self.flicker_redacted.push(&f.boxes);
+        out.encode(&img, pts, path)?;
+        self.report.frames += 1;
+        progress(self.report.frames);
+        Ok(())
+    }
+}
