@@ -99,6 +99,7 @@ impl Drop for Workers {
 struct Slot {
     index: usize,
     pts: Option<i64>,
+    duration: i64,
     image: Arc<RgbImage>,
     corrupt: bool,
     /// `None` when detection was not asked for this frame.
@@ -155,6 +156,9 @@ struct Output {
     yuv: frame::Video,
     enc_tb: Rational,
     ost_index: usize,
+    /// Input frame durations by pts: encoders do not carry them to their packets, and a muxer
+    /// given a last packet without duration drops that frame from the edit list.
+    durations: std::collections::HashMap<i64, i64>,
 }
 
 impl Output {
@@ -162,6 +166,11 @@ impl Output {
         let mut pkt = Packet::empty();
         while self.encoder.receive_packet(&mut pkt).is_ok() {
             pkt.set_stream(self.ost_index);
+            if let Some(d) = pkt.pts().and_then(|p| self.durations.remove(&p)) {
+                if pkt.duration() <= 0 {
+                    pkt.set_duration(d);
+                }
+            }
             let ost_tb = self
                 .octx
                 .stream(self.ost_index)
@@ -174,7 +183,16 @@ impl Output {
         Ok(())
     }
 
-    fn encode(&mut self, img: &RgbImage, pts: Option<i64>, path: &Path) -> Result<()> {
+    fn encode(
+        &mut self,
+        img: &RgbImage,
+        pts: Option<i64>,
+        duration: i64,
+        path: &Path,
+    ) -> Result<()> {
+        if let (Some(p), true) = (pts, duration > 0) {
+            self.durations.insert(p, duration);
+        }
         fill_rgb_frame(img, &mut self.rgb);
         self.to_yuv
             .run(&self.rgb, &mut self.yuv)
@@ -374,7 +392,12 @@ fn run(
         octx.set_metadata(ictx.metadata().to_owned());
     }
     let (encoder, video_ost) = enc_out.expect("the best video stream is among the streams");
-    octx.write_header()
+    let mut header_opts = Dictionary::new();
+    if opts.keep_metadata && matches!(muxer, "mp4" | "mov") {
+        // Without this the MP4 muxer keeps only the handful of tags it knows.
+        header_opts.set("movflags", "use_metadata_tags");
+    }
+    octx.write_header_with(header_opts)
         .map_err(|e| video_err(output, "cannot write the header", e))?;
     let ist_tbs: Vec<Rational> = ictx.streams().map(|s| s.time_base()).collect();
     let mut out = Output {
@@ -392,6 +415,7 @@ fn run(
         yuv: frame::Video::new(Pixel::YUV420P, w, h),
         enc_tb: ist_tb,
         ost_index: video_ost,
+        durations: Default::default(),
         encoder,
         octx,
     };
@@ -484,6 +508,7 @@ fn run(
             state.slots.push_back(Slot {
                 index,
                 pts: decoded.timestamp(),
+                duration: decoded.packet().duration,
                 image,
                 corrupt,
                 awaiting: detect_now.then_some(None),
@@ -496,9 +521,18 @@ fn run(
     for (stream, mut packet) in ictx.packets() {
         let si = stream.index();
         if si == vindex {
-            if decoder.send_packet(&packet).is_err() {
-                state.report.decode_errors += 1;
-                continue;
+            loop {
+                match decoder.send_packet(&packet) {
+                    Ok(()) => break,
+                    // The decoder is full: take its frames, then offer the packet again.
+                    Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
+                        handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
+                    }
+                    Err(_) => {
+                        state.report.decode_errors += 1;
+                        break;
+                    }
+                }
             }
             handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
         } else if let Some(oi) = stream_map[si] {
@@ -546,7 +580,7 @@ struct State<'a> {
     tracker: Tracker,
     slots: VecDeque<Slot>,
     /// Frames handed to the tracker and waiting for its look-ahead: index → (pts, image, whole-frame).
-    released: BTreeMap<usize, (Option<i64>, Arc<RgbImage>, bool)>,
+    released: BTreeMap<usize, (Option<i64>, i64, Arc<RgbImage>, bool)>,
     flicker_detected: FlickerCounter,
     flicker_redacted: FlickerCounter,
     max_in_flight: usize,
@@ -587,7 +621,7 @@ impl State<'_> {
                         self.report.count(d);
                     }
                     self.released
-                        .insert(slot.index, (slot.pts, slot.image, failed));
+                        .insert(slot.index, (slot.pts, slot.duration, slot.image, failed));
                     if let Some(f) = self.tracker.push(slot.index, detections) {
                         self.release(f, out, path, progress)?;
                     }
@@ -624,7 +658,7 @@ impl State<'_> {
         path: &Path,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
-        let (pts, image, whole) = self
+        let (pts, duration, image, whole) = self
             .released
             .remove(&f.index)
             .expect("every tracked frame was stored");
@@ -640,7 +674,7 @@ impl State<'_> {
             self.flicker_detected.push(d);
         }
         self.flicker_redacted.push(&f.boxes);
-        out.encode(&img, pts, path)?;
+        out.encode(&img, pts, duration, path)?;
         self.report.frames += 1;
         progress(self.report.frames);
         Ok(())

@@ -9,3 +9,5 @@
 mod cli;
 mod detectors;
 mod support;
+#[cfg(feature = "video")]
+mod video;
