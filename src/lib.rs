@@ -37,6 +37,7 @@ pub mod models;
 pub mod pipeline;
 pub mod redact;
 pub mod runtime;
+pub mod stream;
 pub mod track;
 #[cfg(feature = "video")]
 pub mod video;

@@ -34,6 +34,9 @@ use crate::geometry::{Class, Detection};
 use crate::models::{self, Family, ModelData};
 use preprocess::{Rect, TensorBuilder};
 
+/// Working size of the balanced preset on clips (see [`DetectConfig::for_clips`]).
+pub const CLIP_WORKING_SIZE: u32 = 960;
+
 /// IoU above which boxes of one class from different passes or models are one object.
 pub const MERGE_IOU: f32 = 0.4;
 
@@ -512,6 +515,20 @@ impl DetectConfig {
             }
         }
         Ok(out)
+    }
+
+    /// The settings for clips. A clip is detected on every frame and the tracker carries masks
+    /// across misses, so the per-frame budget is what matters: the balanced preset drops the tiles
+    /// and runs its whole-frame pass at 960 px (a 1080p frame at half size, where a 30-px face is
+    /// still 15 px, inside what CenterFace and RetinaFace find). `--tiles` and `--working-size`
+    /// still override; the max preset keeps its tiles.
+    pub fn for_clips(&self) -> DetectConfig {
+        let mut cfg = self.clone();
+        if cfg.recall == Recall::Balanced {
+            cfg.tiles.get_or_insert(Tiles::Off);
+            cfg.working_size.get_or_insert(CLIP_WORKING_SIZE);
+        }
+        cfg
     }
 
     /// Builds the detectors (one ONNX Runtime session per model).

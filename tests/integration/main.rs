@@ -8,6 +8,7 @@
 
 mod cli;
 mod detectors;
+mod stream;
 mod support;
 #[cfg(feature = "video")]
 mod video;

@@ -70,14 +70,18 @@ pub struct VideoArgs {
     /// Frames a mask is drawn before its object's first detection (adds this much look-ahead).
     #[arg(long, default_value_t = 4)]
     pub backfill: usize,
-    /// Detect on every Nth frame only (speed mode); masks are carried in between.
-    #[arg(long, default_value_t = 1)]
-    pub detect_every: usize,
+    /// Detect on every Nth frame only (speed mode); masks are carried in between. Default 1,
+    /// or 2 with --recall fast.
+    #[arg(long)]
+    pub detect_every: Option<usize>,
 }
 
 #[cfg(feature = "video")]
 impl VideoArgs {
-    pub fn options(&self, workers: usize) -> Result<bystander::video::VideoOptions> {
+    pub fn options(&self, workers: usize, recall: &str) -> Result<bystander::video::VideoOptions> {
+        let detect_every = self
+            .detect_every
+            .unwrap_or(if recall == "fast" { 2 } else { 1 });
         if self.crf > 51 {
             return Err(Error::InvalidSetting {
                 name: "crf",
@@ -85,7 +89,7 @@ impl VideoArgs {
                 allowed: "0 to 51",
             });
         }
-        if self.detect_every == 0 {
+        if detect_every == 0 {
             return Err(Error::InvalidSetting {
                 name: "detect-every",
                 value: "0".into(),
@@ -98,11 +102,11 @@ impl VideoArgs {
             preset: self.preset.clone(),
             keep_metadata: self.keep_metadata,
             track: bystander::track::TrackConfig {
-                hold: self.hold.max(self.detect_every - 1),
+                hold: self.hold.max(detect_every - 1),
                 backfill: self.backfill,
                 ..Default::default()
             },
-            detect_every: self.detect_every,
+            detect_every,
             workers,
         })
     }

@@ -125,11 +125,12 @@ fn is_clip(path: &std::path::Path) -> bool {
 #[cfg(feature = "video")]
 fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<ImageReport> {
     // A clip brings its own detection threads, one per core.
-    let opts = a
-        .video
-        .options(std::thread::available_parallelism().map_or(1, |n| n.get()))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = a.video.options(cores, &a.settings.recall)?;
     let (detect, redact) = workers.configs();
-    let r = bystander::video::redact_clip(&job.input, &job.output, detect, redact, &opts, &|_| {})?;
+    let detect = detect.for_clips();
+    let r =
+        bystander::video::redact_clip(&job.input, &job.output, &detect, redact, &opts, &|_| {})?;
     if !a.quiet {
         println!(
             "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}",
