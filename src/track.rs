@@ -184,12 +184,16 @@ impl Tracker {
 }
 
 /// Counts frames on which a detected object has no counterpart (IoU ≥ 0.3, same class) on the
-/// previous or the next frame: the flicker that temporal hold exists to cover.
+/// previous or the next frame: the flicker that temporal hold exists to cover. `without_hold`
+/// compares detections with the neighbours' detections; `with_hold` compares them with the boxes
+/// actually redacted on the neighbours (detections plus held and back-filled boxes).
 #[derive(Debug, Default)]
 pub struct FlickerCounter {
-    frames: VecDeque<Vec<Detection>>,
-    /// Frames counted so far.
-    pub flicker_frames: usize,
+    frames: VecDeque<(Option<Vec<Detection>>, Vec<Detection>)>,
+    /// Frames whose detections a neighbour's detections miss.
+    pub without_hold: usize,
+    /// Frames whose detections a neighbour's redacted boxes miss.
+    pub with_hold: usize,
 }
 
 impl FlickerCounter {
@@ -199,23 +203,32 @@ impl FlickerCounter {
             .any(|o| o.class == d.class && o.bbox.iou(&d.bbox) >= 0.3)
     }
 
-    fn check_middle(&mut self) {
+    /// Adds the next frame: its detections (`None` when detection did not run) and the boxes
+    /// redacted on it.
+    pub fn push(&mut self, detected: Option<&[Detection]>, redacted: &[Detection]) {
+        self.frames
+            .push_back((detected.map(<[Detection]>::to_vec), redacted.to_vec()));
+        if self.frames.len() < 3 {
+            return;
+        }
         let [prev, cur, next] = [&self.frames[0], &self.frames[1], &self.frames[2]];
-        if cur
-            .iter()
-            .any(|d| Self::lonely(d, prev) || Self::lonely(d, next))
-        {
-            self.flicker_frames += 1;
+        if let Some(dets) = &cur.0 {
+            if let (Some(p), Some(n)) = (&prev.0, &next.0) {
+                if dets
+                    .iter()
+                    .any(|d| Self::lonely(d, p) || Self::lonely(d, n))
+                {
+                    self.without_hold += 1;
+                }
+            }
+            if dets
+                .iter()
+                .any(|d| Self::lonely(d, &prev.1) || Self::lonely(d, &next.1))
+            {
+                self.with_hold += 1;
+            }
         }
-    }
-
-    /// Adds the next frame's boxes.
-    pub fn push(&mut self, boxes: &[Detection]) {
-        self.frames.push_back(boxes.to_vec());
-        if self.frames.len() == 3 {
-            self.check_middle();
-            self.frames.pop_front();
-        }
+        self.frames.pop_front();
     }
 }
 
@@ -320,18 +333,31 @@ mod tests {
     }
 
     #[test]
-    fn flicker_counts_lonely_detections() {
+    fn flicker_counts_lonely_detections_with_and_without_hold() {
+        let cfg = TrackConfig {
+            hold: 2,
+            backfill: 1,
+            iou: 0.2,
+        };
+        let mut t = Tracker::new(cfg);
         let mut c = FlickerCounter::default();
-        for f in [
+        let frames = [
             vec![face(0.0)],
             vec![],
             vec![face(0.0)],
             vec![face(0.0)],
             vec![face(0.0)],
-        ] {
-            c.push(&f);
+        ];
+        let mut out: Vec<TrackedFrame> = frames
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| t.push(i, Some(d.clone())))
+            .collect();
+        out.extend(t.finish());
+        for f in &out {
+            c.push(f.detected.as_deref(), &f.boxes);
         }
-        // Frame 2 has a face the previous frame lacks; frame 3 is fine.
-        assert_eq!(c.flicker_frames, 1);
+        // Frame 2's face is missing from frame 1's detections, but the hold covers frame 1.
+        assert_eq!((c.without_hold, c.with_hold), (1, 0));
     }
 }

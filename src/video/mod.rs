@@ -101,9 +101,10 @@ pub struct ClipReport {
     /// Detections of plates.
     pub plates: usize,
     /// Frames with a detection that the previous or next frame's detections lack.
-    pub flicker_frames_detected: usize,
-    /// The same count over the boxes actually redacted (after hold and back-fill).
-    pub flicker_frames_redacted: usize,
+    pub flicker_frames_without_hold: usize,
+    /// Frames with a detection that the previous or next frame's redacted boxes (after hold and
+    /// back-fill) do not cover.
+    pub flicker_frames_with_hold: usize,
     /// Display rotation of the video stream in degrees clockwise (0, 90, 180, 270).
     pub rotation: u32,
     /// Seconds of wall time.

@@ -429,8 +429,7 @@ fn run(
         tracker: Tracker::new(opts.track),
         slots: VecDeque::new(),
         released: BTreeMap::new(),
-        flicker_detected: FlickerCounter::default(),
-        flicker_redacted: FlickerCounter::default(),
+        flicker: FlickerCounter::default(),
         max_in_flight: opts.workers.max(1) * 2 + 2,
         redact_cfg,
         full_frame: vec![Region {
@@ -569,8 +568,8 @@ fn run(
     out.octx
         .write_trailer()
         .map_err(|e| video_err(output, "cannot finish the file", e))?;
-    state.report.flicker_frames_detected = state.flicker_detected.flicker_frames;
-    state.report.flicker_frames_redacted = state.flicker_redacted.flicker_frames;
+    state.report.flicker_frames_without_hold = state.flicker.without_hold;
+    state.report.flicker_frames_with_hold = state.flicker.with_hold;
     state.report.seconds = start.elapsed().as_secs_f64();
     Ok(state.report)
 }
@@ -581,8 +580,7 @@ struct State<'a> {
     slots: VecDeque<Slot>,
     /// Frames handed to the tracker and waiting for its look-ahead: index → (pts, image, whole-frame).
     released: BTreeMap<usize, (Option<i64>, i64, Arc<RgbImage>, bool)>,
-    flicker_detected: FlickerCounter,
-    flicker_redacted: FlickerCounter,
+    flicker: FlickerCounter,
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
     full_frame: Vec<Region>,
@@ -670,10 +668,7 @@ impl State<'_> {
             let regions = self.redact_cfg.regions(&f.boxes, img.width(), img.height());
             redact::redact_parallel(&mut img, &regions);
         }
-        if let Some(d) = &f.detected {
-            self.flicker_detected.push(d);
-        }
-        self.flicker_redacted.push(&f.boxes);
+        self.flicker.push(f.detected.as_deref(), &f.boxes);
         out.encode(&img, pts, duration, path)?;
         self.report.frames += 1;
         progress(self.report.frames);

@@ -133,12 +133,14 @@ fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Resul
         bystander::video::redact_clip(&job.input, &job.output, &detect, redact, &opts, &|_| {})?;
     if !a.quiet {
         println!(
-            "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}",
+            "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}, flicker frames {} without hold / {} with hold",
             r.frames,
             r.frames as f64 / r.seconds.max(1e-9),
             r.fail_closed_frames,
             r.decode_errors,
-            r.rotation
+            r.rotation,
+            r.flicker_frames_without_hold,
+            r.flicker_frames_with_hold
         );
     }
     Ok(ImageReport {
