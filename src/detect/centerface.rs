@@ -8,7 +8,7 @@
 use image::RgbImage;
 use ort::session::Session;
 
-use super::preprocess::{round_to_multiple, Normalize, Rect, TensorBuilder};
+use super::preprocess::{Normalize, Rect, TensorBuilder};
 use super::{check_outputs, run_model, ModelRunner};
 use crate::error::Result;
 use crate::geometry::{BBox, Detection};
@@ -55,16 +55,12 @@ impl ModelRunner for CenterFace {
         region: Rect,
         scale: f32,
     ) -> Result<Vec<Detection>> {
-        let tw = round_to_multiple(region.w as f32 * scale, 32);
-        let th = round_to_multiple(region.h as f32 * scale, 32);
         let norm = Normalize {
             bgr: false,
             mean: [0.0; 3],
             scale: 1.0,
         };
-        let affine = self
-            .tensor
-            .build(frame, region, (tw, th), (tw, th), (0, 0), 0, norm);
+        let affine = self.tensor.build_scaled(frame, region, scale, norm);
         let (model, threshold) = (&self.model, self.threshold);
         run_model(
             model,

@@ -8,7 +8,7 @@
 use image::RgbImage;
 use ort::session::Session;
 
-use super::preprocess::{round_to_multiple, Normalize, Rect, TensorBuilder};
+use super::preprocess::{Normalize, Rect, TensorBuilder};
 use super::{check_outputs, run_model, ModelRunner};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
@@ -135,16 +135,13 @@ impl ModelRunner for Retina {
         region: Rect,
         scale: f32,
     ) -> Result<Vec<Detection>> {
-        let tw = round_to_multiple(region.w as f32 * scale, 32);
-        let th = round_to_multiple(region.h as f32 * scale, 32);
         let norm = Normalize {
             bgr: true,
             mean: [104.0, 117.0, 123.0],
             scale: 1.0,
         };
-        let affine = self
-            .tensor
-            .build(frame, region, (tw, th), (tw, th), (0, 0), 0, norm);
+        let affine = self.tensor.build_scaled(frame, region, scale, norm);
+        let (tw, th) = self.tensor.size;
         if (self.priors.0, self.priors.1) != (tw, th) {
             self.priors = (tw, th, priors(tw, th, self.sizes));
         }

@@ -34,14 +34,14 @@ type Job = (usize, Arc<RgbImage>);
 type Outcome = (usize, std::result::Result<Vec<Detection>, String>);
 
 /// Detection threads, each with its own sessions; jobs in, detections out.
-struct Workers {
+struct DetectionThreads {
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Outcome>,
     handles: Vec<JoinHandle<()>>,
 }
 
-impl Workers {
-    fn start(detect: &DetectConfig, n: usize, rotation: u32) -> Result<Workers> {
+impl DetectionThreads {
+    fn start(detect: &DetectConfig, n: usize, rotation: u32) -> Result<DetectionThreads> {
         let n = n.max(1);
         let mut cfg = detect.clone();
         cfg.intra_threads =
@@ -79,7 +79,7 @@ impl Workers {
                 })
             })
             .collect();
-        Ok(Workers {
+        Ok(DetectionThreads {
             jobs: Some(job_tx),
             results: res_rx,
             handles,
@@ -87,7 +87,7 @@ impl Workers {
     }
 }
 
-impl Drop for Workers {
+impl Drop for DetectionThreads {
     fn drop(&mut self) {
         self.jobs.take();
         for h in self.handles.drain(..) {
@@ -420,7 +420,7 @@ fn run(
         octx,
     };
 
-    let workers = Workers::start(detect, opts.workers, rotation)?;
+    let workers = DetectionThreads::start(detect, opts.workers, rotation)?;
     let mut state = State {
         report: ClipReport {
             rotation,
@@ -590,7 +590,7 @@ impl State<'_> {
     /// Collects detection results and moves finished frames, in order, through the tracker.
     fn drain(
         &mut self,
-        workers: &Workers,
+        workers: &DetectionThreads,
         out: &mut Output,
         path: &Path,
         all: bool,
