@@ -59,6 +59,15 @@ pub fn load(path: &Path) -> Result<LoadedImage> {
     let mut reader = reader;
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    // Checked here, before any pixel buffer exists: a header can claim any size.
+    let (w, h) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODE_BYTES {
+        return Err(bad(format!(
+            "the image claims {w}x{h} pixels ({} MiB decoded), more than the {} MiB limit",
+            decoder.total_bytes() >> 20,
+            MAX_DECODE_BYTES >> 20
+        )));
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -180,6 +189,52 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_header_claiming_a_gigantic_image_is_refused_before_allocation() {
+        // A valid PNG signature and IHDR claiming 100000 x 100000 RGB pixels (30 GB).
+        fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+            let mut crc_input = kind.to_vec();
+            crc_input.extend_from_slice(data);
+            let mut out = (data.len() as u32).to_be_bytes().to_vec();
+            out.extend_from_slice(&crc_input);
+            out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+            out
+        }
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut c = 0xffff_ffffu32;
+            for &b in bytes {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xedb8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        // A zlib stream holding one stored block of 10 zero bytes (the decoder wants an IDAT).
+        let mut idat = vec![0x78, 0x01, 0x01, 0x0a, 0x00, 0xf5, 0xff];
+        idat.extend_from_slice(&[0; 10]);
+        idat.extend_from_slice(&0x000a_0001u32.to_be_bytes());
+        png.extend(chunk(b"IDAT", &idat));
+        png.extend(chunk(b"IEND", b""));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.png");
+        std::fs::write(&p, &png).unwrap();
+        let e = load(&p).err().expect("refused").to_string();
+        assert!(
+            e.contains("huge.png") && e.contains("100000x100000") && e.contains("limit"),
+            "{e}"
+        );
     }
 
     #[test]

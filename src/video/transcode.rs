@@ -297,6 +297,14 @@ fn run(
         });
     }
 
+    // 4:2:0 needs even sides; an odd-sized picture is encoded 4:4:4 instead of being cropped or
+    // padded, so the output keeps the input's exact size.
+    let enc_format = if w % 2 == 0 && h % 2 == 0 {
+        Pixel::YUV420P
+    } else {
+        Pixel::YUV444P
+    };
+
     // Output: the video stream re-encoded, audio and subtitles copied, anything else dropped
     // (data tracks can carry GPS).
     let mut octx =
@@ -323,7 +331,7 @@ fn run(
                 .map_err(|e| video_err(output, "cannot set up the encoder", e))?;
             enc.set_width(w);
             enc.set_height(h);
-            enc.set_format(Pixel::YUV420P);
+            enc.set_format(enc_format);
             enc.set_aspect_ratio(decoder.aspect_ratio());
             enc.set_time_base(ist_tb);
             if frame_rate.numerator() > 0 && frame_rate.denominator() > 0 {
@@ -405,14 +413,14 @@ fn run(
             Pixel::RGB24,
             w,
             h,
-            Pixel::YUV420P,
+            enc_format,
             w,
             h,
             scaling::Flags::BILINEAR,
         )
         .map_err(|e| video_err(output, "no colour converter", e))?,
         rgb: frame::Video::new(Pixel::RGB24, w, h),
-        yuv: frame::Video::new(Pixel::YUV420P, w, h),
+        yuv: frame::Video::new(enc_format, w, h),
         enc_tb: ist_tb,
         ost_index: video_ost,
         durations: Default::default(),

@@ -369,3 +369,40 @@ fn a_file_that_is_not_a_clip_fails_alone_with_its_name() {
         .collect();
     assert_eq!(leftovers.len(), 1, "no temporary left: {leftovers:?}");
 }
+
+#[test]
+fn an_odd_sized_clip_keeps_its_exact_size() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("odd.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=161x121:rate=25",
+        "-t",
+        "0.4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv444p",
+        input.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out");
+    redact(&input, &out, &["--recall", "fast"]);
+    let red = out.join("odd.mp4");
+    let size = |p: &Path| {
+        probe(
+            p,
+            &[
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ],
+        )
+    };
+    assert_eq!(size(&red).trim(), "161,121");
+    assert_same_times(&frame_times(&input), &frame_times(&red));
+}
