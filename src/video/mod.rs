@@ -96,6 +96,9 @@ pub struct ClipReport {
     pub fail_closed_frames: usize,
     /// Packets the decoder rejected.
     pub decode_errors: usize,
+    /// Frames the decoder never produced (corrupt packets); written as covered frames at their
+    /// timestamps and included in `fail_closed_frames`.
+    pub lost_frames: usize,
     /// Detections of faces over all frames (detector output, before hold).
     pub faces: usize,
     /// Detections of plates.

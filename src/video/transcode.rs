@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use ff::codec::packet::Ref as _;
 use ff::format::Pixel;
 use ff::software::scaling;
 use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
@@ -440,6 +441,8 @@ fn run(
         flicker: FlickerCounter::default(),
         max_in_flight: opts.workers.max(1) * 2 + 2,
         redact_cfg,
+        expected: Default::default(),
+        tracking_lost: true,
         full_frame: vec![Region {
             area: Area::Rect(crate::geometry::BBox::new(0.0, 0.0, w as f32, h as f32)),
             style: match redact_cfg.face.style {
@@ -499,6 +502,23 @@ fn run(
             // SAFETY: reading a plain integer field of a frame the decoder just filled.
             let error_flags = unsafe { (*decoded.as_ptr()).decode_error_flags };
             let corrupt = decoded.is_corrupt() || error_flags != 0;
+            if state.tracking_lost {
+                match decoded.pts() {
+                    Some(t) if state.expected.contains_key(&t) => {
+                        let lost: Vec<(i64, i64)> =
+                            state.expected.range(..t).map(|(p, d)| (*p, *d)).collect();
+                        for (p, d) in lost {
+                            state.expected.remove(&p);
+                            state.push_lost(p, d, next_index, w, h);
+                        }
+                        state.expected.remove(&t);
+                    }
+                    _ => {
+                        state.tracking_lost = false;
+                        state.expected.clear();
+                    }
+                }
+            }
             let index = *next_index;
             *next_index += 1;
             let image = Arc::new(img);
@@ -528,6 +548,19 @@ fn run(
     for (stream, mut packet) in ictx.packets() {
         let si = stream.index();
         if si == vindex {
+            // SAFETY: reading the flags field of a packet the demuxer just filled.
+            let discard =
+                unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;
+            match packet.pts() {
+                Some(p) if !discard => {
+                    state.expected.insert(p, packet.duration());
+                }
+                Some(_) => {}
+                None => {
+                    state.tracking_lost = false;
+                    state.expected.clear();
+                }
+            }
             loop {
                 match decoder.send_packet(&packet) {
                     Ok(()) => break,
@@ -558,6 +591,11 @@ fn run(
     }
     let _ = decoder.send_eof();
     handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
+    if state.tracking_lost && state.report.frames + state.slots.len() > 0 {
+        for (p, d) in std::mem::take(&mut state.expected) {
+            state.push_lost(p, d, &mut next_index, w, h);
+        }
+    }
     state.drain(&workers, &mut out, output, true, progress)?;
     for f in state.tracker.finish() {
         state.release(f, &mut out, output, progress)?;
@@ -592,6 +630,12 @@ struct State<'a> {
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
     full_frame: Vec<Region>,
+    /// Presentation times of video packets sent to the decoder and not yet seen as frames. A
+    /// frame with a later time proves the earlier ones will never come: they are written as
+    /// covered frames, so the output keeps every frame of the input. Switched off (and cleared)
+    /// as soon as packet and frame times do not line up, so it can never invent frames.
+    expected: BTreeMap<i64, i64>,
+    tracking_lost: bool,
 }
 
 impl State<'_> {
@@ -649,6 +693,20 @@ impl State<'_> {
                 }
             }
         }
+    }
+
+    /// Queues a covered stand-in for a frame the decoder could not produce.
+    fn push_lost(&mut self, pts: i64, duration: i64, next_index: &mut usize, w: u32, h: u32) {
+        self.report.lost_frames += 1;
+        self.slots.push_back(Slot {
+            index: *next_index,
+            pts: Some(pts),
+            duration,
+            image: Arc::new(RgbImage::new(w, h)),
+            corrupt: true,
+            awaiting: None,
+        });
+        *next_index += 1;
     }
 
     fn store(&mut self, index: usize, result: std::result::Result<Vec<Detection>, String>) {

@@ -406,3 +406,45 @@ fn an_odd_sized_clip_keeps_its_exact_size() {
     assert_eq!(size(&red).trim(), "161,121");
     assert_same_times(&frame_times(&input), &frame_times(&red));
 }
+
+#[test]
+fn frames_lost_to_corrupt_packets_are_written_covered_at_their_timestamps() {
+    let d = tempfile::tempdir().unwrap();
+    let clean = d.path().join("clean.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        clean.to_str().unwrap(),
+    ]);
+    // Flip bits through a stretch in the middle of the file (inside the video data).
+    let mut bytes = std::fs::read(&clean).unwrap();
+    let mid = bytes.len() / 2;
+    for i in (mid..mid + 4000).step_by(7) {
+        bytes[i] ^= 0x5a;
+    }
+    let input = d.path().join("damaged.mp4");
+    std::fs::write(&input, &bytes).unwrap();
+    let out = d.path().join("out");
+    let log = redact(&input, &out, &["--recall", "fast"]);
+    // The summary line says "..., N fail-closed frames, ...".
+    let covered: usize = log
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" fail-closed frames")?.parse().ok())
+        .expect("the run reports its fail-closed frames");
+    assert!(covered > 0, "{log}");
+    let red = out.join("damaged.mp4");
+    // Every frame of the clean clip is there, at its own time.
+    assert_same_times(&frame_times(&clean), &frame_times(&red));
+    // The covered frames are black from edge to edge.
+    let black = rgb_frames(&red, 320, 240)
+        .iter()
+        .filter(|f| f.iter().map(|&v| v as u64).sum::<u64>() < f.len() as u64 * 4)
+        .count();
+    assert!(black >= covered, "{black} black frames, {covered} reported");
+}
