@@ -18,9 +18,9 @@ use image::RgbImage;
 
 use crate::detect::DetectConfig;
 use crate::error::{Error, Result};
-use crate::geometry::{BBox, Detection};
+use crate::geometry::Detection;
 use crate::pipeline::FrameRedactor;
-use crate::redact::{self, Area, RedactConfig, Region, Style};
+use crate::redact::{self, RedactConfig, Region};
 use crate::track::{TrackConfig, Tracker};
 
 /// Channel order of a raw frame.
@@ -57,15 +57,6 @@ pub struct Redactor {
     tracker: Tracker,
     pending: VecDeque<Pending>,
     next: usize,
-}
-
-fn cover_all(img: &mut RgbImage) {
-    let (w, h) = img.dimensions();
-    let whole = [Region {
-        area: Area::Rect(BBox::new(0.0, 0.0, w as f32, h as f32)),
-        style: Style::Fill([0, 0, 0]),
-    }];
-    redact::redact(img, &whole);
 }
 
 impl Redactor {
@@ -145,16 +136,11 @@ impl Redactor {
             None => Vec::new(),
         };
         let regions = if failed {
-            cover_all(&mut rgb);
-            vec![Region {
-                area: Area::Rect(BBox::new(0.0, 0.0, width as f32, height as f32)),
-                style: Style::Fill([0, 0, 0]),
-            }]
+            vec![Region::whole_frame(width, height)]
         } else {
-            let regions = self.frames.config().regions(&boxes, width, height);
-            redact::redact(&mut rgb, &regions);
-            regions
+            self.frames.config().regions(&boxes, width, height)
         };
+        redact::redact(&mut rgb, &regions);
         // Write back only the pixels the regions can have touched.
         let raw = rgb.as_raw();
         for r in &regions {
@@ -194,7 +180,8 @@ impl Redactor {
             .pop_front()
             .expect("the tracker releases only pushed frames");
         if failed {
-            cover_all(&mut image);
+            let whole = [Region::whole_frame(image.width(), image.height())];
+            redact::redact(&mut image, &whole);
         } else {
             self.frames.apply(&mut image, &boxes);
         }

@@ -128,6 +128,16 @@ pub struct Region {
     pub style: Style,
 }
 
+impl Region {
+    /// The whole `w` x `h` frame filled black: what a fail-closed frame becomes.
+    pub fn whole_frame(w: u32, h: u32) -> Region {
+        Region {
+            area: Area::Rect(crate::geometry::BBox::new(0.0, 0.0, w as f32, h as f32)),
+            style: Style::Fill([0, 0, 0]),
+        }
+    }
+}
+
 impl RedactConfig {
     /// The style of a class.
     pub fn class_style(&self, class: Class) -> &ClassStyle {

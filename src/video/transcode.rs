@@ -20,7 +20,7 @@ use crate::detect::{DetectConfig, Detector, DetectorSet};
 use crate::error::{Error, Result};
 use crate::geometry::Detection;
 use crate::image_io::temp_path_for;
-use crate::redact::{self, Area, RedactConfig, Region, Style};
+use crate::redact::{self, RedactConfig, Region};
 use crate::track::{FlickerCounter, TrackedFrame, Tracker};
 
 fn init() {
@@ -443,13 +443,7 @@ fn run(
         redact_cfg,
         expected: Default::default(),
         tracking_lost: true,
-        full_frame: vec![Region {
-            area: Area::Rect(crate::geometry::BBox::new(0.0, 0.0, w as f32, h as f32)),
-            style: match redact_cfg.face.style {
-                Style::Fill(c) => Style::Fill(c),
-                _ => Style::Fill([0, 0, 0]),
-            },
-        }],
+        full_frame: [Region::whole_frame(w, h)],
     };
     let mut to_rgb: Option<scaling::Context> = None;
     let mut decoded = frame::Video::empty();
@@ -629,7 +623,7 @@ struct State<'a> {
     flicker: FlickerCounter,
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
-    full_frame: Vec<Region>,
+    full_frame: [Region; 1],
     /// Presentation times of video packets sent to the decoder and not yet seen as frames. A
     /// frame with a later time proves the earlier ones will never come: they are written as
     /// covered frames, so the output keeps every frame of the input. Switched off (and cleared)
