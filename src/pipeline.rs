@@ -75,7 +75,7 @@ impl FrameRedactor {
 
 /// What happened to one file.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ImageReport {
+pub struct FileReport {
     /// Objects found and redacted (photos; empty for clips, which report counts only).
     pub detections: Vec<Detection>,
     /// Faces redacted.
@@ -84,15 +84,17 @@ pub struct ImageReport {
     pub plates: usize,
     /// Seconds spent on this file.
     pub seconds: f64,
+    /// Frames written (clips only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    /// Frames written fully covered because they were corrupt or detection failed (clips only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_closed_frames: Option<usize>,
 }
 
 /// Reads `input` upright, redacts it and writes it to `output` in the same format, without
 /// metadata, atomically. Nothing is written if any step fails.
-pub fn redact_image_file(
-    r: &mut FrameRedactor,
-    input: &Path,
-    output: &Path,
-) -> Result<ImageReport> {
+pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> Result<FileReport> {
     let start = Instant::now();
     let loaded = image_io::load(input)?;
     let alpha = loaded
@@ -114,11 +116,13 @@ pub fn redact_image_file(
     };
     image_io::save(&out, loaded.format, output)?;
     let count = |c: Class| detections.iter().filter(|d| d.class == c).count();
-    Ok(ImageReport {
+    Ok(FileReport {
         faces: count(Class::Face),
         plates: count(Class::Plate),
         detections,
         seconds: start.elapsed().as_secs_f64(),
+        frames: None,
+        fail_closed_frames: None,
     })
 }
 

@@ -208,3 +208,70 @@ fn eval_scores_coverage_of_labelled_boxes() {
     let masked = r["mean_masked_fraction"].as_f64().unwrap();
     assert!(masked > 0.01 && masked < 0.2, "{masked}");
 }
+
+#[test]
+fn dry_run_lists_and_writes_nothing_and_json_summarises_a_rerun() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    tree_with_fixtures(&src);
+    std::fs::write(src.join("notes.jpg"), "not a photo").unwrap();
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("would redact"))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(!out.exists(), "a dry run creates nothing");
+
+    let run = || {
+        let o = bystander()
+            .arg("redact")
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("stdout is one JSON document")
+    };
+    let first = run();
+    assert_eq!(
+        (
+            first["redacted"].as_u64(),
+            first["kept"].as_u64(),
+            first["failed"].as_u64()
+        ),
+        (Some(2), Some(0), Some(1))
+    );
+    let files = first["files"].as_array().unwrap();
+    let bad = files.iter().find(|f| f["status"] == "failed").unwrap();
+    assert!(bad["input"].as_str().unwrap().ends_with("notes.jpg"));
+    assert!(bad["error"].as_str().unwrap().contains("notes.jpg"));
+    let car = files
+        .iter()
+        .find(|f| f["input"].as_str().unwrap().ends_with("car.jpg"))
+        .unwrap();
+    assert_eq!(car["plates"], 1);
+    // Finished outputs are kept on a rerun; the bad file fails again.
+    let second = run();
+    assert_eq!(
+        (
+            second["redacted"].as_u64(),
+            second["kept"].as_u64(),
+            second["failed"].as_u64()
+        ),
+        (Some(0), Some(2), Some(1))
+    );
+}

@@ -43,6 +43,12 @@ pub struct RedactArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// List what would be done (redact, keep, skip) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable summary of every file as JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]

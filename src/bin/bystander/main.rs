@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bystander::eval::{self, BUCKET_LABELS};
-use bystander::pipeline::{redact_image_file, ImageReport, Workers};
+use bystander::pipeline::{redact_image_file, FileReport, Workers};
 use bystander::{batch, models, runtime, Class, Result};
 use clap::Parser;
 use rayon::prelude::*;
@@ -39,18 +39,69 @@ fn pool(jobs: usize) -> rayon::ThreadPool {
         .expect("a thread pool of a few threads can be built")
 }
 
+/// Prints a progress line: on stdout, or on stderr when stdout carries JSON; not at all with
+/// --quiet.
+fn say(a: &RedactArgs, line: std::fmt::Arguments) {
+    if a.quiet {
+        return;
+    }
+    if a.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
 fn redact(a: RedactArgs) -> Result<ExitCode> {
     let detect = a.settings.detect_config(&Class::ALL)?;
     let redact = a.settings.redact_config()?;
     let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
     for (path, why) in &plan.skipped {
-        if !a.quiet {
-            eprintln!("skipped {}: {why}", path.display());
+        say(&a, format_args!("skipped {}: {why}", path.display()));
+    }
+    if a.dry_run {
+        for job in &plan.jobs {
+            let (what, note) = if !a.overwrite && job.output.is_file() {
+                ("keep", " (exists)")
+            } else {
+                ("redact", "")
+            };
+            say(
+                &a,
+                format_args!(
+                    "would {what} {} -> {}{note}",
+                    job.input.display(),
+                    job.output.display()
+                ),
+            );
         }
+        return Ok(ExitCode::SUCCESS);
     }
     let workers = Workers::new(detect, redact)?;
     let failed = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
+    let records = std::sync::Mutex::new(Vec::new());
+    let record =
+        |job: &batch::Job, status: &str, report: Option<&FileReport>, error: Option<String>| {
+            let mut r = serde_json::json!({
+                "input": job.input, "output": job.output, "status": status,
+            });
+            if let Some(rep) = report {
+                r["faces"] = rep.faces.into();
+                r["plates"] = rep.plates.into();
+                r["seconds"] = rep.seconds.into();
+                if let Some(f) = rep.frames {
+                    r["frames"] = f.into();
+                }
+                if let Some(f) = rep.fail_closed_frames {
+                    r["fail_closed_frames"] = f.into();
+                }
+            }
+            if let Some(e) = error {
+                r["error"] = e.into();
+            }
+            records.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        };
     let total = plan.jobs.len();
     // Photos run side by side, one per job; a clip brings one detection thread per core, so
     // clips run one after another.
@@ -59,12 +110,14 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     let run_job = |job: &&batch::Job| {
         if !a.overwrite && job.output.is_file() {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if !a.quiet {
-                println!(
+            say(
+                &a,
+                format_args!(
                     "[{n}/{total}] kept {} (exists; --overwrite redoes it)",
                     job.output.display()
-                );
-            }
+                ),
+            );
+            record(job, "kept", None, None);
             return;
         }
         let result = (|| {
@@ -81,31 +134,56 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         })();
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
         match result {
-            Ok(rep) if !a.quiet => println!(
-                "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
-                job.input.display(),
-                job.output.display(),
-                rep.faces,
-                rep.plates,
-                rep.seconds
-            ),
-            Ok(_) => {}
+            Ok(rep) => {
+                say(
+                    &a,
+                    format_args!(
+                        "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
+                        job.input.display(),
+                        job.output.display(),
+                        rep.faces,
+                        rep.plates,
+                        rep.seconds
+                    ),
+                );
+                record(job, "redacted", Some(&rep), None);
+            }
             Err(e) => {
                 failed.fetch_add(1, Ordering::Relaxed);
                 eprintln!("bystander: {e}");
+                record(job, "failed", None, Some(e.to_string()));
             }
         }
     };
     pool(jobs).install(|| photos.par_iter().for_each(run_job));
     clips.iter().for_each(run_job);
     let failed = failed.into_inner();
-    if !a.quiet {
+    let mut records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    records.sort_by(|x, y| x["input"].as_str().cmp(&y["input"].as_str()));
+    let count = |s: &str| records.iter().filter(|r| r["status"] == s).count();
+    let (redacted, kept) = (count("redacted"), count("kept"));
+    if a.json {
+        let skipped: Vec<_> = plan
+            .skipped
+            .iter()
+            .map(|(p, why)| serde_json::json!({"path": p, "reason": why}))
+            .collect();
+        let summary = serde_json::json!({
+            "output": a.output, "redacted": redacted, "kept": kept, "failed": failed,
+            "skipped": skipped, "files": records,
+        });
         println!(
-            "{} of {total} files redacted into {}; {failed} failed",
-            total - failed,
-            a.output.display()
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("plain data")
         );
     }
+    say(
+        &a,
+        format_args!(
+            "{redacted} redacted, {kept} kept, {failed} failed of {total} files into {}",
+            a.output.display()
+        ),
+    );
     Ok(if failed > 0 {
         ExitCode::from(2)
     } else {
@@ -123,7 +201,7 @@ fn is_clip(path: &std::path::Path) -> bool {
 }
 
 #[cfg(feature = "video")]
-fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<ImageReport> {
+fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<FileReport> {
     // A clip brings its own detection threads, one per core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = a.video.options(cores, &a.settings.recall)?;
@@ -131,8 +209,9 @@ fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Resul
     let detect = detect.for_clips();
     let r =
         bystander::video::redact_clip(&job.input, &job.output, &detect, redact, &opts, &|_| {})?;
-    if !a.quiet {
-        println!(
+    say(
+        a,
+        format_args!(
             "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}, flicker frames {} without hold / {} with hold",
             r.frames,
             r.frames as f64 / r.seconds.max(1e-9),
@@ -141,18 +220,20 @@ fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Resul
             r.rotation,
             r.flicker_frames_without_hold,
             r.flicker_frames_with_hold
-        );
-    }
-    Ok(ImageReport {
+        ),
+    );
+    Ok(FileReport {
         detections: Vec::new(),
         seconds: r.seconds,
         faces: r.faces,
         plates: r.plates,
+        frames: Some(r.frames),
+        fail_closed_frames: Some(r.fail_closed_frames),
     })
 }
 
 #[cfg(not(feature = "video"))]
-fn redact_clip_job(_: &RedactArgs, job: &batch::Job, _: &Workers) -> Result<ImageReport> {
+fn redact_clip_job(_: &RedactArgs, job: &batch::Job, _: &Workers) -> Result<FileReport> {
     Err(bystander::Error::Unsupported {
         path: job.input.clone(),
         reason: "this build has no video support (feature `video`)".into(),
