@@ -85,6 +85,41 @@ pub fn temp_path_for(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.{}.bystander-tmp", std::process::id()))
 }
 
+/// Removes temporaries left beside `dest` by a run that was killed (kill -9, power loss): those
+/// whose process is gone. A temporary of a process still running is left alone. Returns how
+/// many were removed.
+pub fn remove_stale_temporaries(dest: &Path) -> usize {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return 0;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".bystander-tmp"))
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Writes through `write` into a temporary file beside `dest`, syncs it and renames it to `dest`.
 /// On any error the temporary file is removed and `dest` is untouched.
 pub fn write_atomic<F>(dest: &Path, write: F) -> Result<()>
@@ -177,6 +212,21 @@ mod tests {
         assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
         assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("clip.mp4");
+        // PID 4194304 is above Linux's largest PID, so no process has it.
+        let dead = dir.path().join(".clip.mp4.4194304.bystander-tmp");
+        let live = temp_path_for(&dest);
+        let other = dir.path().join(".other.mp4.4194304.bystander-tmp");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(&dest), 1);
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     #[test]

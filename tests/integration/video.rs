@@ -448,3 +448,54 @@ fn frames_lost_to_corrupt_packets_are_written_covered_at_their_timestamps() {
         .count();
     assert!(black >= covered, "{black} black frames, {covered} reported");
 }
+
+#[test]
+fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("long.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=640x360:rate=25",
+        "-t",
+        "8",
+        "-c:v",
+        "libx264",
+        input.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .arg("redact")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .arg("--quiet")
+        .spawn()
+        .unwrap();
+    // Wait until the clip is being written, then kill the process without warning.
+    let temp_exists = || {
+        std::fs::read_dir(&out)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".bystander-tmp"))
+            })
+            .unwrap_or(false)
+    };
+    let start = std::time::Instant::now();
+    while !temp_exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(temp_exists(), "the run never started writing");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !out.join("long.mp4").exists(),
+        "no partial file under the final name"
+    );
+    assert!(temp_exists(), "the killed run left its temporary");
+    redact(&input, &out, &["--recall", "fast"]);
+    assert_same_times(&frame_times(&input), &frame_times(&out.join("long.mp4")));
+    assert!(!temp_exists(), "the rerun removed the dead run's temporary");
+}

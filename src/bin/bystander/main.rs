@@ -108,6 +108,7 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     let (clips, photos): (Vec<_>, Vec<_>) = plan.jobs.iter().partition(|j| is_clip(&j.input));
     let jobs = a.settings.jobs()?;
     let run_job = |job: &&batch::Job| {
+        bystander::image_io::remove_stale_temporaries(&job.output);
         if !a.overwrite && job.output.is_file() {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             say(
