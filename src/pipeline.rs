@@ -167,17 +167,4 @@ impl Workers {
     pub fn configs(&self) -> (&DetectConfig, &RedactConfig) {
         (&self.detect, &self.redact)
     }
-
-    /// Model names and checksums, for reports.
-    pub fn models(&self) -> Vec<(String, String)> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.first()
-            .map(|r| {
-                r.models()
-                    .iter()
-                    .map(|m| (m.name.clone(), m.sha256.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }

@@ -130,14 +130,16 @@ fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
         .map(|sd| sd.data().to_vec())
 }
 
-fn copy_rgb_frame(src: &frame::Video, dst: &mut RgbImage) {
+/// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill
+/// first: this runs for every frame).
+fn rgb_image_of(src: &frame::Video) -> RgbImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
-    let stride = src.stride(0);
-    let data = src.data(0);
-    let out: &mut [u8] = dst;
+    let (stride, data) = (src.stride(0), src.data(0));
+    let mut out = Vec::with_capacity(w * h * 3);
     for y in 0..h {
-        out[y * w * 3..(y + 1) * w * 3].copy_from_slice(&data[y * stride..y * stride + w * 3]);
+        out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
     }
+    RgbImage::from_raw(w as u32, h as u32, out).expect("w*h*3 bytes were copied")
 }
 
 fn fill_rgb_frame(src: &RgbImage, dst: &mut frame::Video) {
@@ -491,8 +493,7 @@ fn run(
             };
             conv.run(&decoded, &mut rgb_frame)
                 .map_err(|e| video_err(input, "cannot convert a frame", e))?;
-            let mut img = RgbImage::new(w, h);
-            copy_rgb_frame(&rgb_frame, &mut img);
+            let img = rgb_image_of(&rgb_frame);
             // SAFETY: reading a plain integer field of a frame the decoder just filled.
             let error_flags = unsafe { (*decoded.as_ptr()).decode_error_flags };
             let corrupt = decoded.is_corrupt() || error_flags != 0;
