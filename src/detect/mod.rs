@@ -554,13 +554,37 @@ impl DetectorSet {
     }
 }
 
-impl Detector for DetectorSet {
-    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+impl DetectorSet {
+    /// Detects like [`Detector::detect`] and adds each model's wall time, in seconds, to
+    /// `seconds` (one entry per detector, in the order of [`DetectorSet::detectors`]).
+    pub fn detect_timed(
+        &mut self,
+        frame: &RgbImage,
+        seconds: &mut [f64],
+    ) -> Result<Vec<Detection>> {
         let mut all = Vec::new();
-        for d in &mut self.detectors {
+        for (i, d) in self.detectors.iter_mut().enumerate() {
+            let start = std::time::Instant::now();
             all.extend(d.detect(frame)?);
+            if let Some(s) = seconds.get_mut(i) {
+                *s += start.elapsed().as_secs_f64();
+            }
         }
         Ok(nms::merge_enclosing(all, MERGE_IOU))
+    }
+
+    /// The model names, in the order of [`DetectorSet::detectors`].
+    pub fn model_names(&self) -> Vec<String> {
+        self.detectors
+            .iter()
+            .map(|d| d.runner.model().name.clone())
+            .collect()
+    }
+}
+
+impl Detector for DetectorSet {
+    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        self.detect_timed(frame, &mut [])
     }
 
     fn models(&self) -> Vec<&ModelData> {

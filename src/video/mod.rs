@@ -17,6 +17,7 @@
 //! redacted and counted; a clip whose container cannot be read fails as a whole and leaves no
 //! output.
 
+pub mod bench;
 mod transcode;
 
 use std::path::Path;
@@ -69,6 +70,12 @@ pub struct VideoOptions {
     pub detect_every: usize,
     /// Detection threads (each with its own sessions).
     pub workers: usize,
+    /// Threads the clip may keep busy; 0 means one per core. Each detection worker gets
+    /// `budget / workers` ONNX Runtime threads, and FFmpeg's decoder and encoder get `budget`
+    /// threads (with 0, FFmpeg chooses: x264 takes about 1.5 per core).
+    pub thread_budget: usize,
+    /// Stop after this many frames (for benchmarks); `None` reads the whole clip.
+    pub max_frames: Option<usize>,
 }
 
 impl Default for VideoOptions {
@@ -81,6 +88,8 @@ impl Default for VideoOptions {
             track: TrackConfig::default(),
             detect_every: 1,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            thread_budget: 0,
+            max_frames: None,
         }
     }
 }
@@ -111,6 +120,38 @@ pub struct ClipReport {
     /// Display rotation of the video stream in degrees clockwise (0, 90, 180, 270).
     pub rotation: u32,
     /// Seconds of wall time.
+    pub seconds: f64,
+    /// Where the time went.
+    pub stages: StageTimes,
+}
+
+/// Seconds spent in each stage of a clip. Decode, track, redact and encode run on the calling
+/// thread, so they add up to its busy time; detection runs on the worker threads, so its figures
+/// are summed over workers (thread-seconds) and can exceed the wall time.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StageTimes {
+    /// Demuxing, decoding and conversion to RGB.
+    pub decode: f64,
+    /// Each model's inference, pre- and post-processing, summed over worker threads.
+    pub detect: Vec<ModelTime>,
+    /// Detection workers the clip ran with.
+    pub detect_workers: usize,
+    /// Hold and back-fill.
+    pub track: f64,
+    /// Drawing the masks.
+    pub redact: f64,
+    /// Conversion to the encoder's pixel format, encoding and muxing.
+    pub encode: f64,
+    /// The calling thread waiting for detection results (the pipeline's idle time).
+    pub wait_for_detect: f64,
+}
+
+/// One model's share of detection time.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ModelTime {
+    /// The model's name.
+    pub model: String,
+    /// Thread-seconds.
     pub seconds: f64,
 }
 

@@ -15,8 +15,10 @@ use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
 use image::RgbImage;
 
-use super::{box_from_upright, muxer_for, upright, ClipReport, VideoOptions};
-use crate::detect::{DetectConfig, Detector, DetectorSet};
+use super::{
+    box_from_upright, muxer_for, upright, ClipReport, ModelTime, StageTimes, VideoOptions,
+};
+use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
 use crate::geometry::Detection;
 use crate::image_io::temp_path_for;
@@ -39,14 +41,25 @@ struct DetectionThreads {
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Outcome>,
     handles: Vec<JoinHandle<()>>,
+    /// Model names and their thread-seconds, summed over workers.
+    names: Vec<String>,
+    seconds: Arc<Mutex<Vec<f64>>>,
 }
 
 impl DetectionThreads {
-    fn start(detect: &DetectConfig, n: usize, rotation: u32) -> Result<DetectionThreads> {
+    fn start(
+        detect: &DetectConfig,
+        n: usize,
+        budget: usize,
+        rotation: u32,
+    ) -> Result<DetectionThreads> {
         let n = n.max(1);
         let mut cfg = detect.clone();
-        cfg.intra_threads =
-            (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1);
+        let budget = match budget {
+            0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
+            b => b,
+        };
+        cfg.intra_threads = (budget / n).max(1);
         // Build every detector before starting, so a bad model or runtime fails the clip at once.
         let sets = (0..n)
             .map(|_| cfg.build())
@@ -54,16 +67,20 @@ impl DetectionThreads {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (res_tx, res_rx) = mpsc::channel::<Outcome>();
+        let names = sets[0].model_names();
+        let seconds = Arc::new(Mutex::new(vec![0.0; names.len()]));
         let handles = sets
             .into_iter()
             .map(|mut set| {
                 let (rx, tx) = (Arc::clone(&job_rx), res_tx.clone());
+                let total = Arc::clone(&seconds);
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, img)) = job else { break };
                     let (w, h) = img.dimensions();
+                    let mut took = vec![0.0; set.detectors().len()];
                     let found = match upright(&img, rotation) {
-                        Some(up) => set.detect(&up).map(|ds| {
+                        Some(up) => set.detect_timed(&up, &mut took).map(|ds| {
                             ds.into_iter()
                                 .map(|mut d| {
                                     d.bbox = box_from_upright(&d.bbox, rotation, w, h);
@@ -72,8 +89,16 @@ impl DetectionThreads {
                                 })
                                 .collect()
                         }),
-                        None => set.detect(&img),
+                        None => set.detect_timed(&img, &mut took),
                     };
+                    for (t, s) in total
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter_mut()
+                        .zip(&took)
+                    {
+                        *t += s;
+                    }
                     if tx.send((index, found.map_err(|e| e.to_string()))).is_err() {
                         break;
                     }
@@ -84,6 +109,8 @@ impl DetectionThreads {
             jobs: Some(job_tx),
             results: res_rx,
             handles,
+            names,
+            seconds,
         })
     }
 }
@@ -285,7 +312,7 @@ fn run(
         .map_err(|e| video_err(input, "bad stream parameters", e))?;
     dec_ctx.set_threading(codec::threading::Config {
         kind: codec::threading::Type::Frame,
-        count: 0,
+        count: opts.thread_budget,
         ..Default::default()
     });
     let mut decoder = dec_ctx
@@ -328,7 +355,15 @@ fn run(
             let mut ost = octx
                 .add_stream(codec)
                 .map_err(|e| video_err(output, "cannot add the video stream", e))?;
-            let mut enc = codec::context::Context::new_with_codec(codec)
+            let mut enc_ctx = codec::context::Context::new_with_codec(codec);
+            if opts.thread_budget > 0 {
+                enc_ctx.set_threading(codec::threading::Config {
+                    kind: codec::threading::Type::Frame,
+                    count: opts.thread_budget,
+                    ..Default::default()
+                });
+            }
+            let mut enc = enc_ctx
                 .encoder()
                 .video()
                 .map_err(|e| video_err(output, "cannot set up the encoder", e))?;
@@ -431,7 +466,7 @@ fn run(
         octx,
     };
 
-    let workers = DetectionThreads::start(detect, opts.workers, rotation)?;
+    let workers = DetectionThreads::start(detect, opts.workers, opts.thread_budget, rotation)?;
     let mut state = State {
         report: ClipReport {
             rotation,
@@ -446,7 +481,9 @@ fn run(
         expected: Default::default(),
         tracking_lost: true,
         full_frame: [Region::whole_frame(w, h)],
+        stages: Default::default(),
     };
+    let max_frames = opts.max_frames.unwrap_or(usize::MAX);
     let mut to_rgb: Option<scaling::Context> = None;
     let mut decoded = frame::Video::empty();
     let mut rgb_frame = frame::Video::empty();
@@ -458,6 +495,7 @@ fn run(
                              next_index: &mut usize|
      -> Result<()> {
         loop {
+            let started = Instant::now();
             match decoder.receive_frame(&mut decoded) {
                 Ok(()) => {}
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => break,
@@ -494,6 +532,10 @@ fn run(
             conv.run(&decoded, &mut rgb_frame)
                 .map_err(|e| video_err(input, "cannot convert a frame", e))?;
             let img = rgb_image_of(&rgb_frame);
+            state.stages.decode += started.elapsed().as_secs_f64();
+            if *next_index >= max_frames {
+                continue;
+            }
             // SAFETY: reading a plain integer field of a frame the decoder just filled.
             let error_flags = unsafe { (*decoded.as_ptr()).decode_error_flags };
             let corrupt = decoded.is_corrupt() || error_flags != 0;
@@ -541,6 +583,9 @@ fn run(
     };
 
     for (stream, mut packet) in ictx.packets() {
+        if next_index >= max_frames {
+            break;
+        }
         let si = stream.index();
         if si == vindex {
             // SAFETY: reading the flags field of a packet the demuxer just filled.
@@ -557,7 +602,10 @@ fn run(
                 }
             }
             loop {
-                match decoder.send_packet(&packet) {
+                let started = Instant::now();
+                let sent = decoder.send_packet(&packet);
+                state.stages.decode += started.elapsed().as_secs_f64();
+                match sent {
                     Ok(()) => break,
                     // The decoder is full: take its frames, then offer the packet again.
                     Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
@@ -586,7 +634,8 @@ fn run(
     }
     let _ = decoder.send_eof();
     handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
-    if state.tracking_lost && state.report.frames + state.slots.len() > 0 {
+    if state.tracking_lost && next_index < max_frames && state.report.frames + state.slots.len() > 0
+    {
         for (p, d) in std::mem::take(&mut state.expected) {
             state.push_lost(p, d, &mut next_index, w, h);
         }
@@ -595,6 +644,21 @@ fn run(
     for f in state.tracker.finish() {
         state.release(f, &mut out, output, progress)?;
     }
+    state.stages.detect_workers = workers.handles.len();
+    let detect_seconds = workers
+        .seconds
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    state.stages.detect = workers
+        .names
+        .iter()
+        .zip(detect_seconds)
+        .map(|(model, seconds)| ModelTime {
+            model: model.clone(),
+            seconds,
+        })
+        .collect();
     drop(workers);
     if state.report.frames == 0 {
         return Err(Error::Unsupported {
@@ -602,6 +666,7 @@ fn run(
             reason: "no frame of the video stream could be decoded".into(),
         });
     }
+    let started = Instant::now();
     out.encoder
         .send_eof()
         .map_err(|e| video_err(output, "cannot finish encoding", e))?;
@@ -609,6 +674,8 @@ fn run(
     out.octx
         .write_trailer()
         .map_err(|e| video_err(output, "cannot finish the file", e))?;
+    state.stages.encode += started.elapsed().as_secs_f64();
+    state.report.stages = state.stages;
     state.report.flicker_frames_without_hold = state.flicker.without_hold;
     state.report.flicker_frames_with_hold = state.flicker.with_hold;
     state.report.seconds = start.elapsed().as_secs_f64();
@@ -631,6 +698,7 @@ struct State<'a> {
     /// as soon as packet and frame times do not line up, so it can never invent frames.
     expected: BTreeMap<i64, i64>,
     tracking_lost: bool,
+    stages: StageTimes,
 }
 
 impl State<'_> {
@@ -667,7 +735,10 @@ impl State<'_> {
                     }
                     self.released
                         .insert(slot.index, (slot.pts, slot.duration, slot.image, failed));
-                    if let Some(f) = self.tracker.push(slot.index, detections) {
+                    let started = Instant::now();
+                    let tracked = self.tracker.push(slot.index, detections);
+                    self.stages.track += started.elapsed().as_secs_f64();
+                    if let Some(f) = tracked {
                         self.release(f, out, path, progress)?;
                     }
                 }
@@ -675,7 +746,10 @@ impl State<'_> {
                     if !all && self.slots.len() <= self.max_in_flight {
                         return Ok(());
                     }
-                    match workers.results.recv() {
+                    let started = Instant::now();
+                    let received = workers.results.recv();
+                    self.stages.wait_for_detect += started.elapsed().as_secs_f64();
+                    match received {
                         Ok((index, result)) => self.store(index, result),
                         Err(_) => {
                             return Err(video_err(
@@ -721,6 +795,7 @@ impl State<'_> {
             .released
             .remove(&f.index)
             .expect("every tracked frame was stored");
+        let started = Instant::now();
         let mut img = Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone());
         if whole {
             self.report.fail_closed_frames += 1;
@@ -729,8 +804,11 @@ impl State<'_> {
             let regions = self.redact_cfg.regions(&f.boxes, img.width(), img.height());
             redact::redact_parallel(&mut img, &regions);
         }
+        self.stages.redact += started.elapsed().as_secs_f64();
         self.flicker.push(f.detected.as_deref(), &f.boxes);
+        let started = Instant::now();
         out.encode(&img, pts, duration, path)?;
+        self.stages.encode += started.elapsed().as_secs_f64();
         self.report.frames += 1;
         progress(self.report.frames);
         Ok(())

@@ -499,3 +499,71 @@ fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
     assert_same_times(&frame_times(&input), &frame_times(&out.join("long.mp4")));
     assert!(!temp_exists(), "the rerun removed the dead run's temporary");
 }
+
+#[test]
+fn bench_loops_a_short_clip_and_reports_every_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let clip = d.path().join("six.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10",
+        "-frames:v",
+        "6",
+        "-pix_fmt",
+        "yuv420p",
+        clip.to_str().unwrap(),
+    ]);
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .args([
+            "bench",
+            clip.to_str().unwrap(),
+            "--frames",
+            "15",
+            "--json",
+            "--quiet",
+        ])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 15 frames from a 6-frame clip: three passes, the last one cut short.
+    assert_eq!(r["frames"], 15);
+    assert_eq!(r["passes"], 3);
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    for want in [
+        "decode",
+        "detect:centerface",
+        "detect:retinaface",
+        "detect:plate-yolo",
+        "detect:plate-retina",
+        "track",
+        "redact",
+        "encode",
+    ] {
+        assert!(stages.contains(&want), "{want} missing from {stages:?}");
+    }
+    let shares: f64 = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stage"] != "wait-for-detect")
+        .map(|s| s["share"].as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-6, "shares sum to {shares}");
+    assert!(r["fps"].as_f64().unwrap() > 0.0);
+    assert!(r["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(r["settings"]["onnxruntime"], "1.31.1");
+    assert_eq!(r["settings"]["models"].as_array().unwrap().len(), 4);
+    // The redacted copy was written under TMPDIR and removed afterwards.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}

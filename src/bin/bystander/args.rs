@@ -27,6 +27,28 @@ pub enum Command {
     Eval(EvalArgs),
     /// List the shipped models and verify their checksums and the ONNX Runtime library.
     Models,
+    /// Redact a clip for real and report frames/s and time per stage.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The clip to run (redacted into a temporary folder that is removed afterwards).
+    pub clip: PathBuf,
+    /// Frames to redact; the clip is run again from its start when it has fewer (default: the
+    /// whole clip once).
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing while running.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub video: VideoArgs,
 }
 
 #[derive(Args)]
@@ -84,7 +106,13 @@ pub struct VideoArgs {
 
 #[cfg(feature = "video")]
 impl VideoArgs {
-    pub fn options(&self, workers: usize, recall: &str) -> Result<bystander::video::VideoOptions> {
+    /// Clip options for a thread budget of `budget` threads (`--jobs`) on a machine of `cores`.
+    pub fn options(
+        &self,
+        budget: usize,
+        cores: usize,
+        recall: &str,
+    ) -> Result<bystander::video::VideoOptions> {
         let detect_every = self
             .detect_every
             .unwrap_or(if recall == "fast" { 2 } else { 1 });
@@ -113,7 +141,11 @@ impl VideoArgs {
                 ..Default::default()
             },
             detect_every,
-            workers,
+            // One detection worker per thread of the budget, each single-threaded; FFmpeg's
+            // codecs choose for themselves only when the whole machine is ours.
+            workers: budget,
+            thread_budget: if budget >= cores { 0 } else { budget },
+            max_frames: None,
         })
     }
 }

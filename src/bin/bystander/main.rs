@@ -14,7 +14,7 @@ use bystander::{batch, models, runtime, Class, Result};
 use clap::Parser;
 use rayon::prelude::*;
 
-use args::{Cli, Command, EvalArgs, RedactArgs};
+use args::{BenchArgs, Cli, Command, EvalArgs, RedactArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Redact(a) => redact(a),
         Command::Eval(a) => evaluate(a),
         Command::Models => list_models(),
+        Command::Bench(a) => bench(a),
     };
     match result {
         Ok(code) => code,
@@ -203,9 +204,11 @@ fn is_clip(path: &std::path::Path) -> bool {
 
 #[cfg(feature = "video")]
 fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<FileReport> {
-    // A clip brings its own detection threads, one per core.
+    // A clip uses the whole thread budget itself: one detection worker per thread.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = a.video.options(cores, &a.settings.recall)?;
+    let opts = a
+        .video
+        .options(a.settings.jobs()?, cores, &a.settings.recall)?;
     let (detect, redact) = workers.configs();
     let detect = detect.for_clips();
     let r =
@@ -336,5 +339,103 @@ fn list_models() -> Result<ExitCode> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+#[cfg(feature = "video")]
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let detect = a.settings.detect_config(&Class::ALL)?.for_clips();
+    let redact = a.settings.redact_config()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = a
+        .video
+        .options(a.settings.jobs()?, cores, &a.settings.recall)?;
+    let start = std::time::Instant::now();
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let target = a.frames;
+    let progress = |n: usize| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if a.quiet || last.elapsed().as_millis() < 500 {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let fps = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let of = target.map_or(String::new(), |t| format!("/{t}"));
+        eprint!("\r{n}{of} frames, {fps:.2} fps   ");
+        let _ = std::io::stderr().flush();
+    };
+    let r =
+        bystander::video::bench::bench_clip(&a.clip, a.frames, &detect, &redact, &opts, &progress)?;
+    if !a.quiet {
+        eprintln!();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("plain data"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = &r.settings;
+    println!(
+        "{}: {} frames ({} detected, {} pass{}) in {:.2} s = {:.2} fps end to end",
+        r.clip.display(),
+        r.frames,
+        r.detected_frames,
+        r.passes,
+        if r.passes == 1 { "" } else { "es" },
+        r.seconds,
+        r.fps
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>7}",
+        "stage", "seconds", "fps", "share"
+    );
+    for st in &r.stages {
+        if st.stage == "wait-for-detect" {
+            println!(
+                "{:<26} {:>10.2} {:>10} {:>6.1}%  (of wall time, the main thread idle)",
+                st.stage,
+                st.seconds,
+                "-",
+                100.0 * st.share
+            );
+        } else {
+            println!(
+                "{:<26} {:>10.2} {:>10.2} {:>6.1}%",
+                st.stage,
+                st.seconds,
+                st.fps,
+                100.0 * st.share
+            );
+        }
+    }
+    println!("peak memory: {:.1} MiB", r.peak_rss_kib as f64 / 1024.0);
+    println!(
+        "settings: recall {:?}, {} detection workers x {} ONNX Runtime threads on {} cores, {} {}, ONNX Runtime {}",
+        s.recall, s.detect_workers, s.intra_threads, s.cores, s.execution_provider, "provider", s.onnxruntime
+    );
+    for m in &s.models {
+        println!(
+            "  model {} (sha256 {}): working size {}, tiles {:?}, threshold {}",
+            m.name, m.sha256, m.working_size, m.tiles, m.threshold
+        );
+    }
+    println!(
+        "  encoder {} crf {} preset {}, detect every {} frame(s), hold {} back-fill {}",
+        s.video.encoder,
+        s.video.crf,
+        s.video.preset,
+        s.video.detect_every,
+        s.video.track.hold,
+        s.video.track.backfill
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "video"))]
+fn bench(_: BenchArgs) -> Result<ExitCode> {
+    Err(bystander::Error::InvalidSetting {
+        name: "bench",
+        value: "clip".into(),
+        allowed: "a build with the `video` feature",
     })
 }

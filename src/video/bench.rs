@@ -1,0 +1,243 @@
+//! `bystander bench`: the real clip pipeline, timed stage by stage.
+//!
+//! Why a command and not only criterion: throughput depends on the user's clips, cores and
+//! ONNX Runtime build, and the question "where does the time go" has to be answerable on their
+//! machine with their settings. The clip is redacted for real (into a temporary folder that is
+//! removed afterwards) and run again from the start when more frames are asked for than it has.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{muxer_for, redact_clip, VideoOptions};
+use crate::detect::DetectConfig;
+use crate::error::{Error, Result};
+use crate::redact::RedactConfig;
+
+/// One stage's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageFigure {
+    /// The stage: decode, detect:MODEL, track, redact, encode, wait-for-detect.
+    pub stage: String,
+    /// Seconds spent (thread-seconds for detection, summed over workers).
+    pub seconds: f64,
+    /// Frames per second this stage alone could sustain with the threads it had.
+    pub fps: f64,
+    /// Share of all stage time (thread-seconds), 0 to 1.
+    pub share: f64,
+}
+
+/// A model as it ran.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelSetting {
+    /// Name.
+    pub name: String,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// Long side of the whole-frame pass.
+    pub working_size: u32,
+    /// Tiling.
+    pub tiles: crate::detect::Tiles,
+    /// Score threshold.
+    pub threshold: f32,
+}
+
+/// Settings the figures were measured with.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchSettings {
+    /// Detection preset.
+    pub recall: crate::detect::Recall,
+    /// Models, in the order they run on each frame.
+    pub models: Vec<ModelSetting>,
+    /// Detection threads (each with its own sessions).
+    pub detect_workers: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    /// Cores of the machine.
+    pub cores: usize,
+    /// ONNX Runtime execution provider.
+    pub execution_provider: String,
+    /// ONNX Runtime version.
+    pub onnxruntime: String,
+    /// Encoding and tracking.
+    pub video: VideoOptions,
+}
+
+/// What `bystander bench` reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    /// The clip.
+    pub clip: PathBuf,
+    /// Frames redacted.
+    pub frames: usize,
+    /// Frames detection ran on.
+    pub detected_frames: usize,
+    /// Times the clip was run from its start.
+    pub passes: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Frames per second end to end.
+    pub fps: f64,
+    /// Per stage.
+    pub stages: Vec<StageFigure>,
+    /// Peak resident memory of the process, KiB (Linux; 0 elsewhere).
+    pub peak_rss_kib: u64,
+    /// Settings.
+    pub settings: BenchSettings,
+}
+
+/// Peak resident set size of this process in KiB, from `/proc/self/status` (0 where absent).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Redacts `frames` frames of `clip` (running it again from the start as often as needed; all of
+/// it once when `frames` is `None`) and reports the time per stage. `progress` gets frames done.
+pub fn bench_clip(
+    clip: &Path,
+    frames: Option<usize>,
+    detect: &DetectConfig,
+    redact: &RedactConfig,
+    opts: &VideoOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<BenchReport> {
+    if frames == Some(0) {
+        return Err(Error::InvalidSetting {
+            name: "frames",
+            value: "0".into(),
+            allowed: "at least 1",
+        });
+    }
+    let ext = clip
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|_| muxer_for(clip).is_some())
+        .unwrap_or("mkv");
+    let dir = tempfile_dir()?;
+    let out = dir.join(format!("bench.{ext}"));
+    let start = Instant::now();
+    let (mut done, mut detected, mut passes) = (0usize, 0usize, 0usize);
+    let mut totals: Option<super::StageTimes> = None;
+    let result = loop {
+        let mut o = opts.clone();
+        o.max_frames = frames.map(|f| f - done);
+        let base = done;
+        let r = match redact_clip(clip, &out, detect, redact, &o, &|n| progress(base + n)) {
+            Ok(r) => r,
+            Err(e) => break Err(e),
+        };
+        passes += 1;
+        done += r.frames;
+        detected += r.detected_frames;
+        let s = r.stages;
+        totals = Some(match totals.take() {
+            None => s,
+            Some(mut t) => {
+                t.decode += s.decode;
+                t.track += s.track;
+                t.redact += s.redact;
+                t.encode += s.encode;
+                t.wait_for_detect += s.wait_for_detect;
+                for (a, b) in t.detect.iter_mut().zip(&s.detect) {
+                    a.seconds += b.seconds;
+                }
+                t
+            }
+        });
+        if frames.is_none_or(|f| done >= f) {
+            break Ok(());
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    let seconds = start.elapsed().as_secs_f64();
+    let t = totals.expect("at least one pass ran");
+    let workers = t.detect_workers.max(1) as f64;
+    let mut stages: Vec<(String, f64, f64)> = vec![("decode".into(), t.decode, 1.0)];
+    for m in &t.detect {
+        stages.push((format!("detect:{}", m.model), m.seconds, workers));
+    }
+    stages.push(("track".into(), t.track, 1.0));
+    stages.push(("redact".into(), t.redact, 1.0));
+    stages.push(("encode".into(), t.encode, 1.0));
+    let busy: f64 = stages.iter().map(|s| s.1).sum::<f64>().max(1e-9);
+    let mut figures: Vec<StageFigure> = stages
+        .into_iter()
+        .map(|(stage, secs, threads)| {
+            let n = if stage.starts_with("detect:") {
+                detected
+            } else {
+                done
+            };
+            StageFigure {
+                fps: n as f64 / (secs / threads).max(1e-9),
+                share: secs / busy,
+                seconds: secs,
+                stage,
+            }
+        })
+        .collect();
+    figures.push(StageFigure {
+        stage: "wait-for-detect".into(),
+        seconds: t.wait_for_detect,
+        fps: 0.0,
+        share: t.wait_for_detect / seconds.max(1e-9),
+    });
+    let choices = detect.resolve()?;
+    let budget = match opts.thread_budget {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        b => b,
+    };
+    Ok(BenchReport {
+        clip: clip.to_path_buf(),
+        frames: done,
+        detected_frames: detected,
+        passes,
+        seconds,
+        fps: done as f64 / seconds.max(1e-9),
+        stages: figures,
+        peak_rss_kib: peak_rss_kib(),
+        settings: BenchSettings {
+            recall: detect.recall,
+            models: choices
+                .into_iter()
+                .map(|c| ModelSetting {
+                    name: c.model.name.clone(),
+                    sha256: c.model.sha256.clone(),
+                    working_size: c.plan.working_size,
+                    tiles: c.plan.tiles,
+                    threshold: c.threshold,
+                })
+                .collect(),
+            detect_workers: t.detect_workers,
+            intra_threads: (budget / t.detect_workers.max(1)).max(1),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            execution_provider: crate::runtime::execution_provider().to_string(),
+            onnxruntime: crate::runtime::ORT_VERSION.to_string(),
+            video: opts.clone(),
+        },
+    })
+}
+
+/// A fresh private folder under the system's temporary folder.
+fn tempfile_dir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for n in 0..1000u32 {
+        let dir = base.join(format!("bystander-bench-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Err(Error::io(
+        &base,
+        std::io::Error::other("no free name for a benchmark folder"),
+    ))
+}
