@@ -9,6 +9,7 @@
 //! * [`redact`]: boxes and privacy zones → blurred, pixelated or filled pixels;
 //! * [`pipeline`]: the stages joined for one frame ([`pipeline::FrameRedactor`]) and for parallel
 //!   jobs;
+//! * [`review`]: the boxes redacted, exported for review and rendered again after editing;
 //! * [`eval`]: coverage of labelled boxes by the masks actually applied.
 //!
 //! Privacy comes first: when detection fails, nothing is written (a frame is never passed through
@@ -36,6 +37,7 @@ pub mod image_io;
 pub mod models;
 pub mod pipeline;
 pub mod redact;
+pub mod review;
 pub mod runtime;
 pub mod stream;
 pub mod track;

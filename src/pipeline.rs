@@ -16,7 +16,8 @@ use crate::error::Result;
 use crate::geometry::{Class, Detection};
 use crate::image_io;
 use crate::models::ModelData;
-use crate::redact::{self, RedactConfig};
+use crate::redact::{self, RedactConfig, Region};
+use crate::review::{Detections, DetectionsWriter, FrameBoxes};
 
 /// Detects and redacts frames with one set of sessions.
 pub struct FrameRedactor {
@@ -95,16 +96,78 @@ pub struct FileReport {
 /// Reads `input` upright, redacts it and writes it to `output` in the same format, without
 /// metadata, atomically. Nothing is written if any step fails.
 pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> Result<FileReport> {
+    redact_image_file_exporting(r, input, output, None)
+}
+
+/// [`redact_image_file`], also writing the boxes redacted to the detections file `export` (see
+/// [`crate::review`]) when asked.
+pub fn redact_image_file_exporting(
+    r: &mut FrameRedactor,
+    input: &Path,
+    output: &Path,
+    export: Option<&Path>,
+) -> Result<FileReport> {
     let start = Instant::now();
+    let (mut rgb, alpha, format) = load_upright(input)?;
+    let detections = r.process(&mut rgb)?;
+    if let Some(path) = export {
+        let mut w = DetectionsWriter::create(path, input, rgb.width(), rgb.height())?;
+        w.frame(&FrameBoxes::from_detections(0, None, false, &detections))?;
+        w.finish()?;
+    }
+    finish_image(rgb, alpha, format, output, detections, start)
+}
+
+/// Redacts `input` with the boxes of a (reviewed) detections file instead of detecting: frame 0
+/// of the file, or the whole picture when the file has no frame 0 or marks it whole.
+pub fn render_image_file(
+    config: &RedactConfig,
+    detections: &Detections,
+    detections_path: &Path,
+    input: &Path,
+    output: &Path,
+) -> Result<FileReport> {
+    let start = Instant::now();
+    let (mut rgb, alpha, format) = load_upright(input)?;
+    detections.check_size(detections_path, rgb.width(), rgb.height())?;
+    let frames = detections.by_frame();
+    let boxes = match frames.get(&0) {
+        Some(f) if !f.whole_frame => f.detections(),
+        _ => {
+            let whole = [Region::whole_frame(rgb.width(), rgb.height())];
+            redact::redact_parallel(&mut rgb, &whole);
+            return finish_image(rgb, alpha, format, output, Vec::new(), start).map(|mut r| {
+                r.fail_closed_frames = Some(1);
+                r
+            });
+        }
+    };
+    let regions = config.regions(&boxes, rgb.width(), rgb.height());
+    redact::redact_parallel(&mut rgb, &regions);
+    finish_image(rgb, alpha, format, output, boxes, start)
+}
+
+type Upright = (RgbImage, Option<image::RgbaImage>, image::ImageFormat);
+
+fn load_upright(input: &Path) -> Result<Upright> {
     let loaded = image_io::load(input)?;
     let alpha = loaded
         .image
         .color()
         .has_alpha()
         .then(|| loaded.image.to_rgba8());
-    let mut rgb = loaded.image.to_rgb8();
-    drop(loaded.image);
-    let detections = r.process(&mut rgb)?;
+    let rgb = loaded.image.to_rgb8();
+    Ok((rgb, alpha, loaded.format))
+}
+
+fn finish_image(
+    rgb: RgbImage,
+    alpha: Option<image::RgbaImage>,
+    format: image::ImageFormat,
+    output: &Path,
+    detections: Vec<Detection>,
+    start: Instant,
+) -> Result<FileReport> {
     let out = match alpha {
         Some(mut rgba) => {
             for (dst, src) in rgba.pixels_mut().zip(rgb.pixels()) {
@@ -114,7 +177,7 @@ pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> 
         }
         None => DynamicImage::ImageRgb8(rgb),
     };
-    image_io::save(&out, loaded.format, output)?;
+    image_io::save(&out, format, output)?;
     let count = |c: Class| detections.iter().filter(|d| d.class == c).count();
     Ok(FileReport {
         faces: count(Class::Face),

@@ -49,6 +49,17 @@ impl Zones {
         }
     }
 
+    /// The polygons as given, in pixels or in fractions of the frame (see
+    /// [`Zones::is_fractional`]).
+    pub fn as_given(&self) -> &[Polygon] {
+        &self.polygons
+    }
+
+    /// Whether the polygons are fractions of the frame's width and height.
+    pub fn is_fractional(&self) -> bool {
+        self.fractional
+    }
+
     /// Whether there are no zones.
     pub fn is_empty(&self) -> bool {
         self.polygons.is_empty()

@@ -25,7 +25,7 @@ use std::path::Path;
 use crate::geometry::{BBox, Class, Detection};
 use crate::track::TrackConfig;
 
-pub use transcode::redact_clip;
+pub use transcode::{frame_count_estimate, redact_clip, render_clip, Boxes};
 
 /// File extensions treated as clips, with the FFmpeg muxer used to write them.
 pub const VIDEO_EXTENSIONS: [(&str, &str); 8] = [

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::geometry::Detection;
 use crate::image_io::temp_path_for;
 use crate::redact::{self, RedactConfig, Region};
+use crate::review::{Detections, DetectionsWriter, FrameBoxes};
 use crate::track::{FlickerCounter, TrackedFrame, Tracker};
 
 fn init() {
@@ -254,6 +255,38 @@ pub fn redact_clip(
     opts: &VideoOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<ClipReport> {
+    render_clip(
+        input,
+        output,
+        Boxes::Detect(detect),
+        redact_cfg,
+        opts,
+        None,
+        progress,
+    )
+}
+
+/// Where a clip's boxes come from.
+#[derive(Clone, Copy)]
+pub enum Boxes<'a> {
+    /// Run the detectors, then hold and back-fill.
+    Detect(&'a DetectConfig),
+    /// Take them from a (reviewed) detections file, named by the path; a frame it does not list
+    /// is covered whole.
+    Given(&'a Detections, &'a Path),
+}
+
+/// [`redact_clip`] with the boxes from `boxes`, and the boxes redacted on each frame written to
+/// the detections file `export` (atomically, like the clip) when asked.
+pub fn render_clip(
+    input: &Path,
+    output: &Path,
+    boxes: Boxes,
+    redact_cfg: &RedactConfig,
+    opts: &VideoOptions,
+    export: Option<&Path>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<ClipReport> {
     init();
     redact_cfg.validate()?;
     let muxer = muxer_for(output).ok_or_else(|| Error::Unsupported {
@@ -262,10 +295,16 @@ pub fn redact_clip(
     })?;
     let tmp = temp_path_for(output);
     let result = run(
-        input, output, &tmp, muxer, detect, redact_cfg, opts, progress,
+        input, output, &tmp, muxer, boxes, redact_cfg, opts, export, progress,
     );
     match result {
-        Ok(report) => {
+        Ok((report, writer)) => {
+            if let Some(w) = writer {
+                if let Err(e) = w.finish() {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
             std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
             Ok(report)
         }
@@ -282,11 +321,12 @@ fn run(
     output: &Path,
     tmp: &Path,
     muxer: &str,
-    detect: &DetectConfig,
+    boxes: Boxes,
     redact_cfg: &RedactConfig,
     opts: &VideoOptions,
+    export: Option<&Path>,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<ClipReport> {
+) -> Result<(ClipReport, Option<DetectionsWriter>)> {
     let start = Instant::now();
     if !input.is_file() {
         return Err(Error::io(
@@ -466,7 +506,25 @@ fn run(
         octx,
     };
 
-    let workers = DetectionThreads::start(detect, opts.workers, opts.thread_budget, rotation)?;
+    let (workers, given) = match boxes {
+        Boxes::Detect(detect) => (
+            Some(DetectionThreads::start(
+                detect,
+                opts.workers,
+                opts.thread_budget,
+                rotation,
+            )?),
+            None,
+        ),
+        Boxes::Given(d, path) => {
+            d.check_size(path, w, h)?;
+            (None, Some(d.by_frame()))
+        }
+    };
+    let export = match export {
+        Some(p) => Some(DetectionsWriter::create(p, input, w, h)?),
+        None => None,
+    };
     let mut state = State {
         report: ClipReport {
             rotation,
@@ -482,6 +540,9 @@ fn run(
         tracking_lost: true,
         full_frame: [Region::whole_frame(w, h)],
         stages: Default::default(),
+        given,
+        export,
+        time_base: f64::from(ist_tb.numerator()) / f64::from(ist_tb.denominator().max(1)),
     };
     let max_frames = opts.max_frames.unwrap_or(usize::MAX);
     let mut to_rgb: Option<scaling::Context> = None;
@@ -560,7 +621,7 @@ fn run(
             *next_index += 1;
             let image = Arc::new(img);
             let detect_now = !corrupt && index % opts.detect_every.max(1) == 0;
-            if detect_now {
+            if let (true, Some(workers)) = (detect_now, &workers) {
                 workers
                     .jobs
                     .as_ref()
@@ -575,9 +636,9 @@ fn run(
                 duration: decoded.packet().duration,
                 image,
                 corrupt,
-                awaiting: detect_now.then_some(None),
+                awaiting: (detect_now && workers.is_some()).then_some(None),
             });
-            state.drain(&workers, out, output, false, progress)?;
+            state.drain(workers.as_ref(), out, output, false, progress)?;
         }
         Ok(())
     };
@@ -640,26 +701,27 @@ fn run(
             state.push_lost(p, d, &mut next_index, w, h);
         }
     }
-    state.drain(&workers, &mut out, output, true, progress)?;
+    state.drain(workers.as_ref(), &mut out, output, true, progress)?;
     for f in state.tracker.finish() {
         state.release(f, &mut out, output, progress)?;
     }
-    state.stages.detect_workers = workers.handles.len();
-    let detect_seconds = workers
-        .seconds
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    state.stages.detect = workers
-        .names
-        .iter()
-        .zip(detect_seconds)
-        .map(|(model, seconds)| ModelTime {
-            model: model.clone(),
-            seconds,
-        })
-        .collect();
-    drop(workers);
+    if let Some(workers) = workers {
+        state.stages.detect_workers = workers.handles.len();
+        let detect_seconds = workers
+            .seconds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        state.stages.detect = workers
+            .names
+            .iter()
+            .zip(detect_seconds)
+            .map(|(model, seconds)| ModelTime {
+                model: model.clone(),
+                seconds,
+            })
+            .collect();
+    }
     if state.report.frames == 0 {
         return Err(Error::Unsupported {
             path: input.to_path_buf(),
@@ -679,7 +741,7 @@ fn run(
     state.report.flicker_frames_without_hold = state.flicker.without_hold;
     state.report.flicker_frames_with_hold = state.flicker.with_hold;
     state.report.seconds = start.elapsed().as_secs_f64();
-    Ok(state.report)
+    Ok((state.report, state.export))
 }
 
 struct State<'a> {
@@ -699,20 +761,26 @@ struct State<'a> {
     expected: BTreeMap<i64, i64>,
     tracking_lost: bool,
     stages: StageTimes,
+    /// Boxes given by a detections file, by frame (render mode: no detectors, no tracker).
+    given: Option<std::collections::HashMap<usize, &'a FrameBoxes>>,
+    /// Where the redacted boxes are exported.
+    export: Option<DetectionsWriter>,
+    /// Seconds per pts unit of the video stream.
+    time_base: f64,
 }
 
 impl State<'_> {
     /// Collects detection results and moves finished frames, in order, through the tracker.
     fn drain(
         &mut self,
-        workers: &DetectionThreads,
+        workers: Option<&DetectionThreads>,
         out: &mut Output,
         path: &Path,
         all: bool,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         loop {
-            while let Ok((index, result)) = workers.results.try_recv() {
+            while let Some(Ok((index, result))) = workers.map(|w| w.results.try_recv()) {
                 self.store(index, result);
             }
             let front_ready = self
@@ -723,6 +791,23 @@ impl State<'_> {
                 None => return Ok(()),
                 Some(true) => {
                     let slot = self.slots.pop_front().expect("front exists");
+                    if let Some(given) = &self.given {
+                        // Render mode: the file's boxes as they are; a frame it lacks, or marks
+                        // whole, is covered whole.
+                        let entry = given.get(&slot.index);
+                        let whole = slot.corrupt || entry.is_none_or(|f| f.whole_frame);
+                        let boxes = entry.map(|f| f.detections()).unwrap_or_default();
+                        self.report.count(&boxes);
+                        self.released
+                            .insert(slot.index, (slot.pts, slot.duration, slot.image, whole));
+                        let f = TrackedFrame {
+                            index: slot.index,
+                            boxes,
+                            detected: None,
+                        };
+                        self.release(f, out, path, progress)?;
+                        continue;
+                    }
                     let (detections, failed) = match slot.awaiting {
                         None if slot.corrupt => (Some(Vec::new()), true),
                         None => (None, false),
@@ -746,6 +831,9 @@ impl State<'_> {
                     if !all && self.slots.len() <= self.max_in_flight {
                         return Ok(());
                     }
+                    let Some(workers) = workers else {
+                        unreachable!("frames await detection only when there are workers")
+                    };
                     let started = Instant::now();
                     let received = workers.results.recv();
                     self.stages.wait_for_detect += started.elapsed().as_secs_f64();
@@ -805,6 +893,10 @@ impl State<'_> {
             redact::redact_parallel(&mut img, &regions);
         }
         self.stages.redact += started.elapsed().as_secs_f64();
+        if let Some(w) = &mut self.export {
+            let time = pts.map(|p| p as f64 * self.time_base);
+            w.frame(&FrameBoxes::from_detections(f.index, time, whole, &f.boxes))?;
+        }
         self.flicker.push(f.detected.as_deref(), &f.boxes);
         let started = Instant::now();
         out.encode(&img, pts, duration, path)?;
@@ -813,4 +905,23 @@ impl State<'_> {
         progress(self.report.frames);
         Ok(())
     }
+}
+
+/// The number of video frames the container announces (or duration × frame rate), for progress
+/// bars; `None` when the file cannot be opened or says nothing.
+pub fn frame_count_estimate(path: &Path) -> Option<u64> {
+    init();
+    let ictx = format::input(&path).ok()?;
+    let st = ictx.streams().best(media::Type::Video)?;
+    if st.frames() > 0 {
+        return Some(st.frames() as u64);
+    }
+    let rate = st.avg_frame_rate();
+    let tb = st.time_base();
+    if st.duration() > 0 && rate.denominator() > 0 && tb.denominator() > 0 {
+        let secs = st.duration() as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator());
+        let fps = f64::from(rate.numerator()) / f64::from(rate.denominator());
+        return Some((secs * fps).round() as u64);
+    }
+    None
 }

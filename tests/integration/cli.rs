@@ -263,7 +263,7 @@ fn dry_run_lists_and_writes_nothing_and_json_summarises_a_rerun() {
         .iter()
         .find(|f| f["input"].as_str().unwrap().ends_with("car.jpg"))
         .unwrap();
-    assert_eq!(car["plates"], 1);
+    assert_eq!(car["report"]["plates"], 1);
     // Finished outputs are kept on a rerun; the bad file fails again.
     let second = run();
     assert_eq!(

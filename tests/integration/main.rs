@@ -6,6 +6,8 @@
 //! computed independently with Python onnxruntime and numpy (`scripts/reference_boxes.py`), not
 //! by this crate.
 
+#[cfg(feature = "video")]
+mod batch;
 mod cli;
 mod detectors;
 mod stream;

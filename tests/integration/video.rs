@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn ffmpeg(args: &[&str]) {
+pub fn ffmpeg(args: &[&str]) {
     let o = Command::new("ffmpeg")
         .args(["-v", "error", "-y"])
         .args(args)
@@ -32,7 +32,7 @@ fn probe(path: &Path, args: &[&str]) -> String {
 }
 
 /// Presentation times of every video frame, in seconds.
-fn frame_times(path: &Path) -> Vec<f64> {
+pub fn frame_times(path: &Path) -> Vec<f64> {
     probe(
         path,
         &[
@@ -73,7 +73,7 @@ fn audio_packets(path: &Path) -> Vec<String> {
 }
 
 /// Every frame as RGB, upright (ffmpeg applies the display rotation).
-fn rgb_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
+pub fn rgb_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
     let o = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -103,6 +103,12 @@ fn redact(input: &Path, out_dir: &Path, extra: &[&str]) -> String {
     );
     assert!(o.status.success(), "{text}");
     text
+}
+
+/// The report written beside a redacted file.
+fn report_of(output: &Path) -> serde_json::Value {
+    let p = bystander::batch::report_path_for(output);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
 fn assert_same_times(a: &[f64], b: &[f64]) {
@@ -315,12 +321,10 @@ fn a_rotated_phone_clip_is_detected_upright_and_keeps_its_rotation() {
         "ffmpeg shows the fixture upright"
     );
     let out = d.path().join("out");
-    let log = redact(&input, &out, &["--classes", "face"]);
-    assert!(
-        log.contains("rotation 90") || log.contains("rotation 270"),
-        "{log}"
-    );
+    redact(&input, &out, &["--classes", "face"]);
     let red = out.join("phone.mp4");
+    let rotation = report_of(&red)["rotation"].as_u64();
+    assert!(matches!(rotation, Some(90 | 270)), "{rotation:?}");
     // Stored pixels keep their size and the rotation side data is written back.
     let geometry = |p: &Path| {
         probe(
@@ -363,11 +367,16 @@ fn a_file_that_is_not_a_clip_fails_alone_with_its_name() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("fake.mp4"));
     assert!(d.path().join("out/car.jpg").is_file());
     assert!(!d.path().join("out/fake.mp4").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(d.path().join("out"))
+    let mut leftovers: Vec<_> = std::fs::read_dir(d.path().join("out"))
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(leftovers.len(), 1, "no temporary left: {leftovers:?}");
+    leftovers.sort();
+    assert_eq!(
+        leftovers,
+        ["car.jpg", "car.jpg.bystander.json"],
+        "no temporary left"
+    );
 }
 
 #[test]
@@ -431,14 +440,11 @@ fn frames_lost_to_corrupt_packets_are_written_covered_at_their_timestamps() {
     let input = d.path().join("damaged.mp4");
     std::fs::write(&input, &bytes).unwrap();
     let out = d.path().join("out");
-    let log = redact(&input, &out, &["--recall", "fast"]);
-    // The summary line says "..., N fail-closed frames, ...".
-    let covered: usize = log
-        .split(", ")
-        .find_map(|part| part.strip_suffix(" fail-closed frames")?.parse().ok())
-        .expect("the run reports its fail-closed frames");
-    assert!(covered > 0, "{log}");
+    redact(&input, &out, &["--recall", "fast"]);
     let red = out.join("damaged.mp4");
+    let report = report_of(&red);
+    let covered = report["fail_closed_frames"].as_u64().unwrap() as usize;
+    assert!(covered > 0, "{report}");
     // Every frame of the clean clip is there, at its own time.
     assert_same_times(&frame_times(&clean), &frame_times(&red));
     // The covered frames are black from edge to edge.

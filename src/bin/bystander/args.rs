@@ -29,6 +29,31 @@ pub enum Command {
     Models,
     /// Redact a clip for real and report frames/s and time per stage.
     Bench(BenchArgs),
+    /// Redact one photo or clip with the boxes of a (reviewed, edited) detections file, without
+    /// detecting; frames the file does not list are covered whole.
+    Render(RenderArgs),
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    /// The original photo or clip.
+    pub input: PathBuf,
+    /// Detections file (written by `redact --export-detections`, then edited).
+    #[arg(long)]
+    pub detections: PathBuf,
+    /// Output file (same kind as the input).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub style: StyleArgs,
+    #[command(flatten)]
+    pub video: VideoArgs,
 }
 
 #[derive(Args)]
@@ -71,6 +96,10 @@ pub struct RedactArgs {
     /// Print a machine-readable summary of every file as JSON on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Write the boxes redacted in each file, frame by frame, to NAME.detections.json beside its
+    /// output, for review and `bystander render`.
+    #[arg(long)]
+    pub export_detections: bool,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
@@ -161,14 +190,30 @@ pub struct EvalArgs {
     pub settings: Settings,
 }
 
+/// How pixels are replaced.
 #[derive(Args)]
-pub struct Settings {
+pub struct StyleArgs {
     /// Pixel replacement.
     #[arg(long, default_value = "blur", value_parser = ["blur", "pixelate", "fill"])]
     pub style: String,
     /// Colour of the fill style, RRGGBB.
     #[arg(long, default_value = "000000")]
     pub fill_color: String,
+    /// Mask shape for faces (plates are always rectangles): ellipse or rect.
+    #[arg(long, default_value = "ellipse", value_parser = ["ellipse", "rect"])]
+    pub shape: String,
+    /// Factor every box is grown by before masking (1.0 to 4.0; default 1.7 faces (ellipse), 1.2 plates).
+    #[arg(long)]
+    pub mask_scale: Option<f32>,
+    /// Privacy-zone file (JSON polygons, always redacted).
+    #[arg(long)]
+    pub zones: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub style: StyleArgs,
     /// Classes to redact (eval: defaults to the classes the annotations label).
     #[arg(long, value_delimiter = ',')]
     pub classes: Option<Vec<String>>,
@@ -179,21 +224,12 @@ pub struct Settings {
     /// Score threshold for every model, overriding the preset's (0 < t < 1).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Mask shape for faces (plates are always rectangles): ellipse or rect.
-    #[arg(long, default_value = "ellipse", value_parser = ["ellipse", "rect"])]
-    pub shape: String,
-    /// Factor every box is grown by before masking (1.0 to 4.0; default 1.7 faces (ellipse), 1.2 plates).
-    #[arg(long)]
-    pub mask_scale: Option<f32>,
     /// Long side in pixels of the whole-frame detection pass (64 to 4096).
     #[arg(long)]
     pub working_size: Option<u32>,
     /// Tiling of large frames: auto, off, or COLSxROWS.
     #[arg(long)]
     pub tiles: Option<String>,
-    /// Privacy-zone file (JSON polygons, always redacted).
-    #[arg(long)]
-    pub zones: Option<PathBuf>,
     /// Your own face model: FAMILY:PATH with FAMILY centerface, retina or yolo (repeatable).
     #[arg(long)]
     pub face_model: Vec<String>,
@@ -284,6 +320,12 @@ impl Settings {
         })
     }
 
+    pub fn redact_config(&self) -> Result<RedactConfig> {
+        self.style.redact_config()
+    }
+}
+
+impl StyleArgs {
     pub fn redact_config(&self) -> Result<RedactConfig> {
         let mut cfg = RedactConfig::default();
         let style = match self.style.parse::<Style>()? {

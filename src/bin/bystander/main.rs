@@ -4,17 +4,19 @@
 //! runtime, a model refused), 2 when some files failed; each failed file gets one line naming it.
 
 mod args;
+mod progress;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bystander::eval::{self, BUCKET_LABELS};
-use bystander::pipeline::{redact_image_file, FileReport, Workers};
+use bystander::pipeline::{FileReport, Workers};
 use bystander::{batch, models, runtime, Class, Result};
 use clap::Parser;
-use rayon::prelude::*;
 
-use args::{BenchArgs, Cli, Command, EvalArgs, RedactArgs};
+use args::{BenchArgs, Cli, Command, EvalArgs, RedactArgs, RenderArgs};
+use bystander::batch::Status;
+use bystander::review::Detections;
+use progress::{Lines, Progress};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => evaluate(a),
         Command::Models => list_models(),
         Command::Bench(a) => bench(a),
+        Command::Render(a) => render(a),
     };
     match result {
         Ok(code) => code,
@@ -40,130 +43,70 @@ fn pool(jobs: usize) -> rayon::ThreadPool {
         .expect("a thread pool of a few threads can be built")
 }
 
-/// Prints a progress line: on stdout, or on stderr when stdout carries JSON; not at all with
-/// --quiet.
-fn say(a: &RedactArgs, line: std::fmt::Arguments) {
-    if a.quiet {
-        return;
-    }
-    if a.json {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
-    }
-}
-
 fn redact(a: RedactArgs) -> Result<ExitCode> {
     let detect = a.settings.detect_config(&Class::ALL)?;
     let redact = a.settings.redact_config()?;
+    let jobs = a.settings.jobs()?;
+    let lines = match (a.quiet, a.json) {
+        (true, _) => Lines::Quiet,
+        (false, true) => Lines::Stderr,
+        (false, false) => Lines::Stdout,
+    };
     let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
+    let progress = Progress::new(
+        if a.dry_run { Lines::Quiet } else { lines },
+        plan.jobs.len(),
+    );
+    let plain = |line: String| match lines {
+        Lines::Quiet => {}
+        Lines::Stdout => println!("{line}"),
+        Lines::Stderr => eprintln!("{line}"),
+    };
     for (path, why) in &plan.skipped {
-        say(&a, format_args!("skipped {}: {why}", path.display()));
+        plain(format!("skipped {}: {why}", path.display()));
     }
     if a.dry_run {
         for job in &plan.jobs {
-            let (what, note) = if !a.overwrite && job.output.is_file() {
-                ("keep", " (exists)")
+            let (what, note) = if !a.overwrite && batch::finished_report(job).is_some() {
+                ("keep", " (finished)")
             } else {
                 ("redact", "")
             };
-            say(
-                &a,
-                format_args!(
-                    "would {what} {} -> {}{note}",
-                    job.input.display(),
-                    job.output.display()
-                ),
-            );
+            plain(format!(
+                "would {what} {} -> {}{note}",
+                job.input.display(),
+                job.output.display()
+            ));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let workers = Workers::new(detect, redact)?;
-    let failed = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let records = std::sync::Mutex::new(Vec::new());
-    let record =
-        |job: &batch::Job, status: &str, report: Option<&FileReport>, error: Option<String>| {
-            let mut r = serde_json::json!({
-                "input": job.input, "output": job.output, "status": status,
-            });
-            if let Some(rep) = report {
-                r["faces"] = rep.faces.into();
-                r["plates"] = rep.plates.into();
-                r["seconds"] = rep.seconds.into();
-                if let Some(f) = rep.frames {
-                    r["frames"] = f.into();
-                }
-                if let Some(f) = rep.fail_closed_frames {
-                    r["fail_closed_frames"] = f.into();
-                }
-            }
-            if let Some(e) = error {
-                r["error"] = e.into();
-            }
-            records.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-        };
-    let total = plan.jobs.len();
-    // Photos run side by side, one per job; a clip brings one detection thread per core, so
-    // clips run one after another.
-    let (clips, photos): (Vec<_>, Vec<_>) = plan.jobs.iter().partition(|j| is_clip(&j.input));
-    let jobs = a.settings.jobs()?;
-    let run_job = |job: &&batch::Job| {
-        bystander::image_io::remove_stale_temporaries(&job.output);
-        if !a.overwrite && job.output.is_file() {
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            say(
-                &a,
-                format_args!(
-                    "[{n}/{total}] kept {} (exists; --overwrite redoes it)",
-                    job.output.display()
-                ),
-            );
-            record(job, "kept", None, None);
-            return;
-        }
-        let result = (|| {
-            if let Some(parent) = job.output.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| bystander::Error::Io {
-                    path: parent.to_path_buf(),
-                    source: e,
-                })?;
-            }
-            if is_clip(&job.input) {
-                return redact_clip_job(&a, job, &workers);
-            }
-            workers.with(|r| redact_image_file(r, &job.input, &job.output))
-        })();
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        match result {
-            Ok(rep) => {
-                say(
-                    &a,
-                    format_args!(
-                        "[{n}/{total}] {} -> {}: {} faces, {} plates ({:.2} s)",
-                        job.input.display(),
-                        job.output.display(),
-                        rep.faces,
-                        rep.plates,
-                        rep.seconds
-                    ),
-                );
-                record(job, "redacted", Some(&rep), None);
-            }
-            Err(e) => {
-                failed.fetch_add(1, Ordering::Relaxed);
-                eprintln!("bystander: {e}");
-                record(job, "failed", None, Some(e.to_string()));
-            }
-        }
+    #[cfg(feature = "video")]
+    let video = {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        a.video.options(jobs, cores, &a.settings.recall)?
     };
-    pool(jobs).install(|| photos.par_iter().for_each(run_job));
-    clips.iter().for_each(run_job);
-    let failed = failed.into_inner();
-    let mut records = records.into_inner().unwrap_or_else(|e| e.into_inner());
-    records.sort_by(|x, y| x["input"].as_str().cmp(&y["input"].as_str()));
-    let count = |s: &str| records.iter().filter(|r| r["status"] == s).count();
-    let (redacted, kept) = (count("redacted"), count("kept"));
+    let opts = batch::RunOptions {
+        overwrite: a.overwrite,
+        export_detections: a.export_detections,
+        jobs,
+        settings: batch::settings_record(
+            &detect,
+            &redact,
+            #[cfg(feature = "video")]
+            &video,
+        )?,
+        #[cfg(feature = "video")]
+        video,
+    };
+    let workers = Workers::new(detect, redact)?;
+    let outcomes = batch::run(&plan, &workers, &opts, &progress);
+    progress.finish();
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let (redacted, kept, failed) = (
+        count(Status::Redacted),
+        count(Status::Kept),
+        count(Status::Failed),
+    );
     if a.json {
         let skipped: Vec<_> = plan
             .skipped
@@ -172,20 +115,18 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
             .collect();
         let summary = serde_json::json!({
             "output": a.output, "redacted": redacted, "kept": kept, "failed": failed,
-            "skipped": skipped, "files": records,
+            "skipped": skipped, "files": outcomes,
         });
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).expect("plain data")
         );
     }
-    say(
-        &a,
-        format_args!(
-            "{redacted} redacted, {kept} kept, {failed} failed of {total} files into {}",
-            a.output.display()
-        ),
-    );
+    plain(format!(
+        "{redacted} redacted, {kept} kept, {failed} failed of {} files into {}",
+        outcomes.len(),
+        a.output.display()
+    ));
     Ok(if failed > 0 {
         ExitCode::from(2)
     } else {
@@ -193,39 +134,70 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     })
 }
 
-fn is_clip(path: &std::path::Path) -> bool {
-    #[cfg(feature = "video")]
-    if bystander::video::is_video_path(path) {
-        return true;
+fn render(a: RenderArgs) -> Result<ExitCode> {
+    let redact = a.style.redact_config()?;
+    let detections = Detections::load(&a.detections)?;
+    if std::path::absolute(&a.input).ok() == std::path::absolute(&a.output).ok() {
+        return Err(bystander::Error::InvalidSetting {
+            name: "output",
+            value: a.output.display().to_string(),
+            allowed: "a path that is not the input",
+        });
     }
-    let _ = path;
-    false
+    if !a.overwrite && a.output.exists() {
+        return Err(bystander::Error::InvalidSetting {
+            name: "output",
+            value: a.output.display().to_string(),
+            allowed: "a path that does not exist yet (or pass --overwrite)",
+        });
+    }
+    let report = if batch::is_clip(&a.input) {
+        render_clip(&a, &redact, &detections)?
+    } else {
+        bystander::pipeline::render_image_file(
+            &redact,
+            &detections,
+            &a.detections,
+            &a.input,
+            &a.output,
+        )?
+    };
+    if !a.quiet {
+        println!(
+            "{} -> {}: {} faces, {} plates from {}{}",
+            a.input.display(),
+            a.output.display(),
+            report.faces,
+            report.plates,
+            a.detections.display(),
+            report
+                .fail_closed_frames
+                .filter(|n| *n > 0)
+                .map_or(String::new(), |n| format!(
+                    ", {n} frames covered whole (marked whole or not listed)"
+                ))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(feature = "video")]
-fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Result<FileReport> {
-    // A clip uses the whole thread budget itself: one detection worker per thread.
+fn render_clip(
+    a: &RenderArgs,
+    redact: &bystander::redact::RedactConfig,
+    d: &Detections,
+) -> Result<FileReport> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = a
-        .video
-        .options(a.settings.jobs()?, cores, &a.settings.recall)?;
-    let (detect, redact) = workers.configs();
-    let detect = detect.for_clips();
-    let r =
-        bystander::video::redact_clip(&job.input, &job.output, &detect, redact, &opts, &|_| {})?;
-    say(
-        a,
-        format_args!(
-            "    {} frames ({:.1} fps), {} fail-closed frames, {} decode errors, rotation {}, flicker frames {} without hold / {} with hold",
-            r.frames,
-            r.frames as f64 / r.seconds.max(1e-9),
-            r.fail_closed_frames,
-            r.decode_errors,
-            r.rotation,
-            r.flicker_frames_without_hold,
-            r.flicker_frames_with_hold
-        ),
-    );
+    let opts = a.video.options(cores, cores, "balanced")?;
+    let r = bystander::video::render_clip(
+        &a.input,
+        &a.output,
+        bystander::video::Boxes::Given(d, &a.detections),
+        redact,
+        &opts,
+        None,
+        &|_| {},
+    )?;
     Ok(FileReport {
         detections: Vec::new(),
         seconds: r.seconds,
@@ -237,9 +209,13 @@ fn redact_clip_job(a: &RedactArgs, job: &batch::Job, workers: &Workers) -> Resul
 }
 
 #[cfg(not(feature = "video"))]
-fn redact_clip_job(_: &RedactArgs, job: &batch::Job, _: &Workers) -> Result<FileReport> {
+fn render_clip(
+    a: &RenderArgs,
+    _: &bystander::redact::RedactConfig,
+    _: &Detections,
+) -> Result<FileReport> {
     Err(bystander::Error::Unsupported {
-        path: job.input.clone(),
+        path: a.input.clone(),
         reason: "this build has no video support (feature `video`)".into(),
     })
 }

@@ -1,0 +1,183 @@
+//! What the operator sees while a batch runs: bars on a terminal, plain lines otherwise.
+//!
+//! Why two forms: a bar with an ETA is what a person at a terminal wants, but in a log file or a
+//! pipe the same redraws are noise, so there each finished file gets one line instead. Errors
+//! always go to stderr, one line each, naming the file.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bystander::batch::{Job, Observer, Outcome, Status};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Where progress lines go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Nothing but errors.
+    Quiet,
+    /// Lines on stdout.
+    Stdout,
+    /// Lines on stderr (stdout carries JSON).
+    Stderr,
+}
+
+pub struct Progress {
+    lines: Lines,
+    total: usize,
+    done: AtomicUsize,
+    bars: Option<(MultiProgress, ProgressBar)>,
+    clip_bars: Mutex<Vec<(std::path::PathBuf, ProgressBar)>>,
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal (and not quiet), lines otherwise.
+    pub fn new(lines: Lines, total: usize) -> Progress {
+        let bars = (lines != Lines::Quiet && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{wide_bar}] {pos}/{len} files, ETA {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            overall.enable_steady_tick(Duration::from_millis(250));
+            (multi, overall)
+        });
+        Progress {
+            lines,
+            total,
+            done: AtomicUsize::new(0),
+            bars,
+            clip_bars: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Prints a line above the bars, or plainly.
+    pub fn say(&self, line: &str) {
+        match (&self.bars, self.lines) {
+            (_, Lines::Quiet) => {}
+            (Some((multi, _)), _) => {
+                let _ = multi.println(line);
+            }
+            (None, Lines::Stdout) => println!("{line}"),
+            (None, Lines::Stderr) => eprintln!("{line}"),
+        }
+    }
+
+    /// Prints an error line on stderr (even when quiet).
+    pub fn error(&self, line: &str) {
+        match &self.bars {
+            Some((multi, _)) => multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bars.
+    pub fn finish(&self) {
+        if let Some((multi, overall)) = &self.bars {
+            overall.finish_and_clear();
+            let _ = multi.clear();
+        }
+    }
+
+    fn clip_bar(&self, path: &Path) -> Option<ProgressBar> {
+        self.clip_bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+    }
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+impl Observer for Progress {
+    fn started(&self, job: &Job, frames: Option<u64>) {
+        let Some((multi, _)) = &self.bars else {
+            return;
+        };
+        if !bystander::batch::is_clip(&job.input) {
+            return;
+        }
+        let bar = multi.add(match frames {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        });
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  {msg} [{bar:30}] {pos}/{len} frames, {per_sec}, ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(name(&job.input));
+        self.clip_bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job.input.clone(), bar));
+    }
+
+    fn frames(&self, job: &Job, done: usize) {
+        if let Some(bar) = self.clip_bar(&job.input) {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn finished(&self, job: &Job, o: &Outcome) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = self.clip_bar(&job.input) {
+            bar.finish_and_clear();
+            self.clip_bars
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(p, _)| p != &job.input);
+        }
+        if let Some((_, overall)) = &self.bars {
+            overall.set_position(n as u64);
+        }
+        let total = self.total;
+        let get = |k: &str| o.report.as_ref().and_then(|r| r[k].as_u64()).unwrap_or(0);
+        match o.status {
+            Status::Kept => self.say(&format!(
+                "[{n}/{total}] kept {} (finished earlier; --overwrite redoes it)",
+                o.output.display()
+            )),
+            Status::Redacted => {
+                let mut line = format!(
+                    "[{n}/{total}] {} -> {}: {} faces, {} plates",
+                    o.input.display(),
+                    o.output.display(),
+                    get("faces"),
+                    get("plates"),
+                );
+                if let Some(r) = &o.report {
+                    if let Some(frames) = r["frames"].as_u64() {
+                        let secs = r["seconds"].as_f64().unwrap_or(0.0).max(1e-9);
+                        line += &format!(
+                            " in {frames} frames ({:.1} fps), {} fail-closed frames",
+                            frames as f64 / secs,
+                            get("fail_closed_frames")
+                        );
+                    }
+                    line += &format!(" ({:.2} s)", r["seconds"].as_f64().unwrap_or(0.0));
+                }
+                self.say(&line);
+            }
+            Status::Failed => self.error(&format!(
+                "bystander: {}",
+                o.error.as_deref().unwrap_or("failed")
+            )),
+        }
+    }
+}
