@@ -50,6 +50,11 @@ impl Annotation {
 /// Reads an annotation file; errors name the file and line.
 pub fn read_annotations(path: &Path) -> Result<Vec<Annotation>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_annotations(&text, path)
+}
+
+/// Parses annotation JSONL text; `path` names the file in errors.
+pub fn parse_annotations(text: &str, path: &Path) -> Result<Vec<Annotation>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

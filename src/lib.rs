@@ -32,6 +32,8 @@ pub mod batch;
 pub mod detect;
 pub mod error;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod geometry;
 pub mod image_io;
 pub mod models;

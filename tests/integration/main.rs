@@ -10,6 +10,9 @@
 mod batch;
 mod cli;
 mod detectors;
+mod fuzz_replay;
+#[cfg(feature = "video")]
+mod hostile;
 mod stream;
 mod support;
 #[cfg(feature = "video")]
