@@ -1,5 +1,6 @@
-//! Per-frame costs at 1920x1080: preprocessing, NMS, detection per class at the default preset,
-//! and each redaction style with 10 and 100 boxes.
+//! Per-frame costs: preprocessing at 1080p, NMS and merging at 100 and 1000 boxes, detection for
+//! each preset and class (and the clip settings at 1080p and 432p), and each redaction style
+//! with 10 and 100 boxes on a 1080p frame. The whole clip pipeline is in `benches/clip.rs`.
 //!
 //! `cargo bench --bench frame`; under `cargo test --all-targets` each benchmark runs once, so the
 //! benches cannot rot.
@@ -79,37 +80,57 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    let many = boxes(1000);
-    c.bench_function("nms/1000_boxes", |b| b.iter(|| nms::nms(many.clone(), 0.4)));
-    c.bench_function("nms/merge_enclosing_1000_boxes", |b| {
-        b.iter(|| nms::merge_enclosing(many.clone(), 0.4))
-    });
+    // Raw candidates per model pass before NMS: about 100 on a quiet frame, 1000 or more on a
+    // crowd at a low threshold.
+    for n in [100, 1000] {
+        let many = boxes(n);
+        c.bench_function(&format!("nms/{n}_boxes"), |b| {
+            b.iter(|| nms::nms(many.clone(), 0.4))
+        });
+        c.bench_function(&format!("nms/merge_enclosing_{n}_boxes"), |b| {
+            b.iter(|| nms::merge_enclosing(many.clone(), 0.4))
+        });
+    }
 
+    // Each preset per class on a photo-sized frame, and the clip settings (every model of the
+    // preset, as `bystander redact` runs them on each frame of a clip) at 1080p and 432p.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for (name, class, recall) in [
-        ("detect/faces_balanced_1080p", Class::Face, Recall::Balanced),
-        (
-            "detect/plates_balanced_1080p",
-            Class::Plate,
-            Recall::Balanced,
-        ),
-        ("detect/faces_fast_1080p", Class::Face, Recall::Fast),
-        ("detect/plates_fast_1080p", Class::Plate, Recall::Fast),
-    ] {
-        let cfg = DetectConfig {
-            classes: vec![class],
+    let small = image::imageops::resize(&f, 768, 432, image::imageops::FilterType::Triangle);
+    let mut runs: Vec<(String, DetectConfig, &RgbImage)> = Vec::new();
+    for recall in [Recall::Fast, Recall::Balanced, Recall::Max] {
+        for class in [Class::Face, Class::Plate] {
+            let cfg = DetectConfig {
+                classes: vec![class],
+                recall,
+                intra_threads: threads,
+                ..Default::default()
+            };
+            runs.push((
+                format!("{}s_{recall:?}_1080p", class.name()).to_lowercase(),
+                cfg,
+                &f,
+            ));
+        }
+        let clip = DetectConfig {
             recall,
             intra_threads: threads,
             ..Default::default()
-        };
-        let mut det = cfg.build().unwrap();
-        let mut g = c.benchmark_group("detect");
-        g.sample_size(10);
-        g.bench_function(name.trim_start_matches("detect/"), |b| {
-            b.iter(|| det.detect(&f).unwrap())
-        });
-        g.finish();
+        }
+        .for_clips();
+        runs.push((
+            format!("clip_{recall:?}_1080p").to_lowercase(),
+            clip.clone(),
+            &f,
+        ));
+        runs.push((format!("clip_{recall:?}_432p").to_lowercase(), clip, &small));
     }
+    let mut g = c.benchmark_group("detect");
+    g.sample_size(10);
+    for (name, cfg, img) in runs {
+        let mut det = cfg.build().unwrap();
+        g.bench_function(&name, |b| b.iter(|| det.detect(img).unwrap()));
+    }
+    g.finish();
 
     for n in [10, 100] {
         let dets = boxes(n);

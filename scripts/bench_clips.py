@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
-"""Regenerates the end-to-end throughput table of BENCHMARKS.md.
+"""Regenerates the generated part of BENCHMARKS.md: the machine, end-to-end throughput on clips
+against plain ffmpeg and deface, the coverage of the same presets, and where the time goes.
 
 For each clip, runs in alternation (round-robin, so drifting machine load hits every tool alike):
 plain ffmpeg decode+encode with bystander's encoder settings (libx264, CRF 23, preset medium,
 audio copied: the ceiling no redaction tool can beat), bystander's default and fast presets, and
-deface 1.5.0 (if DEFACE points at its executable; install it in a throwaway venv with
+deface 1.5.0 at its default and at --scale 640x360 (if DEFACE points at its executable; install it
+in a throwaway venv with
 `python3 -m venv /tmp/dv && /tmp/dv/bin/pip install deface==1.5.0 onnxruntime==1.31.1`).
-Prints a Markdown table of median fps over --runs runs, peak memory and ratios.
+Reports median fps over --runs runs, peak memory and ratios; then coverage of the presets with
+the settings clips get (`bystander eval --as-clip`) and the per-stage split (`bystander bench`).
 
-Usage: scripts/bench_clips.py [--runs N] [--clips a.mp4,b.mp4] [--tools ffmpeg,default,fast,deface]
+Usage: scripts/bench_clips.py [--runs N] [--clips a.mp4,b.mp4] [--tools ...] [--write]
+With --write the block between the bench_clips markers in BENCHMARKS.md is replaced.
 """
-import argparse, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, re, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(ROOT, "..", "shared", "data", "clips")
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+DATA = os.path.join(SHARED, "clips")
 BIN = os.path.join(ROOT, "target", "release", "bystander")
+BEGIN, END = "<!-- bench_clips:begin -->", "<!-- bench_clips:end -->"
+
+
+def sh(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
 def frames(path):
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-                          "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path],
-                         capture_output=True, text=True, check=True).stdout
+    out = sh(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+              "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path])
     return int(out.strip().strip(","))
 
 
@@ -52,16 +61,52 @@ def command(tool, clip, out):
     raise SystemExit(f"unknown tool {tool}")
 
 
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    ff = sh(["ffmpeg", "-version"]).splitlines()[0]
+    rustc = sh(["rustc", "--version"]).strip()
+    ort = re.search(r"ONNX Runtime (\S+)", sh([BIN, "models"]))
+    deface = ""
+    if os.environ.get("DEFACE"):
+        pip = os.path.join(os.path.dirname(os.environ["DEFACE"]), "pip")
+        vers = dict(l.split("==") for l in sh([pip, "freeze"]).split() if "==" in l)
+        deface = f" · deface {vers.get('deface', '?')} with onnxruntime {vers.get('onnxruntime', '?')} (`--ep CPUExecutionProvider`)"
+    return (f"Machine: {cpu}, {os.cpu_count()} cores, {mem / 2**20:.0f} GiB RAM, {platform.system()} "
+            f"{platform.release()} · {rustc} · ONNX Runtime {ort.group(1) if ort else '?'} (CPU) · "
+            f"{ff}{deface}")
+
+
+def coverage(preset):
+    """Covered fractions with the clip settings of a preset, on the shared labelled photos."""
+    out = {}
+    for label, ann in [("faces", "faces/wider_dev/annotations.jsonl"), ("plates", "plates/annotations.jsonl")]:
+        p = subprocess.run([BIN, "eval", os.path.join(SHARED, ann), "--json", "--as-clip", "--recall", preset],
+                           capture_output=True, text=True)
+        out[label] = json.loads(p.stdout)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--clips", default="crowd_1080p.mp4,cars_432p.mp4,stage_360p.mp4")
     ap.add_argument("--tools", default="ffmpeg,default,fast,deface,deface-640")
+    ap.add_argument("--write", action="store_true", help="replace the generated block of BENCHMARKS.md")
     a = ap.parse_args()
     tools = [t for t in a.tools.split(",") if not t.startswith("deface") or os.environ.get("DEFACE")]
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "Cargo.toml")], check=True)
-    print("| clip | frames | tool | median fps | runs (s) | peak RSS MiB | × deface | × ffmpeg |")
-    print("|---|---|---|---|---|---|---|---|")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
+                   check=True)
+    lines = [machine(), "",
+             f"Generated by `scripts/bench_clips.py --runs {a.runs}` on {time.strftime('%Y-%m-%d')}: "
+             f"tools run in alternation, median of {a.runs} runs.", "",
+             "| clip | frames | tool | median fps | runs (s) | peak RSS MiB | × deface | × ffmpeg |",
+             "|---|---|---|---|---|---|---|---|"]
+    emit = lambda l: (print(l, flush=True), lines.append(l))
+    for l in lines:
+        print(l)
+    lines = lines[:]
+    fps_by = {}
     for name in a.clips.split(","):
         clip = os.path.join(DATA, name)
         n = frames(clip)
@@ -71,11 +116,53 @@ def main():
                 for t in tools:
                     res[t].append(timed(command(t, clip, out)))
         fps = {t: n / statistics.median(w for w, _ in res[t]) for t in tools}
+        fps_by[name] = fps
         for t in tools:
             ratio = lambda ref: f"{fps[t] / fps[ref]:.2f}" if ref in fps else "-"
             runs = " ".join(f"{w:.1f}" for w, _ in res[t])
             rss = max(r for _, r in res[t]) / 1024
-            print(f"| {name} | {n} | {t} | {fps[t]:.2f} | {runs} | {rss:.0f} | {ratio('deface')} | {ratio('ffmpeg')} |", flush=True)
+            emit(f"| {name} | {n} | {t} | {fps[t]:.2f} | {runs} | {rss:.0f} | {ratio('deface')} | {ratio('ffmpeg')} |")
+    crowd = fps_by.get("crowd_1080p.mp4", {})
+    emit("")
+    if "deface" in crowd and "default" in crowd:
+        r = crowd["default"] / crowd["deface"]
+        emit(f"Target, default ≥ 5× deface on crowd_1080p: {r:.2f}× — {'met' if r >= 5 else '**missed**'}.")
+    if "ffmpeg" in crowd and "fast" in crowd:
+        r = crowd["fast"] / crowd["ffmpeg"]
+        emit(f"Target, fastest preset ≥ 0.5× plain transcode on crowd_1080p: {r:.2f}× — {'met' if r >= 0.5 else '**missed**'}.")
+    emit("")
+    emit("Coverage of the same presets with the settings clips get (`bystander eval --as-clip`; a box is "
+         "covered when ≥ 80 % of it is masked):")
+    emit("")
+    emit("| preset | faces <10 px | 10–20 | 20–40 | 40–80 | ≥ 80 | all faces | masked share | plates |")
+    emit("|---|---|---|---|---|---|---|---|---|")
+    for preset, label in [("balanced", "default"), ("fast", "fast")]:
+        c = coverage(preset)
+        f, p = c["faces"], c["plates"]
+        frac = lambda t: f"{t['covered'] / t['total']:.3f}" if t["total"] else "-"
+        b = " | ".join(frac(t) for t in f["by_height"])
+        emit(f"| {label} | {b} | {frac(f['overall'])} | {f['mean_masked_fraction']:.3f} | {frac(p['overall'])} |")
+    emit("")
+    if "crowd_1080p.mp4" in fps_by:
+        bench = json.loads(sh([BIN, "bench", os.path.join(DATA, "crowd_1080p.mp4"), "--json", "--quiet"]))
+        emit(f"Where the time goes at default settings on crowd_1080p (`bystander bench`, {bench['frames']} frames, "
+             f"{bench['fps']:.2f} fps, {bench['settings']['detect_workers']} detection workers; detection figures are "
+             "thread-seconds summed over workers):")
+        emit("")
+        emit("| stage | seconds | fps alone | share |")
+        emit("|---|---|---|---|")
+        for s in bench["stages"]:
+            if s["stage"] == "wait-for-detect":
+                emit(f"| main thread waiting for detection | {s['seconds']:.2f} | - | {100 * s['share']:.1f} % of wall |")
+            else:
+                emit(f"| {s['stage']} | {s['seconds']:.2f} | {s['fps']:.1f} | {100 * s['share']:.1f} % |")
+    if a.write:
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        doc = open(path).read()
+        i, j = doc.index(BEGIN), doc.index(END)
+        doc = doc[:i + len(BEGIN)] + "\n" + "\n".join(lines) + "\n" + doc[j:]
+        open(path, "w").write(doc)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 //! * [`redact`]: boxes and privacy zones → blurred, pixelated or filled pixels;
 //! * [`pipeline`]: the stages joined for one frame ([`pipeline::FrameRedactor`]) and for parallel
 //!   jobs;
+//! * [`batch`]: folders of photos and clips, one thread budget, a report beside every output,
+//!   resumable after an interruption;
 //! * [`review`]: the boxes redacted, exported for review and rendered again after editing;
 //! * [`eval`]: coverage of labelled boxes by the masks actually applied.
 //!

@@ -186,6 +186,10 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Detect with the settings clips get (the balanced preset without tiles, at 960 px), to
+    /// see what a preset finds on each frame of a clip.
+    #[arg(long)]
+    pub as_clip: bool,
     #[command(flatten)]
     pub settings: Settings,
 }

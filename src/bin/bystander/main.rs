@@ -222,7 +222,10 @@ fn render_clip(
 
 fn evaluate(a: EvalArgs) -> Result<ExitCode> {
     let labelled = eval::labelled_classes(&a.annotations)?;
-    let detect = a.settings.detect_config(&labelled)?;
+    let mut detect = a.settings.detect_config(&labelled)?;
+    if a.as_clip {
+        detect = detect.for_clips();
+    }
     let classes = detect.classes.clone();
     let workers = Workers::new(detect, a.settings.redact_config()?)?;
     let report = pool(a.settings.jobs()?).install(|| eval::evaluate(&a.annotations, &workers))?;
@@ -244,11 +247,12 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
     let pct = |t: &eval::Tally| t.fraction().map_or("-".to_string(), |f| format!("{f:.3}"));
     let names: Vec<&str> = classes.iter().map(|c| c.name()).collect();
     println!(
-        "{}: {} images, classes {}, recall preset {}",
+        "{}: {} images, classes {}, recall preset {}{}",
         a.annotations.display(),
         report.images,
         names.join(","),
-        a.settings.recall
+        a.settings.recall,
+        if a.as_clip { " (clip settings)" } else { "" }
     );
     println!(
         "{:<8} {:>8} {:>8} {:>8}",
