@@ -64,7 +64,7 @@ def command(tool, clip, out):
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
-    ff = sh(["ffmpeg", "-version"]).splitlines()[0]
+    ff = sh(["ffmpeg", "-version"]).splitlines()[0].split(" Copyright")[0]
     rustc = sh(["rustc", "--version"]).strip()
     ort = re.search(r"ONNX Runtime (\S+)", sh([BIN, "models"]))
     deface = ""

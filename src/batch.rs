@@ -302,7 +302,7 @@ pub fn run(
                 output: job.output.clone(),
                 status: Status::Failed,
                 report: None,
-                error: Some(e.to_string()),
+                error: Some(one_line(&e.to_string())),
             },
         };
         observer.finished(job, &o);
@@ -323,6 +323,17 @@ pub fn run(
     out.extend(clips.iter().map(|(i, j)| (*i, run_one(j))));
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, o)| o).collect()
+}
+
+/// An error message on one line (some decoders end theirs with a newline or spread them over
+/// several), so that each failed file gets exactly one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn redact_one(

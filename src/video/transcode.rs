@@ -305,6 +305,12 @@ pub fn render_clip(
                     return Err(e);
                 }
             }
+            // On disk before it gets its final name, as photos are.
+            let synced = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
+            if let Err(e) = synced {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(&tmp, e));
+            }
             std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
             Ok(report)
         }

@@ -203,8 +203,19 @@ fn a_generated_tree_is_mirrored_reported_and_resumed_with_inputs_untouched() {
 
     // A rerun keeps every finished output and retries only the failures.
     let outputs_before = snapshot(&out);
-    let (code, second, _) = run_json(&src, &out, &[]);
+    let (code, second, progress) = run_json(&src, &out, &[]);
     assert_eq!(code, Some(2));
+    // Not on a terminal: no bars, one plain line per file (on stderr, as stdout has the JSON).
+    let total = good.len() + bad.len();
+    let kept_lines = progress
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains(&format!("/{total}] kept ")))
+        .count();
+    assert_eq!(kept_lines, good.len(), "{progress}");
+    assert!(
+        !progress.contains('\r'),
+        "no bar redraws in a log: {progress:?}"
+    );
     assert_eq!(
         (
             second["redacted"].as_u64(),
@@ -227,6 +238,22 @@ fn a_generated_tree_is_mirrored_reported_and_resumed_with_inputs_untouched() {
     // --overwrite redoes everything.
     let (_, fourth, _) = run_json(&src, &out, &["--overwrite"]);
     assert_eq!(fourth["redacted"], good.len());
+
+    // --quiet prints nothing but the failures, one line each.
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        bad.len()
+    );
 
     assert!(temporaries(&out).is_empty(), "{:?}", temporaries(&out));
     assert_eq!(
