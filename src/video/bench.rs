@@ -33,8 +33,9 @@ pub struct ModelSetting {
     pub name: String,
     /// sha256 of the file.
     pub sha256: String,
-    /// Long side of the whole-frame pass.
-    pub working_size: u32,
+    /// Long side of the whole-frame pass; `None` for a model with a fixed input size (YOLOv8
+    /// exports), which letterboxes every frame to that size instead.
+    pub working_size: Option<u32>,
     /// Tiling.
     pub tiles: crate::detect::Tiles,
     /// Score threshold.
@@ -210,7 +211,8 @@ pub fn bench_clip(
                 .map(|c| ModelSetting {
                     name: c.model.name.clone(),
                     sha256: c.model.sha256.clone(),
-                    working_size: c.plan.working_size,
+                    working_size: (c.model.family != crate::models::Family::Yolo)
+                        .then_some(c.plan.working_size),
                     tiles: c.plan.tiles,
                     threshold: c.threshold,
                 })

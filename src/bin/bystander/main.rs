@@ -395,8 +395,15 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     );
     for m in &s.models {
         println!(
-            "  model {} (sha256 {}): working size {}, tiles {:?}, threshold {}",
-            m.name, m.sha256, m.working_size, m.tiles, m.threshold
+            "  model {} (sha256 {}): {}, tiles {:?}, threshold {}",
+            m.name,
+            m.sha256,
+            m.working_size
+                .map_or("fixed input size".to_string(), |s| format!(
+                    "working size {s}"
+                )),
+            m.tiles,
+            m.threshold
         );
     }
     println!(
