@@ -53,8 +53,11 @@ pub fn annotations(data: &[u8]) {
     let _ = crate::eval::parse_annotations(t, Path::new("fuzz.jsonl"));
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets` names them.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Target); 3] = [
     ("detections", detections),
     ("zones", zones),
     ("annotations", annotations),

@@ -626,7 +626,7 @@ fn run(
             let index = *next_index;
             *next_index += 1;
             let image = Arc::new(img);
-            let detect_now = !corrupt && index % opts.detect_every.max(1) == 0;
+            let detect_now = !corrupt && index.is_multiple_of(opts.detect_every.max(1));
             if let (true, Some(workers)) = (detect_now, &workers) {
                 workers
                     .jobs

@@ -390,8 +390,8 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     }
     println!("peak memory: {:.1} MiB", r.peak_rss_kib as f64 / 1024.0);
     println!(
-        "settings: recall {:?}, {} detection workers x {} ONNX Runtime threads on {} cores, {} {}, ONNX Runtime {}",
-        s.recall, s.detect_workers, s.intra_threads, s.cores, s.execution_provider, "provider", s.onnxruntime
+        "settings: recall {:?}, {} detection workers x {} ONNX Runtime threads on {} cores, {} provider, ONNX Runtime {}",
+        s.recall, s.detect_workers, s.intra_threads, s.cores, s.execution_provider, s.onnxruntime
     );
     for m in &s.models {
         println!(
