@@ -313,14 +313,21 @@ pub fn run(
         .iter()
         .enumerate()
         .partition(|(_, j)| is_clip(&j.input));
-    let mut out: Vec<(usize, Outcome)> = match rayon::ThreadPoolBuilder::new()
+    // Clips run inside the pool too, so that the rayon work of their redaction stage stays
+    // within the budget.
+    let run_all = || {
+        let mut out: Vec<(usize, Outcome)> =
+            photos.par_iter().map(|(i, j)| (*i, run_one(j))).collect();
+        out.extend(clips.iter().map(|(i, j)| (*i, run_one(j))));
+        out
+    };
+    let mut out = match rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
     {
-        Ok(pool) => pool.install(|| photos.par_iter().map(|(i, j)| (*i, run_one(j))).collect()),
-        Err(_) => photos.iter().map(|(i, j)| (*i, run_one(j))).collect(),
+        Ok(pool) => pool.install(run_all),
+        Err(_) => run_all(),
     };
-    out.extend(clips.iter().map(|(i, j)| (*i, run_one(j))));
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, o)| o).collect()
 }
