@@ -127,11 +127,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
 
 /// The default filter: image files, and clips when the `video` feature is on.
 pub fn is_supported(path: &Path) -> bool {
-    #[cfg(feature = "video")]
-    if crate::video::is_video_path(path) {
-        return true;
-    }
-    is_image_path(path)
+    is_clip(path) || is_image_path(path)
 }
 
 /// What a batch run does besides redacting.
@@ -364,9 +360,7 @@ fn redact_one(
             let (detect, redact) = workers.configs();
             let detect = detect.for_clips();
             let mut v = opts.video.clone();
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            v.workers = opts.jobs.max(1);
-            v.thread_budget = if opts.jobs >= cores { 0 } else { opts.jobs };
+            v.set_thread_budget(opts.jobs);
             let r = crate::video::render_clip(
                 &job.input,
                 &job.output,

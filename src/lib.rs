@@ -49,4 +49,9 @@ pub mod track;
 pub mod video;
 
 pub use error::{Error, Result};
+
+/// Cores of this machine (1 when the system does not say): the default thread budget.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 pub use geometry::{BBox, Class, Detection, Polygon};

@@ -400,7 +400,7 @@ impl Default for DetectConfig {
             working_size: None,
             tiles: None,
             models: Vec::new(),
-            intra_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            intra_threads: crate::cores(),
         }
     }
 }

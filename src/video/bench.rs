@@ -191,10 +191,6 @@ pub fn bench_clip(
         share: t.wait_for_detect / seconds.max(1e-9),
     });
     let choices = detect.resolve()?;
-    let budget = match opts.thread_budget {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        b => b,
-    };
     Ok(BenchReport {
         clip: clip.to_path_buf(),
         frames: done,
@@ -218,8 +214,8 @@ pub fn bench_clip(
                 })
                 .collect(),
             detect_workers: t.detect_workers,
-            intra_threads: (budget / t.detect_workers.max(1)).max(1),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            intra_threads: (opts.threads() / t.detect_workers.max(1)).max(1),
+            cores: crate::cores(),
             execution_provider: crate::runtime::execution_provider().to_string(),
             onnxruntime: crate::runtime::ORT_VERSION.to_string(),
             video: opts.clone(),

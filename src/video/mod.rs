@@ -87,9 +87,28 @@ impl Default for VideoOptions {
             keep_metadata: false,
             track: TrackConfig::default(),
             detect_every: 1,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: crate::cores(),
             thread_budget: 0,
             max_frames: None,
+        }
+    }
+}
+
+impl VideoOptions {
+    /// Spends a budget of `jobs` threads on a clip: one detection worker per thread, each with
+    /// one ONNX Runtime thread, and `jobs` decoder and encoder threads; when the budget is the
+    /// whole machine FFmpeg's codecs choose for themselves (x264 takes about 1.5 per core).
+    pub fn set_thread_budget(&mut self, jobs: usize) {
+        let jobs = jobs.max(1);
+        self.workers = jobs;
+        self.thread_budget = if jobs >= crate::cores() { 0 } else { jobs };
+    }
+
+    /// The threads the clip may keep busy: the budget, or every core when it is 0.
+    pub fn threads(&self) -> usize {
+        match self.thread_budget {
+            0 => crate::cores(),
+            b => b,
         }
     }
 }

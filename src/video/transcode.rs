@@ -56,10 +56,6 @@ impl DetectionThreads {
     ) -> Result<DetectionThreads> {
         let n = n.max(1);
         let mut cfg = detect.clone();
-        let budget = match budget {
-            0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
-            b => b,
-        };
         cfg.intra_threads = (budget / n).max(1);
         // Build every detector before starting, so a bad model or runtime fails the clip at once.
         let sets = (0..n)
@@ -75,11 +71,12 @@ impl DetectionThreads {
             .map(|mut set| {
                 let (rx, tx) = (Arc::clone(&job_rx), res_tx.clone());
                 let total = Arc::clone(&seconds);
+                let mut took = vec![0.0; set.detectors().len()];
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, img)) = job else { break };
                     let (w, h) = img.dimensions();
-                    let mut took = vec![0.0; set.detectors().len()];
+                    took.fill(0.0);
                     let found = match upright(&img, rotation) {
                         Some(up) => set.detect_timed(&up, &mut took).map(|ds| {
                             ds.into_iter()
@@ -517,7 +514,7 @@ fn run(
             Some(DetectionThreads::start(
                 detect,
                 opts.workers,
-                opts.thread_budget,
+                opts.threads(),
                 rotation,
             )?),
             None,

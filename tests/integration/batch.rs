@@ -347,15 +347,7 @@ fn an_edited_detections_file_is_rendered_without_detecting() {
     let edited = d.path().join("edited.json");
     std::fs::write(&edited, det.to_string()).unwrap();
     let rendered = d.path().join("rendered.png");
-    let o = bystander()
-        .arg("render")
-        .arg(&photo)
-        .arg("--detections")
-        .arg(&edited)
-        .arg("-o")
-        .arg(&rendered)
-        .output()
-        .unwrap();
+    let o = render(&photo, &edited, &rendered, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (orig, after) = (rgb_of(&photo), rgb_of(&rendered));
     assert_eq!(
@@ -373,15 +365,7 @@ fn an_edited_detections_file_is_rendered_without_detecting() {
     det["frames"] = serde_json::json!([]);
     std::fs::write(&edited, det.to_string()).unwrap();
     let whole = d.path().join("whole.png");
-    let o = bystander()
-        .arg("render")
-        .arg(&photo)
-        .arg("--detections")
-        .arg(&edited)
-        .arg("-o")
-        .arg(&whole)
-        .output()
-        .unwrap();
+    let o = render(&photo, &edited, &whole, &[]);
     assert!(o.status.success());
     let after = rgb_of(&whole);
     let corner = bbox([400.0, 400.0, 500.0, 500.0]);
@@ -390,15 +374,7 @@ fn an_edited_detections_file_is_rendered_without_detecting() {
     // A file for another picture size is refused with its name.
     det["width"] = 99.into();
     std::fs::write(&edited, det.to_string()).unwrap();
-    let o = bystander()
-        .arg("render")
-        .arg(&photo)
-        .arg("--detections")
-        .arg(&edited)
-        .arg("-o")
-        .arg(d.path().join("x.png"))
-        .output()
-        .unwrap();
+    let o = render(&photo, &edited, &d.path().join("x.png"), &[]);
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("edited.json") && e.contains("99x512"), "{e}");
@@ -427,14 +403,11 @@ fn a_clip_renders_from_its_detections_and_unlisted_frames_are_covered() {
     let doc = serde_json::json!({"bystander_detections": 1, "width": 320, "height": 240, "frames": frames});
     std::fs::write(&det, doc.to_string()).unwrap();
     let out = d.path().join("out.mkv");
-    let o = bystander()
-        .arg("render")
-        .arg(&clip)
-        .arg("--detections")
-        .arg(&det)
-        .arg("-o")
-        .arg(&out)
-        .args([
+    let o = render(
+        &clip,
+        &det,
+        &out,
+        &[
             "--style",
             "fill",
             "--shape",
@@ -443,9 +416,8 @@ fn a_clip_renders_from_its_detections_and_unlisted_frames_are_covered() {
             "1.0",
             "--encoder",
             "ffv1",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("5 frames covered whole"));
     let (orig, frames) = (
@@ -477,6 +449,20 @@ fn a_clip_renders_from_its_detections_and_unlisted_frames_are_covered() {
             assert!(dark(after), "frame {i}: {after:?}");
         }
     }
+}
+
+/// Runs `bystander render INPUT --detections DETECTIONS -o OUTPUT EXTRA...`.
+fn render(input: &Path, detections: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
+    bystander()
+        .arg("render")
+        .arg(input)
+        .arg("--detections")
+        .arg(detections)
+        .arg("-o")
+        .arg(output)
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 fn rgb_of(p: &Path) -> image::RgbImage {

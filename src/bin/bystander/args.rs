@@ -135,13 +135,8 @@ pub struct VideoArgs {
 
 #[cfg(feature = "video")]
 impl VideoArgs {
-    /// Clip options for a thread budget of `budget` threads (`--jobs`) on a machine of `cores`.
-    pub fn options(
-        &self,
-        budget: usize,
-        cores: usize,
-        recall: &str,
-    ) -> Result<bystander::video::VideoOptions> {
+    /// Clip options for a thread budget of `budget` threads (`--jobs`).
+    pub fn options(&self, budget: usize, recall: &str) -> Result<bystander::video::VideoOptions> {
         let detect_every = self
             .detect_every
             .unwrap_or(if recall == "fast" { 2 } else { 1 });
@@ -159,7 +154,7 @@ impl VideoArgs {
                 allowed: "at least 1",
             });
         }
-        Ok(bystander::video::VideoOptions {
+        let mut opts = bystander::video::VideoOptions {
             encoder: self.encoder.clone(),
             crf: self.crf,
             preset: self.preset.clone(),
@@ -170,12 +165,10 @@ impl VideoArgs {
                 ..Default::default()
             },
             detect_every,
-            // One detection worker per thread of the budget, each single-threaded; FFmpeg's
-            // codecs choose for themselves only when the whole machine is ours.
-            workers: budget,
-            thread_budget: if budget >= cores { 0 } else { budget },
-            max_frames: None,
-        })
+            ..Default::default()
+        };
+        opts.set_thread_budget(budget);
+        Ok(opts)
     }
 }
 
@@ -268,7 +261,7 @@ fn custom_model(spec: &str, class: Class) -> Result<ModelSource> {
 
 impl Settings {
     pub fn jobs(&self) -> Result<usize> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = bystander::cores();
         match self.jobs {
             Some(0) => Err(Error::InvalidSetting {
                 name: "jobs",
@@ -311,7 +304,7 @@ impl Settings {
         for spec in &self.plate_model {
             models.push(custom_model(spec, Class::Plate)?);
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = bystander::cores();
         Ok(DetectConfig {
             classes,
             recall: self.recall.parse::<Recall>()?,

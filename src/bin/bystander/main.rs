@@ -81,10 +81,7 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     #[cfg(feature = "video")]
-    let video = {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        a.video.options(jobs, cores, &a.settings.recall)?
-    };
+    let video = a.video.options(jobs, &a.settings.recall)?;
     let opts = batch::RunOptions {
         overwrite: a.overwrite,
         export_detections: a.export_detections,
@@ -187,8 +184,7 @@ fn render_clip(
     redact: &bystander::redact::RedactConfig,
     d: &Detections,
 ) -> Result<FileReport> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = a.video.options(cores, cores, "balanced")?;
+    let opts = a.video.options(bystander::cores(), "balanced")?;
     let r = bystander::video::render_clip(
         &a.input,
         &a.output,
@@ -327,10 +323,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     use std::io::Write;
     let detect = a.settings.detect_config(&Class::ALL)?.for_clips();
     let redact = a.settings.redact_config()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = a
-        .video
-        .options(a.settings.jobs()?, cores, &a.settings.recall)?;
+    let opts = a.video.options(a.settings.jobs()?, &a.settings.recall)?;
     let start = std::time::Instant::now();
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let target = a.frames;
