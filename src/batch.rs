@@ -206,13 +206,16 @@ pub fn settings_record(
     #[cfg(feature = "video")] video: &crate::video::VideoOptions,
 ) -> Result<serde_json::Value> {
     let models = |cfg: &crate::detect::DetectConfig| -> Result<serde_json::Value> {
-        Ok(cfg
-            .resolve()?
+        let choices = cfg.resolve()?;
+        let turns = cfg.turns(&choices);
+        Ok(choices
             .into_iter()
-            .map(|c| {
+            .zip(turns)
+            .map(|(c, turn)| {
                 serde_json::json!({
                     "name": c.model.name, "file": c.model.path, "sha256": c.model.sha256,
                     "class": c.model.class, "threshold": c.threshold, "plan": c.plan,
+                    "turn": turn.map(|(n, k)| [n, k]),
                 })
             })
             .collect())

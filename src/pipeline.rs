@@ -54,6 +54,13 @@ impl FrameRedactor {
         self.detector.detect(frame)
     }
 
+    /// Finds objects on frame `index` of a sequence, running only the models whose turn it is
+    /// when the detection settings interleave them.
+    pub fn detect_frame(&mut self, frame: &RgbImage, index: usize) -> Result<Vec<Detection>> {
+        self.detector
+            .detect_frame_timed(frame, Some(index), &mut [])
+    }
+
     /// Redacts `detections` and the privacy zones in `frame`.
     pub fn apply(&self, frame: &mut RgbImage, detections: &[Detection]) {
         let regions = self

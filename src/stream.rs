@@ -79,13 +79,13 @@ impl Redactor {
 
     /// Pushes a frame with its timestamp; returns the frames that are ready, oldest first.
     pub fn push(&mut self, image: RgbImage, pts: i64) -> Vec<RedactedFrame> {
-        let (detections, failed) = match self.frames.detect(&image) {
+        let index = self.next;
+        self.next += 1;
+        let (detections, failed) = match self.frames.detect_frame(&image, index) {
             Ok(d) => (d, false),
             Err(_) => (Vec::new(), true),
         };
         self.pending.push_back(Pending { image, pts, failed });
-        let index = self.next;
-        self.next += 1;
         let ready = self.tracker.push(index, Some(detections));
         ready.into_iter().map(|f| self.emit(f.boxes)).collect()
     }
@@ -126,7 +126,7 @@ impl Redactor {
         let mut rgb = to_rgb(data, width, height, stride, layout)?;
         let index = self.next;
         self.next += 1;
-        let detected = self.frames.detect(&rgb);
+        let detected = self.frames.detect_frame(&rgb, index);
         let failed = detected.is_err();
         let boxes = match self
             .tracker

@@ -40,6 +40,9 @@ pub struct ModelSetting {
     pub tiles: crate::detect::Tiles,
     /// Score threshold.
     pub threshold: f32,
+    /// The detected frames it runs on: `[n, k]` for the `k`-th of every `n` (interleaved
+    /// models take turns); `None` for every detected frame.
+    pub turn: Option<[usize; 2]>,
 }
 
 /// Settings the figures were measured with.
@@ -191,6 +194,7 @@ pub fn bench_clip(
         share: t.wait_for_detect / seconds.max(1e-9),
     });
     let choices = detect.resolve()?;
+    let turns = detect.turns(&choices);
     Ok(BenchReport {
         clip: clip.to_path_buf(),
         frames: done,
@@ -204,13 +208,15 @@ pub fn bench_clip(
             recall: detect.recall,
             models: choices
                 .into_iter()
-                .map(|c| ModelSetting {
+                .zip(turns)
+                .map(|(c, turn)| ModelSetting {
                     name: c.model.name.clone(),
                     sha256: c.model.sha256.clone(),
                     working_size: (c.model.family != crate::models::Family::Yolo)
                         .then_some(c.plan.working_size),
                     tiles: c.plan.tiles,
                     threshold: c.threshold,
+                    turn: turn.map(|(n, k)| [n, k]),
                 })
                 .collect(),
             detect_workers: t.detect_workers,

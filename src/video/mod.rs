@@ -83,7 +83,7 @@ impl Default for VideoOptions {
         VideoOptions {
             encoder: "libx264".into(),
             crf: 23,
-            preset: "medium".into(),
+            preset: "veryfast".into(),
             keep_metadata: false,
             track: TrackConfig::default(),
             detect_every: 1,

@@ -53,6 +53,7 @@ impl DetectionThreads {
         n: usize,
         budget: usize,
         rotation: u32,
+        detect_every: usize,
     ) -> Result<DetectionThreads> {
         let n = n.max(1);
         let mut cfg = detect.clone();
@@ -76,9 +77,11 @@ impl DetectionThreads {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, img)) = job else { break };
                     let (w, h) = img.dimensions();
+                    // Interleaved models take turns over the frames that are detected.
+                    let turn = Some(index / detect_every.max(1));
                     took.fill(0.0);
                     let found = match upright(&img, rotation) {
-                        Some(up) => set.detect_timed(&up, &mut took).map(|ds| {
+                        Some(up) => set.detect_frame_timed(&up, turn, &mut took).map(|ds| {
                             ds.into_iter()
                                 .map(|mut d| {
                                     d.bbox = box_from_upright(&d.bbox, rotation, w, h);
@@ -87,7 +90,7 @@ impl DetectionThreads {
                                 })
                                 .collect()
                         }),
-                        None => set.detect_timed(&img, &mut took),
+                        None => set.detect_frame_timed(&img, turn, &mut took),
                     };
                     for (t, s) in total
                         .lock()
@@ -516,6 +519,7 @@ fn run(
                 opts.workers,
                 opts.threads(),
                 rotation,
+                opts.detect_every,
             )?),
             None,
         ),

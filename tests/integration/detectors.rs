@@ -195,3 +195,67 @@ fn a_users_own_model_file_is_loaded_by_path() {
     assert_eq!(set.models()[0].path, path);
     single(&set.detect(&rgb("astronaut.jpg")).unwrap(), Class::Face);
 }
+
+#[test]
+fn interleaved_models_take_turns_and_each_turn_still_finds_the_object() {
+    let cfg = DetectConfig {
+        intra_threads: 2,
+        ..Default::default()
+    }
+    .for_clips();
+    assert_eq!(
+        cfg.interleave,
+        Some(true),
+        "the balanced preset interleaves on clips"
+    );
+    let mut set = cfg.build().unwrap();
+    let names = set.model_names();
+    let position = |name: &str| names.iter().position(|n| n == name).unwrap();
+    let (cf, rf) = (position("centerface"), position("retinaface"));
+    let (yolo, pr) = (position("plate-yolo"), position("plate-retina"));
+    let face = rgb("astronaut.jpg");
+    let plate = rgb("plate_scene.jpg");
+    for turn in 0..4 {
+        let mut took = vec![0.0; names.len()];
+        let faces = set
+            .detect_frame_timed(&face, Some(turn), &mut took)
+            .unwrap();
+        let found = set
+            .detect_frame_timed(&plate, Some(turn), &mut took)
+            .unwrap();
+        // One face model and one plate model per frame, alternating, never the same pair twice
+        // in a row: the most expensive of each class (CenterFace, YOLOv8) do not share a frame.
+        let ran: Vec<bool> = took.iter().map(|s| *s > 0.0).collect();
+        let even = turn % 2 == 0;
+        assert_eq!(
+            (ran[cf], ran[rf], ran[yolo], ran[pr]),
+            (even, !even, !even, even),
+            "turn {turn}: {names:?} ran {ran:?}"
+        );
+        let reference = if even {
+            ASTRONAUT_CENTERFACE
+        } else {
+            ASTRONAUT_RETINAFACE
+        };
+        // The clip plan magnifies this 512-px photo 1.875x, so the box is the reference's
+        // (taken at native size) only roughly.
+        assert_matches(single(&faces, Class::Face), reference, 0.7);
+        assert_matches(single(&found, Class::Plate), PLATE_DRAWN, 0.5);
+    }
+    // Without a frame index (photos, `eval --as-clip`) every model runs.
+    let mut took = vec![0.0; names.len()];
+    set.detect_frame_timed(&face, None, &mut took).unwrap();
+    assert!(took.iter().all(|s| *s > 0.0), "{took:?}");
+    // --no-interleave: every model on every frame.
+    let mut every = DetectConfig {
+        interleave: Some(false),
+        intra_threads: 2,
+        ..Default::default()
+    }
+    .for_clips()
+    .build()
+    .unwrap();
+    let mut took = vec![0.0; names.len()];
+    every.detect_frame_timed(&face, Some(1), &mut took).unwrap();
+    assert!(took.iter().all(|s| *s > 0.0), "{took:?}");
+}

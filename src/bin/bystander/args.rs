@@ -115,8 +115,10 @@ pub struct VideoArgs {
     /// Quality (constant rate factor) for x264/x265: lower is better, 0 to 51.
     #[arg(long, default_value_t = 23)]
     pub crf: u8,
-    /// Encoder preset for x264/x265 (ultrafast ... veryslow).
-    #[arg(long, default_value = "medium")]
+    /// Encoder preset for x264/x265 (ultrafast ... veryslow). The default, veryfast, encodes
+    /// 1080p about 2.5x as fast as x264's own default (medium), for files of about the same size
+    /// at the same CRF.
+    #[arg(long, default_value = "veryfast")]
     pub preset: String,
     /// Keep container and stream metadata (location, device, dates); stripped by default.
     #[arg(long)]
@@ -179,8 +181,9 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Detect with the settings clips get (the balanced preset without tiles, at 960 px), to
-    /// see what a preset finds on each frame of a clip.
+    /// Detect with the settings clips get (the balanced preset without tiles, faces at 960 px,
+    /// plates at 640 px), to see what a preset finds in a clip. Interleaved models are all run,
+    /// as a still scene gets them within two frames.
     #[arg(long)]
     pub as_clip: bool,
     #[command(flatten)]
@@ -233,6 +236,10 @@ pub struct Settings {
     /// Your own plate model: FAMILY:PATH (repeatable).
     #[arg(long)]
     pub plate_model: Vec<String>,
+    /// Clips: run every model of a class on every frame, instead of letting the balanced
+    /// preset's two models per class take turns frame by frame (about half as fast).
+    #[arg(long)]
+    pub no_interleave: bool,
     /// Files processed at once (default: one per core); cores are shared between jobs and
     /// ONNX Runtime so that they are never oversubscribed.
     #[arg(short, long)]
@@ -314,6 +321,8 @@ impl Settings {
             models,
             // Jobs run side by side; each session gets its share of the cores.
             intra_threads: (cores / self.jobs()?).max(1),
+            interleave: self.no_interleave.then_some(false),
+            clip: false,
         })
     }
 

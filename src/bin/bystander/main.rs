@@ -388,7 +388,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     );
     for m in &s.models {
         println!(
-            "  model {} (sha256 {}): {}, tiles {:?}, threshold {}",
+            "  model {} (sha256 {}): {}, tiles {:?}, threshold {}, runs on {}",
             m.name,
             m.sha256,
             m.working_size
@@ -396,7 +396,11 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
                     "working size {s}"
                 )),
             m.tiles,
-            m.threshold
+            m.threshold,
+            m.turn
+                .map_or("every detected frame".to_string(), |[n, k]| format!(
+                    "detected frames i with i mod {n} = {k} (interleaved)"
+                )),
         );
     }
     println!(
