@@ -13,7 +13,11 @@ measures what that costs, on real clips, against the most thorough schedule byst
 
 A reference box counts as covered on its frame when at least 80 % of it lies under the masks the
 schedule drew on that frame (faces: ellipses grown 1.7x, plates: rectangles grown 1.2x, the
-defaults). Prints, per clip and in total, the reference boxes and the share each schedule covers.
+defaults). Prints, per clip and in total, the reference boxes and the share each schedule covers,
+then the reference boxes that the default misses (by score and whether a box of the same class lies
+within reach on a neighbouring reference frame), and the flicker counts of each schedule: frames
+with a detection that the previous or next frame lacks, comparing detections with the neighbours'
+detections (without hold) and with the neighbours' masks (with hold).
 
 Usage: scripts/interleave_check.py [--clips a.mp4,b.mp4] (default: every clip in ../shared/data/clips)
 """
@@ -57,6 +61,22 @@ def covered(ref_box, masks):
     return under.mean()
 
 
+def near(box, frame):
+    """Whether frame (or None) has a box of the same class within one and a half of the larger
+    long side of box's centre: the same object, even if it moved."""
+    if frame is None:
+        return False
+    (a, b, c, d), cls = box["box"], box["class"]
+    for o in frame["boxes"]:
+        if o["class"] != cls:
+            continue
+        p, q, r, s = o["box"]
+        size = max(c - a, d - b, r - p, s - q)
+        if ((a + c - p - r) ** 2 + (b + d - q - s) ** 2) ** 0.5 / 2 <= 1.5 * size:
+            return True
+    return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", default="")
@@ -69,6 +89,8 @@ def main():
     print("|---|---|---|" + "---|" * len(names))
     total = {n: 0 for n in names}
     total_ref = 0
+    missed = {"isolated, score < 0.3": 0, "isolated, score >= 0.3": 0, "with a neighbour": 0}
+    flicker = {n: [0, 0] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
             base = os.path.basename(clip)
@@ -80,6 +102,10 @@ def main():
                 if p.returncode != 0:
                     sys.exit(f"{s} failed on {base}: {p.stderr}")
                 got[s] = frames_of(os.path.join(out, base + ".detections.json"))
+                if s in flicker:
+                    rep = json.load(open(os.path.join(out, base + ".bystander.json")))["flicker_frames"]
+                    flicker[s][0] += rep["without_hold"]
+                    flicker[s][1] += rep["with_hold"]
             ref = got["reference"]
             n_ref = sum(len(f["boxes"]) for f in ref.values())
             row = []
@@ -93,12 +119,25 @@ def main():
                         ok += len(f["boxes"])
                         continue
                     masks = [(b["class"], b["box"]) for b in cand["boxes"]]
-                    ok += sum(covered(b["box"], [m for m in masks if m[0] == b["class"]]) >= 0.8 for b in f["boxes"])
+                    for b in f["boxes"]:
+                        if covered(b["box"], [m for m in masks if m[0] == b["class"]]) >= 0.8:
+                            ok += 1
+                        elif n == "interleave":
+                            if near(b, ref.get(i - 1)) or near(b, ref.get(i + 1)):
+                                missed["with a neighbour"] += 1
+                            else:
+                                missed["isolated, score < 0.3" if b["score"] < 0.3 else "isolated, score >= 0.3"] += 1
                 total[n] += ok
                 row.append(f"{ok} ({ok / n_ref:.3f})" if n_ref else "-")
             total_ref += n_ref
             print(f"| {base} | {len(ref)} | {n_ref} | " + " | ".join(row) + " |", flush=True)
     print(f"| all | | {total_ref} | " + " | ".join(f"{total[n]} ({total[n] / max(total_ref, 1):.3f})" for n in names) + " |")
+    print()
+    print("Reference boxes the default (interleave) leaves uncovered: " +
+          ", ".join(f"{v} {k}" for k, v in missed.items()))
+    print()
+    print("Flicker frames over these clips, without hold / with hold: " +
+          ", ".join(f"{n} {flicker[n][0]} / {flicker[n][1]}" for n in names))
 
 
 if __name__ == "__main__":

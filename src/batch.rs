@@ -381,6 +381,11 @@ fn redact_one(
             record["lost_frames"] = r.lost_frames.into();
             record["decode_errors"] = r.decode_errors.into();
             record["rotation"] = r.rotation.into();
+            // Frames with a detection the previous or next frame lacks: what the hold covers.
+            record["flicker_frames"] = serde_json::json!({
+                "without_hold": r.flicker_frames_without_hold,
+                "with_hold": r.flicker_frames_with_hold,
+            });
             record["seconds"] = r.seconds.into();
             record["models"] = opts.settings["clip_models"].clone();
         }
