@@ -50,8 +50,6 @@ struct Track {
     last_seen: usize,
     /// Per-frame motion of the box centre and size: dx, dy, dw, dh.
     velocity: [f32; 4],
-    /// Sightings so far.
-    sightings: u32,
 }
 
 impl Track {
@@ -204,29 +202,29 @@ impl Tracker {
                         let t = &mut self.tracks[ti];
                         interpolate(&mut self.window, t, d, index);
                         let v = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
-                        // Smooth the motion so one jittery box does not throw the prediction;
-                        // the first motion seen is taken as it is.
-                        let keep = if t.sightings == 1 { 0.0 } else { 0.5 };
+                        // Smooth the motion so one jittery box does not throw the prediction.
                         for (old, new) in t.velocity.iter_mut().zip(v) {
-                            *old = keep * *old + (1.0 - keep) * new;
+                            *old = 0.5 * *old + 0.5 * new;
                         }
                         t.last = d.clone();
                         t.last_seen = index;
-                        t.sightings += 1;
                     }
                     (None, Some(ti)) => {
                         // Probably the same object, moved by more than its size. It may also be
-                        // a neighbour while the track's own object went undetected, so the track
-                        // is left to hold as before, and a new track starts from this detection
-                        // with the motion between the two and the gap interpolated.
+                        // a new neighbour while the track's own object went undetected, so the
+                        // track is left to hold as before, and a new track starts from this
+                        // detection with the motion between the two. The window gets both the
+                        // interpolated boxes and the back-fill of a new object.
                         let t = &self.tracks[ti];
                         interpolate(&mut self.window, t, d, index);
                         let velocity = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
+                        for f in self.window.iter_mut() {
+                            f.boxes.push(d.clone());
+                        }
                         self.tracks.push(Track {
                             last: d.clone(),
                             last_seen: index,
                             velocity,
-                            sightings: t.sightings + 1,
                         });
                         matched.push(true);
                     }
@@ -239,7 +237,6 @@ impl Tracker {
                             last: d.clone(),
                             last_seen: index,
                             velocity: [0.0; 4],
-                            sightings: 1,
                         });
                         matched.push(true);
                     }
