@@ -53,17 +53,18 @@ struct Track {
 }
 
 impl Track {
-    /// Whether detection `d` on frame `index` is close enough to be this object when its box
-    /// overlaps too little: its centre within one and a half of the larger box's long side per
-    /// frame elapsed (at most three) of the predicted centre, and a size within a factor of two.
-    fn within_reach(&self, index: usize, d: &BBox) -> bool {
+    /// How far detection `d` on frame `index` lies from this object's predicted centre, if it is
+    /// close enough to be this object when its box overlaps too little: within one and a half of
+    /// the larger box's long side per frame elapsed (at most three), with a size within a factor
+    /// of two.
+    fn reach(&self, index: usize, d: &BBox) -> Option<f32> {
         let p = self.predict(index);
         let gap = index.saturating_sub(self.last_seen).clamp(1, 3) as f32;
         let size = p.width().max(p.height()).max(d.width()).max(d.height());
         let (pc, dc) = (centre(&p), centre(d));
         let dist = ((pc.0 - dc.0).powi(2) + (pc.1 - dc.1).powi(2)).sqrt();
         let ratio = (d.width() * d.height()) / (p.width() * p.height()).max(1e-6);
-        dist <= 1.5 * size * gap && (0.5..=2.0).contains(&ratio)
+        (dist <= 1.5 * size * gap && (0.5..=2.0).contains(&ratio)).then_some(dist)
     }
 
     fn predict(&self, index: usize) -> BBox {
@@ -183,21 +184,8 @@ impl Tracker {
                     .filter(|&(_, iou)| iou >= self.cfg.iou)
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(ti, _)| ti);
-                // No overlap: the nearest track within reach (a small, fast object).
-                let reach = || {
-                    self.tracks
-                        .iter()
-                        .enumerate()
-                        .filter(|(ti, t)| free(*ti, t) && t.within_reach(index, &d.bbox))
-                        .map(|(ti, t)| {
-                            let (p, q) = (centre(&t.predict(index)), centre(&d.bbox));
-                            (ti, (p.0 - q.0).powi(2) + (p.1 - q.1).powi(2))
-                        })
-                        .min_by(|a, b| a.1.total_cmp(&b.1))
-                        .map(|(ti, _)| ti)
-                };
-                match (overlapping, overlapping.is_none().then(reach).flatten()) {
-                    (Some(ti), _) => {
+                match overlapping {
+                    Some(ti) => {
                         matched[ti] = true;
                         let t = &mut self.tracks[ti];
                         interpolate(&mut self.window, t, d, index);
@@ -209,15 +197,28 @@ impl Tracker {
                         t.last = d.clone();
                         t.last_seen = index;
                     }
-                    (None, Some(ti)) => {
-                        // Probably the same object, moved by more than its size. It may also be
-                        // a new neighbour while the track's own object went undetected, so the
-                        // track is left to hold as before, and a new track starts from this
-                        // detection with the motion between the two. The window gets both the
-                        // interpolated boxes and the back-fill of a new object.
-                        let t = &self.tracks[ti];
-                        interpolate(&mut self.window, t, d, index);
-                        let velocity = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
+                    None => {
+                        // No overlap: the nearest track within reach is probably the same
+                        // object, moved by more than its size (a small, fast object). It may also
+                        // be a new neighbour while the track's own object went undetected, so
+                        // that track is left to hold as before and a new track starts here,
+                        // carrying the motion between the two; the gap gets interpolated boxes.
+                        let nearest = self
+                            .tracks
+                            .iter()
+                            .enumerate()
+                            .filter(|(ti, t)| free(*ti, t))
+                            .filter_map(|(_, t)| Some((t, t.reach(index, &d.bbox)?)))
+                            .min_by(|a, b| a.1.total_cmp(&b.1));
+                        let velocity = match nearest {
+                            Some((t, _)) => {
+                                interpolate(&mut self.window, t, d, index);
+                                motion(&t.last.bbox, &d.bbox, index - t.last_seen)
+                            }
+                            None => [0.0; 4],
+                        };
+                        // Like any new object, it is drawn on the frames still in the
+                        // look-ahead window.
                         for f in self.window.iter_mut() {
                             f.boxes.push(d.clone());
                         }
@@ -225,18 +226,6 @@ impl Tracker {
                             last: d.clone(),
                             last_seen: index,
                             velocity,
-                        });
-                        matched.push(true);
-                    }
-                    (None, None) => {
-                        // A new object: draw it on the frames still in the look-ahead window.
-                        for f in self.window.iter_mut() {
-                            f.boxes.push(d.clone());
-                        }
-                        self.tracks.push(Track {
-                            last: d.clone(),
-                            last_seen: index,
-                            velocity: [0.0; 4],
                         });
                         matched.push(true);
                     }
@@ -378,9 +367,8 @@ mod tests {
     fn plate(x: f32) -> Detection {
         Detection {
             class: Class::Plate,
-            score: 0.6,
             bbox: BBox::new(x, 100.0, x + 30.0, 118.0),
-            landmarks: vec![],
+            ..face(x)
         }
     }
 

@@ -425,27 +425,7 @@ fn preset(recall: Recall, class: Class, clip: bool) -> Vec<(models::ShippedModel
         max_upscale,
         tiles,
     };
-    match (recall, class) {
-        (Recall::Balanced, Class::Face) if clip => vec![
-            (
-                models::CENTERFACE,
-                0.15,
-                plan(CLIP_WORKING_SIZE, 2.0, Tiles::Off),
-            ),
-            (
-                models::RETINAFACE,
-                0.15,
-                plan(CLIP_WORKING_SIZE, 2.0, Tiles::Off),
-            ),
-        ],
-        (Recall::Balanced, Class::Plate) if clip => vec![
-            (models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off)),
-            (
-                models::PLATE_RETINA,
-                0.3,
-                plan(CLIP_PLATE_WORKING_SIZE, 1.0, Tiles::Off),
-            ),
-        ],
+    let mut models = match (recall, class) {
         (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 1.0, Tiles::Off))],
         (Recall::Fast, Class::Plate) => vec![(models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off))],
         (Recall::Balanced, Class::Face) => vec![
@@ -464,7 +444,19 @@ fn preset(recall: Recall, class: Class, clip: bool) -> Vec<(models::ShippedModel
             (models::PLATE_YOLO, 0.2, plan(640, 1.0, Tiles::Auto)),
             (models::PLATE_RETINA, 0.2, plan(1600, 1.0, Tiles::Off)),
         ],
+    };
+    // Clips at the balanced preset: the same models and thresholds on a per-frame budget, no
+    // tiles (see `DetectConfig::for_clips`).
+    if clip && recall == Recall::Balanced {
+        for (_, _, p) in &mut models {
+            p.tiles = Tiles::Off;
+            p.working_size = match class {
+                Class::Face => CLIP_WORKING_SIZE,
+                Class::Plate => CLIP_PLATE_WORKING_SIZE,
+            };
+        }
     }
+    models
 }
 
 impl DetectConfig {

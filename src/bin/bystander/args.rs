@@ -237,7 +237,7 @@ pub struct Settings {
     #[arg(long)]
     pub plate_model: Vec<String>,
     /// Clips: run every model of a class on every frame, instead of letting the balanced
-    /// preset's two models per class take turns frame by frame (about 1.6x slower end to end).
+    /// preset's two models per class take turns frame by frame (about 1.5x slower end to end).
     #[arg(long)]
     pub no_interleave: bool,
     /// Files processed at once (default: one per core); cores are shared between jobs and
