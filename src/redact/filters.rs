@@ -1,10 +1,12 @@
 //! The pixel operations behind each style, on a small RGB patch cut from the frame.
 //!
-//! Blur is made irreversible by design: the patch is first averaged onto a coarse grid (many
-//! input images map to the same grid, so the detail is gone, not merely hidden) and then smoothed
-//! with three box-blur passes (close to a Gaussian) whose radius grows with the object, so a large
-//! face is blurred as hard as a small one. Box blurs run with running sums, so their cost does not
-//! grow with the radius.
+//! Blur is made irreversible by design: the patch is first averaged onto a coarse grid of about 12
+//! cells across the object (many input images map to the same grid, so the detail is gone, not
+//! merely hidden), the grid is smoothed with three box-blur passes (close to a Gaussian) two cells
+//! wide, and the smooth grid is stretched back over the patch with bilinear interpolation. The
+//! output is a function of the cell means alone, and the cell grows with the object, so a large
+//! face is blurred as hard as a small one. The smoothing runs on the grid, not on the pixels, so
+//! the cost is one read and one write of the patch whatever the object's size.
 
 /// Averages `block` x `block` cells (the last ones may be smaller), in place.
 pub fn pixelate(buf: &mut [u8], w: usize, h: usize, block: usize) {
@@ -36,62 +38,179 @@ pub fn pixelate(buf: &mut [u8], w: usize, h: usize, block: usize) {
     }
 }
 
-/// One box-blur pass along a line of `n` pixels `step` bytes apart, edges clamped.
-fn box_line(
-    buf: &mut [u8],
-    start: usize,
-    n: usize,
-    step: usize,
-    r: usize,
-    tmp: &mut Vec<[u32; 3]>,
-) {
-    tmp.clear();
-    tmp.extend((0..n).map(|i| {
-        let p = start + i * step;
-        [buf[p] as u32, buf[p + 1] as u32, buf[p + 2] as u32]
-    }));
-    let at = |i: isize| tmp[i.clamp(0, n as isize - 1) as usize];
-    let win = (2 * r + 1) as u32;
+/// Division by a box window `win` as a multiply and shift: `(n * mul) >> 32` equals `n / win`
+/// for every `n < 2^32 / win`, which holds for window sums of 8-bit values as long as
+/// `win < 4096` (`256 * win * win < 2^32`); [`box_blur`] caps the radius to keep it so.
+#[derive(Clone, Copy)]
+struct Divider {
+    mul: u64,
+    half: u32,
+}
+
+impl Divider {
+    fn new(win: u32) -> Divider {
+        debug_assert!((1..4096).contains(&win));
+        Divider {
+            mul: (1u64 << 32) / win as u64 + 1,
+            half: win / 2,
+        }
+    }
+
+    /// `sum / win`, rounded to nearest.
+    #[inline]
+    fn div(self, sum: u32) -> u8 {
+        (((sum + self.half) as u64 * self.mul) >> 32) as u8
+    }
+}
+
+/// The largest radius [`box_blur`] uses (a window of 4095 pixels).
+const MAX_RADIUS: usize = 2047;
+
+/// One horizontal pass over a row of `src.len() / 3` RGB pixels into `dst`, edges clamped.
+fn blur_row(src: &[u8], dst: &mut [u8], r: usize, d: Divider) {
+    let n = src.len() / 3;
+    let last = n - 1;
     let mut sum = [0u32; 3];
-    for i in -(r as isize)..=(r as isize) {
-        let v = at(i);
-        for c in 0..3 {
-            sum[c] += v[c];
+    for c in 0..3 {
+        sum[c] = (r as u32 + 1) * src[c] as u32;
+        for i in 1..=r {
+            sum[c] += src[i.min(last) * 3 + c] as u32;
         }
     }
     for i in 0..n {
-        let p = start + i * step;
+        let (add, sub) = ((i + r + 1).min(last) * 3, i.saturating_sub(r) * 3);
         for c in 0..3 {
-            buf[p + c] = ((sum[c] + win / 2) / win) as u8;
-        }
-        let (add, sub) = (at(i as isize + r as isize + 1), at(i as isize - r as isize));
-        for c in 0..3 {
-            sum[c] = sum[c] + add[c] - sub[c];
+            dst[i * 3 + c] = d.div(sum[c]);
+            sum[c] = sum[c] + src[add + c] as u32 - src[sub + c] as u32;
         }
     }
 }
 
-/// Three horizontal and three vertical box-blur passes of radius `r`, in place.
+/// One vertical pass of `src` (rows of `row` bytes) into `dst`, edges clamped: a running sum per
+/// byte column, updated a whole row at a time so memory is read in order.
+fn blur_columns(src: &[u8], dst: &mut [u8], row: usize, r: usize, d: Divider, sums: &mut Vec<u32>) {
+    let h = src.len() / row;
+    let last = h - 1;
+    let line = |y: usize| &src[y * row..(y + 1) * row];
+    sums.clear();
+    sums.extend(line(0).iter().map(|&v| (r as u32 + 1) * v as u32));
+    for k in 1..=r {
+        for (s, &v) in sums.iter_mut().zip(line(k.min(last))) {
+            *s += v as u32;
+        }
+    }
+    for y in 0..h {
+        for (o, &s) in dst[y * row..(y + 1) * row].iter_mut().zip(sums.iter()) {
+            *o = d.div(s);
+        }
+        let (add, sub) = (line((y + r + 1).min(last)), line(y.saturating_sub(r)));
+        for ((s, &a), &b) in sums.iter_mut().zip(add).zip(sub) {
+            *s = *s + a as u32 - b as u32;
+        }
+    }
+}
+
+/// Three horizontal and three vertical box-blur passes of radius `r` (capped at 2047), in place.
 pub fn box_blur(buf: &mut [u8], w: usize, h: usize, r: usize) {
     if r == 0 || w == 0 || h == 0 {
         return;
     }
-    let mut tmp = Vec::with_capacity(w.max(h));
+    let r = r.min(MAX_RADIUS);
+    let d = Divider::new(2 * r as u32 + 1);
+    let row = w * 3;
+    let buf = &mut buf[..row * h];
+    let mut src = vec![0u8; buf.len()];
+    let mut sums = Vec::with_capacity(row);
     for _ in 0..3 {
-        for y in 0..h {
-            box_line(buf, y * w * 3, w, 3, r, &mut tmp);
+        src.copy_from_slice(buf);
+        for (s, o) in src.chunks_exact(row).zip(buf.chunks_exact_mut(row)) {
+            blur_row(s, o, r, d);
         }
-        for x in 0..w {
-            box_line(buf, x * 3, h, w * 3, r, &mut tmp);
+        src.copy_from_slice(buf);
+        blur_columns(&src, buf, row, r, d, &mut sums);
+    }
+}
+
+/// The mean of each `cell` x `cell` block (the last ones may be smaller), as a `gw` x `gh` RGB
+/// grid.
+fn cell_means(buf: &[u8], w: usize, h: usize, cell: usize) -> (Vec<u8>, usize, usize) {
+    let (gw, gh) = (w.div_ceil(cell), h.div_ceil(cell));
+    let mut sums = vec![0u32; gw * gh * 3];
+    for y in 0..h {
+        let row = &mut sums[(y / cell) * gw * 3..(y / cell + 1) * gw * 3];
+        for (x, px) in buf[y * w * 3..(y + 1) * w * 3].chunks_exact(3).enumerate() {
+            let g = &mut row[(x / cell) * 3..(x / cell) * 3 + 3];
+            g[0] += px[0] as u32;
+            g[1] += px[1] as u32;
+            g[2] += px[2] as u32;
+        }
+    }
+    let mut grid = vec![0u8; gw * gh * 3];
+    for gy in 0..gh {
+        let ch = cell.min(h - gy * cell);
+        for gx in 0..gw {
+            let n = (ch * cell.min(w - gx * cell)) as u32;
+            for c in 0..3 {
+                let i = (gy * gw + gx) * 3 + c;
+                grid[i] = ((sums[i] + n / 2) / n) as u8;
+            }
+        }
+    }
+    (grid, gw, gh)
+}
+
+/// For each of `n` pixels along an axis, the two grid cells around it and the second one's
+/// weight out of 256, sampling the grid at cell centres (edges clamped).
+fn bilinear_taps(n: usize, cells: usize, cell: usize) -> Vec<(usize, usize, u32)> {
+    (0..n)
+        .map(|x| {
+            let g = ((x as f32 + 0.5) / cell as f32 - 0.5).max(0.0);
+            let g0 = (g as usize).min(cells - 1);
+            let g1 = (g0 + 1).min(cells - 1);
+            (g0, g1, ((g - g0 as f32).min(1.0) * 256.0).round() as u32)
+        })
+        .collect()
+}
+
+/// Fills the `w` x `h` patch `buf` from the `gw` x `gh` grid by bilinear interpolation.
+fn stretch(grid: &[u8], gw: usize, gh: usize, cell: usize, buf: &mut [u8], w: usize, h: usize) {
+    let (xs, ys) = (bilinear_taps(w, gw, cell), bilinear_taps(h, gh, cell));
+    // Each grid row interpolated across the patch's width, scaled by 256.
+    let mut rows = vec![0u32; gh * w * 3];
+    for gy in 0..gh {
+        let g = &grid[gy * gw * 3..(gy + 1) * gw * 3];
+        let row = &mut rows[gy * w * 3..(gy + 1) * w * 3];
+        for (x, &(a, b, t)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                row[x * 3 + c] = g[a * 3 + c] as u32 * (256 - t) + g[b * 3 + c] as u32 * t;
+            }
+        }
+    }
+    for (y, &(a, b, t)) in ys.iter().enumerate() {
+        let (ra, rb) = (
+            &rows[a * w * 3..(a + 1) * w * 3],
+            &rows[b * w * 3..(b + 1) * w * 3],
+        );
+        for ((o, &p), &q) in buf[y * w * 3..(y + 1) * w * 3].iter_mut().zip(ra).zip(rb) {
+            *o = ((p * (256 - t) + q * t + 32768) >> 16) as u8;
         }
     }
 }
 
-/// The blur style for an object whose longer side is `size` pixels: a coarse grid of about 12
-/// cells across, then smoothing over about a sixth of the object.
+/// The blur style for an object whose longer side is `size` pixels: cell means on a grid of
+/// about 12 cells across (at least 2 px), smoothed over about a sixth of the object (two cells),
+/// stretched back over the patch.
 pub fn strong_blur(buf: &mut [u8], w: usize, h: usize, size: f32) {
-    pixelate(buf, w, h, (size / 12.0).round().max(2.0) as usize);
-    box_blur(buf, w, h, (size / 6.0).round().max(2.0) as usize);
+    if w == 0 || h == 0 {
+        return;
+    }
+    let cell = (size / 12.0).round().max(2.0) as usize;
+    let radius = ((size / 6.0).round().max(2.0) / cell as f32)
+        .round()
+        .max(1.0) as usize;
+    let (mut grid, gw, gh) = cell_means(buf, w, h, cell);
+    box_blur(&mut grid, gw, gh, radius);
+    stretch(&grid, gw, gh, cell, buf, w, h);
 }
 
 /// Cell size of the pixelate style for an object whose longer side is `size` pixels: about 8
@@ -128,6 +247,117 @@ mod tests {
         box_blur(&mut imp, 21, 21, 2);
         assert!(imp[c] < 255);
         assert!(imp[(10 * 21 + 12) * 3] > 0, "energy reached a neighbour");
+    }
+
+    /// The definition: each pass averages the 2r+1 neighbours along a line, edges clamped.
+    fn box_blur_reference(buf: &mut [u8], w: usize, h: usize, r: usize) {
+        let win = (2 * r + 1) as u32;
+        let at = |b: &[u8], x: isize, y: isize, c: usize| {
+            let (x, y) = (x.clamp(0, w as isize - 1), y.clamp(0, h as isize - 1));
+            b[(y as usize * w + x as usize) * 3 + c] as u32
+        };
+        for _ in 0..3 {
+            for vertical in [false, true] {
+                let src = buf.to_vec();
+                for y in 0..h as isize {
+                    for x in 0..w as isize {
+                        for c in 0..3 {
+                            let sum: u32 = (-(r as isize)..=r as isize)
+                                .map(|k| match vertical {
+                                    false => at(&src, x + k, y, c),
+                                    true => at(&src, x, y + k, c),
+                                })
+                                .sum();
+                            buf[(y as usize * w + x as usize) * 3 + c] =
+                                ((sum + win / 2) / win) as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn box_blur_equals_the_windowed_average() {
+        let mut seed = 12345u32;
+        for (w, h, r) in [
+            (1, 1, 1),
+            (7, 5, 2),
+            (5, 9, 6),
+            (33, 17, 4),
+            (40, 3, 20),
+            (3, 40, 1),
+        ] {
+            let buf: Vec<u8> = (0..w * h * 3)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let (mut fast, mut slow) = (buf.clone(), buf);
+            box_blur(&mut fast, w, h, r);
+            box_blur_reference(&mut slow, w, h, r);
+            assert_eq!(fast, slow, "{w}x{h} radius {r}");
+        }
+    }
+
+    #[test]
+    fn divider_is_exact_over_the_whole_range() {
+        for win in [1u32, 3, 5, 7, 121, 999, 4095] {
+            let d = Divider::new(win);
+            for sum in (0..=255 * win).step_by(1 + win as usize / 64) {
+                assert_eq!(
+                    d.div(sum) as u32,
+                    (sum + win / 2) / win,
+                    "win {win} sum {sum}"
+                );
+            }
+            assert_eq!(d.div(255 * win), 255);
+        }
+    }
+
+    #[test]
+    fn strong_blur_depends_only_on_the_cell_means() {
+        // Two patches whose 8x8 cells have the same means but different pixels inside (a face
+        // and a rearrangement of it) blur to the same output: the detail is gone, not hidden.
+        let (w, h, size) = (40usize, 48usize, 96.0);
+        let a: Vec<u8> = (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let mut b = a.clone();
+        for y in (0..h).step_by(8) {
+            for x in (0..w).step_by(8) {
+                // Swap the first two pixels of the cell's first row: same mean, other picture.
+                let (p, q) = ((y * w + x) * 3, (y * w + x + 1) * 3);
+                for c in 0..3 {
+                    b.swap(p + c, q + c);
+                }
+            }
+        }
+        assert_ne!(a, b);
+        let (mut ba, mut bb) = (a.clone(), b);
+        strong_blur(&mut ba, w, h, size);
+        strong_blur(&mut bb, w, h, size);
+        assert_eq!(ba, bb);
+        assert_ne!(ba, a);
+    }
+
+    #[test]
+    fn strong_blur_keeps_flat_colour_and_varies_smoothly() {
+        let (w, h) = (50usize, 30usize);
+        let mut flat = [10u8, 200, 77].repeat(w * h);
+        strong_blur(&mut flat, w, h, 50.0);
+        assert!(flat.chunks_exact(3).all(|p| p == [10, 200, 77]));
+        // A hard vertical edge becomes a ramp: no step between neighbours larger than a fraction
+        // of the edge's height.
+        let mut edge: Vec<u8> = (0..w * h)
+            .flat_map(|i| if i % w < w / 2 { [0u8; 3] } else { [240u8; 3] })
+            .collect();
+        strong_blur(&mut edge, w, h, 50.0);
+        let row = &edge[10 * w * 3..11 * w * 3];
+        for x in 1..w {
+            let step = (row[x * 3] as i32 - row[(x - 1) * 3] as i32).abs();
+            assert!(step <= 40, "step {step} at x = {x}");
+        }
+        assert!(row[0] < 60 && row[(w - 1) * 3] > 180);
     }
 
     #[test]
