@@ -16,7 +16,8 @@ use crate::redact::RedactConfig;
 /// One stage's figures.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StageFigure {
-    /// The stage: decode, detect:MODEL, track, redact, encode, wait-for-detect.
+    /// The stage: decode, detect:MODEL, track, redact, encode, wait-for-detect, wait-for-encode
+    /// (the last two: the decoding thread idle, as a share of wall time).
     pub stage: String,
     /// Seconds spent (thread-seconds for detection, summed over workers).
     pub seconds: f64,
@@ -148,6 +149,7 @@ pub fn bench_clip(
                 t.redact += s.redact;
                 t.encode += s.encode;
                 t.wait_for_detect += s.wait_for_detect;
+                t.wait_for_encode += s.wait_for_encode;
                 for (a, b) in t.detect.iter_mut().zip(&s.detect) {
                     a.seconds += b.seconds;
                 }
@@ -187,12 +189,17 @@ pub fn bench_clip(
             }
         })
         .collect();
-    figures.push(StageFigure {
-        stage: "wait-for-detect".into(),
-        seconds: t.wait_for_detect,
-        fps: 0.0,
-        share: t.wait_for_detect / seconds.max(1e-9),
-    });
+    for (stage, waited) in [
+        ("wait-for-detect", t.wait_for_detect),
+        ("wait-for-encode", t.wait_for_encode),
+    ] {
+        figures.push(StageFigure {
+            stage: stage.into(),
+            seconds: waited,
+            fps: 0.0,
+            share: waited / seconds.max(1e-9),
+        });
+    }
     let choices = detect.resolve()?;
     let turns = detect.turns(&choices);
     Ok(BenchReport {

@@ -8,10 +8,12 @@
 //! and nothing but the pixels needs to cross a process boundary. The cost is a build-time
 //! dependency on libav*-dev and clang, which `scripts/deps` installs.
 //!
-//! Stages overlap: the calling thread demuxes, decodes, redacts, encodes and muxes, while
-//! detection runs on `workers` threads, each with its own ONNX Runtime sessions (1 intra-op
-//! thread each: the workers own the cores). Frames in flight are bounded (workers × 2 plus the
-//! tracker's look-ahead), so memory stays flat however long the clip is.
+//! Stages overlap on three kinds of thread joined by bounded queues: the calling thread demuxes,
+//! decodes (FFmpeg's frame threads underneath) and holds/tracks; `workers` detection threads each
+//! run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the cores); one
+//! encoder thread redacts, encodes and muxes, so that decoding the next frames overlaps encoding
+//! the last ones. Frames in flight are bounded (workers × 2, the tracker's look-ahead and the
+//! encoder's queue of 2), so memory stays flat however long the clip is.
 //!
 //! Fail closed: a frame the decoder flags as corrupt, or whose detection fails, is written fully
 //! redacted and counted; a clip whose container cannot be read fails as a whole and leaves no
@@ -161,8 +163,11 @@ pub struct StageTimes {
     pub redact: f64,
     /// Conversion to the encoder's pixel format, encoding and muxing.
     pub encode: f64,
-    /// The calling thread waiting for detection results (the pipeline's idle time).
+    /// The calling thread waiting for detection results.
     pub wait_for_detect: f64,
+    /// The calling thread waiting for room in the encoder thread's queue (encoding is the
+    /// bottleneck when this is large).
+    pub wait_for_encode: f64,
 }
 
 /// One model's share of detection time.

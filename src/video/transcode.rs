@@ -1,5 +1,6 @@
-//! The clip runner: one thread demuxes, decodes, redacts, encodes and muxes; detection workers run
-//! beside it. See the module above for why it is built this way.
+//! The clip runner: the calling thread demuxes, decodes and tracks, detection workers run beside
+//! it, and one encoder thread redacts, encodes and muxes. See the module above for why it is built
+//! this way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -92,6 +93,9 @@ impl DetectionThreads {
                         }),
                         None => set.detect_frame_timed(&img, turn, &mut took),
                     };
+                    // Let go of the frame before answering, so that the frame's other holder
+                    // owns it alone by the time it is redacted (no copy).
+                    drop(img);
                     for (t, s) in total
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -159,11 +163,13 @@ fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
 }
 
 /// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill
-/// first: this runs for every frame).
-fn rgb_image_of(src: &frame::Video) -> RgbImage {
+/// first: this runs for every frame), into a recycled buffer when one is at hand.
+fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> RgbImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let (stride, data) = (src.stride(0), src.data(0));
-    let mut out = Vec::with_capacity(w * h * 3);
+    let mut out = recycled.unwrap_or_default();
+    out.clear();
+    out.reserve_exact(w * h * 3);
     for y in 0..h {
         out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
     }
@@ -179,6 +185,8 @@ fn fill_rgb_frame(src: &RgbImage, dst: &mut frame::Video) {
     }
 }
 
+/// The output side, owned by the encoder thread (it is built there: FFmpeg's scaling context
+/// cannot cross threads).
 struct Output {
     octx: format::context::Output,
     encoder: encoder::Video,
@@ -234,6 +242,217 @@ impl Output {
             .send_frame(&self.yuv)
             .map_err(|e| video_err(path, "cannot encode a frame", e))?;
         self.receive_packets(path)
+    }
+}
+
+/// What the calling thread hands the encoder thread, in output order.
+enum ToEncoder {
+    /// A frame to redact (wholly when `whole`, else within `regions`) and encode.
+    Frame {
+        img: RgbImage,
+        regions: Vec<Region>,
+        whole: bool,
+        pts: Option<i64>,
+        duration: i64,
+    },
+    /// A copied audio or subtitle packet for output stream `stream`, timed in `from`.
+    Packet {
+        packet: Packet,
+        from: Rational,
+        stream: usize,
+    },
+    /// Every frame was sent: flush the encoder and write the trailer.
+    Finish,
+}
+
+/// What the encoder thread needs to build its [`Output`].
+struct OutputParts {
+    octx: format::context::Output,
+    encoder: encoder::Video,
+    format: Pixel,
+    width: u32,
+    height: u32,
+    enc_tb: Rational,
+    ost_index: usize,
+}
+
+/// The encoder thread's busy seconds.
+#[derive(Default)]
+struct EncodeTimes {
+    redact: f64,
+    encode: f64,
+}
+
+/// The encoder thread: redacts each frame it is given, converts it to the encoder's format,
+/// encodes and muxes it, and copies the other streams' packets in between. It ends at
+/// [`ToEncoder::Finish`] with the file complete, or with an error, or, when the calling thread
+/// gives up first (the channel closes without `Finish`), with the file unfinished.
+///
+/// Each encoded frame's buffer goes back on `spent` for the decoding side to fill again: a fresh
+/// 6 MB allocation per 1080p frame costs the kernel more than the copy into it.
+fn encode_frames(
+    parts: OutputParts,
+    rx: Receiver<ToEncoder>,
+    spent: mpsc::Sender<Vec<u8>>,
+    path: &Path,
+) -> Result<EncodeTimes> {
+    let (w, h) = (parts.width, parts.height);
+    let mut out = Output {
+        to_yuv: scaling::Context::get(
+            Pixel::RGB24,
+            w,
+            h,
+            parts.format,
+            w,
+            h,
+            scaling::Flags::BILINEAR,
+        )
+        .map_err(|e| video_err(path, "no colour converter", e))?,
+        rgb: frame::Video::new(Pixel::RGB24, w, h),
+        yuv: frame::Video::new(parts.format, w, h),
+        enc_tb: parts.enc_tb,
+        ost_index: parts.ost_index,
+        durations: Default::default(),
+        encoder: parts.encoder,
+        octx: parts.octx,
+    };
+    let full_frame = [Region::whole_frame(w, h)];
+    let mut times = EncodeTimes::default();
+    for msg in rx {
+        match msg {
+            ToEncoder::Frame {
+                mut img,
+                regions,
+                whole,
+                pts,
+                duration,
+            } => {
+                let started = Instant::now();
+                if whole {
+                    redact::redact(&mut img, &full_frame);
+                } else {
+                    redact::redact_parallel(&mut img, &regions);
+                }
+                times.redact += started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                out.encode(&img, pts, duration, path)?;
+                times.encode += started.elapsed().as_secs_f64();
+                let _ = spent.send(img.into_raw());
+            }
+            ToEncoder::Packet {
+                mut packet,
+                from,
+                stream,
+            } => {
+                let ost_tb = out
+                    .octx
+                    .stream(stream)
+                    .expect("mapped stream exists")
+                    .time_base();
+                packet.rescale_ts(from, ost_tb);
+                packet.set_position(-1);
+                packet.set_stream(stream);
+                packet
+                    .write_interleaved(&mut out.octx)
+                    .map_err(|e| video_err(path, "cannot write a copied packet", e))?;
+            }
+            ToEncoder::Finish => {
+                let started = Instant::now();
+                out.encoder
+                    .send_eof()
+                    .map_err(|e| video_err(path, "cannot finish encoding", e))?;
+                out.receive_packets(path)?;
+                out.octx
+                    .write_trailer()
+                    .map_err(|e| video_err(path, "cannot finish the file", e))?;
+                times.encode += started.elapsed().as_secs_f64();
+                return Ok(times);
+            }
+        }
+    }
+    Err(video_err(
+        path,
+        "the clip was abandoned",
+        "no more frames came",
+    ))
+}
+
+/// The calling thread's end of the encoder thread: a bounded queue (so frames in flight stay
+/// few) and the thread's result.
+struct EncoderLink {
+    tx: Option<SyncSender<ToEncoder>>,
+    handle: Option<JoinHandle<Result<EncodeTimes>>>,
+    /// Seconds the calling thread waited for room in the queue.
+    waited: f64,
+    /// The output clip, for errors.
+    path: std::path::PathBuf,
+    /// Frame buffers the encoder thread is done with.
+    spent: Receiver<Vec<u8>>,
+}
+
+impl EncoderLink {
+    /// Frames queued for the encoder thread beyond the one it is working on.
+    const QUEUE: usize = 2;
+
+    fn start(parts: OutputParts, path: &Path) -> Result<EncoderLink> {
+        let (tx, rx) = mpsc::sync_channel(Self::QUEUE);
+        let (spent_tx, spent) = mpsc::channel();
+        let owned = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("bystander-encode".into())
+            .spawn(move || encode_frames(parts, rx, spent_tx, &owned))
+            .map_err(|e| video_err(path, "cannot start the encoder thread", e))?;
+        Ok(EncoderLink {
+            tx: Some(tx),
+            handle: Some(handle),
+            waited: 0.0,
+            path: path.to_path_buf(),
+            spent,
+        })
+    }
+
+    /// A frame buffer to fill again, if the encoder thread has given one back.
+    fn recycled(&self) -> Option<Vec<u8>> {
+        self.spent.try_recv().ok()
+    }
+
+    fn send(&mut self, msg: ToEncoder) -> Result<()> {
+        let started = Instant::now();
+        let sent = self.tx.as_ref().map(|tx| tx.send(msg));
+        self.waited += started.elapsed().as_secs_f64();
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped early: its error is the clip's.
+            _ => Err(match self.join() {
+                Err(e) => e,
+                Ok(_) => video_err(&self.path, "the encoder stopped", "it took no more frames"),
+            }),
+        }
+    }
+
+    /// Sends [`ToEncoder::Finish`] and waits for the file to be complete.
+    fn finish(mut self) -> Result<EncodeTimes> {
+        self.send(ToEncoder::Finish)?;
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<EncodeTimes> {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(video_err(&self.path, "the encoder thread", "panicked")),
+            None => Err(video_err(&self.path, "the encoder thread", "already ended")),
+        }
+    }
+}
+
+impl Drop for EncoderLink {
+    /// A clip that fails on the calling thread still waits for the encoder thread, so its output
+    /// file is closed before the caller removes it.
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            let _ = self.join();
+        }
     }
 }
 
@@ -492,25 +711,18 @@ fn run(
     octx.write_header_with(header_opts)
         .map_err(|e| video_err(output, "cannot write the header", e))?;
     let ist_tbs: Vec<Rational> = ictx.streams().map(|s| s.time_base()).collect();
-    let mut out = Output {
-        to_yuv: scaling::Context::get(
-            Pixel::RGB24,
-            w,
-            h,
-            enc_format,
-            w,
-            h,
-            scaling::Flags::BILINEAR,
-        )
-        .map_err(|e| video_err(output, "no colour converter", e))?,
-        rgb: frame::Video::new(Pixel::RGB24, w, h),
-        yuv: frame::Video::new(enc_format, w, h),
-        enc_tb: ist_tb,
-        ost_index: video_ost,
-        durations: Default::default(),
-        encoder,
-        octx,
-    };
+    let mut out = EncoderLink::start(
+        OutputParts {
+            octx,
+            encoder,
+            format: enc_format,
+            width: w,
+            height: h,
+            enc_tb: ist_tb,
+            ost_index: video_ost,
+        },
+        output,
+    )?;
 
     let (workers, given) = match boxes {
         Boxes::Detect(detect) => (
@@ -545,7 +757,6 @@ fn run(
         redact_cfg,
         expected: Default::default(),
         tracking_lost: true,
-        full_frame: [Region::whole_frame(w, h)],
         stages: Default::default(),
         given,
         export,
@@ -559,7 +770,7 @@ fn run(
 
     let mut handle_frames = |decoder: &mut ff::decoder::Video,
                              state: &mut State,
-                             out: &mut Output,
+                             out: &mut EncoderLink,
                              next_index: &mut usize|
      -> Result<()> {
         loop {
@@ -599,7 +810,7 @@ fn run(
             };
             conv.run(&decoded, &mut rgb_frame)
                 .map_err(|e| video_err(input, "cannot convert a frame", e))?;
-            let img = rgb_image_of(&rgb_frame);
+            let img = rgb_image_of(&rgb_frame, out.recycled());
             state.stages.decode += started.elapsed().as_secs_f64();
             if *next_index >= max_frames {
                 continue;
@@ -650,7 +861,7 @@ fn run(
         Ok(())
     };
 
-    for (stream, mut packet) in ictx.packets() {
+    for (stream, packet) in ictx.packets() {
         if next_index >= max_frames {
             break;
         }
@@ -687,17 +898,11 @@ fn run(
             }
             handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
         } else if let Some(oi) = stream_map[si] {
-            let ost_tb = out
-                .octx
-                .stream(oi)
-                .expect("mapped stream exists")
-                .time_base();
-            packet.rescale_ts(ist_tbs[si], ost_tb);
-            packet.set_position(-1);
-            packet.set_stream(oi);
-            packet
-                .write_interleaved(&mut out.octx)
-                .map_err(|e| video_err(output, "cannot write a copied packet", e))?;
+            out.send(ToEncoder::Packet {
+                packet,
+                from: ist_tbs[si],
+                stream: oi,
+            })?;
         }
     }
     let _ = decoder.send_eof();
@@ -710,7 +915,7 @@ fn run(
     }
     state.drain(workers.as_ref(), &mut out, output, true, progress)?;
     for f in state.tracker.finish() {
-        state.release(f, &mut out, output, progress)?;
+        state.release(f, &mut out, progress)?;
     }
     if let Some(workers) = workers {
         state.stages.detect_workers = workers.handles.len();
@@ -735,15 +940,10 @@ fn run(
             reason: "no frame of the video stream could be decoded".into(),
         });
     }
-    let started = Instant::now();
-    out.encoder
-        .send_eof()
-        .map_err(|e| video_err(output, "cannot finish encoding", e))?;
-    out.receive_packets(output)?;
-    out.octx
-        .write_trailer()
-        .map_err(|e| video_err(output, "cannot finish the file", e))?;
-    state.stages.encode += started.elapsed().as_secs_f64();
+    state.stages.wait_for_encode = out.waited;
+    let times = out.finish()?;
+    state.stages.redact = times.redact;
+    state.stages.encode = times.encode;
     state.report.stages = state.stages;
     state.report.flicker_frames_without_hold = state.flicker.without_hold;
     state.report.flicker_frames_with_hold = state.flicker.with_hold;
@@ -760,7 +960,6 @@ struct State<'a> {
     flicker: FlickerCounter,
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
-    full_frame: [Region; 1],
     /// Presentation times of video packets sent to the decoder and not yet seen as frames. A
     /// frame with a later time proves the earlier ones will never come: they are written as
     /// covered frames, so the output keeps every frame of the input. Switched off (and cleared)
@@ -781,7 +980,7 @@ impl State<'_> {
     fn drain(
         &mut self,
         workers: Option<&DetectionThreads>,
-        out: &mut Output,
+        out: &mut EncoderLink,
         path: &Path,
         all: bool,
         progress: &(dyn Fn(usize) + Sync),
@@ -812,7 +1011,7 @@ impl State<'_> {
                             boxes,
                             detected: None,
                         };
-                        self.release(f, out, path, progress)?;
+                        self.release(f, out, progress)?;
                         continue;
                     }
                     let (detections, failed) = match slot.awaiting {
@@ -831,7 +1030,7 @@ impl State<'_> {
                     let tracked = self.tracker.push(slot.index, detections);
                     self.stages.track += started.elapsed().as_secs_f64();
                     if let Some(f) = tracked {
-                        self.release(f, out, path, progress)?;
+                        self.release(f, out, progress)?;
                     }
                 }
                 Some(false) => {
@@ -882,32 +1081,32 @@ impl State<'_> {
     fn release(
         &mut self,
         f: TrackedFrame,
-        out: &mut Output,
-        path: &Path,
+        out: &mut EncoderLink,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         let (pts, duration, image, whole) = self
             .released
             .remove(&f.index)
             .expect("every tracked frame was stored");
-        let started = Instant::now();
-        let mut img = Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone());
-        if whole {
+        let img = Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone());
+        let regions = if whole {
             self.report.fail_closed_frames += 1;
-            redact::redact(&mut img, &self.full_frame);
+            Vec::new()
         } else {
-            let regions = self.redact_cfg.regions(&f.boxes, img.width(), img.height());
-            redact::redact_parallel(&mut img, &regions);
-        }
-        self.stages.redact += started.elapsed().as_secs_f64();
+            self.redact_cfg.regions(&f.boxes, img.width(), img.height())
+        };
         if let Some(w) = &mut self.export {
             let time = pts.map(|p| p as f64 * self.time_base);
             w.frame(&FrameBoxes::from_detections(f.index, time, whole, &f.boxes))?;
         }
         self.flicker.push(f.detected.as_deref(), &f.boxes);
-        let started = Instant::now();
-        out.encode(&img, pts, duration, path)?;
-        self.stages.encode += started.elapsed().as_secs_f64();
+        out.send(ToEncoder::Frame {
+            img,
+            regions,
+            whole,
+            pts,
+            duration,
+        })?;
         self.report.frames += 1;
         progress(self.report.frames);
         Ok(())

@@ -363,9 +363,9 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         "stage", "seconds", "fps", "share"
     );
     for st in &r.stages {
-        if st.stage == "wait-for-detect" {
+        if st.stage.starts_with("wait-for-") {
             println!(
-                "{:<26} {:>10.2} {:>10} {:>6.1}%  (of wall time, the main thread idle)",
+                "{:<26} {:>10.2} {:>10} {:>6.1}%  (of wall time, the decoding thread idle)",
                 st.stage,
                 st.seconds,
                 "-",
