@@ -21,7 +21,12 @@ within reach on a neighbouring reference frame), and the flicker counts of each 
 with a detection that the previous or next frame lacks, comparing detections with the neighbours'
 detections (without hold) and with the neighbours' masks (with hold).
 
-Usage: scripts/interleave_check.py [--clips a.mp4,b.mp4] (default: every clip in ../shared/data/clips)
+`--schedules` picks what to compare (default `interleave,every-2`; also `fast`, the fast preset,
+whose plate model runs on every second detected frame, and `fast-no-interleave`, the fast preset
+with its plate model on every detected frame). Coverage is also printed per class.
+
+Usage: scripts/interleave_check.py [--clips a.mp4,b.mp4] [--schedules interleave,fast]
+(default clips: every clip in ../shared/data/clips)
 """
 import argparse, glob, json, os, subprocess, sys, tempfile
 
@@ -34,6 +39,8 @@ SCHEDULES = {
     "reference": ["--no-interleave", "--hold", "0", "--backfill", "0"],
     "interleave": [],
     "every-2": ["--detect-every", "2", "--no-interleave"],
+    "fast": ["--recall", "fast"],
+    "fast-no-interleave": ["--recall", "fast", "--no-interleave"],
 }
 SCALE = {"face": (1.7, True), "plate": (1.2, False)}
 
@@ -81,11 +88,16 @@ def near(box, frame):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", default="")
+    ap.add_argument("--schedules", default="interleave,every-2")
     a = ap.parse_args()
     clips = [os.path.join(DATA, c) for c in a.clips.split(",")] if a.clips else sorted(glob.glob(os.path.join(DATA, "*.mp4")))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
                    check=True)
-    names = [s for s in SCHEDULES if s != "reference"]
+    names = a.schedules.split(",")
+    unknown = [n for n in names if n not in SCHEDULES or n == "reference"]
+    if unknown:
+        sys.exit(f"unknown schedules {unknown}; known: {[s for s in SCHEDULES if s != 'reference']}")
+    by_class = {n: {"face": [0, 0], "plate": [0, 0]} for n in names}
     print("| clip | frames | reference boxes | " + " | ".join(f"{n} covered" for n in names) + " |")
     print("|---|---|---|" + "---|" * len(names))
     total = {n: 0 for n in names}
@@ -96,7 +108,8 @@ def main():
         for clip in clips:
             base = os.path.basename(clip)
             got = {}
-            for s, flags in SCHEDULES.items():
+            for s in ["reference"] + names:
+                flags = SCHEDULES[s]
                 out = os.path.join(tmp, s)
                 p = subprocess.run([BIN, "redact", clip, "-o", out, "--export-detections", "--quiet", "--overwrite"]
                                    + flags, capture_output=True, text=True)
@@ -116,13 +129,12 @@ def main():
                     cand = got[n].get(i)
                     if cand is None:
                         continue
-                    if cand["whole_frame"]:
-                        ok += len(f["boxes"])
-                        continue
                     masks = [(b["class"], b["box"]) for b in cand["boxes"]]
                     for b in f["boxes"]:
-                        if covered(b["box"], [m for m in masks if m[0] == b["class"]]) >= 0.8:
+                        by_class[n][b["class"]][1] += 1
+                        if cand["whole_frame"] or covered(b["box"], [m for m in masks if m[0] == b["class"]]) >= 0.8:
                             ok += 1
+                            by_class[n][b["class"]][0] += 1
                         elif n == "interleave":
                             if near(b, ref.get(i - 1)) or near(b, ref.get(i + 1)):
                                 missed["with a neighbour"] += 1
@@ -133,6 +145,9 @@ def main():
             total_ref += n_ref
             print(f"| {base} | {len(ref)} | {n_ref} | " + " | ".join(row) + " |", flush=True)
     print(f"| all | | {total_ref} | " + " | ".join(f"{total[n]} ({total[n] / max(total_ref, 1):.3f})" for n in names) + " |")
+    for cls in ("face", "plate"):
+        print(f"| all {cls}s | | {by_class[names[0]][cls][1]} | " + " | ".join(
+            f"{by_class[n][cls][0]} ({by_class[n][cls][0] / max(by_class[n][cls][1], 1):.3f})" for n in names) + " |")
     print()
     print("Reference boxes the default (interleave) leaves uncovered: " +
           ", ".join(f"{v} {k}" for k, v in missed.items()))

@@ -358,6 +358,9 @@ pub struct ModelChoice {
     pub threshold: f32,
     /// How it covers a frame.
     pub plan: PassPlan,
+    /// On clips with [`DetectConfig::interleave`], the model runs on one detected frame in
+    /// `period` (times the number of models its class takes turns between); 1 elsewhere.
+    pub period: usize,
 }
 
 /// Where a model comes from.
@@ -396,8 +399,10 @@ pub struct DetectConfig {
     /// Take turns across frames: where a class has `n` models, frame `i` runs only one of them,
     /// model `(i + class position) mod n`, and the tracker's hold carries each model's boxes over
     /// the frames it skips. Every model still looks at every object within `n` consecutive
-    /// frames, at `1/n` of the cost. `None` leaves it to the preset: off for photos (a photo has
-    /// no next frame), on for clips at the balanced preset (see [`DetectConfig::for_clips`]).
+    /// frames, at `1/n` of the cost. A model with a clip period `p` ([`ModelChoice::period`])
+    /// stretches its class's cycle to `n p` frames. `None` leaves it to the preset: off for photos
+    /// (a photo has no next frame), on for clips at the balanced and fast presets (see
+    /// [`DetectConfig::for_clips`]).
     pub interleave: Option<bool>,
     /// Use the preset's plans for clips (set by [`DetectConfig::for_clips`]).
     pub clip: bool,
@@ -419,14 +424,26 @@ impl Default for DetectConfig {
     }
 }
 
-fn preset(recall: Recall, class: Class, clip: bool) -> Vec<(models::ShippedModel, f32, PassPlan)> {
+/// The fast preset's plate model runs on one detected frame in this many on clips: YOLOv8n at
+/// 640 x 640 costs twice CenterFace at 640 px, and a plate (a car) moves predictably enough for the
+/// tracker to carry its box between looks (see [`DetectConfig::for_clips`]).
+pub const FAST_PLATE_PERIOD: usize = 2;
+
+/// The preset's models for a class: model, threshold, plan, and clip period (see
+/// [`ModelChoice::period`]).
+fn preset(
+    recall: Recall,
+    class: Class,
+    clip: bool,
+) -> Vec<(models::ShippedModel, f32, PassPlan, usize)> {
     let plan = |working_size, max_upscale, tiles| PassPlan {
         working_size,
         max_upscale,
         tiles,
     };
-    let mut models = match (recall, class) {
-        (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 1.0, Tiles::Off))],
+    let mut models: Vec<(models::ShippedModel, f32, PassPlan)> = match (recall, class) {
+        // Small frames are magnified up to 640 px: cheap, and a 270p clip's faces are small.
+        (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 2.0, Tiles::Off))],
         (Recall::Fast, Class::Plate) => vec![(models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off))],
         (Recall::Balanced, Class::Face) => vec![
             (models::CENTERFACE, 0.15, plan(832, 2.0, Tiles::Auto)),
@@ -456,7 +473,14 @@ fn preset(recall: Recall, class: Class, clip: bool) -> Vec<(models::ShippedModel
             };
         }
     }
+    let period = match (recall, class) {
+        (Recall::Fast, Class::Plate) => FAST_PLATE_PERIOD,
+        _ => 1,
+    };
     models
+        .into_iter()
+        .map(|(m, t, p)| (m, t, p, period))
+        .collect()
 }
 
 impl DetectConfig {
@@ -500,13 +524,13 @@ impl DetectConfig {
                 })
                 .collect();
             let defaults = preset(self.recall, class, self.clip);
-            let picked: Vec<(ModelData, f32, PassPlan)> = if custom.is_empty() {
+            let picked: Vec<(ModelData, f32, PassPlan, usize)> = if custom.is_empty() {
                 defaults
                     .iter()
-                    .map(|(m, t, p)| Ok((m.load()?, *t, *p)))
+                    .map(|(m, t, p, period)| Ok((m.load()?, *t, *p, *period)))
                     .collect::<Result<_>>()?
             } else {
-                let (_, t, p) = defaults[0];
+                let (_, t, p, period) = defaults[0];
                 custom
                     .iter()
                     .map(|m| {
@@ -522,11 +546,11 @@ impl DetectConfig {
                         if data.family == Family::Yolo {
                             plan.max_upscale = 1.0;
                         }
-                        Ok((data, t, plan))
+                        Ok((data, t, plan, period))
                     })
                     .collect::<Result<_>>()?
             };
-            for (model, t, mut plan) in picked {
+            for (model, t, mut plan, period) in picked {
                 if let Some(s) = self.working_size {
                     plan.working_size = s;
                 }
@@ -537,6 +561,7 @@ impl DetectConfig {
                     model,
                     threshold: self.threshold.unwrap_or(t),
                     plan,
+                    period,
                 });
             }
         }
@@ -553,10 +578,13 @@ impl DetectConfig {
     /// (8 frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
     /// models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
     /// override; the max preset keeps its tiles and runs every model on every frame.
+    ///
+    /// The fast preset interleaves too: CenterFace runs on every detected frame, and its one plate
+    /// model, YOLOv8n, on every second detected frame ([`FAST_PLATE_PERIOD`]).
     pub fn for_clips(&self) -> DetectConfig {
         let mut cfg = self.clone();
         cfg.clip = true;
-        if cfg.recall == Recall::Balanced {
+        if matches!(cfg.recall, Recall::Balanced | Recall::Fast) {
             cfg.interleave.get_or_insert(true);
         }
         cfg
@@ -566,7 +594,12 @@ impl DetectConfig {
     /// unless the models are interleaved.
     pub fn turns(&self, choices: &[ModelChoice]) -> Vec<Option<(usize, usize)>> {
         if self.interleave.unwrap_or(false) {
-            turns(&choices.iter().map(|c| c.model.class).collect::<Vec<_>>())
+            turns(
+                &choices
+                    .iter()
+                    .map(|c| (c.model.class, c.period))
+                    .collect::<Vec<_>>(),
+            )
         } else {
             vec![None; choices.len()]
         }
@@ -584,26 +617,28 @@ impl DetectConfig {
     }
 }
 
-/// When each model runs under [`DetectConfig::interleave`], for models of the given classes (in
-/// the order [`DetectConfig::resolve`] returns them): `Some((n, k))` runs on frames `i` with
-/// `i % n == k`; `None` on every frame. The `c`-th class starts its turns `c` frames later, so the
-/// most expensive models of two classes (both listed first) do not share a frame.
-pub fn turns(classes: &[Class]) -> Vec<Option<(usize, usize)>> {
+/// When each model runs under [`DetectConfig::interleave`], for models given as (class, period)
+/// in the order [`DetectConfig::resolve`] returns them: `Some((n, k))` runs on frames `i` with
+/// `i % n == k`; `None` on every frame. A class's `m` models take turns over a cycle of `m` x
+/// `period` frames, spread evenly (model `j` at `j` x `period`). The `c`-th class starts its turns
+/// `c` frames later, so the most expensive models of two classes (both listed first) do not share
+/// a frame.
+pub fn turns(models: &[(Class, usize)]) -> Vec<Option<(usize, usize)>> {
     let mut order: Vec<Class> = Vec::new();
-    for c in classes {
+    for (c, _) in models {
         if !order.contains(c) {
             order.push(*c);
         }
     }
     let mut seen = vec![0usize; order.len()];
-    classes
+    models
         .iter()
-        .map(|c| {
-            let ci = order.iter().position(|o| o == c).expect("listed above");
-            let n = classes.iter().filter(|o| *o == c).count();
-            let k = seen[ci];
+        .map(|&(c, period)| {
+            let ci = order.iter().position(|o| *o == c).expect("listed above");
+            let cycle = models.iter().filter(|(o, _)| *o == c).count() * period.max(1);
+            let j = seen[ci];
             seen[ci] += 1;
-            (n > 1).then(|| (n, (k + ci) % n))
+            (cycle > 1).then(|| (cycle, (j * period.max(1) + ci) % cycle))
         })
         .collect()
 }
@@ -742,15 +777,22 @@ mod tests {
     #[test]
     fn interleaved_models_take_turns_and_each_class_keeps_one_per_frame() {
         use Class::{Face, Plate};
-        let t = turns(&[Face, Face, Plate, Plate]);
+        let t = turns(&[(Face, 1), (Face, 1), (Plate, 1), (Plate, 1)]);
         assert_eq!(
             t,
             vec![Some((2, 0)), Some((2, 1)), Some((2, 1)), Some((2, 0))]
         );
         // A class with one model runs it on every frame; three models take three turns.
         assert_eq!(
-            turns(&[Face, Plate, Plate, Plate]),
+            turns(&[(Face, 1), (Plate, 1), (Plate, 1), (Plate, 1)]),
             vec![None, Some((3, 1)), Some((3, 2)), Some((3, 0))]
+        );
+        // A period stretches the cycle: the fast preset's one plate model runs on every second
+        // frame, off the first class's phase; two models of period 2 are two frames apart.
+        assert_eq!(turns(&[(Face, 1), (Plate, 2)]), vec![None, Some((2, 1))]);
+        assert_eq!(
+            turns(&[(Face, 2), (Face, 2)]),
+            vec![Some((4, 0)), Some((4, 2))]
         );
         // On every frame exactly one model of each class runs, and each model runs once in
         // every window of n frames.
