@@ -21,6 +21,7 @@
 
 pub mod bench;
 mod transcode;
+mod yuv;
 
 use std::path::Path;
 

@@ -17,7 +17,7 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::{
-    box_from_upright, muxer_for, upright, ClipReport, ModelTime, StageTimes, VideoOptions,
+    box_from_upright, muxer_for, upright, yuv, ClipReport, ModelTime, StageTimes, VideoOptions,
 };
 use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
@@ -134,6 +134,8 @@ struct Slot {
     pts: Option<i64>,
     duration: i64,
     image: Arc<RgbImage>,
+    /// A copy of the decoded picture (see `Output::encode`).
+    decoded: Option<frame::Video>,
     corrupt: bool,
     /// `None` when detection was not asked for this frame.
     awaiting: Option<Option<std::result::Result<Vec<Detection>, String>>>,
@@ -174,6 +176,15 @@ fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> RgbImage {
         out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
     }
     RgbImage::from_raw(w as u32, h as u32, out).expect("w*h*3 bytes were copied")
+}
+
+/// Whether `f`'s buffers are ours alone to write: an encoder may keep a reference to a frame it
+/// was given, and a reused frame must not change under it. (If it is shared, FFmpeg gives it
+/// buffers of its own, copying the content.)
+fn writable(f: &mut frame::Video) -> bool {
+    // SAFETY: `f` is a valid, allocated frame we own; av_frame_make_writable only replaces its
+    // buffers with unshared copies when they are shared, and reports failure as a negative code.
+    unsafe { ff::ffi::av_frame_make_writable(f.as_mut_ptr()) >= 0 }
 }
 
 fn fill_rgb_frame(src: &RgbImage, dst: &mut frame::Video) {
@@ -222,34 +233,82 @@ impl Output {
         Ok(())
     }
 
+    /// Encodes `img`. With `decoded`, a copy of the frame's decoded 4:2:0 picture, only the
+    /// `changed` rectangles are converted back from `img` into it (see [`yuv`]); without, the
+    /// whole of `img` is converted. Returns the decoded picture for reuse.
     fn encode(
         &mut self,
         img: &RgbImage,
+        decoded: Option<frame::Video>,
+        changed: &[yuv::Rect],
         pts: Option<i64>,
         duration: i64,
         path: &Path,
-    ) -> Result<()> {
+    ) -> Result<Option<frame::Video>> {
         if let (Some(p), true) = (pts, duration > 0) {
             self.durations.insert(p, duration);
         }
-        fill_rgb_frame(img, &mut self.rgb);
-        self.to_yuv
-            .run(&self.rgb, &mut self.yuv)
-            .map_err(|e| video_err(path, "cannot convert a frame", e))?;
-        self.yuv.set_pts(pts);
-        self.yuv.set_kind(ff::picture::Type::None);
+        let mut decoded = decoded;
+        let picture = match &mut decoded {
+            Some(f) => {
+                let (w, h) = img.dimensions();
+                let (ys, us, vs) = (f.stride(0), f.stride(1), f.stride(2));
+                for &r in changed {
+                    let r = yuv::even(r, w, h);
+                    yuv::luma_rect(img.as_raw(), w as usize, r, f.data_mut(0), ys);
+                }
+                // SAFETY: the three planes of a 4:2:0 frame are separate buffers; the two
+                // chroma planes are borrowed mutably at once through their own pointers, each
+                // slice spanning exactly the plane's `stride * rows` bytes that FFmpeg allocated.
+                let (u, v) = unsafe {
+                    let rows = (h as usize).div_ceil(2);
+                    let p = f.as_mut_ptr();
+                    (
+                        std::slice::from_raw_parts_mut((*p).data[1], us * rows),
+                        std::slice::from_raw_parts_mut((*p).data[2], vs * rows),
+                    )
+                };
+                for &r in changed {
+                    let r = yuv::even(r, w, h);
+                    yuv::chroma_rect(
+                        img.as_raw(),
+                        (w as usize, h as usize),
+                        r,
+                        (&mut *u, us),
+                        (&mut *v, vs),
+                    );
+                }
+                f
+            }
+            None => {
+                if !writable(&mut self.yuv) {
+                    return Err(video_err(path, "cannot convert a frame", "out of memory"));
+                }
+                fill_rgb_frame(img, &mut self.rgb);
+                self.to_yuv
+                    .run(&self.rgb, &mut self.yuv)
+                    .map_err(|e| video_err(path, "cannot convert a frame", e))?;
+                &mut self.yuv
+            }
+        };
+        picture.set_pts(pts);
+        picture.set_kind(ff::picture::Type::None);
         self.encoder
-            .send_frame(&self.yuv)
+            .send_frame(picture)
             .map_err(|e| video_err(path, "cannot encode a frame", e))?;
-        self.receive_packets(path)
+        self.receive_packets(path)?;
+        Ok(decoded)
     }
 }
 
 /// What the calling thread hands the encoder thread, in output order.
 enum ToEncoder {
-    /// A frame to redact (wholly when `whole`, else within `regions`) and encode.
+    /// A frame to redact (wholly when `whole`, else within `regions`) and encode, with a copy of
+    /// its decoded picture when that can take the redacted rectangles back (4:2:0, the
+    /// encoder's format and size).
     Frame {
         img: RgbImage,
+        decoded: Option<frame::Video>,
         regions: Vec<Region>,
         whole: bool,
         pts: Option<i64>,
@@ -293,7 +352,7 @@ struct EncodeTimes {
 fn encode_frames(
     parts: OutputParts,
     rx: Receiver<ToEncoder>,
-    spent: mpsc::Sender<Vec<u8>>,
+    spent: mpsc::Sender<Spent>,
     path: &Path,
 ) -> Result<EncodeTimes> {
     let (w, h) = (parts.width, parts.height);
@@ -322,22 +381,24 @@ fn encode_frames(
         match msg {
             ToEncoder::Frame {
                 mut img,
+                decoded,
                 regions,
                 whole,
                 pts,
                 duration,
             } => {
                 let started = Instant::now();
-                if whole {
-                    redact::redact(&mut img, &full_frame);
-                } else {
-                    redact::redact_parallel(&mut img, &regions);
-                }
+                let regions: &[Region] = if whole { &full_frame } else { &regions };
+                redact::redact_parallel(&mut img, regions);
+                let changed: Vec<yuv::Rect> = regions
+                    .iter()
+                    .filter_map(|r| r.area.pixel_bounds(w, h))
+                    .collect();
                 times.redact += started.elapsed().as_secs_f64();
                 let started = Instant::now();
-                out.encode(&img, pts, duration, path)?;
+                let decoded = out.encode(&img, decoded, &changed, pts, duration, path)?;
                 times.encode += started.elapsed().as_secs_f64();
-                let _ = spent.send(img.into_raw());
+                let _ = spent.send((img.into_raw(), decoded));
             }
             ToEncoder::Packet {
                 mut packet,
@@ -377,6 +438,10 @@ fn encode_frames(
     ))
 }
 
+/// A frame's buffers the encoder thread is done with: the RGB pixels and the decoded picture's
+/// copy.
+type Spent = (Vec<u8>, Option<frame::Video>);
+
 /// The calling thread's end of the encoder thread: a bounded queue (so frames in flight stay
 /// few) and the thread's result.
 struct EncoderLink {
@@ -387,7 +452,7 @@ struct EncoderLink {
     /// The output clip, for errors.
     path: std::path::PathBuf,
     /// Frame buffers the encoder thread is done with.
-    spent: Receiver<Vec<u8>>,
+    spent: Receiver<Spent>,
 }
 
 impl EncoderLink {
@@ -411,9 +476,12 @@ impl EncoderLink {
         })
     }
 
-    /// A frame buffer to fill again, if the encoder thread has given one back.
-    fn recycled(&self) -> Option<Vec<u8>> {
-        self.spent.try_recv().ok()
+    /// Frame buffers to fill again, if the encoder thread has given some back.
+    fn recycled(&self) -> (Option<Vec<u8>>, Option<frame::Video>) {
+        match self.spent.try_recv() {
+            Ok((rgb, decoded)) => (Some(rgb), decoded),
+            Err(_) => (None, None),
+        }
     }
 
     fn send(&mut self, msg: ToEncoder) -> Result<()> {
@@ -810,7 +878,20 @@ fn run(
             };
             conv.run(&decoded, &mut rgb_frame)
                 .map_err(|e| video_err(input, "cannot convert a frame", e))?;
-            let img = rgb_image_of(&rgb_frame, out.recycled());
+            let (spare_rgb, spare_yuv) = out.recycled();
+            let img = rgb_image_of(&rgb_frame, spare_rgb);
+            // A copy of the decoded picture, for the encoder to take the redacted rectangles
+            // back into (see `Output::encode`), when it is what the encoder takes.
+            let decoded_copy = (enc_format == Pixel::YUV420P
+                && decoded.format() == Pixel::YUV420P
+                && (decoded.width(), decoded.height()) == (w, h))
+                .then(|| {
+                    let mut copy = spare_yuv
+                        .and_then(|mut f| writable(&mut f).then_some(f))
+                        .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
+                    copy.clone_from(&decoded);
+                    copy
+                });
             state.stages.decode += started.elapsed().as_secs_f64();
             if *next_index >= max_frames {
                 continue;
@@ -853,6 +934,7 @@ fn run(
                 pts: decoded.timestamp(),
                 duration: decoded.packet().duration,
                 image,
+                decoded: decoded_copy,
                 corrupt,
                 awaiting: (detect_now && workers.is_some()).then_some(None),
             });
@@ -951,12 +1033,15 @@ fn run(
     Ok((state.report, state.export))
 }
 
+/// A frame handed to the tracker: pts, duration, pixels, decoded picture, covered whole.
+type Released = (Option<i64>, i64, Arc<RgbImage>, Option<frame::Video>, bool);
+
 struct State<'a> {
     report: ClipReport,
     tracker: Tracker,
     slots: VecDeque<Slot>,
     /// Frames handed to the tracker and waiting for its look-ahead: index → (pts, image, whole-frame).
-    released: BTreeMap<usize, (Option<i64>, i64, Arc<RgbImage>, bool)>,
+    released: BTreeMap<usize, Released>,
     flicker: FlickerCounter,
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
@@ -1004,8 +1089,10 @@ impl State<'_> {
                         let whole = slot.corrupt || entry.is_none_or(|f| f.whole_frame);
                         let boxes = entry.map(|f| f.detections()).unwrap_or_default();
                         self.report.count(&boxes);
-                        self.released
-                            .insert(slot.index, (slot.pts, slot.duration, slot.image, whole));
+                        self.released.insert(
+                            slot.index,
+                            (slot.pts, slot.duration, slot.image, slot.decoded, whole),
+                        );
                         let f = TrackedFrame {
                             index: slot.index,
                             boxes,
@@ -1024,8 +1111,10 @@ impl State<'_> {
                     if let Some(d) = &detections {
                         self.report.count(d);
                     }
-                    self.released
-                        .insert(slot.index, (slot.pts, slot.duration, slot.image, failed));
+                    self.released.insert(
+                        slot.index,
+                        (slot.pts, slot.duration, slot.image, slot.decoded, failed),
+                    );
                     let started = Instant::now();
                     let tracked = self.tracker.push(slot.index, detections);
                     self.stages.track += started.elapsed().as_secs_f64();
@@ -1066,6 +1155,7 @@ impl State<'_> {
             pts: Some(pts),
             duration,
             image: Arc::new(RgbImage::new(w, h)),
+            decoded: None,
             corrupt: true,
             awaiting: None,
         });
@@ -1084,7 +1174,7 @@ impl State<'_> {
         out: &mut EncoderLink,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
-        let (pts, duration, image, whole) = self
+        let (pts, duration, image, decoded, whole) = self
             .released
             .remove(&f.index)
             .expect("every tracked frame was stored");
@@ -1102,6 +1192,7 @@ impl State<'_> {
         self.flicker.push(f.detected.as_deref(), &f.boxes);
         out.send(ToEncoder::Frame {
             img,
+            decoded,
             regions,
             whole,
             pts,

@@ -1,0 +1,201 @@
+//! Redacted pixels back into the decoded picture, rectangle by rectangle.
+//!
+//! Why: a clip's frames are decoded as YUV 4:2:0 and turned into RGB for detection and
+//! redaction, and the encoder wants YUV again. Converting the whole frame back costs as much as
+//! converting it to RGB and sends every pixel through a second lossy conversion, yet only the
+//! redacted rectangles changed. So the encoder gets a copy of the decoded picture with just those
+//! rectangles converted back: every other pixel reaches it exactly as decoded.
+//!
+//! The matrix is BT.601 with limited range, the one FFmpeg's scaler uses by default, which is
+//! also what turned the decoded picture into RGB: a redacted patch meets its surroundings
+//! without a colour step.
+
+/// A rectangle of pixels: `x0..x1` by `y0..y1`.
+pub type Rect = (u32, u32, u32, u32);
+
+/// 16.16 fixed-point BT.601 limited-range coefficients: rows Y, Cb, Cr; columns R, G, B.
+const M: [[i32; 3]; 3] = [
+    [16829, 33039, 6416],
+    [-9714, -19070, 28784],
+    [28784, -24103, -4681],
+];
+const HALF: i32 = 1 << 15;
+
+#[inline]
+fn luma(p: &[u8]) -> u8 {
+    let v = M[0][0] * p[0] as i32 + M[0][1] * p[1] as i32 + M[0][2] * p[2] as i32;
+    (16 + ((v + HALF) >> 16)).clamp(0, 255) as u8
+}
+
+#[inline]
+fn chroma(row: usize, sum: [i32; 3], n: i32) -> u8 {
+    let v = M[row][0] * sum[0] + M[row][1] * sum[1] + M[row][2] * sum[2];
+    // The mean over `n` pixels, rounded: floor((v / n + 0.5) / 2^16).
+    (128 + (v + HALF * n).div_euclid(n << 16)).clamp(0, 255) as u8
+}
+
+/// `rect` widened to even coordinates (a 4:2:0 chroma sample covers a 2x2 block) and clipped to
+/// the `w` x `h` picture.
+pub fn even(rect: Rect, w: u32, h: u32) -> Rect {
+    let (x0, y0, x1, y1) = rect;
+    (
+        (x0 & !1).min(w),
+        (y0 & !1).min(h),
+        (x1 + (x1 & 1)).min(w),
+        (y1 + (y1 & 1)).min(h),
+    )
+}
+
+/// Writes the RGB pixels of `rect` (of the `w`-wide, row-packed `rgb`) into the luma plane
+/// `y` (`stride` bytes a row).
+pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) {
+    let (x0, y0, x1, y1) = (
+        rect.0 as usize,
+        rect.1 as usize,
+        rect.2 as usize,
+        rect.3 as usize,
+    );
+    for row in y0..y1 {
+        let src = &rgb[(row * w + x0) * 3..(row * w + x1) * 3];
+        let dst = &mut y[row * stride + x0..row * stride + x1];
+        for (o, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
+            *o = luma(p);
+        }
+    }
+}
+
+/// Writes the chroma of `rect` (even coordinates, see [`even`]) into the 4:2:0 planes `u` and
+/// `v`: each sample from the mean colour of its 2x2 block.
+pub fn chroma_rect(
+    rgb: &[u8],
+    (w, h): (usize, usize),
+    rect: Rect,
+    (u, u_stride): (&mut [u8], usize),
+    (v, v_stride): (&mut [u8], usize),
+) {
+    let (x0, y0, x1, y1) = (
+        rect.0 as usize,
+        rect.1 as usize,
+        rect.2 as usize,
+        rect.3 as usize,
+    );
+    for cy in y0 / 2..y1.div_ceil(2) {
+        for cx in x0 / 2..x1.div_ceil(2) {
+            let (mut sum, mut n) = ([0i32; 3], 0);
+            for yy in 2 * cy..(2 * cy + 2).min(h) {
+                for xx in 2 * cx..(2 * cx + 2).min(w) {
+                    let p = &rgb[(yy * w + xx) * 3..(yy * w + xx) * 3 + 3];
+                    for c in 0..3 {
+                        sum[c] += p[c] as i32;
+                    }
+                    n += 1;
+                }
+            }
+            u[cy * u_stride + cx] = chroma(1, sum, n.max(1));
+            v[cy * v_stride + cx] = chroma(2, sum, n.max(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff::format::Pixel;
+    use ff::software::scaling;
+    use ff::util::frame::Video;
+    use ffmpeg_next as ff;
+
+    /// A smooth, colourful test picture (row-packed RGB).
+    fn picture(w: usize, h: usize) -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                [
+                    (128.0 + 120.0 * (x / 9.0).sin()) as u8,
+                    (128.0 + 120.0 * (y / 7.0).cos()) as u8,
+                    ((x + y) * 2.0).min(255.0) as u8,
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rectangles_match_ffmpegs_own_conversion_and_nothing_else_changes() {
+        let _ = ff::init();
+        let (w, h) = (64usize, 48usize);
+        let rgb = picture(w, h);
+        // FFmpeg's conversion of the whole picture: the reference.
+        let mut src = Video::new(Pixel::RGB24, w as u32, h as u32);
+        let stride = src.stride(0);
+        for y in 0..h {
+            src.data_mut(0)[y * stride..y * stride + w * 3]
+                .copy_from_slice(&rgb[y * w * 3..(y + 1) * w * 3]);
+        }
+        let mut want = Video::empty();
+        scaling::Context::get(
+            Pixel::RGB24,
+            w as u32,
+            h as u32,
+            Pixel::YUV420P,
+            w as u32,
+            h as u32,
+            scaling::Flags::BILINEAR,
+        )
+        .unwrap()
+        .run(&src, &mut want)
+        .unwrap();
+        // Ours, into planes that start grey, over an odd rectangle widened to even.
+        let rect = even((5, 7, 41, 33), w as u32, h as u32);
+        assert_eq!(rect, (4, 6, 42, 34));
+        let (mut y, mut u, mut v) = (
+            vec![7u8; w * h],
+            vec![9u8; w * h / 4],
+            vec![11u8; w * h / 4],
+        );
+        luma_rect(&rgb, w, rect, &mut y, w);
+        chroma_rect(&rgb, (w, h), rect, (&mut u, w / 2), (&mut v, w / 2));
+        let mut worst = [0i32; 3];
+        for (plane, (ours, sub, fill)) in [(&y, 1usize, 7u8), (&u, 2, 9), (&v, 2, 11)]
+            .into_iter()
+            .enumerate()
+        {
+            let (pw, ph) = (w / sub, h / sub);
+            let (ws, theirs) = (want.stride(plane), want.data(plane));
+            for py in 0..ph {
+                for px in 0..pw {
+                    let inside = px * sub >= rect.0 as usize
+                        && px * sub < rect.2 as usize
+                        && py * sub >= rect.1 as usize
+                        && py * sub < rect.3 as usize;
+                    let got = ours[py * pw + px];
+                    if inside {
+                        let d = (got as i32 - theirs[py * ws + px] as i32).abs();
+                        worst[plane] = worst[plane].max(d);
+                    } else {
+                        assert_eq!(got, fill, "plane {plane} ({px}, {py}) outside was written");
+                    }
+                }
+            }
+        }
+        // Luma to the rounding; chroma within the scaler's own filtering of the 2x2 block.
+        assert!(worst[0] <= 1, "luma off by {}", worst[0]);
+        assert!(worst[1] <= 3 && worst[2] <= 3, "chroma off by {worst:?}");
+    }
+
+    #[test]
+    fn known_colours_land_on_their_limited_range_codes() {
+        let (mut y, mut u, mut v) = (vec![0u8; 4], vec![0u8; 1], vec![0u8; 1]);
+        for (rgb, want) in [
+            ([0u8, 0, 0], [16u8, 128, 128]),
+            ([255, 255, 255], [235, 128, 128]),
+            ([255, 0, 0], [81, 90, 240]),
+            ([0, 0, 255], [41, 240, 110]),
+        ] {
+            let px = rgb.repeat(4);
+            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (&mut u, 1), (&mut v, 1));
+            assert_eq!([y[0], u[0], v[0]], want, "{rgb:?}");
+            assert!(y.iter().all(|&l| l == want[0]));
+        }
+    }
+}
