@@ -161,8 +161,10 @@ def main():
         emit("| stage | seconds | fps alone | share |")
         emit("|---|---|---|---|")
         for s in bench["stages"]:
-            if s["stage"] == "wait-for-detect":
-                emit(f"| main thread waiting for detection | {s['seconds']:.2f} | - | {100 * s['share']:.1f} % of wall |")
+            waits = {"wait-for-detect": "decoding thread waiting for detection",
+                     "wait-for-encode": "decoding thread waiting for the encoder"}
+            if s["stage"] in waits:
+                emit(f"| {waits[s['stage']]} | {s['seconds']:.2f} | - | {100 * s['share']:.1f} % of wall |")
             else:
                 emit(f"| {s['stage']} | {s['seconds']:.2f} | {s['fps']:.1f} | {100 * s['share']:.1f} % |")
     if a.write:
