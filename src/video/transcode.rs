@@ -886,12 +886,20 @@ fn run(
                 && decoded.format() == Pixel::YUV420P
                 && (decoded.width(), decoded.height()) == (w, h))
                 .then(|| {
-                    let mut copy = spare_yuv
+                    let mut copy: frame::Video = spare_yuv
                         .and_then(|mut f| writable(&mut f).then_some(f))
                         .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
-                    copy.clone_from(&decoded);
-                    copy
-                });
+                    // The pixels only: `clone_from` would also copy the frame's side data
+                    // (closed captions, for one, which x264 writes into the stream), and the
+                    // output carries nothing of the input but its pictures, sound and subtitles.
+                    // SAFETY: both frames are allocated YUV420P frames of the same width and
+                    // height (checked above; `copy` was made by `Video::new` with them), which
+                    // is all av_frame_copy needs to copy the planes row by row.
+                    let copied =
+                        unsafe { ff::ffi::av_frame_copy(copy.as_mut_ptr(), decoded.as_ptr()) };
+                    (copied >= 0).then_some(copy)
+                })
+                .flatten();
             state.stages.decode += started.elapsed().as_secs_f64();
             if *next_index >= max_frames {
                 continue;
