@@ -234,8 +234,9 @@ impl Output {
     }
 
     /// Encodes `img`. With `decoded`, a copy of the frame's decoded 4:2:0 picture, only the
-    /// `changed` rectangles are converted back from `img` into it (see [`yuv`]); without, the
-    /// whole of `img` is converted. Returns the decoded picture for reuse.
+    /// `changed` rectangles (even coordinates, [`yuv::even`]) are converted back from `img` into
+    /// it (see [`yuv`]); without, the whole of `img` is converted. Returns the decoded picture
+    /// for reuse.
     fn encode(
         &mut self,
         img: &RgbImage,
@@ -251,32 +252,17 @@ impl Output {
         let mut decoded = decoded;
         let picture = match &mut decoded {
             Some(f) => {
-                let (w, h) = img.dimensions();
-                let (ys, us, vs) = (f.stride(0), f.stride(1), f.stride(2));
+                let (w, h) = (img.width() as usize, img.height() as usize);
+                let ys = f.stride(0);
                 for &r in changed {
-                    let r = yuv::even(r, w, h);
-                    yuv::luma_rect(img.as_raw(), w as usize, r, f.data_mut(0), ys);
+                    yuv::luma_rect(img.as_raw(), w, r, f.data_mut(0), ys);
                 }
-                // SAFETY: the three planes of a 4:2:0 frame are separate buffers; the two
-                // chroma planes are borrowed mutably at once through their own pointers, each
-                // slice spanning exactly the plane's `stride * rows` bytes that FFmpeg allocated.
-                let (u, v) = unsafe {
-                    let rows = (h as usize).div_ceil(2);
-                    let p = f.as_mut_ptr();
-                    (
-                        std::slice::from_raw_parts_mut((*p).data[1], us * rows),
-                        std::slice::from_raw_parts_mut((*p).data[2], vs * rows),
-                    )
-                };
-                for &r in changed {
-                    let r = yuv::even(r, w, h);
-                    yuv::chroma_rect(
-                        img.as_raw(),
-                        (w as usize, h as usize),
-                        r,
-                        (&mut *u, us),
-                        (&mut *v, vs),
-                    );
+                for plane in [1, 2] {
+                    let stride = f.stride(plane);
+                    for &r in changed {
+                        let out = f.data_mut(plane);
+                        yuv::chroma_rect(img.as_raw(), (w, h), r, plane, out, stride);
+                    }
                 }
                 f
             }
@@ -393,6 +379,7 @@ fn encode_frames(
                 let changed: Vec<yuv::Rect> = regions
                     .iter()
                     .filter_map(|r| r.area.pixel_bounds(w, h))
+                    .map(|r| yuv::even(r, w, h))
                     .collect();
                 times.redact += started.elapsed().as_secs_f64();
                 let started = Instant::now();

@@ -64,14 +64,16 @@ pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) 
     }
 }
 
-/// Writes the chroma of `rect` (even coordinates, see [`even`]) into the 4:2:0 planes `u` and
-/// `v`: each sample from the mean colour of its 2x2 block.
+/// Writes one chroma component of `rect` (even coordinates, see [`even`]) into its 4:2:0 plane:
+/// `plane` 1 is Cb, 2 is Cr (FFmpeg's plane numbers), each sample from the mean colour of its
+/// 2x2 block.
 pub fn chroma_rect(
     rgb: &[u8],
     (w, h): (usize, usize),
     rect: Rect,
-    (u, u_stride): (&mut [u8], usize),
-    (v, v_stride): (&mut [u8], usize),
+    plane: usize,
+    out: &mut [u8],
+    stride: usize,
 ) {
     let (x0, y0, x1, y1) = (
         rect.0 as usize,
@@ -91,8 +93,7 @@ pub fn chroma_rect(
                     n += 1;
                 }
             }
-            u[cy * u_stride + cx] = chroma(1, sum, n.max(1));
-            v[cy * v_stride + cx] = chroma(2, sum, n.max(1));
+            out[cy * stride + cx] = chroma(plane, sum, n.max(1));
         }
     }
 }
@@ -153,7 +154,8 @@ mod tests {
             vec![11u8; w * h / 4],
         );
         luma_rect(&rgb, w, rect, &mut y, w);
-        chroma_rect(&rgb, (w, h), rect, (&mut u, w / 2), (&mut v, w / 2));
+        chroma_rect(&rgb, (w, h), rect, 1, &mut u, w / 2);
+        chroma_rect(&rgb, (w, h), rect, 2, &mut v, w / 2);
         let mut worst = [0i32; 3];
         for (plane, (ours, sub, fill)) in [(&y, 1usize, 7u8), (&u, 2, 9), (&v, 2, 11)]
             .into_iter()
@@ -193,7 +195,8 @@ mod tests {
         ] {
             let px = rgb.repeat(4);
             luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (&mut u, 1), (&mut v, 1));
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), 1, &mut u, 1);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), 2, &mut v, 1);
             assert_eq!([y[0], u[0], v[0]], want, "{rgb:?}");
             assert!(y.iter().all(|&l| l == want[0]));
         }
