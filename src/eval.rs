@@ -115,6 +115,21 @@ pub struct EvalReport {
     pub unreadable: Vec<String>,
     /// Labelled boxes of the unreadable images.
     pub unscored_boxes: usize,
+    /// Every labelled box that was not covered, image by image in annotation order.
+    pub leaks: Vec<Leak>,
+}
+
+/// A labelled box that the masks did not cover: where a setting leaks, to look at.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Leak {
+    /// Image path as the annotation file gives it.
+    pub image: PathBuf,
+    /// Class of the labelled box.
+    pub class: Class,
+    /// The labelled box, `[x1, y1, x2, y2]` in image pixels.
+    pub bbox: [f32; 4],
+    /// Share of the box's pixels that were masked (below [`COVERED_AT`]).
+    pub masked: f64,
 }
 
 /// The bucket index of a box height.
@@ -127,6 +142,7 @@ pub const BUCKET_LABELS: [&str; 5] = ["<10", "10-20", "20-40", "40-80", ">=80"];
 
 struct ImageResult {
     tallies: [Tally; 5],
+    leaks: Vec<Leak>,
     masked: f64,
     detections: usize,
 }
@@ -153,11 +169,22 @@ pub fn evaluate(annotations: &Path, workers: &Workers) -> Result<EvalReport> {
                 let regions = r.config().regions(&found, w, h);
                 let mask = redact::coverage(&regions, w, h);
                 let mut tallies = [Tally::default(); 5];
-                for (_, b) in a.boxes() {
-                    tallies[bucket(b.height())].add(mask.fraction_of(&b) >= COVERED_AT);
+                let mut leaks = Vec::new();
+                for (class, b) in a.boxes() {
+                    let masked = mask.fraction_of(&b);
+                    tallies[bucket(b.height())].add(masked >= COVERED_AT);
+                    if masked < COVERED_AT {
+                        leaks.push(Leak {
+                            image: a.image.clone(),
+                            class,
+                            bbox: [b.x1, b.y1, b.x2, b.y2],
+                            masked,
+                        });
+                    }
                 }
                 Ok(Ok(ImageResult {
                     tallies,
+                    leaks,
                     masked: mask.fraction(),
                     detections: found.len(),
                 }))
@@ -176,12 +203,14 @@ pub fn evaluate(annotations: &Path, workers: &Workers) -> Result<EvalReport> {
         }
     }
     report.images = ok.len();
-    for r in &ok {
+    let n = ok.len() as f64;
+    for r in &mut ok {
+        report.leaks.append(&mut r.leaks);
         for (acc, t) in report.by_height.iter_mut().zip(&r.tallies) {
             acc.merge(t);
             report.overall.merge(t);
         }
-        report.mean_masked_fraction += r.masked / ok.len() as f64;
+        report.mean_masked_fraction += r.masked / n;
         report.detections += r.detections;
     }
     report.seconds = start.elapsed().as_secs_f64();

@@ -53,7 +53,7 @@ impl ModelRunner for CenterFace {
         &mut self,
         frame: &RgbImage,
         region: Rect,
-        scale: f32,
+        scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
         let norm = Normalize {
             bgr: false,

@@ -169,17 +169,17 @@ impl TensorBuilder {
         }
     }
 
-    /// Plain resize (no letterbox) of `region` magnified by `scale`, each side rounded to a
-    /// multiple of 32 as the stride-32 networks need.
+    /// Plain resize (no letterbox) of `region` magnified by `scale` (horizontal, vertical), each
+    /// side rounded to a multiple of 32 as the stride-32 networks need.
     pub fn build_scaled(
         &mut self,
         frame: &RgbImage,
         region: Rect,
-        scale: f32,
+        [sx, sy]: [f32; 2],
         norm: Normalize,
     ) -> Affine {
-        let tw = round_to_multiple(region.w as f32 * scale, 32);
-        let th = round_to_multiple(region.h as f32 * scale, 32);
+        let tw = round_to_multiple(region.w as f32 * sx, 32);
+        let th = round_to_multiple(region.h as f32 * sy, 32);
         self.build(frame, region, (tw, th), (tw, th), (0, 0), 0, norm)
     }
 

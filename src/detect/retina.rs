@@ -133,7 +133,7 @@ impl ModelRunner for Retina {
         &mut self,
         frame: &RgbImage,
         region: Rect,
-        scale: f32,
+        scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
         let norm = Normalize {
             bgr: true,

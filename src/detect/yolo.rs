@@ -78,7 +78,7 @@ impl ModelRunner for Yolo {
         &mut self,
         frame: &RgbImage,
         region: Rect,
-        _scale: f32,
+        _scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
         let (sw, sh) = self.size;
         let (nw, nh, px, py) = letterbox_layout(region, sw, sh);

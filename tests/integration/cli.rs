@@ -207,6 +207,24 @@ fn eval_scores_coverage_of_labelled_boxes() {
     assert_eq!(r["by_height"][3]["total"], 2);
     let masked = r["mean_masked_fraction"].as_f64().unwrap();
     assert!(masked > 0.01 && masked < 0.2, "{masked}");
+    // The one uncovered box is listed, with where it is and how little of it was masked.
+    let leaks = r["leaks"].as_array().unwrap();
+    assert_eq!(leaks.len(), 1, "{leaks:?}");
+    assert_eq!(leaks[0]["image"], "a.jpg");
+    assert_eq!(leaks[0]["class"], "face");
+    assert_eq!(leaks[0]["bbox"], serde_json::json!([20.0, 20.0, 50.0, 60.0]));
+    assert!(leaks[0]["masked"].as_f64().unwrap() < 0.8);
+    // In the text report, `--leaks` lists the boxes at least that high.
+    let text = |min: &str| {
+        let o = bystander()
+            .args(["eval", "--leaks", min])
+            .arg(&ann)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(text("30").contains("a.jpg face [20, 20, 50, 60] 40 px high"));
+    assert!(text("41").contains("at least 41 px high: 0"));
 }
 
 #[test]

@@ -14,6 +14,7 @@ fn native(model: models::ShippedModel, threshold: f32, long_side: u32) -> ModelD
         working_size: long_side,
         max_upscale: 1.0,
         tiles: Tiles::Off,
+        widen: 1.0,
     };
     ModelDetector::new(model.load().unwrap(), threshold, plan, 2).unwrap()
 }
@@ -114,6 +115,30 @@ fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
     assert!(plate.iter().all(|d| d.class == Class::Plate), "{plate:?}");
 }
 
+#[test]
+fn the_default_widened_pass_finds_a_face_squeezed_too_narrow_for_the_plain_passes() {
+    // The astronaut squeezed to 1/3.5 of its width: a face far narrower than any the models were
+    // trained on. The reference box squeezes with it.
+    const SQUEEZE: f32 = 3.5;
+    let src = rgb("astronaut.jpg");
+    let w = (src.width() as f32 / SQUEEZE).round() as u32;
+    let squeezed = image::imageops::resize(&src, w, src.height(), image::imageops::Triangle);
+    let [x1, y1, x2, y2] = ASTRONAUT_RETINAFACE;
+    let expected = [x1 / SQUEEZE, y1, x2 / SQUEEZE, y2];
+    let faces = |widen| {
+        let cfg = DetectConfig {
+            classes: vec![Class::Face],
+            widen,
+            ..Default::default()
+        };
+        cfg.build().unwrap().detect(&squeezed).unwrap()
+    };
+    let plain = faces(Some(1.0));
+    assert!(plain.is_empty(), "the plain passes found {plain:?}");
+    let default = faces(None);
+    assert_matches(single(&default, Class::Face), expected, 0.5);
+}
+
 /// A 1920x1080 frame with the astronaut's face shrunk to about 22 px high near a tile corner.
 fn small_face_frame() -> (image::RgbImage, bystander::BBox) {
     let src = rgb("astronaut.jpg");
@@ -140,6 +165,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
         working_size: 832,
         max_upscale: 2.0,
         tiles,
+        widen: 1.0,
     };
     let cf = || models::CENTERFACE.load().unwrap();
     let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
@@ -163,6 +189,7 @@ fn a_model_of_the_wrong_family_is_refused_with_its_path() {
             working_size: 640,
             max_upscale: 1.0,
             tiles: Tiles::Off,
+            widen: 1.0,
         };
         match ModelDetector::new(data, 0.5, plan, 1) {
             Err(Error::Model { path: p, reason }) => {

@@ -186,6 +186,10 @@ pub struct EvalArgs {
     /// as a still scene gets them within two frames.
     #[arg(long)]
     pub as_clip: bool,
+    /// List each labelled box at least this many pixels high that was not covered, with its
+    /// image and the share of it masked (the JSON report always lists them all).
+    #[arg(long, value_name = "MIN_HEIGHT")]
+    pub leaks: Option<f32>,
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -230,6 +234,12 @@ pub struct Settings {
     /// Tiling of large frames: auto, off, or COLSxROWS.
     #[arg(long)]
     pub tiles: Option<String>,
+    /// Also look at each photo stretched this many times in width, for faces that look narrower
+    /// than natural: squeezed thumbnails, anamorphic frames, fisheye edges (1 to 3; 1 turns it
+    /// off; default 1.5 for CenterFace at the balanced preset, both face models at max, off for
+    /// clips and the fast preset).
+    #[arg(long)]
+    pub widen: Option<f32>,
     /// Your own face model: FAMILY:PATH with FAMILY centerface, retina or yolo (repeatable).
     #[arg(long)]
     pub face_model: Vec<String>,
@@ -319,6 +329,7 @@ impl Settings {
             threshold: self.threshold,
             working_size: self.working_size,
             tiles,
+            widen: self.widen,
             models,
             // Jobs run side by side; each session gets its share of the cores.
             intra_threads: (cores / self.jobs()?).max(1),

@@ -274,6 +274,24 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
         report.seconds,
         1000.0 * report.seconds / report.images.max(1) as f64
     );
+    if let Some(min) = a.leaks {
+        let shown: Vec<_> = report
+            .leaks
+            .iter()
+            .filter(|l| l.bbox[3] - l.bbox[1] >= min)
+            .collect();
+        println!("uncovered boxes at least {min} px high: {}", shown.len());
+        for l in shown {
+            let [x1, y1, x2, y2] = l.bbox;
+            println!(
+                "  {} {} [{x1:.0}, {y1:.0}, {x2:.0}, {y2:.0}] {:.0} px high, {:.2} masked",
+                l.image.display(),
+                l.class.name(),
+                y2 - y1,
+                l.masked
+            );
+        }
+    }
     if !report.unreadable.is_empty() {
         println!(
             "NOT SCORED: {} unreadable images with {} labelled boxes (listed above)",
