@@ -124,6 +124,17 @@ fn bench(c: &mut Criterion) {
         ));
         runs.push((format!("clip_{recall:?}_432p").to_lowercase(), clip, &small));
     }
+    // What the widened pass costs the balanced photo plan.
+    runs.push((
+        "faces_balanced_1080p_unwidened".into(),
+        DetectConfig {
+            classes: vec![Class::Face],
+            widen: Some(1.0),
+            intra_threads: threads,
+            ..Default::default()
+        },
+        &f,
+    ));
     let mut g = c.benchmark_group("detect");
     g.sample_size(10);
     for (name, cfg, img) in runs {

@@ -212,7 +212,10 @@ fn eval_scores_coverage_of_labelled_boxes() {
     assert_eq!(leaks.len(), 1, "{leaks:?}");
     assert_eq!(leaks[0]["image"], "a.jpg");
     assert_eq!(leaks[0]["class"], "face");
-    assert_eq!(leaks[0]["bbox"], serde_json::json!([20.0, 20.0, 50.0, 60.0]));
+    assert_eq!(
+        leaks[0]["bbox"],
+        serde_json::json!([20.0, 20.0, 50.0, 60.0])
+    );
     assert!(leaks[0]["masked"].as_f64().unwrap() < 0.8);
     // In the text report, `--leaks` lists the boxes at least that high.
     let text = |min: &str| {

@@ -234,10 +234,10 @@ pub struct Settings {
     /// Tiling of large frames: auto, off, or COLSxROWS.
     #[arg(long)]
     pub tiles: Option<String>,
-    /// Also look at each photo stretched this many times in width, for faces that look narrower
+    /// Also look at each frame stretched this many times in width, for faces that look narrower
     /// than natural: squeezed thumbnails, anamorphic frames, fisheye edges (1 to 3; 1 turns it
-    /// off; default 1.5 for CenterFace at the balanced preset, both face models at max, off for
-    /// clips and the fast preset).
+    /// off; default 1.5 for CenterFace on photos at the balanced preset and for both face models
+    /// at max, off on clips at balanced and at fast).
     #[arg(long)]
     pub widen: Option<f32>,
     /// Your own face model: FAMILY:PATH with FAMILY centerface, retina or yolo (repeatable).
