@@ -934,8 +934,8 @@ mod tests {
         assert!((p[1].scale - 832.0 / (1920.0 * WIDEN)).abs() < 1e-6);
         assert!(p[2..].iter().all(|t| t.tile && t.widen == 1.0));
         // A fixed-input (letterboxing) model cannot be stretched: no widened pass.
-        assert!(plan.passes(416, 416, Some((640, 640))).len() == 1);
-        // Presets: balanced widens RetinaFace on photos only; fast never.
+        assert_eq!(plan.passes(416, 416, Some((640, 640))).len(), 1);
+        // Presets: balanced widens CenterFace on photos only, max both face models, fast none.
         let widened = |recall, clip| -> Vec<f32> {
             preset(recall, Class::Face, clip)
                 .iter()
