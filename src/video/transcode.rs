@@ -1035,7 +1035,7 @@ struct State<'a> {
     report: ClipReport,
     tracker: Tracker,
     slots: VecDeque<Slot>,
-    /// Frames handed to the tracker and waiting for its look-ahead: index → (pts, image, whole-frame).
+    /// Frames handed to the tracker and waiting for its look-ahead, by index (see [`Released`]).
     released: BTreeMap<usize, Released>,
     flicker: FlickerCounter,
     max_in_flight: usize,
