@@ -78,10 +78,20 @@ impl BBox {
         }
     }
 
-    /// The box grown (or shrunk) by `factor` about its centre.
+    /// The box grown (or shrunk) by `factor` about its centre. Computed in `f64`: a coordinate
+    /// beyond `f32`'s range becomes an infinity on the side it lies, so a box grown past any frame
+    /// still covers that frame to its edges.
     pub fn scaled(&self, factor: f32) -> BBox {
-        let (cx, cy) = ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0);
-        BBox::from_center(cx, cy, self.width() * factor, self.height() * factor)
+        let f = f64::from(factor);
+        // A NaN stays NaN (the mask then covers the whole frame); `min`/`max` would drop it.
+        let along = |a: f32, b: f32| {
+            let (a, b) = (f64::from(a), f64::from(b));
+            let (c, half) = ((a + b) / 2.0, ((b - a) / 2.0 * f).abs());
+            ((c - half) as f32, (c + half) as f32)
+        };
+        let (x1, x2) = along(self.x1, self.x2);
+        let (y1, y2) = along(self.y1, self.y2);
+        BBox { x1, y1, x2, y2 }
     }
 
     /// The box clipped to a `width` x `height` frame.
@@ -187,27 +197,50 @@ impl Polygon {
         b
     }
 
-    /// Appends to `out` the x positions where the horizontal line `y` crosses the polygon's
-    /// edges, sorted; consecutive pairs bound the inside (even-odd rule).
-    pub fn crossings(&self, y: f32, out: &mut Vec<f32>) {
-        out.clear();
+    /// Appends to `out` the runs `(start, end)` of the horizontal line `y` that are inside the
+    /// polygon, in order (nonzero winding rule, see [`Polygon::contains`]). `scratch` holds the
+    /// edge crossings between calls. Computed in `f64`, so any finite `f32` vertices work, however
+    /// far outside the frame they lie.
+    pub fn spans(&self, y: f64, scratch: &mut Vec<(f64, i32)>, out: &mut Vec<(f64, f64)>) {
+        scratch.clear();
         let n = self.points.len();
         for i in 0..n {
-            let [ax, ay] = self.points[i];
-            let [bx, by] = self.points[(i + 1) % n];
-            // Half-open rule so a vertex exactly on the line is counted once.
+            let [ax, ay] = self.points[i].map(f64::from);
+            let [bx, by] = self.points[(i + 1) % n].map(f64::from);
+            // Half-open rule so a vertex exactly on the line is counted once; the sign is the
+            // edge's direction.
             if (ay <= y) != (by <= y) {
-                out.push(ax + (y - ay) / (by - ay) * (bx - ax));
+                let x = ax + (y - ay) / (by - ay) * (bx - ax);
+                scratch.push((x, if by > ay { 1 } else { -1 }));
             }
         }
-        out.sort_by(f32::total_cmp);
+        scratch.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut winding = 0;
+        let mut start = 0.0;
+        for &(x, dir) in scratch.iter() {
+            let was_inside = winding != 0;
+            winding += dir;
+            match (was_inside, winding != 0) {
+                (false, true) => start = x,
+                (true, false) => out.push((start, x)),
+                _ => {}
+            }
+        }
     }
 
-    /// Whether the point lies inside (even-odd rule).
+    /// Whether the point lies inside. A zone is everything its outline encloses: the nonzero
+    /// winding rule, so a self-crossing outline (a star drawn in one stroke, a figure eight) leaves
+    /// no hole where it overlaps itself.
     pub fn contains(&self, x: f32, y: f32) -> bool {
-        let mut xs = Vec::new();
-        self.crossings(y, &mut xs);
-        xs.chunks_exact(2).any(|p| x >= p[0] && x < p[1])
+        let (mut scratch, mut spans) = (Vec::new(), Vec::new());
+        self.spans(f64::from(y), &mut scratch, &mut spans);
+        let x = f64::from(x);
+        spans.iter().any(|&(a, b)| x >= a && x < b)
+    }
+
+    /// Whether every vertex is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.points.iter().flatten().all(|v| v.is_finite())
     }
 }
 
@@ -228,10 +261,19 @@ mod tests {
     fn scaled_keeps_centre() {
         let b = BBox::new(10.0, 20.0, 30.0, 60.0).scaled(1.5);
         assert_eq!(b, BBox::new(5.0, 10.0, 35.0, 70.0));
+        // Past f32's range: infinities on the side the coordinate lies, never NaN.
+        let b = BBox::new(-3e38, 1.7e38, 3e38, 3.4e38).scaled(4.0);
+        assert_eq!((b.x1, b.x2), (f32::NEG_INFINITY, f32::INFINITY));
+        assert!(b.y1 < 0.0 && b.y2 == f32::INFINITY, "{b:?}");
+        let nan = BBox {
+            x1: f32::NAN,
+            ..BBox::new(0.0, 0.0, 1.0, 1.0)
+        };
+        assert!(nan.scaled(1.5).x1.is_nan());
     }
 
     #[test]
-    fn polygon_contains_follows_even_odd_rule() {
+    fn polygon_contains_follows_its_outline() {
         // A square with a notch: (0,0) (10,0) (10,10) (5,5) (0,10)
         let p = Polygon {
             points: vec![
@@ -247,6 +289,44 @@ mod tests {
         assert!(!p.contains(5.0, 8.0));
         assert!(!p.contains(11.0, 5.0));
         assert_eq!(p.bounds(), BBox::new(0.0, 0.0, 10.0, 10.0));
+    }
+
+    #[test]
+    fn a_self_crossing_outline_has_no_hole() {
+        // A five-pointed star drawn in one stroke: even-odd would leave the centre pentagon out.
+        let star = Polygon {
+            points: (0..5)
+                .map(|i| {
+                    let a = std::f32::consts::PI * (0.5 + 0.8 * i as f32);
+                    [50.0 + 40.0 * a.cos(), 50.0 - 40.0 * a.sin()]
+                })
+                .collect(),
+        };
+        assert!(star.contains(50.0, 50.0), "centre");
+        assert!(star.contains(50.0, 15.0), "a point");
+        assert!(!star.contains(5.0, 5.0));
+        // A figure eight traced so both lobes turn the same way, and a doubled square.
+        let doubled = Polygon {
+            points: vec![
+                [0.0, 0.0],
+                [10.0, 0.0],
+                [10.0, 10.0],
+                [0.0, 10.0],
+                [0.0, 0.0],
+                [10.0, 0.0],
+                [10.0, 10.0],
+                [0.0, 10.0],
+            ],
+        };
+        assert!(doubled.contains(5.0, 5.0));
+    }
+
+    #[test]
+    fn huge_finite_vertices_still_give_the_inside() {
+        let p = Polygon {
+            points: vec![[-3e38, -3e38], [3e38, -3e38], [3e38, 3e38], [-3e38, 3e38]],
+        };
+        assert!(p.contains(0.5, 0.5) && p.contains(1e6, -1e6));
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //! An [`Area`] answers one question: on row `y`, which runs of pixels are inside? The redactor
 //! paints those runs and the coverage metric (`bystander eval`) counts them, from the same code,
 //! so what is measured is exactly what is applied. A pixel is inside when its centre is.
+//!
+//! Geometry arrives from outside the process (review files, zone files, a host's boxes) and from
+//! arithmetic on it (masks grown 1.7×, held boxes spread along their motion), so any `f32` may
+//! reach here. Everything is computed in `f64` and clamped to the frame before it becomes a pixel
+//! index, and the rules fail closed: a shape reaching past the frame covers the frame up to its
+//! edges; an ellipse whose box is unbounded covers its box; a shape with a coordinate that is not
+//! a number at all (NaN) covers the whole frame.
 
 use crate::geometry::{BBox, Polygon};
 
@@ -13,51 +20,99 @@ pub enum Area {
     Ellipse(BBox),
     /// The box itself.
     Rect(BBox),
-    /// A polygon (privacy zone), even-odd rule.
+    /// A polygon (privacy zone), nonzero winding rule (see [`Polygon::contains`]).
     Polygon(Polygon),
 }
 
 /// Inclusive-exclusive pixel bounds `(x0, y0, x1, y1)` of an area inside a `w` x `h` frame.
 pub type PixelBounds = (u32, u32, u32, u32);
 
+/// A box in `f64`.
+#[derive(Clone, Copy)]
+struct Box64 {
+    x1: f64,
+    y1: f64,
+    x2: f64,
+    y2: f64,
+}
+
+impl From<BBox> for Box64 {
+    fn from(b: BBox) -> Self {
+        Box64 {
+            x1: b.x1.into(),
+            y1: b.y1.into(),
+            x2: b.x2.into(),
+            y2: b.y2.into(),
+        }
+    }
+}
+
+/// What an area is rasterised as, after the fail-closed rules.
+enum Shape<'a> {
+    Rect(Box64),
+    Ellipse(Box64),
+    Polygon(&'a Polygon),
+}
+
+/// The first pixel whose centre is at or after `v`, clamped to `[0, max]`: pixel `i`'s centre is
+/// `i + 0.5`, inside a run `[a, b)` when `a <= i + 0.5 < b`. Saturating and NaN-free.
+fn edge(v: f64, max: u32) -> u32 {
+    (v - 0.5).ceil().clamp(0.0, f64::from(max)) as u32
+}
+
+fn run(a: f64, b: f64, w: u32) -> Option<(u32, u32)> {
+    let (s, e) = (edge(a, w), edge(b, w));
+    (s < e).then_some((s, e))
+}
+
 impl Area {
-    fn bbox(&self) -> BBox {
+    /// The shape to rasterise in a `w` x `h` frame.
+    fn shape(&self, w: u32, h: u32) -> Shape<'_> {
+        let whole = Box64 {
+            x1: 0.0,
+            y1: 0.0,
+            x2: w.into(),
+            y2: h.into(),
+        };
+        let nan = |b: &BBox| [b.x1, b.y1, b.x2, b.y2].iter().any(|v| v.is_nan());
         match self {
-            Area::Ellipse(b) | Area::Rect(b) => *b,
-            Area::Polygon(p) => p.bounds(),
+            Area::Rect(b) | Area::Ellipse(b) if nan(b) => Shape::Rect(whole),
+            Area::Rect(b) => Shape::Rect((*b).into()),
+            Area::Ellipse(b) if !b.is_finite() => Shape::Rect((*b).into()),
+            Area::Ellipse(b) => Shape::Ellipse((*b).into()),
+            Area::Polygon(p) if !p.is_finite() => Shape::Rect(whole),
+            Area::Polygon(p) => Shape::Polygon(p),
         }
     }
 
     /// The pixels whose centres may be inside, clipped to the frame; `None` when nothing is.
     pub fn pixel_bounds(&self, w: u32, h: u32) -> Option<PixelBounds> {
-        let b = self.bbox();
-        if !b.is_finite() {
-            return None;
-        }
-        // Pixel i's centre is i + 0.5, inside when v1 <= i + 0.5 < v2: i from ceil(v1 - 0.5)
-        // up to (excluding) ceil(v2 - 0.5).
-        let edge = |v: f32, max: u32| ((v - 0.5).ceil().max(0.0) as u32).min(max);
+        let b = match self.shape(w, h) {
+            Shape::Rect(b) | Shape::Ellipse(b) => b,
+            Shape::Polygon(p) => p.bounds().into(),
+        };
         let (x0, y0, x1, y1) = (edge(b.x1, w), edge(b.y1, h), edge(b.x2, w), edge(b.y2, h));
         (x0 < x1 && y0 < y1).then_some((x0, y0, x1, y1))
     }
 
     /// Appends to `out` the runs `[start, end)` of row `y` that are inside, clipped to `[0, w)`.
-    pub fn row_spans(&self, y: u32, w: u32, scratch: &mut Vec<f32>, out: &mut Vec<(u32, u32)>) {
-        let cy = y as f32 + 0.5;
-        let clip = |a: f32, b: f32| {
-            // Pixels x with a <= x + 0.5 < b.
-            let s = ((a - 0.5).ceil().max(0.0) as u32).min(w);
-            let e = ((b - 0.5).ceil().max(0.0) as u32).min(w);
-            (s < e).then_some((s, e))
-        };
-        match self {
-            Area::Rect(b) => {
+    /// `h` is the frame's height (a shape with a NaN coordinate covers the whole frame).
+    pub fn row_spans(
+        &self,
+        y: u32,
+        (w, h): (u32, u32),
+        scratch: &mut Scratch,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        let cy = f64::from(y) + 0.5;
+        match self.shape(w, h) {
+            Shape::Rect(b) => {
                 if cy >= b.y1 && cy < b.y2 {
-                    out.extend(clip(b.x1, b.x2));
+                    out.extend(run(b.x1, b.x2, w));
                 }
             }
-            Area::Ellipse(b) => {
-                let (rx, ry) = (b.width() / 2.0, b.height() / 2.0);
+            Shape::Ellipse(b) => {
+                let (rx, ry) = ((b.x2 - b.x1) / 2.0, (b.y2 - b.y1) / 2.0);
                 if rx <= 0.0 || ry <= 0.0 {
                     return;
                 }
@@ -67,16 +122,22 @@ impl Area {
                 }
                 let half = rx * (1.0 - dy * dy).sqrt();
                 let cx = b.x1 + rx;
-                out.extend(clip(cx - half, cx + half));
+                out.extend(run(cx - half, cx + half, w));
             }
-            Area::Polygon(p) => {
-                p.crossings(cy, scratch);
-                for pair in scratch.chunks_exact(2) {
-                    out.extend(clip(pair[0], pair[1]));
-                }
+            Shape::Polygon(p) => {
+                scratch.spans.clear();
+                p.spans(cy, &mut scratch.crossings, &mut scratch.spans);
+                out.extend(scratch.spans.iter().filter_map(|&(a, b)| run(a, b, w)));
             }
         }
     }
+}
+
+/// Buffers [`Area::row_spans`] reuses from row to row.
+#[derive(Default)]
+pub struct Scratch {
+    crossings: Vec<(f64, i32)>,
+    spans: Vec<(f64, f64)>,
 }
 
 /// A `w` x `h` bitmap of covered pixels, built from areas.
@@ -104,10 +165,10 @@ impl CoverageMask {
         let Some((_, y0, _, y1)) = area.pixel_bounds(self.width, self.height) else {
             return;
         };
-        let (mut scratch, mut runs) = (Vec::new(), Vec::new());
+        let (mut scratch, mut runs) = (Scratch::default(), Vec::new());
         for y in y0..y1 {
             runs.clear();
-            area.row_spans(y, self.width, &mut scratch, &mut runs);
+            area.row_spans(y, (self.width, self.height), &mut scratch, &mut runs);
             let row = y as usize * self.width as usize;
             for &(s, e) in &runs {
                 self.bits[row + s as usize..row + e as usize].fill(true);

@@ -227,10 +227,10 @@ fn compute_patch(img: &RgbImage, region: &Region) -> Option<Patch> {
 }
 
 fn paste(img: &mut RgbImage, regions: &[Region], patches: Vec<Option<Patch>>) {
-    let w = img.width();
+    let (w, h) = img.dimensions();
     let stride = w as usize * 3;
     let raw: &mut [u8] = img;
-    let (mut scratch, mut runs) = (Vec::new(), Vec::new());
+    let (mut scratch, mut runs) = (mask::Scratch::default(), Vec::new());
     for (region, patch) in regions.iter().zip(patches) {
         let Some(Patch {
             bounds: (x0, y0, x1, y1),
@@ -242,7 +242,7 @@ fn paste(img: &mut RgbImage, regions: &[Region], patches: Vec<Option<Patch>>) {
         let pw = (x1 - x0) as usize;
         for y in y0..y1 {
             runs.clear();
-            region.area.row_spans(y, w, &mut scratch, &mut runs);
+            region.area.row_spans(y, (w, h), &mut scratch, &mut runs);
             for &(s, e) in &runs {
                 let (s, e) = (s.max(x0), e.min(x1));
                 if s >= e {

@@ -17,6 +17,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::geometry::Polygon;
 
+/// How far out (pixels) a zone's vertex may lie and still be clipped exactly: at 1e9 px, `f64`
+/// places an edge to within about 1e-7 px.
+pub const FAR: f64 = 1e9;
+
 /// A set of privacy zones.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Zones {
@@ -110,22 +114,96 @@ impl Zones {
         })
     }
 
-    /// The zones in pixels of a `w` x `h` frame.
+    /// The zones in pixels of a `w` x `h` frame, each clipped to the frame (with a pixel of
+    /// margin). Scaling and clipping run in `f64`, so a vertex at 1e38 (a fraction) or ±3e38
+    /// pixels reaches the frame's edge instead of overflowing: what the outline encloses inside
+    /// the frame is what it enclosed before clipping (for the nonzero rule, clipping a closed
+    /// outline to a half-plane keeps every inside point's winding number). An outline with a
+    /// vertex more than [`FAR`] pixels out, where `f64` cannot place its edges to a pixel, is
+    /// covered as its bounding box (which holds all of it: more, never less).
     pub fn polygons(&self, w: u32, h: u32) -> Vec<Polygon> {
-        if !self.fractional {
-            return self.polygons.clone();
-        }
+        let (sx, sy) = if self.fractional {
+            (f64::from(w), f64::from(h))
+        } else {
+            (1.0, 1.0)
+        };
+        let frame = [-1.0, -1.0, f64::from(w) + 1.0, f64::from(h) + 1.0];
         self.polygons
             .iter()
-            .map(|p| Polygon {
-                points: p
+            .map(|p| {
+                let points: Vec<[f64; 2]> = p
                     .points
                     .iter()
-                    .map(|[x, y]| [x * w as f32, y * h as f32])
-                    .collect(),
+                    .map(|&[x, y]| [f64::from(x) * sx, f64::from(y) * sy])
+                    .collect();
+                let far = points.iter().flatten().any(|v| v.abs() > FAR);
+                let points = if far {
+                    let (lo, hi) = points.iter().fold(
+                        ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]),
+                        |(lo, hi), p| {
+                            (
+                                [lo[0].min(p[0]), lo[1].min(p[1])],
+                                [hi[0].max(p[0]), hi[1].max(p[1])],
+                            )
+                        },
+                    );
+                    let [x0, y0, x1, y1] = [
+                        lo[0].max(frame[0]),
+                        lo[1].max(frame[1]),
+                        hi[0].min(frame[2]),
+                        hi[1].min(frame[3]),
+                    ];
+                    vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+                } else {
+                    clip_to_rect(points, frame)
+                };
+                Polygon {
+                    points: points
+                        .into_iter()
+                        .map(|[x, y]| [x as f32, y as f32])
+                        .collect(),
+                }
             })
             .collect()
     }
+}
+
+/// Clips a closed outline to the rectangle `[x0, y0, x1, y1]`, one side after another
+/// (Sutherland–Hodgman). Parts outside are replaced by runs along the side, which keeps the
+/// winding number of every point inside the rectangle.
+fn clip_to_rect(mut points: Vec<[f64; 2]>, [x0, y0, x1, y1]: [f64; 4]) -> Vec<[f64; 2]> {
+    // Each side: which axis, the limit, and whether inside is above (true) or below it.
+    for (axis, limit, above) in [(0, x0, true), (0, x1, false), (1, y0, true), (1, y1, false)] {
+        let inside = |p: &[f64; 2]| {
+            if above {
+                p[axis] >= limit
+            } else {
+                p[axis] <= limit
+            }
+        };
+        let cross = |a: &[f64; 2], b: &[f64; 2]| {
+            let t = (limit - a[axis]) / (b[axis] - a[axis]);
+            let mut p = [0.0; 2];
+            p[axis] = limit;
+            p[1 - axis] = a[1 - axis] + t * (b[1 - axis] - a[1 - axis]);
+            p
+        };
+        let mut out = Vec::with_capacity(points.len() + 4);
+        for (i, b) in points.iter().enumerate() {
+            let a = &points[(i + points.len() - 1) % points.len()];
+            match (inside(a), inside(b)) {
+                (true, true) => out.push(*b),
+                (true, false) => out.push(cross(a, b)),
+                (false, true) => {
+                    out.push(cross(a, b));
+                    out.push(*b);
+                }
+                (false, false) => {}
+            }
+        }
+        points = out;
+    }
+    points
 }
 
 #[cfg(test)]
@@ -145,6 +223,64 @@ mod tests {
         );
         let z = Zones::parse(r#"{"zones":[[[1,2],[3,4],[5,6]]]}"#, Path::new("z.json")).unwrap();
         assert_eq!(z.polygons(10, 10)[0].points[2], [5.0, 6.0]);
+    }
+
+    /// Pixels covered by the zones of `text` in a 40x30 frame.
+    fn covered(text: &str) -> crate::redact::CoverageMask {
+        let z = Zones::parse(text, Path::new("z.json")).unwrap();
+        let mut m = crate::redact::CoverageMask::new(40, 30);
+        for p in z.polygons(40, 30) {
+            assert!(p.is_finite(), "{text}: {p:?}");
+            m.add(&crate::redact::Area::Polygon(p));
+        }
+        m
+    }
+
+    #[test]
+    fn zones_reaching_far_past_the_frame_cover_it_to_its_edges() {
+        for text in [
+            r#"{"units":"fraction","zones":[[[-1e38,-1e38],[1e38,-1e38],[1e38,1e38],[-1e38,1e38]]]}"#,
+            r#"{"zones":[[[-3e38,-3e38],[3e38,-3e38],[3e38,3e38],[-3e38,3e38]]]}"#,
+        ] {
+            assert_eq!(covered(text).fraction(), 1.0, "{text}");
+        }
+        // A large triangle whose long side is the frame's diagonal: what lies below it is
+        // covered, what lies above it is not.
+        let m = covered(r#"{"zones":[[[-1e8,-1e8],[1e8,1e8],[-1e8,1e8]]]}"#);
+        for y in 0..30 {
+            for x in 0..40 {
+                if y != x {
+                    assert_eq!(m.get(x, y), y > x, "({x},{y})");
+                }
+            }
+        }
+        // The same with vertices beyond FAR is covered as its bounding box: all of the frame.
+        let m = covered(r#"{"zones":[[[-3e38,-3e38],[3e38,3e38],[-3e38,3e38]]]}"#);
+        assert_eq!(m.fraction(), 1.0);
+        // Far away and off the frame: nothing.
+        let m = covered(r#"{"zones":[[[1e30,0],[2e30,0],[2e30,10]]]}"#);
+        assert_eq!(m.fraction(), 0.0);
+    }
+
+    #[test]
+    fn clipping_keeps_the_inside_of_a_self_crossing_outline() {
+        // A star larger than the frame, clipped: every pixel centre inside the star (nonzero) is
+        // inside the clipped outline and the other way round.
+        let star = Polygon {
+            points: (0..5)
+                .map(|i| {
+                    let a = std::f32::consts::PI * (0.5 + 0.8 * i as f32);
+                    [20.0 + 60.0 * a.cos(), 15.0 - 60.0 * a.sin()]
+                })
+                .collect(),
+        };
+        let clipped = Zones::pixels(vec![star.clone()]).polygons(40, 30).remove(0);
+        for y in 0..30 {
+            for x in 0..40 {
+                let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+                assert_eq!(star.contains(cx, cy), clipped.contains(cx, cy), "({x},{y})");
+            }
+        }
     }
 
     #[test]
