@@ -3,25 +3,36 @@
 //!
 //! A folder's contents are mirrored under the output folder (`DIR/a/b.jpg` → `OUT/a/b.jpg`); a
 //! file named on the command line lands at `OUT/<its name>`. Inputs are sacred: an output folder
-//! inside an input folder (which the walk would then read back) and an output path equal to an
-//! input are refused before anything runs.
+//! inside an input folder (which the walk would then read back) and an output path that is an
+//! input are refused before anything runs, judged on resolved paths (symlinks, `..`, hard links)
+//! however either is spelled. Symbolic links in a folder are not followed, and are listed as
+//! skipped with the reason, as are FIFOs, devices and sockets.
 //!
-//! Resumable by construction: an output is written under a temporary name and renamed when whole,
-//! and its report (`NAME.bystander.json`, input and output sha256, models, settings, counts) is
-//! written after it. A rerun keeps every output whose report exists and redoes the rest; a run
-//! killed at any point leaves no partial file under a final name.
+//! Resumable, but only for the same request: an output is written under a temporary name and
+//! renamed when whole, and its report (`NAME.bystander.json`, input and output sha256, models,
+//! settings, counts) is written after it. A rerun keeps an output only when its report says it was
+//! made from this very input (sha256) with every setting that affects the pixels unchanged (style,
+//! classes, preset, models and their sha256, zones, clip settings, bystander version) and the
+//! output is still the one the report describes (sha256); anything else is redone, with the reason
+//! on its log line. A redo removes the old report before the new output exists, so a run killed
+//! between an output and its report leaves an output with no report, which the next run redoes.
+//!
+//! A panic in one file's work (a bug, a decoder fault) is that file's failure; the batch goes on.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::files::{self, Shown};
 use crate::image_io::is_image_path;
 
 /// One file to redact.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Job {
     /// The original, never modified.
+    #[serde(serialize_with = "files::serialize")]
     pub input: PathBuf,
     /// Where the redacted copy goes.
+    #[serde(serialize_with = "files::serialize")]
     pub output: PathBuf,
 }
 
@@ -34,52 +45,87 @@ pub struct Plan {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Walks `dir` (the input folder `root` or one below it): regular files go to `out`, anything
+/// else that is not a folder to `skipped` with the reason. Symbolic links are not followed: a link
+/// cycle or a link out of the tree is never walked, and a link to a file in the tree would redact
+/// that file twice.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    skipped: &mut Vec<(PathBuf, String)>,
+) -> Result<()> {
     let mut entries = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
         .collect::<Result<Vec<_>>>()?;
     entries.sort();
     for p in entries {
-        // Symlinks are not followed: a link cycle or a link out of the tree is not walked.
         let meta = std::fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
         if meta.is_dir() {
-            walk(&p, out)?;
+            walk(root, &p, out, skipped)?;
         } else if meta.is_file() {
             out.push(p);
+        } else if meta.file_type().is_symlink() {
+            let why = symlink_reason(root, &p);
+            skipped.push((p, why));
+        } else {
+            let why = format!("{}, not a regular file", files::file_kind(&meta));
+            skipped.push((p, why));
         }
     }
     Ok(())
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::io(p, e))
+/// Why a symbolic link found in an input folder is skipped.
+fn symlink_reason(root: &Path, link: &Path) -> String {
+    let target = std::fs::read_link(link)
+        .map(|t| Shown(&t).to_string())
+        .unwrap_or_default();
+    match (std::fs::canonicalize(link), std::fs::canonicalize(root)) {
+        (Err(e), _) if e.raw_os_error() == Some(40) => {
+            format!("symbolic link to {target} that loops back on itself, not followed")
+        }
+        (Err(_), _) => format!("symbolic link to {target}, which does not exist, not followed"),
+        (Ok(real), Ok(root)) if !real.starts_with(&root) => {
+            format!("symbolic link to {target}, outside the input folder, not followed")
+        }
+        _ => format!(
+            "symbolic link to {target}, not followed (files are redacted under their own names)"
+        ),
+    }
+}
+
+fn refuse_output(value: &Path, allowed: &'static str) -> Error {
+    Error::InvalidSetting {
+        name: "output",
+        value: Shown(value).to_string(),
+        allowed,
+    }
 }
 
 /// Plans the jobs for `inputs` (files and folders) into `out_dir`. `accept` says whether a file
 /// found in a folder is handled.
 pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) -> Result<Plan> {
-    let out_abs = absolute(out_dir)?;
-    let out_real = std::fs::canonicalize(out_dir).unwrap_or_else(|_| out_abs.clone());
+    let out_real = files::resolve(out_dir)?;
     let mut plan = Plan::default();
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
         if meta.is_dir() {
             let real = std::fs::canonicalize(input).map_err(|e| Error::io(input, e))?;
-            if out_real.starts_with(&real) || out_abs.starts_with(absolute(input)?) {
-                return Err(Error::InvalidSetting {
-                    name: "output folder",
-                    value: out_dir.display().to_string(),
-                    allowed: "a folder outside every input folder (inputs are never written to, and an output inside an input would be read back)",
-                });
+            if out_real.starts_with(&real) {
+                return Err(refuse_output(
+                    out_dir,
+                    "a folder outside every input folder, however it is spelled (inputs are never written to, and an output inside an input would be read back)",
+                ));
             }
-            let mut files = Vec::new();
-            walk(input, &mut files)?;
-            for f in files {
+            let mut found = Vec::new();
+            walk(input, input, &mut found, &mut plan.skipped)?;
+            for f in found {
+                let Ok(rel) = f.strip_prefix(input) else {
+                    continue;
+                };
                 if accept(&f) {
-                    let rel = f
-                        .strip_prefix(input)
-                        .expect("walked paths start with their root");
                     plan.jobs.push(Job {
                         output: out_dir.join(rel),
                         input: f,
@@ -89,6 +135,11 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
                         .push((f, "not an image or clip bystander handles".into()));
                 }
             }
+        } else if !meta.is_file() {
+            plan.skipped.push((
+                input.clone(),
+                format!("{}, not a regular file", files::file_kind(&meta)),
+            ));
         } else {
             let name = input.file_name().ok_or_else(|| Error::Unsupported {
                 path: input.clone(),
@@ -100,29 +151,61 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
             });
         }
     }
-    // Two inputs mapping to one output, or an output overwriting an input, are refused.
+    // Two inputs mapping to one output, or an output that is an input, are refused.
+    let inputs = Inputs::new(plan.jobs.iter().map(|j| j.input.as_path()));
     let mut seen = std::collections::HashSet::new();
     for job in &plan.jobs {
-        let out = absolute(&job.output)?;
-        if out == absolute(&job.input)?
-            || std::fs::canonicalize(&job.input)
-                .is_ok_and(|i| Some(i) == std::fs::canonicalize(&job.output).ok())
-        {
-            return Err(Error::InvalidSetting {
-                name: "output",
-                value: job.output.display().to_string(),
-                allowed: "a path that is not one of the inputs",
-            });
-        }
+        let out = inputs.check(&job.output)?;
         if !seen.insert(out) {
-            return Err(Error::InvalidSetting {
-                name: "output",
-                value: job.output.display().to_string(),
-                allowed: "one input per output path (two inputs have the same name)",
-            });
+            return Err(refuse_output(
+                &job.output,
+                "one input per output path (two inputs have the same name)",
+            ));
         }
     }
     Ok(plan)
+}
+
+/// The inputs of a run as the file system knows them: resolved paths and (device, inode) pairs,
+/// so that an output can be told apart from every input however either is spelled.
+pub struct Inputs {
+    paths: std::collections::HashSet<PathBuf>,
+    inodes: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Inputs {
+    /// The inputs `paths`.
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Inputs {
+        use std::os::unix::fs::MetadataExt;
+        let mut set = Inputs {
+            paths: Default::default(),
+            inodes: Default::default(),
+        };
+        for p in paths {
+            set.paths.extend(files::resolve(p));
+            if let Ok(m) = std::fs::metadata(p) {
+                set.inodes.insert((m.dev(), m.ino()));
+            }
+        }
+        set
+    }
+
+    /// Refuses `output` when it is one of the inputs under another spelling: the same resolved
+    /// path (symlinks and `..` seen through), or the same file (a hard link). Returns the resolved
+    /// output path.
+    pub fn check(&self, output: &Path) -> Result<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let out = files::resolve(output)?;
+        let same_inode =
+            std::fs::metadata(output).is_ok_and(|m| self.inodes.contains(&(m.dev(), m.ino())));
+        if self.paths.contains(&out) || same_inode {
+            return Err(refuse_output(
+                output,
+                "a path that is not one of the inputs, however it is spelled",
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// The default filter: image files, and clips when the `video` feature is on.
@@ -140,7 +223,10 @@ pub struct RunOptions {
     /// The thread budget: photos run this many at a time, and a clip gets this many detection
     /// workers (clips run one after another).
     pub jobs: usize,
-    /// Clip settings (their `workers` and `thread_budget` are set from `jobs`).
+    /// The pixel budget of a photo or a clip frame (see [`crate::image_io::DEFAULT_MAX_PIXELS`]).
+    pub max_pixels: u64,
+    /// Clip settings (their `workers`, `thread_budget` and `max_pixels` are set from `jobs` and
+    /// `max_pixels`).
     #[cfg(feature = "video")]
     pub video: crate::video::VideoOptions,
     /// The settings as recorded in every report (see [`settings_record`]).
@@ -153,7 +239,7 @@ pub struct RunOptions {
 pub enum Status {
     /// Written now.
     Redacted,
-    /// Finished by an earlier run and left alone.
+    /// Finished by an earlier run for the same request and left alone.
     Kept,
     /// Not written; see the error.
     Failed,
@@ -163,11 +249,16 @@ pub enum Status {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
     /// The original.
+    #[serde(serialize_with = "files::serialize")]
     pub input: PathBuf,
     /// The redacted copy.
+    #[serde(serialize_with = "files::serialize")]
     pub output: PathBuf,
     /// How it ended.
     pub status: Status,
+    /// Why an existing output was not kept (it was made for another request), when it was redone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redone: Option<String>,
     /// The file's report (for kept files, the one written when it was made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<serde_json::Value>,
@@ -191,15 +282,15 @@ pub struct Silent;
 impl Observer for Silent {}
 
 /// Where a file's report goes: beside the output, `NAME.bystander.json`. An output counts as
-/// finished only when its report exists too (the report is written last, so a run killed between
-/// the two redoes the file).
+/// finished only when its report exists too and matches the request (see [`resume_state`]).
 pub fn report_path_for(output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
     name.push(".bystander.json");
     output.with_file_name(name)
 }
 
-/// The settings and models of a run as recorded in each file's report.
+/// The settings and models of a run as recorded in each file's report. `zones_sha256` is the
+/// sha256 of the zone file the privacy zones were read from, if any.
 pub fn settings_record(
     detect: &crate::detect::DetectConfig,
     redact: &crate::redact::RedactConfig,
@@ -213,9 +304,9 @@ pub fn settings_record(
             .zip(turns)
             .map(|(c, turn)| {
                 serde_json::json!({
-                    "name": c.model.name, "file": c.model.path, "sha256": c.model.sha256,
-                    "class": c.model.class, "threshold": c.threshold, "plan": c.plan,
-                    "turn": turn.map(|(n, k)| [n, k]),
+                    "name": c.model.name, "file": files::json(&c.model.path),
+                    "sha256": c.model.sha256, "class": c.model.class, "threshold": c.threshold,
+                    "plan": c.plan, "turn": turn.map(|(n, k)| [n, k]),
                 })
             })
             .collect())
@@ -229,6 +320,7 @@ pub fn settings_record(
         "privacy_zones": {
             "units": if redact.zones.is_fractional() { "fraction" } else { "pixels" },
             "zones": redact.zones.as_given(),
+            "file_sha256": redact.zones.source_sha256(),
         },
         "onnxruntime": crate::runtime::ORT_VERSION,
         "execution_provider": crate::runtime::execution_provider(),
@@ -236,12 +328,28 @@ pub fn settings_record(
     #[cfg(feature = "video")]
     {
         v["clip_models"] = models(&detect.for_clips())?;
-        v["video"] = serde_json::to_value(video).expect("plain data");
+        v["video"] = serde_json::to_value(video).map_err(|e| Error::InvalidSetting {
+            name: "video options",
+            value: e.to_string(),
+            allowed: "options that can be recorded as JSON",
+        })?;
     }
     Ok(v)
 }
 
-/// Whether `path` is handled as a clip (by extension).
+/// The part of a settings record that decides an output's bytes: the record without what only
+/// decides how fast or whether a file is made (threads, the pixel budget, a frame cap).
+fn request(settings: &serde_json::Value) -> serde_json::Value {
+    let mut r = settings.clone();
+    if let Some(video) = r.get_mut("video").and_then(|v| v.as_object_mut()) {
+        for k in ["workers", "thread_budget", "max_pixels", "max_frames"] {
+            video.remove(k);
+        }
+    }
+    r
+}
+
+/// Whether `path` has a clip extension handled as a clip.
 pub fn is_clip(path: &Path) -> bool {
     #[cfg(feature = "video")]
     if crate::video::is_video_path(path) {
@@ -251,19 +359,81 @@ pub fn is_clip(path: &Path) -> bool {
     false
 }
 
-/// The report of `job`'s output when a run finished it (output and report both present).
-pub fn finished_report(job: &Job) -> Option<serde_json::Value> {
-    if !job.output.is_file() {
-        return None;
+/// What a rerun finds at a job's output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resume {
+    /// Nothing: the job has not been done.
+    Fresh,
+    /// An output made from this input for this request, still as its report describes it.
+    Keep(serde_json::Value),
+    /// Something is there but it is not this request's finished output; the reason says why.
+    Redo(String),
+}
+
+/// What is at `job`'s output, judged against this run's `opts`: see [`Resume`]. Reads and hashes
+/// the input and the output (a kept file is one whose bytes were checked).
+pub fn resume_state(job: &Job, opts: &RunOptions) -> Resume {
+    let report_path = report_path_for(&job.output);
+    let output_there = job.output.exists();
+    if !output_there && !report_path.exists() {
+        return Resume::Fresh;
     }
-    let text = std::fs::read_to_string(report_path_for(&job.output)).ok()?;
-    serde_json::from_str(&text).ok()
+    if !output_there {
+        return Resume::Redo("its report is there but the output is not".into());
+    }
+    let report: Option<serde_json::Value> =
+        files::read_text_capped(&report_path, files::MAX_REPORT_BYTES, "report")
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+    let Some(report) = report else {
+        return Resume::Redo(
+            "the output has no readable report (a run stopped before writing it)".into(),
+        );
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    if report["bystander"] != version {
+        return Resume::Redo(format!(
+            "it was made by bystander {}, this is {version}",
+            report["bystander"]
+        ));
+    }
+    let (then, now) = (request(&report["settings"]), request(&opts.settings));
+    if then != now {
+        return Resume::Redo(format!("settings changed ({})", changed_keys(&then, &now)));
+    }
+    let sha = |p: &Path| crate::models::sha256_file(p).ok();
+    if sha(&job.input).as_deref() != report["input_sha256"].as_str() {
+        return Resume::Redo("the input changed since it was made".into());
+    }
+    if sha(&job.output).as_deref() != report["output_sha256"].as_str() {
+        return Resume::Redo("the output was changed or replaced since it was made".into());
+    }
+    if opts.export_detections && !crate::review::detections_path_for(&job.output).is_file() {
+        return Resume::Redo("its detections file was asked for and is missing".into());
+    }
+    Resume::Keep(report)
+}
+
+/// The names of the settings that differ between two records, for a log line.
+fn changed_keys(a: &serde_json::Value, b: &serde_json::Value) -> String {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return "all".into();
+    };
+    let mut keys: Vec<&str> = a
+        .keys()
+        .chain(b.keys())
+        .map(String::as_str)
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.join(", ")
 }
 
 /// Redacts every job of `plan`: photos `opts.jobs` at a time, then clips one at a time with
 /// `opts.jobs` threads each, so the budget holds throughout. A failed file is recorded and the
-/// run goes on; a finished output (output and report present) is kept unless `overwrite`.
-/// Outcomes come back in the plan's order.
+/// run goes on, and so is a file whose work panicked; a finished output for this same request is
+/// kept unless `overwrite` (see [`resume_state`]). Outcomes come back in the plan's order.
 pub fn run(
     plan: &Plan,
     workers: &crate::pipeline::Workers,
@@ -272,38 +442,52 @@ pub fn run(
 ) -> Vec<Outcome> {
     use rayon::prelude::*;
     let run_one = |job: &Job| -> Outcome {
-        crate::image_io::remove_stale_temporaries(&job.output);
-        crate::image_io::remove_stale_temporaries(&report_path_for(&job.output));
-        crate::image_io::remove_stale_temporaries(&crate::review::detections_path_for(&job.output));
-        if !opts.overwrite {
-            if let Some(report) = finished_report(job) {
-                let o = Outcome {
-                    input: job.input.clone(),
-                    output: job.output.clone(),
-                    status: Status::Kept,
-                    report: Some(report),
-                    error: None,
-                };
-                observer.finished(job, &o);
-                return o;
-            }
-        }
-        let o = match redact_one(job, workers, opts, observer) {
-            Ok(report) => Outcome {
-                input: job.input.clone(),
-                output: job.output.clone(),
-                status: Status::Redacted,
-                report: Some(report),
-                error: None,
-            },
-            Err(e) => Outcome {
-                input: job.input.clone(),
-                output: job.output.clone(),
-                status: Status::Failed,
-                report: None,
-                error: Some(one_line(&e.to_string())),
-            },
+        let outcome = |status, redone, report, error| Outcome {
+            input: job.input.clone(),
+            output: job.output.clone(),
+            status,
+            redone,
+            report,
+            error,
         };
+        let work = std::panic::AssertUnwindSafe(|| {
+            let report_path = report_path_for(&job.output);
+            crate::image_io::remove_stale_temporaries(&job.output);
+            crate::image_io::remove_stale_temporaries(&report_path);
+            crate::image_io::remove_stale_temporaries(&crate::review::detections_path_for(
+                &job.output,
+            ));
+            let redone = match (opts.overwrite, resume_state(job, opts)) {
+                (false, Resume::Keep(report)) => {
+                    return outcome(Status::Kept, None, Some(report), None)
+                }
+                (_, Resume::Fresh) => None,
+                (true, _) => Some("--overwrite".to_string()),
+                (false, Resume::Redo(why)) => Some(why),
+            };
+            // The old report goes before the new output exists: a report on disk is always
+            // younger than its output.
+            if let Err(e) = remove_if_there(&report_path) {
+                return outcome(Status::Failed, redone, None, Some(one_line(&e.to_string())));
+            }
+            match redact_one(job, workers, opts, observer) {
+                Ok(report) => outcome(Status::Redacted, redone, Some(report), None),
+                Err(e) => outcome(Status::Failed, redone, None, Some(one_line(&e.to_string()))),
+            }
+        });
+        let o = std::panic::catch_unwind(work).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let _ = std::fs::remove_file(crate::image_io::temp_path_for(&job.output));
+            let e = format!(
+                "{}: internal error, nothing written for this file (please report it): {what}",
+                Shown(&job.input)
+            );
+            outcome(Status::Failed, None, None, Some(one_line(&e)))
+        });
         observer.finished(job, &o);
         o
     };
@@ -331,6 +515,13 @@ pub fn run(
     out.into_iter().map(|(_, o)| o).collect()
 }
 
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// An error message on one line (some decoders end theirs with a newline or spread them over
 /// several), so that each failed file gets exactly one line.
 fn one_line(message: &str) -> String {
@@ -355,7 +546,10 @@ fn redact_one(
         .export_detections
         .then(|| crate::review::detections_path_for(&job.output));
     let clip = is_clip(&job.input);
-    let mut record = serde_json::json!({ "input": job.input, "output": job.output });
+    // Hashed before it is read for redaction: the report describes what the output was made from.
+    let input_sha256 = crate::models::sha256_file(&job.input)?;
+    let mut record =
+        serde_json::json!({ "input": files::json(&job.input), "output": files::json(&job.output) });
     if clip {
         #[cfg(feature = "video")]
         {
@@ -364,6 +558,7 @@ fn redact_one(
             let detect = detect.for_clips();
             let mut v = opts.video.clone();
             v.set_thread_budget(opts.jobs);
+            v.max_pixels = opts.max_pixels;
             let r = crate::video::render_clip(
                 &job.input,
                 &job.output,
@@ -381,6 +576,8 @@ fn redact_one(
             record["lost_frames"] = r.lost_frames.into();
             record["decode_errors"] = r.decode_errors.into();
             record["rotation"] = r.rotation.into();
+            record["dropped_streams"] =
+                serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
             // Frames with a detection the previous or next frame lacks: what the hold covers.
             record["flicker_frames"] = serde_json::json!({
                 "without_hold": r.flicker_frames_without_hold,
@@ -402,6 +599,7 @@ fn redact_one(
                 &job.input,
                 &job.output,
                 export.as_deref(),
+                opts.max_pixels,
             )
         })?;
         record["faces"] = r.faces.into();
@@ -410,10 +608,10 @@ fn redact_one(
         record["seconds"] = r.seconds.into();
         record["models"] = opts.settings["photo_models"].clone();
     }
-    record["input_sha256"] = crate::models::sha256_file(&job.input)?.into();
+    record["input_sha256"] = input_sha256.into();
     record["output_sha256"] = crate::models::sha256_file(&job.output)?.into();
     if let Some(e) = &export {
-        record["detections_file"] = serde_json::to_value(e).expect("a path");
+        record["detections_file"] = files::json(e);
     }
     record["settings"] = opts.settings.clone();
     record["bystander"] = env!("CARGO_PKG_VERSION").into();

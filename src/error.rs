@@ -30,7 +30,7 @@ pub enum Error {
     },
 
     /// A model file is missing, unreadable, altered or of the wrong family.
-    #[error("model file {}: {reason}", path.display())]
+    #[error("model file {}: {reason}", crate::files::Shown(path))]
     Model {
         /// The model file.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum Error {
     },
 
     /// A model file's bytes do not match the checksum recorded for it.
-    #[error("model file {} has sha256 {actual}, expected {expected} (the file was altered or replaced; restore it from the bystander repository)", path.display())]
+    #[error("model file {} has sha256 {actual}, expected {expected} (the file was altered or replaced; restore it from the bystander repository)", crate::files::Shown(path))]
     ModelChecksum {
         /// The model file.
         path: PathBuf,
@@ -50,7 +50,7 @@ pub enum Error {
     },
 
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", crate::files::Shown(path))]
     Io {
         /// The file at fault.
         path: PathBuf,
@@ -60,7 +60,7 @@ pub enum Error {
     },
 
     /// An input image could not be decoded, or is too large to decode safely.
-    #[error("{}: cannot read image: {reason}", path.display())]
+    #[error("{}: cannot read image: {reason}", crate::files::Shown(path))]
     Image {
         /// The image file.
         path: PathBuf,
@@ -68,8 +68,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// A picture (photo or clip frame) is larger than the pixel budget.
+    #[error("{}: the picture is {width}x{height} ({:.1} megapixels), more than the limit of {:.1} megapixels (raise it with --max-megapixels, or `max_pixels` in the library)", crate::files::Shown(path), f64::from(*width) * f64::from(*height) / 1e6, *max_pixels as f64 / 1e6)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Width its header claims.
+        width: u32,
+        /// Height its header claims.
+        height: u32,
+        /// The budget in pixels.
+        max_pixels: u64,
+    },
+
     /// An input file has a format bystander does not handle.
-    #[error("{}: unsupported input ({reason})", path.display())]
+    #[error("{}: unsupported input ({reason})", crate::files::Shown(path))]
     Unsupported {
         /// The input file.
         path: PathBuf,
@@ -89,7 +102,7 @@ pub enum Error {
     },
 
     /// A structured input file (zones, annotations) could not be parsed.
-    #[error("{}: line {line}: {reason}", path.display())]
+    #[error("{}: line {line}: {reason}", crate::files::Shown(path))]
     Parse {
         /// The file being parsed.
         path: PathBuf,
@@ -100,7 +113,7 @@ pub enum Error {
     },
 
     /// A clip could not be read, decoded, encoded or written.
-    #[error("{}: video: {reason}", path.display())]
+    #[error("{}: video: {reason}", crate::files::Shown(path))]
     Video {
         /// The clip (input or output) at fault.
         path: PathBuf,

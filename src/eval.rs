@@ -49,7 +49,11 @@ impl Annotation {
 
 /// Reads an annotation file; errors name the file and line.
 pub fn read_annotations(path: &Path) -> Result<Vec<Annotation>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::files::read_text_capped(
+        path,
+        crate::files::MAX_ANNOTATIONS_BYTES,
+        "annotation file",
+    )?;
     parse_annotations(&text, path)
 }
 
@@ -123,6 +127,7 @@ pub struct EvalReport {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Leak {
     /// Image path as the annotation file gives it.
+    #[serde(serialize_with = "crate::files::serialize")]
     pub image: PathBuf,
     /// Class of the labelled box.
     pub class: Class,

@@ -1,6 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` and for the test that replays their corpus: one
 //! function per parser of untrusted input that bystander owns, each also driving what the parsed
 //! value feeds (masks drawn on a small frame), so that hostile numbers reach the geometry too.
+//! Where boxes and zones come out, the redacted frame is checked against the privacy property
+//! ([`assert_covered`]): a fuzzer finds not only crashes but leaks.
 //!
 //! Not a public API: hidden from the docs, and it may change at any time.
 
@@ -18,33 +20,26 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
-/// A detections file (review workflow): parse, then draw every frame's boxes on a small frame.
+/// A detections file (review workflow): parse, then redact every frame's boxes on a small frame
+/// and check that every pixel inside a listed box is covered.
 pub fn detections(data: &[u8]) {
     let Some(t) = text(data) else { return };
     let Ok(d) = Detections::parse(Path::new("fuzz.json"), t) else {
         return;
     };
-    let cfg = RedactConfig::default();
     for f in d.frames.iter().take(16) {
-        let mut frame = RgbImage::new(W, H);
-        let regions = cfg.regions(&f.detections(), W, H);
-        redact::redact(&mut frame, &regions);
+        assert_covered(W, H, &f.detections(), &Zones::default());
     }
 }
 
-/// A privacy-zone file: parse, then draw the zones on a small frame.
+/// A privacy-zone file: parse, then redact the zones on a small frame and check that every pixel
+/// inside a zone is covered.
 pub fn zones(data: &[u8]) {
     let Some(t) = text(data) else { return };
     let Ok(z) = Zones::parse(t, Path::new("fuzz.json")) else {
         return;
     };
-    let cfg = RedactConfig {
-        zones: z,
-        ..RedactConfig::default()
-    };
-    let mut frame = RgbImage::new(W, H);
-    let regions = cfg.regions(&[], W, H);
-    redact::redact(&mut frame, &regions);
+    assert_covered(W, H, &[], &z);
 }
 
 /// Reads arbitrary fuzz bytes as numbers, with zeros once they run out.
@@ -71,13 +66,9 @@ impl Bytes<'_> {
 }
 
 /// Geometry from raw bytes: boxes of both classes and privacy zones (in pixels or fractions), any
-/// `f32` at all, redacted with the `fill` style. Asserts the property that no input may break:
-/// every pixel whose centre lies inside a listed box or inside a zone (nonzero rule) carries the
-/// fill colour; a box or zone with a NaN coordinate covers the whole frame. The inside is decided
-/// here by independent arithmetic (point in box, winding number), not by the redactor's spans.
+/// `f32` at all, checked with [`assert_covered`].
 pub fn geometry(data: &[u8]) {
     use crate::geometry::{BBox, Class, Detection, Polygon};
-    const FILL: [u8; 3] = [255, 0, 255];
     let mut b = Bytes(data);
     let (w, h) = (1 + u32::from(b.byte()) % 64, 1 + u32::from(b.byte()) % 48);
     let fractional = b.byte() % 2 == 1;
@@ -125,17 +116,27 @@ pub fn geometry(data: &[u8]) {
     // Through the zone parser, as a file would come: it refuses non-finite numbers (JSON has
     // none), so a NaN zone never gets this far.
     let zones = Zones::parse(&zone_file.to_string(), Path::new("fuzz.json")).unwrap_or_default();
+    assert_covered(w, h, &dets, &zones);
+}
+
+/// Redacts `dets` and `zones` with the `fill` style on a black `w` x `h` frame and asserts the
+/// property no input may break: every pixel whose centre lies inside a listed box or inside a
+/// zone (nonzero rule) carries the fill colour; a box with a NaN coordinate covers the whole
+/// frame. The inside is decided here by independent arithmetic (point in box, winding number),
+/// not by the redactor's spans.
+fn assert_covered(w: u32, h: u32, dets: &[crate::geometry::Detection], zones: &Zones) {
+    const FILL: [u8; 3] = [255, 0, 255];
     let mut cfg = RedactConfig {
         zones: zones.clone(),
         ..RedactConfig::default()
     };
     cfg.set_style(redact::Style::Fill(FILL));
     let mut frame = RgbImage::new(w, h);
-    redact::redact(&mut frame, &cfg.regions(&dets, w, h));
+    redact::redact(&mut frame, &cfg.regions(dets, w, h));
 
     let covered = |x: u32, y: u32| frame.get_pixel(x, y).0 == FILL;
     let all_covered = || (0..h).all(|y| (0..w).all(|x| covered(x, y)));
-    for d in &dets {
+    for d in dets {
         let bb = d.bbox;
         if [bb.x1, bb.y1, bb.x2, bb.y2].iter().any(|v| v.is_nan()) {
             assert!(all_covered(), "a NaN box covers the frame: {bb:?}");

@@ -34,6 +34,7 @@ pub mod batch;
 pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod geometry;

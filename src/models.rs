@@ -6,6 +6,7 @@
 //! file is loaded by path; it has no recorded checksum, so its family is checked instead (the
 //! input and output layout has to match what that family's decoder reads).
 
+use crate::files::Shown;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -131,6 +132,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// sha256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -180,7 +186,7 @@ impl ModelData {
             name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.display().to_string()),
+                .unwrap_or_else(|| Shown(path).to_string()),
             path: path.to_path_buf(),
             sha256: hex(&Sha256::digest(&bytes)),
             family,
@@ -190,15 +196,17 @@ impl ModelData {
     }
 }
 
+/// A model file's bytes: a regular file of at most [`crate::files::MAX_MODEL_BYTES`].
 fn read_model(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(b) if b.is_empty() => Err(Error::model(path, "the file is empty")),
-        Ok(b) => Ok(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::model(
+    if !path.exists() {
+        return Err(Error::model(
             path,
             "not found (set BYSTANDER_MODEL_DIR to the folder holding bystander's models/)",
-        )),
-        Err(e) => Err(Error::io(path, e)),
+        ));
+    }
+    match crate::files::read_capped(path, crate::files::MAX_MODEL_BYTES, "model file") {
+        Ok(b) if b.is_empty() => Err(Error::model(path, "the file is empty")),
+        other => other,
     }
 }
 

@@ -103,19 +103,20 @@ pub struct FileReport {
 /// Reads `input` upright, redacts it and writes it to `output` in the same format, without
 /// metadata, atomically. Nothing is written if any step fails.
 pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> Result<FileReport> {
-    redact_image_file_exporting(r, input, output, None)
+    redact_image_file_exporting(r, input, output, None, image_io::DEFAULT_MAX_PIXELS)
 }
 
 /// [`redact_image_file`], also writing the boxes redacted to the detections file `export` (see
-/// [`crate::review`]) when asked.
+/// [`crate::review`]) when asked, refusing a photo over `max_pixels`.
 pub fn redact_image_file_exporting(
     r: &mut FrameRedactor,
     input: &Path,
     output: &Path,
     export: Option<&Path>,
+    max_pixels: u64,
 ) -> Result<FileReport> {
     let start = Instant::now();
-    let (mut rgb, alpha, format) = load_upright(input)?;
+    let (mut rgb, alpha, format) = load_upright(input, max_pixels)?;
     let detections = r.process(&mut rgb)?;
     if let Some(path) = export {
         let mut w = DetectionsWriter::create(path, input, rgb.width(), rgb.height())?;
@@ -126,16 +127,18 @@ pub fn redact_image_file_exporting(
 }
 
 /// Redacts `input` with the boxes of a (reviewed) detections file instead of detecting: frame 0
-/// of the file, or the whole picture when the file has no frame 0 or marks it whole.
+/// of the file, or the whole picture when the file has no frame 0 or marks it whole. A photo
+/// over `max_pixels` is refused.
 pub fn render_image_file(
     config: &RedactConfig,
     detections: &Detections,
     detections_path: &Path,
     input: &Path,
     output: &Path,
+    max_pixels: u64,
 ) -> Result<FileReport> {
     let start = Instant::now();
-    let (mut rgb, alpha, format) = load_upright(input)?;
+    let (mut rgb, alpha, format) = load_upright(input, max_pixels)?;
     detections.check_size(detections_path, rgb.width(), rgb.height())?;
     let frames = detections.by_frame();
     let boxes = match frames.get(&0) {
@@ -156,8 +159,8 @@ pub fn render_image_file(
 
 type Upright = (RgbImage, Option<image::RgbaImage>, image::ImageFormat);
 
-fn load_upright(input: &Path) -> Result<Upright> {
-    let loaded = image_io::load(input)?;
+fn load_upright(input: &Path, max_pixels: u64) -> Result<Upright> {
+    let loaded = image_io::load_within(input, max_pixels)?;
     let alpha = loaded
         .image
         .color()

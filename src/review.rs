@@ -112,7 +112,7 @@ pub struct Detections {
     /// Format version; must be [`FORMAT_VERSION`].
     pub bystander_detections: u32,
     /// The input the boxes were found on (informational).
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::files::serialize")]
     pub input: PathBuf,
     /// Stored picture width.
     pub width: u32,
@@ -174,9 +174,14 @@ impl Detections {
         Ok(d)
     }
 
-    /// Reads and checks a detections file.
+    /// Reads and checks a detections file: a regular file of at most
+    /// [`crate::files::MAX_DETECTIONS_BYTES`].
     pub fn load(path: &Path) -> Result<Detections> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_text_capped(
+            path,
+            crate::files::MAX_DETECTIONS_BYTES,
+            "detections file",
+        )?;
         Self::parse(path, &text)
     }
 
@@ -222,7 +227,7 @@ impl DetectionsWriter {
             dest: dest.to_path_buf(),
             frames: 0,
         };
-        let input = serde_json::to_string(input).map_err(|e| Error::io(dest, e.into()))?;
+        let input = crate::files::json(input).to_string();
         w.write(format_args!(
             "{{\"bystander_detections\": {FORMAT_VERSION}, \"input\": {input}, \"width\": {width}, \"height\": {height},\n\"frames\": [\n"
         ))?;

@@ -18,6 +18,7 @@
 //! cheap to create from bytes already in memory and each worker thread owns its own (rc.15's
 //! `Session::run` takes `&mut self`).
 
+use crate::files::Shown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -74,7 +75,7 @@ fn load() -> std::result::Result<Runtime, String> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return init(&path, "ORT_DYLIB_PATH")
-            .map_err(|e| format!("ORT_DYLIB_PATH={}: {e}", path.display()));
+            .map_err(|e| format!("ORT_DYLIB_PATH={}: {e}", Shown(&path)));
     }
     for name in [LIB_NAME, "libonnxruntime.so.1", "libonnxruntime.so"] {
         match init(Path::new(name), "system") {
@@ -88,11 +89,11 @@ fn load() -> std::result::Result<Runtime, String> {
     if cached.is_file() {
         match init(&cached, "cache") {
             Ok(rt) => return Ok(rt),
-            Err(e) => tried.push(format!("{}: {e}", cached.display())),
+            Err(e) => tried.push(format!("{}: {e}", Shown(&cached))),
         }
     }
     match fetch_from_pypi(&cached) {
-        Ok(()) => init(&cached, "fetched").map_err(|e| format!("{}: {e}", cached.display())),
+        Ok(()) => init(&cached, "fetched").map_err(|e| format!("{}: {e}", Shown(&cached))),
         Err(e) => {
             tried.push(format!("fetching from PyPI: {e}"));
             Err(tried.join("; "))
@@ -137,13 +138,13 @@ fn fetch_from_pypi(dest: &Path) -> std::result::Result<(), String> {
         return Err("automatic fetching is only set up for x86-64 Linux".into());
     }
     let dir = dest.parent().ok_or("cache path has no parent")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", Shown(dir)))?;
     let work =
-        tempdir_in(dir).map_err(|e| format!("cannot create a folder in {}: {e}", dir.display()))?;
+        tempdir_in(dir).map_err(|e| format!("cannot create a folder in {}: {e}", Shown(dir)))?;
     let result = (|| {
         eprintln!(
             "note: fetching ONNX Runtime {ORT_VERSION} from PyPI into {} (first run only)",
-            dir.display()
+            Shown(dir)
         );
         let out = Command::new("python3")
             .args([
@@ -206,7 +207,7 @@ fn fetch_from_pypi(dest: &Path) -> std::result::Result<(), String> {
             ));
         }
         std::fs::rename(&staged, dest)
-            .map_err(|e| format!("cannot move the library into {}: {e}", dest.display()))
+            .map_err(|e| format!("cannot move the library into {}: {e}", Shown(dest)))
     })();
     let _ = std::fs::remove_dir_all(&work);
     result

@@ -26,6 +26,8 @@ pub const FAR: f64 = 1e9;
 pub struct Zones {
     polygons: Vec<Polygon>,
     fractional: bool,
+    /// sha256 of the file they were read from.
+    source_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +52,7 @@ impl Zones {
         Zones {
             polygons,
             fractional: false,
+            source_sha256: None,
         }
     }
 
@@ -69,10 +72,19 @@ impl Zones {
         self.polygons.is_empty()
     }
 
-    /// Reads a zone file.
+    /// sha256 of the zone file these zones were read from (recorded in reports, so that a rerun
+    /// with an edited zone file redoes its outputs).
+    pub fn source_sha256(&self) -> Option<&str> {
+        self.source_sha256.as_deref()
+    }
+
+    /// Reads a zone file: a regular file of at most [`crate::files::MAX_ZONES_BYTES`].
     pub fn load(path: &Path) -> Result<Zones> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Zones::parse(&text, path)
+        let text =
+            crate::files::read_text_capped(path, crate::files::MAX_ZONES_BYTES, "zone file")?;
+        let mut zones = Zones::parse(&text, path)?;
+        zones.source_sha256 = Some(crate::models::sha256_hex(text.as_bytes()));
+        Ok(zones)
     }
 
     /// Parses zone-file text; `path` is only used in errors.
@@ -111,6 +123,7 @@ impl Zones {
         Ok(Zones {
             polygons,
             fractional,
+            source_sha256: None,
         })
     }
 

@@ -71,6 +71,7 @@ pub struct BenchSettings {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchReport {
     /// The clip.
+    #[serde(serialize_with = "crate::files::serialize")]
     pub clip: PathBuf,
     /// Frames redacted.
     pub frames: usize,

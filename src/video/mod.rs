@@ -3,10 +3,11 @@
 //! Why FFmpeg's libraries in-process (the `ffmpeg-next` crate against the system's libav* 5.x)
 //! rather than the `ffmpeg` command as a subprocess: a raw-frame pipe carries no timestamps, so a
 //! variable-frame-rate clip would come out retimed; in-process, every decoded frame keeps its
-//! `pts` and is encoded with it by construction. Audio and subtitle streams are copied packet by
-//! packet (bit-exact, with their own timestamps), rotation side data is read and written back,
-//! and nothing but the pixels needs to cross a process boundary. The cost is a build-time
-//! dependency on libav*-dev and clang, which `scripts/deps` installs.
+//! `pts` and is encoded with it by construction. Audio streams are copied packet by packet
+//! (bit-exact, with their own timestamps), subtitle, data and attachment streams are dropped
+//! (they can carry positions or pictures that are not redacted; see `keep_stream`), rotation side
+//! data is read and written back, and nothing but the pixels needs to cross a process boundary.
+//! The cost is a build-time dependency on libav*-dev and clang, which `scripts/deps` installs.
 //!
 //! Stages overlap on three kinds of thread joined by bounded queues: the calling thread demuxes,
 //! decodes (FFmpeg's frame threads underneath) and holds/tracks; `workers` detection threads each
@@ -20,6 +21,7 @@
 //! output.
 
 pub mod bench;
+mod open;
 mod transcode;
 mod yuv;
 
@@ -42,6 +44,15 @@ pub const VIDEO_EXTENSIONS: [(&str, &str); 8] = [
     ("mts", "mpegts"),
 ];
 
+/// The encoder a clip written with `muxer` gets when none is asked for: libx264, except for
+/// WebM, which takes only VP8, VP9 and AV1.
+pub fn default_encoder(muxer: &str) -> &'static str {
+    match muxer {
+        "webm" => "libvpx-vp9",
+        _ => "libx264",
+    }
+}
+
 /// The muxer for a clip path, by extension.
 pub fn muxer_for(path: &Path) -> Option<&'static str> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -59,14 +70,22 @@ pub fn is_video_path(path: &Path) -> bool {
 /// How a clip is encoded and tracked.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct VideoOptions {
-    /// FFmpeg encoder name (libx264, libx265, libvpx-vp9, ...).
-    pub encoder: String,
+    /// FFmpeg encoder name (libx264, libx265, libvpx-vp9, ...); `None` picks the output
+    /// container's own ([`default_encoder`]: libx264, or VP9 for WebM).
+    pub encoder: Option<String>,
     /// Constant rate factor for encoders that take one.
     pub crf: u8,
     /// Encoder preset for encoders that take one.
     pub preset: String,
     /// Copy container and stream metadata (location, device, dates); stripped by default.
     pub keep_metadata: bool,
+    /// Copy text subtitle streams (they can carry GPS positions: dashcams and drones caption
+    /// their position every second); dropped by default. Bitmap subtitles (DVD, PGS, DVB) are
+    /// pictures that can show a face and are dropped whatever this says.
+    pub keep_subtitles: bool,
+    /// The pixel budget of a frame (see [`crate::image_io::DEFAULT_MAX_PIXELS`]): a clip whose
+    /// stream is larger is refused, a frame that grows past it mid-stream is covered whole.
+    pub max_pixels: u64,
     /// Temporal hold and back-fill.
     pub track: TrackConfig,
     /// Run detection on every Nth frame only; the tracker carries masks in between.
@@ -84,10 +103,12 @@ pub struct VideoOptions {
 impl Default for VideoOptions {
     fn default() -> Self {
         VideoOptions {
-            encoder: "libx264".into(),
+            encoder: None,
             crf: 23,
             preset: "veryfast".into(),
             keep_metadata: false,
+            keep_subtitles: false,
+            max_pixels: crate::image_io::DEFAULT_MAX_PIXELS,
             track: TrackConfig::default(),
             detect_every: 1,
             workers: crate::cores(),
@@ -116,9 +137,24 @@ impl VideoOptions {
     }
 }
 
+/// A stream of the input that the output does not carry, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DroppedStream {
+    /// Index of the stream in the input.
+    pub index: usize,
+    /// What it is: subtitle, data, attachment, video (a second picture stream, cover art).
+    pub kind: String,
+    /// FFmpeg's codec name.
+    pub codec: String,
+    /// Why it was dropped.
+    pub reason: String,
+}
+
 /// What happened to one clip.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ClipReport {
+    /// Streams of the input left out of the output.
+    pub dropped_streams: Vec<DroppedStream>,
     /// Frames written (equal to frames decoded).
     pub frames: usize,
     /// Frames detection ran on.

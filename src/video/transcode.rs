@@ -209,9 +209,29 @@ struct Output {
     /// Input frame durations by pts: encoders do not carry them to their packets, and a muxer
     /// given a last packet without duration drops that frame from the edit list.
     durations: std::collections::HashMap<i64, i64>,
+    /// The last pts given to the encoder (see [`Output::next_pts`]).
+    last_pts: Option<i64>,
 }
 
 impl Output {
+    /// The pts a frame is encoded with: its own, unless that does not come after the last one
+    /// (a duplicated or missing timestamp), then the next tick after it. Encoders and muxers
+    /// refuse timestamps that do not increase, and dropping the frame would lose it: every frame
+    /// in is a frame out.
+    fn next_pts(&mut self, pts: Option<i64>, duration: i64) -> i64 {
+        let next = match (pts, self.last_pts) {
+            (Some(p), Some(last)) if p > last => p,
+            // A duplicate or a step back: the next tick.
+            (Some(_), Some(last)) => last + 1,
+            // None at all: a frame's duration on.
+            (None, Some(last)) => last + duration.max(1),
+            (Some(p), None) => p,
+            (None, None) => 0,
+        };
+        self.last_pts = Some(next);
+        next
+    }
+
     fn receive_packets(&mut self, path: &Path) -> Result<()> {
         let mut pkt = Packet::empty();
         while self.encoder.receive_packet(&mut pkt).is_ok() {
@@ -246,8 +266,9 @@ impl Output {
         duration: i64,
         path: &Path,
     ) -> Result<Option<frame::Video>> {
-        if let (Some(p), true) = (pts, duration > 0) {
-            self.durations.insert(p, duration);
+        let pts = self.next_pts(pts, duration);
+        if duration > 0 {
+            self.durations.insert(pts, duration);
         }
         let mut decoded = decoded;
         let picture = match &mut decoded {
@@ -277,7 +298,7 @@ impl Output {
                 &mut self.yuv
             }
         };
-        picture.set_pts(pts);
+        picture.set_pts(Some(pts));
         picture.set_kind(ff::picture::Type::None);
         self.encoder
             .send_frame(picture)
@@ -358,6 +379,7 @@ fn encode_frames(
         enc_tb: parts.enc_tb,
         ost_index: parts.ost_index,
         durations: Default::default(),
+        last_pts: None,
         encoder: parts.encoder,
         octx: parts.octx,
     };
@@ -511,6 +533,104 @@ impl Drop for EncoderLink {
     }
 }
 
+/// Whether the output container can carry codec `id` (FFmpeg does not always know: then yes, and
+/// writing the header decides).
+fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
+    // SAFETY: `octx` holds a valid output format; avformat_query_codec only reads it.
+    let r = unsafe {
+        ff::ffi::avformat_query_codec(
+            octx.format().as_ptr(),
+            id.into(),
+            ff::ffi::FF_COMPLIANCE_NORMAL,
+        )
+    };
+    r != 0
+}
+
+/// Whether a stream other than the redacted video stream goes into the output, and why not.
+///
+/// Only sound is copied by default. Subtitles are dropped: a bitmap subtitle (DVD, PGS, DVB) is
+/// a picture that can show a face and is never copied; a text subtitle can carry a position (GPS
+/// captions every second from dashcams and drones) and is copied only with `keep_subtitles`.
+/// Data streams (GPS and telemetry tracks), attachments and further picture streams (cover art,
+/// a second camera angle that is not redacted) are never copied.
+fn keep_stream(
+    ist: &format::stream::Stream,
+    octx: &format::context::Output,
+    opts: &VideoOptions,
+) -> std::result::Result<(), String> {
+    let params = ist.parameters();
+    let id = params.id();
+    let kept = match params.medium() {
+        media::Type::Audio => Ok(()),
+        media::Type::Subtitle => match subtitle_kind(id) {
+            SubtitleKind::Bitmap => Err("a bitmap subtitle is a picture that can show a face; never copied".to_string()),
+            SubtitleKind::Text if opts.keep_subtitles => Ok(()),
+            SubtitleKind::Text => Err("subtitles can carry text such as GPS positions; dropped (--keep-subtitles keeps text subtitles)".to_string()),
+            SubtitleKind::Unknown => Err("a subtitle FFmpeg cannot tell text from picture; never copied".to_string()),
+        },
+        media::Type::Video => Err("only the main picture stream is redacted and written".to_string()),
+        media::Type::Data => Err("data streams can carry GPS and telemetry; never copied".to_string()),
+        media::Type::Attachment => Err("attachments (fonts, cover art) are not copied".to_string()),
+        _ => Err("not a stream bystander copies".to_string()),
+    };
+    kept?;
+    if !container_takes(octx, id) {
+        return Err("the output container cannot carry this codec".to_string());
+    }
+    Ok(())
+}
+
+/// Whether subtitles of a codec are text or pictures.
+#[derive(Debug, PartialEq, Eq)]
+enum SubtitleKind {
+    Text,
+    Bitmap,
+    Unknown,
+}
+
+fn subtitle_kind(id: codec::Id) -> SubtitleKind {
+    // SAFETY: avcodec_descriptor_get returns null or a pointer to a static descriptor.
+    let props = unsafe {
+        let d = ff::ffi::avcodec_descriptor_get(id.into());
+        if d.is_null() {
+            return SubtitleKind::Unknown;
+        }
+        (*d).props
+    };
+    let (bitmap, text) = (
+        props & ff::ffi::AV_CODEC_PROP_BITMAP_SUB != 0,
+        props & ff::ffi::AV_CODEC_PROP_TEXT_SUB != 0,
+    );
+    match (bitmap, text) {
+        (false, true) => SubtitleKind::Text,
+        (true, _) => SubtitleKind::Bitmap,
+        (false, false) => SubtitleKind::Unknown,
+    }
+}
+
+/// The encoder's settings: quality and speed for the encoders that take them.
+fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
+    let mut dict = Dictionary::new();
+    if name.starts_with("libx26") {
+        dict.set("crf", &opts.crf.to_string());
+        dict.set("preset", &opts.preset);
+    } else if name.starts_with("libvpx") {
+        // Constant quality (bitrate 0 with a CRF), rows in parallel, and libvpx's speed for the
+        // x264 preset asked: the fast presets map to real-time speed 8, the others to 4.
+        dict.set("crf", &opts.crf.min(63).to_string());
+        dict.set("b", "0");
+        dict.set("row-mt", "1");
+        let fast = matches!(
+            opts.preset.as_str(),
+            "ultrafast" | "superfast" | "veryfast" | "faster"
+        );
+        dict.set("deadline", if fast { "realtime" } else { "good" });
+        dict.set("cpu-used", if fast { "8" } else { "4" });
+    }
+    dict
+}
+
 fn video_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Video {
         path: path.to_path_buf(),
@@ -608,14 +728,22 @@ fn run(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(ClipReport, Option<DetectionsWriter>)> {
     let start = Instant::now();
-    if !input.is_file() {
-        return Err(Error::io(
-            input,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        ));
-    }
-    let mut ictx =
-        format::input(&input).map_err(|e| video_err(input, "cannot open as a clip", e))?;
+    // A regular file only: FFmpeg would wait on a FIFO, or read a device for ever.
+    drop(crate::files::open_regular(input, "input")?);
+    let mut ictx = match super::open::input(input, opts.max_pixels) {
+        Ok(i) => i,
+        Err(super::open::OpenError::TooLarge(width, height)) => {
+            return Err(Error::TooLarge {
+                path: input.to_path_buf(),
+                width,
+                height,
+                max_pixels: opts.max_pixels,
+            })
+        }
+        Err(super::open::OpenError::Ffmpeg(e)) => {
+            return Err(video_err(input, "cannot open as a clip", e))
+        }
+    };
     let ist = ictx
         .streams()
         .best(media::Type::Video)
@@ -630,6 +758,7 @@ fn run(
     let frame_rate = ist.avg_frame_rate();
     let mut dec_ctx = codec::context::Context::from_parameters(ist.parameters())
         .map_err(|e| video_err(input, "bad stream parameters", e))?;
+    super::open::limit_decoder(&mut dec_ctx, opts.max_pixels);
     dec_ctx.set_threading(codec::threading::Config {
         kind: codec::threading::Type::Frame,
         count: opts.thread_budget,
@@ -643,9 +772,13 @@ fn run(
     if w == 0 || h == 0 {
         return Err(Error::Unsupported {
             path: input.to_path_buf(),
-            reason: "the video stream has no picture size".into(),
+            reason: format!(
+                "the video stream has no picture size (or its first frame is larger than the limit of {:.1} megapixels, raised with --max-megapixels)",
+                opts.max_pixels as f64 / 1e6
+            ),
         });
     }
+    crate::image_io::check_pixels(input, w, h, opts.max_pixels)?;
 
     // 4:2:0 needs even sides; an odd-sized picture is encoded 4:4:4 instead of being cropped or
     // padded, so the output keeps the input's exact size.
@@ -655,22 +788,46 @@ fn run(
         Pixel::YUV444P
     };
 
-    // Output: the video stream re-encoded, audio and subtitles copied, anything else dropped
-    // (data tracks can carry GPS).
+    // Output: the video stream re-encoded, audio copied, anything else dropped and listed in the
+    // report (see `keep_stream`).
     let mut octx =
-        format::output_as(&tmp, muxer).map_err(|e| video_err(output, "cannot create", e))?;
+        super::open::output(tmp, muxer).map_err(|e| video_err(output, "cannot create", e))?;
     let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-    let codec = encoder::find_by_name(&opts.encoder).ok_or_else(|| Error::InvalidSetting {
+    let enc_name = opts
+        .encoder
+        .as_deref()
+        .unwrap_or(super::default_encoder(muxer));
+    let codec = encoder::find_by_name(enc_name).ok_or_else(|| Error::InvalidSetting {
         name: "encoder",
-        value: opts.encoder.clone(),
+        value: enc_name.to_string(),
         allowed: "an FFmpeg video encoder this build has, such as libx264",
     })?;
+    if !container_takes(&octx, codec.id()) {
+        return Err(Error::Video {
+            path: output.to_path_buf(),
+            reason: format!(
+                "the {muxer} container cannot carry what encoder {enc_name} makes; choose another with --encoder (WebM takes libvpx-vp9, libvpx or libaom-av1; MP4, MOV, MKV, AVI and TS take libx264), or leave it out to get the container's own"
+            ),
+        });
+    }
     let mut stream_map: Vec<Option<usize>> = vec![None; ictx.nb_streams() as usize];
+    let mut dropped = Vec::new();
     let mut ost_index = 0usize;
     let mut enc_out = None;
     for ist in ictx.streams() {
         let i = ist.index();
         let medium = ist.parameters().medium();
+        if i != vindex {
+            if let Err(reason) = keep_stream(&ist, &octx, opts) {
+                dropped.push(super::DroppedStream {
+                    index: i,
+                    kind: format!("{medium:?}").to_lowercase(),
+                    codec: format!("{:?}", ist.parameters().id()).to_lowercase(),
+                    reason,
+                });
+                continue;
+            }
+        }
         if i == vindex {
             let mut ost = octx
                 .add_stream(codec)
@@ -698,18 +855,15 @@ fn run(
             if global_header {
                 enc.set_flags(codec::Flags::GLOBAL_HEADER);
             }
-            let mut dict = Dictionary::new();
-            if opts.encoder.starts_with("libx26") {
-                dict.set("crf", &opts.crf.to_string());
-                dict.set("preset", &opts.preset);
-            }
-            let enc = enc.open_with(dict).map_err(|e| {
-                video_err(
-                    output,
-                    &format!("cannot open encoder {} (frame size {w}x{h})", opts.encoder),
-                    e,
-                )
-            })?;
+            let enc = enc
+                .open_with(encoder_options(enc_name, opts))
+                .map_err(|e| {
+                    video_err(
+                        output,
+                        &format!("cannot open encoder {enc_name} (frame size {w}x{h})"),
+                        e,
+                    )
+                })?;
             ost.set_parameters(&enc);
             ost.set_time_base(ist_tb);
             if let Some(m) = &matrix {
@@ -731,7 +885,7 @@ fn run(
                 ost.set_metadata(ist.metadata().to_owned());
             }
             enc_out = Some((enc, ost_index));
-        } else if medium == media::Type::Audio || medium == media::Type::Subtitle {
+        } else {
             let mut ost = octx
                 .add_stream(encoder::find(codec::Id::None))
                 .map_err(|e| video_err(output, "cannot add a copied stream", e))?;
@@ -749,8 +903,6 @@ fn run(
             }
             ost.set_metadata(md);
             stream_map[i] = Some(ost_index);
-        } else {
-            continue;
         }
         ost_index += 1;
     }
@@ -802,6 +954,7 @@ fn run(
     let mut state = State {
         report: ClipReport {
             rotation,
+            dropped_streams: dropped,
             ..Default::default()
         },
         tracker: Tracker::new(opts.track),
@@ -812,6 +965,7 @@ fn run(
         redact_cfg,
         expected: Default::default(),
         tracking_lost: true,
+
         stages: Default::default(),
         given,
         export,
@@ -899,11 +1053,18 @@ fn run(
                     Some(t) if state.expected.contains_key(&t) => {
                         let lost: Vec<(i64, i64)> =
                             state.expected.range(..t).map(|(p, d)| (*p, *d)).collect();
-                        for (p, d) in lost {
-                            state.expected.remove(&p);
-                            state.push_lost(p, d, next_index, w, h);
+                        if lost.is_empty() || state.decoder_failed() {
+                            for (p, d) in lost {
+                                state.expected.remove(&p);
+                                state.push_lost(p, d, next_index, w, h);
+                            }
+                            state.expected.remove(&t);
+                        } else {
+                            // Earlier times still to come with no decoding error to explain
+                            // them: the frames come out of order, none is lost. Stop guessing.
+                            state.tracking_lost = false;
+                            state.expected.clear();
                         }
-                        state.expected.remove(&t);
                     }
                     _ => {
                         state.tracking_lost = false;
@@ -945,8 +1106,7 @@ fn run(
         let si = stream.index();
         if si == vindex {
             // SAFETY: reading the flags field of a packet the demuxer just filled.
-            let discard =
-                unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;
+            let discard = unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD != 0;
             match packet.pts() {
                 Some(p) if !discard => {
                     state.expected.insert(p, packet.duration());
@@ -984,7 +1144,10 @@ fn run(
     }
     let _ = decoder.send_eof();
     handle_frames(&mut decoder, &mut state, &mut out, &mut next_index)?;
-    if state.tracking_lost && next_index < max_frames && state.report.frames + state.slots.len() > 0
+    if state.tracking_lost
+        && state.decoder_failed()
+        && next_index < max_frames
+        && state.report.frames + state.slots.len() > 0
     {
         for (p, d) in std::mem::take(&mut state.expected) {
             state.push_lost(p, d, &mut next_index, w, h);
@@ -1040,12 +1203,15 @@ struct State<'a> {
     flicker: FlickerCounter,
     max_in_flight: usize,
     redact_cfg: &'a RedactConfig,
-    /// Presentation times of video packets sent to the decoder and not yet seen as frames. A
-    /// frame with a later time proves the earlier ones will never come: they are written as
-    /// covered frames, so the output keeps every frame of the input. Switched off (and cleared)
-    /// as soon as packet and frame times do not line up, so it can never invent frames.
+    /// Presentation times of video packets sent to the decoder and not yet seen as frames. Once
+    /// the decoder has reported an error, a frame with a later time proves the earlier ones will
+    /// never come: they are written as covered frames, so the output keeps every frame of the
+    /// input. Switched off (and cleared) as soon as packet and frame times do not line up, or
+    /// earlier times are missing with no error to explain them (frames out of order, duplicated
+    /// timestamps), so that a clip the decoder reads cleanly never gets a frame it does not have.
     expected: BTreeMap<i64, i64>,
     tracking_lost: bool,
+
     stages: StageTimes,
     /// Boxes given by a detections file, by frame (render mode: no detectors, no tracker).
     given: Option<std::collections::HashMap<usize, &'a FrameBoxes>>,
@@ -1056,6 +1222,12 @@ struct State<'a> {
 }
 
 impl State<'_> {
+    /// Whether the decoder has reported an error: only then can a missing frame be lost rather
+    /// than late.
+    fn decoder_failed(&self) -> bool {
+        self.report.decode_errors > 0
+    }
+
     /// Collects detection results and moves finished frames, in order, through the tracker.
     fn drain(
         &mut self,
@@ -1203,7 +1375,7 @@ impl State<'_> {
 /// bars; `None` when the file cannot be opened or says nothing.
 pub fn frame_count_estimate(path: &Path) -> Option<u64> {
     init();
-    let ictx = format::input(&path).ok()?;
+    let ictx = super::open::input(path, crate::image_io::DEFAULT_MAX_PIXELS).ok()?;
     let st = ictx.streams().best(media::Type::Video)?;
     if st.frames() > 0 {
         return Some(st.frames() as u64);

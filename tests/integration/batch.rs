@@ -289,7 +289,7 @@ fn kill_9_during_a_batch_then_a_rerun_finishes_every_file() {
         .arg(&src)
         .arg("-o")
         .arg(&out)
-        .args(["--quiet", "--jobs", "1"])
+        .args(["--quiet", "--jobs", "1", "--recall", "fast"])
         .spawn()
         .unwrap();
     // Kill it once the first clip is finished and the next one is being written.

@@ -16,7 +16,7 @@ fn bystander() -> Command {
 }
 
 /// Runs `cmd` to completion, failing the test if it takes longer than `limit` (a hang).
-fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
+pub fn run_with_limit(mut cmd: Command, limit: Duration) -> std::process::Output {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,8 +69,9 @@ fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// A PNG whose header claims `w` x `h` RGB pixels, with no pixel data behind it.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+/// A PNG whose header claims `w` x `h` pixels of 8-bit `colour` (PNG colour type: 0 greyscale,
+/// 2 RGB), with no pixel data behind it.
+pub fn png_claiming(w: u32, h: u32, colour: u8) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut chunk = |kind: &[u8], data: &[u8]| {
         out.extend((data.len() as u32).to_be_bytes());
@@ -82,7 +83,7 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut ihdr = Vec::new();
     ihdr.extend(w.to_be_bytes());
     ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
+    ihdr.extend([8, colour, 0, 0, 0]);
     chunk(b"IHDR", &ihdr);
     chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
     chunk(b"IEND", &[]);
@@ -137,7 +138,7 @@ fn hostile_corpus(dir: &Path) -> Vec<(PathBuf, Expect)> {
     list.push((
         put(
             "header_claims_100000x100000.png",
-            &png_claiming(100_000, 100_000),
+            &png_claiming(100_000, 100_000, 2),
         ),
         Fails("limit"),
     ));
@@ -271,6 +272,52 @@ fn hostile_corpus(dir: &Path) -> Vec<(PathBuf, Expect)> {
         &s("phone_rotated.mp4"),
     ]);
     list.push((dir.join("phone_rotated.mp4"), Redacted));
+    // Second round: a greyscale PNG bomb under the old byte limit, a duplicated timestamp, a VP9
+    // WebM, a clip with a text subtitle track, a name with a newline in it.
+    list.push((
+        put("bomb_grey_23000.png", &png_claiming(23_000, 23_000, 0)),
+        Fails("--max-megapixels"),
+    ));
+    ffmpeg(&[
+        "-i",
+        &s("good.mp4"),
+        "-c",
+        "copy",
+        "-bsf:v",
+        "setts=ts=if(eq(N\\,3)\\,PREV_INPTS\\,PTS)",
+        &s("duplicated_timestamp.ts"),
+    ]);
+    list.push((dir.join("duplicated_timestamp.ts"), Redacted));
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10",
+        "-t",
+        "1",
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        &s("vp9.webm"),
+    ]);
+    list.push((dir.join("vp9.webm"), Redacted));
+    let srt = dir.with_extension("srt");
+    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nN 51.5 W 0.12\n\n").unwrap();
+    ffmpeg(&[
+        "-i",
+        &s("good.mp4"),
+        "-i",
+        srt.to_str().unwrap(),
+        "-c:v",
+        "copy",
+        "-c:s",
+        "srt",
+        &s("subtitled.mkv"),
+    ]);
+    list.push((dir.join("subtitled.mkv"), Redacted));
+    std::fs::copy(dir.join("alpha.png"), dir.join("new\nline.png")).unwrap();
+    list.push((dir.join("new\nline.png"), Redacted));
     list
 }
 
@@ -319,7 +366,7 @@ fn every_hostile_input_ends_as_a_named_error_or_a_correct_output() {
                 let e = f["error"].as_str().unwrap();
                 table += &format!("{name}: error: {e}\n");
                 assert!(
-                    e.contains(&path.display().to_string()),
+                    e.contains(&bystander::files::Shown(path).to_string()),
                     "{name}: error names the file: {e}"
                 );
                 assert!(!output.exists(), "{name}: nothing under the final name");
@@ -396,6 +443,11 @@ fn every_hostile_input_ends_as_a_named_error_or_a_correct_output() {
             > 0
     );
     assert!(report("alpha.png").is_object());
+    assert_eq!(
+        report("subtitled.mkv")["dropped_streams"][0]["kind"],
+        "subtitle"
+    );
+    assert_eq!(report("duplicated_timestamp.ts")["frames"], 20);
     assert!(
         image::open(out.join("alpha.png"))
             .unwrap()

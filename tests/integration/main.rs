@@ -13,6 +13,8 @@ mod detectors;
 mod fuzz_replay;
 #[cfg(feature = "video")]
 mod hostile;
+#[cfg(feature = "video")]
+mod leaks;
 mod stream;
 mod support;
 #[cfg(feature = "video")]

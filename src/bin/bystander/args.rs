@@ -8,6 +8,15 @@ use bystander::redact::{parse_color, RedactConfig, Shape, Style, Zones};
 use bystander::{Class, Error, Result};
 use clap::{Args, Parser, Subcommand};
 
+/// Most threads `--jobs` takes.
+pub const MAX_JOBS: usize = 256;
+/// Most frames `--backfill` takes (each a picture held in memory).
+pub const MAX_BACKFILL: usize = 100;
+/// Most frames `--hold` takes.
+pub const MAX_HOLD: usize = 10_000;
+/// Largest `--detect-every`.
+pub const MAX_DETECT_EVERY: usize = 100;
+
 #[derive(Parser)]
 #[command(
     name = "bystander",
@@ -54,6 +63,8 @@ pub struct RenderArgs {
     pub style: StyleArgs,
     #[command(flatten)]
     pub video: VideoArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -74,6 +85,8 @@ pub struct BenchArgs {
     pub settings: Settings,
     #[command(flatten)]
     pub video: VideoArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -104,14 +117,40 @@ pub struct RedactArgs {
     pub settings: Settings,
     #[command(flatten)]
     pub video: VideoArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits on what is read.
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Largest picture read, photo or clip frame, in megapixels (0.1 to 2000): a larger one is
+    /// refused from its header, before its pixels are decoded. The default, 100, takes 8K video
+    /// (33) and 50-megapixel phone photos.
+    #[arg(long, default_value_t = 100.0)]
+    pub max_megapixels: f64,
+}
+
+impl LimitArgs {
+    pub fn max_pixels(&self) -> Result<u64> {
+        if !(0.1..=2000.0).contains(&self.max_megapixels) {
+            return Err(Error::InvalidSetting {
+                name: "max-megapixels",
+                value: self.max_megapixels.to_string(),
+                allowed: "0.1 to 2000",
+            });
+        }
+        Ok((self.max_megapixels * 1e6) as u64)
+    }
 }
 
 /// Clip settings.
 #[derive(Args)]
 pub struct VideoArgs {
-    /// FFmpeg video encoder for clips.
-    #[arg(long, default_value = "libx264")]
-    pub encoder: String,
+    /// FFmpeg video encoder for clips (default: the output container's own, libx264, or
+    /// libvpx-vp9 for WebM).
+    #[arg(long)]
+    pub encoder: Option<String>,
     /// Quality (constant rate factor) for x264/x265: lower is better, 0 to 51.
     #[arg(long, default_value_t = 23)]
     pub crf: u8,
@@ -123,6 +162,12 @@ pub struct VideoArgs {
     /// Keep container and stream metadata (location, device, dates); stripped by default.
     #[arg(long)]
     pub keep_metadata: bool,
+    /// Keep text subtitle streams. They are dropped by default because they can carry what the
+    /// picture does not show: dashcams and drones caption their GPS position every second, and
+    /// captions can name people. Keeping them is your decision. Bitmap subtitles (DVD, PGS,
+    /// DVB) are pictures that can show a face, and are dropped whatever this says.
+    #[arg(long)]
+    pub keep_subtitles: bool,
     /// Frames a mask persists after its object's last detection.
     #[arg(long, default_value_t = 8)]
     pub hold: usize,
@@ -138,10 +183,30 @@ pub struct VideoArgs {
 #[cfg(feature = "video")]
 impl VideoArgs {
     /// Clip options for a thread budget of `budget` threads (`--jobs`).
-    pub fn options(&self, budget: usize, recall: &str) -> Result<bystander::video::VideoOptions> {
+    pub fn options(
+        &self,
+        budget: usize,
+        recall: &str,
+        max_pixels: u64,
+    ) -> Result<bystander::video::VideoOptions> {
         let detect_every = self
             .detect_every
             .unwrap_or(if recall == "fast" { 2 } else { 1 });
+        // Back-fill holds frames in memory (each a full picture): bounded, like every queue.
+        if self.backfill > MAX_BACKFILL {
+            return Err(Error::InvalidSetting {
+                name: "backfill",
+                value: self.backfill.to_string(),
+                allowed: "0 to 100 frames",
+            });
+        }
+        if self.hold > MAX_HOLD {
+            return Err(Error::InvalidSetting {
+                name: "hold",
+                value: self.hold.to_string(),
+                allowed: "0 to 10000 frames",
+            });
+        }
         if self.crf > 51 {
             return Err(Error::InvalidSetting {
                 name: "crf",
@@ -149,11 +214,11 @@ impl VideoArgs {
                 allowed: "0 to 51",
             });
         }
-        if detect_every == 0 {
+        if !(1..=MAX_DETECT_EVERY).contains(&detect_every) {
             return Err(Error::InvalidSetting {
                 name: "detect-every",
-                value: "0".into(),
-                allowed: "at least 1",
+                value: detect_every.to_string(),
+                allowed: "1 to 100",
             });
         }
         let mut opts = bystander::video::VideoOptions {
@@ -161,6 +226,8 @@ impl VideoArgs {
             crf: self.crf,
             preset: self.preset.clone(),
             keep_metadata: self.keep_metadata,
+            keep_subtitles: self.keep_subtitles,
+            max_pixels,
             track: bystander::track::TrackConfig {
                 hold: self.hold.max(detect_every - 1),
                 backfill: self.backfill,
@@ -278,17 +345,33 @@ fn custom_model(spec: &str, class: Class) -> Result<ModelSource> {
 }
 
 impl Settings {
+    /// The thread budget: one per core by default, at most [`MAX_JOBS`] (each job holds its own
+    /// ONNX Runtime sessions, about 100 MB).
     pub fn jobs(&self) -> Result<usize> {
-        let cores = bystander::cores();
         match self.jobs {
-            Some(0) => Err(Error::InvalidSetting {
+            Some(j) if !(1..=MAX_JOBS).contains(&j) => Err(Error::InvalidSetting {
                 name: "jobs",
-                value: "0".into(),
-                allowed: "at least 1",
+                value: j.to_string(),
+                allowed: "1 to 256",
             }),
             Some(j) => Ok(j),
-            None => Ok(cores),
+            None => Ok(bystander::cores().min(MAX_JOBS)),
         }
+    }
+
+    /// The files the run reads besides its inputs (zones, models), which no output may replace.
+    pub fn files_read(&self) -> Vec<&std::path::Path> {
+        let models = self
+            .face_model
+            .iter()
+            .chain(&self.plate_model)
+            .filter_map(|spec| spec.split_once(':').map(|(_, p)| std::path::Path::new(p)));
+        self.style
+            .zones
+            .as_deref()
+            .into_iter()
+            .chain(models)
+            .collect()
     }
 
     pub fn detect_config(&self, default_classes: &[Class]) -> Result<DetectConfig> {

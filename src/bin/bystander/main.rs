@@ -6,6 +6,7 @@
 mod args;
 mod progress;
 
+use bystander::files::{self, Shown};
 use std::process::ExitCode;
 
 use bystander::eval::{self, BUCKET_LABELS};
@@ -53,6 +54,28 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         (false, false) => Lines::Stdout,
     };
     let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
+    // Nor may an output land on a file the run reads besides its inputs.
+    let read = batch::Inputs::new(a.settings.files_read());
+    for job in &plan.jobs {
+        read.check(&job.output)?;
+    }
+    let max_pixels = a.limits.max_pixels()?;
+    #[cfg(feature = "video")]
+    let video = a.video.options(jobs, &a.settings.recall, max_pixels)?;
+    let opts = batch::RunOptions {
+        overwrite: a.overwrite,
+        export_detections: a.export_detections,
+        jobs,
+        max_pixels,
+        settings: batch::settings_record(
+            &detect,
+            &redact,
+            #[cfg(feature = "video")]
+            &video,
+        )?,
+        #[cfg(feature = "video")]
+        video,
+    };
     let progress = Progress::new(
         if a.dry_run { Lines::Quiet } else { lines },
         plan.jobs.len(),
@@ -63,38 +86,23 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         Lines::Stderr => eprintln!("{line}"),
     };
     for (path, why) in &plan.skipped {
-        plain(format!("skipped {}: {why}", path.display()));
+        plain(format!("skipped {}: {why}", Shown(path)));
     }
     if a.dry_run {
         for job in &plan.jobs {
-            let (what, note) = if !a.overwrite && batch::finished_report(job).is_some() {
-                ("keep", " (finished)")
-            } else {
-                ("redact", "")
+            let (what, note) = match batch::resume_state(job, &opts) {
+                batch::Resume::Keep(_) if !a.overwrite => ("keep", " (finished)".to_string()),
+                batch::Resume::Redo(why) => ("redo", format!(" ({why})")),
+                _ => ("redact", String::new()),
             };
             plain(format!(
                 "would {what} {} -> {}{note}",
-                job.input.display(),
-                job.output.display()
+                Shown(&job.input),
+                Shown(&job.output)
             ));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    #[cfg(feature = "video")]
-    let video = a.video.options(jobs, &a.settings.recall)?;
-    let opts = batch::RunOptions {
-        overwrite: a.overwrite,
-        export_detections: a.export_detections,
-        jobs,
-        settings: batch::settings_record(
-            &detect,
-            &redact,
-            #[cfg(feature = "video")]
-            &video,
-        )?,
-        #[cfg(feature = "video")]
-        video,
-    };
     let workers = Workers::new(detect, redact)?;
     let outcomes = batch::run(&plan, &workers, &opts, &progress);
     progress.finish();
@@ -108,21 +116,21 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         let skipped: Vec<_> = plan
             .skipped
             .iter()
-            .map(|(p, why)| serde_json::json!({"path": p, "reason": why}))
+            .map(|(p, why)| serde_json::json!({"path": files::json(p), "reason": why}))
             .collect();
         let summary = serde_json::json!({
-            "output": a.output, "redacted": redacted, "kept": kept, "failed": failed,
-            "skipped": skipped, "files": outcomes,
+            "output": files::json(&a.output), "redacted": redacted, "kept": kept,
+            "failed": failed, "skipped": skipped, "files": outcomes,
         });
         println!(
             "{}",
-            serde_json::to_string_pretty(&summary).expect("plain data")
+            serde_json::to_string_pretty(&summary).unwrap_or_else(|e| e.to_string())
         );
     }
     plain(format!(
         "{redacted} redacted, {kept} kept, {failed} failed of {} files into {}",
         outcomes.len(),
-        a.output.display()
+        Shown(&a.output)
     ));
     Ok(if failed > 0 {
         ExitCode::from(2)
@@ -134,22 +142,21 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
 fn render(a: RenderArgs) -> Result<ExitCode> {
     let redact = a.style.redact_config()?;
     let detections = Detections::load(&a.detections)?;
-    if std::path::absolute(&a.input).ok() == std::path::absolute(&a.output).ok() {
-        return Err(bystander::Error::InvalidSetting {
-            name: "output",
-            value: a.output.display().to_string(),
-            allowed: "a path that is not the input",
-        });
-    }
+    // The input, the detections file and the zone file are only read, however the output is
+    // spelled (`..`, a symlink, a hard link).
+    let mut read = vec![a.input.as_path(), a.detections.as_path()];
+    read.extend(a.style.zones.as_deref());
+    batch::Inputs::new(read).check(&a.output)?;
+    let max_pixels = a.limits.max_pixels()?;
     if !a.overwrite && a.output.exists() {
         return Err(bystander::Error::InvalidSetting {
             name: "output",
-            value: a.output.display().to_string(),
+            value: Shown(&a.output).to_string(),
             allowed: "a path that does not exist yet (or pass --overwrite)",
         });
     }
     let report = if batch::is_clip(&a.input) {
-        render_clip(&a, &redact, &detections)?
+        render_clip(&a, &redact, &detections, max_pixels)?
     } else {
         bystander::pipeline::render_image_file(
             &redact,
@@ -157,16 +164,17 @@ fn render(a: RenderArgs) -> Result<ExitCode> {
             &a.detections,
             &a.input,
             &a.output,
+            max_pixels,
         )?
     };
     if !a.quiet {
         println!(
             "{} -> {}: {} faces, {} plates from {}{}",
-            a.input.display(),
-            a.output.display(),
+            Shown(&a.input),
+            Shown(&a.output),
             report.faces,
             report.plates,
-            a.detections.display(),
+            Shown(&a.detections),
             report
                 .fail_closed_frames
                 .filter(|n| *n > 0)
@@ -183,8 +191,11 @@ fn render_clip(
     a: &RenderArgs,
     redact: &bystander::redact::RedactConfig,
     d: &Detections,
+    max_pixels: u64,
 ) -> Result<FileReport> {
-    let opts = a.video.options(bystander::cores(), "balanced")?;
+    let opts = a
+        .video
+        .options(bystander::cores(), "balanced", max_pixels)?;
     let r = bystander::video::render_clip(
         &a.input,
         &a.output,
@@ -209,6 +220,7 @@ fn render_clip(
     a: &RenderArgs,
     _: &bystander::redact::RedactConfig,
     _: &Detections,
+    _: u64,
 ) -> Result<FileReport> {
     Err(bystander::Error::Unsupported {
         path: a.input.clone(),
@@ -244,7 +256,7 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
     let names: Vec<&str> = classes.iter().map(|c| c.name()).collect();
     println!(
         "{}: {} images, classes {}, recall preset {}{}",
-        a.annotations.display(),
+        Shown(&a.annotations),
         report.images,
         names.join(","),
         a.settings.recall,
@@ -285,7 +297,7 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
             let [x1, y1, x2, y2] = l.bbox;
             println!(
                 "  {} {} [{x1:.0}, {y1:.0}, {x2:.0}, {y2:.0}] {:.0} px high, {:.2} masked",
-                l.image.display(),
+                Shown(&l.image),
                 l.class.name(),
                 y2 - y1,
                 l.masked
@@ -304,7 +316,7 @@ fn evaluate(a: EvalArgs) -> Result<ExitCode> {
 
 fn list_models() -> Result<ExitCode> {
     let dir = models::model_dir();
-    println!("models in {}", dir.display());
+    println!("models in {}", Shown(&dir));
     let mut bad = 0;
     for m in models::SHIPPED {
         match m.load() {
@@ -325,7 +337,7 @@ fn list_models() -> Result<ExitCode> {
     println!(
         "ONNX Runtime {} from {} ({}), execution provider {}",
         runtime::ORT_VERSION,
-        info.library.display(),
+        Shown(&info.library),
         info.source,
         runtime::execution_provider()
     );
@@ -341,7 +353,11 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     use std::io::Write;
     let detect = a.settings.detect_config(&Class::ALL)?.for_clips();
     let redact = a.settings.redact_config()?;
-    let opts = a.video.options(a.settings.jobs()?, &a.settings.recall)?;
+    let opts = a.video.options(
+        a.settings.jobs()?,
+        &a.settings.recall,
+        a.limits.max_pixels()?,
+    )?;
     let start = std::time::Instant::now();
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let target = a.frames;
@@ -368,7 +384,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     let s = &r.settings;
     println!(
         "{}: {} frames ({} detected, {} pass{}) in {:.2} s = {:.2} fps end to end",
-        r.clip.display(),
+        Shown(&r.clip),
         r.frames,
         r.detected_frames,
         r.passes,
@@ -423,7 +439,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     }
     println!(
         "  encoder {} crf {} preset {}, detect every {} frame(s), hold {} back-fill {}",
-        s.video.encoder,
+        s.video.encoder.as_deref().unwrap_or("the container's own"),
         s.video.crf,
         s.video.preset,
         s.video.detect_every,

@@ -4,6 +4,7 @@
 //! pipe the same redraws are noise, so there each finished file gets one line instead. Errors
 //! always go to stderr, one line each, naming the file.
 
+use bystander::files::Shown;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +98,7 @@ impl Progress {
 
 fn name(p: &Path) -> String {
     p.file_name().map_or_else(
-        || p.display().to_string(),
+        || Shown(p).to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
 }
@@ -150,14 +151,14 @@ impl Observer for Progress {
         let get = |k: &str| o.report.as_ref().and_then(|r| r[k].as_u64()).unwrap_or(0);
         match o.status {
             Status::Kept => self.say(&format!(
-                "[{n}/{total}] kept {} (finished earlier; --overwrite redoes it)",
-                o.output.display()
+                "[{n}/{total}] kept {} (finished earlier from the same input and settings; --overwrite redoes it)",
+                Shown(&o.output)
             )),
             Status::Redacted => {
                 let mut line = format!(
                     "[{n}/{total}] {} -> {}: {} faces, {} plates",
-                    o.input.display(),
-                    o.output.display(),
+                    Shown(&o.input),
+                    Shown(&o.output),
                     get("faces"),
                     get("plates"),
                 );
@@ -171,6 +172,9 @@ impl Observer for Progress {
                         );
                     }
                     line += &format!(" ({:.2} s)", r["seconds"].as_f64().unwrap_or(0.0));
+                }
+                if let Some(why) = &o.redone {
+                    line += &format!(", redone: {why}");
                 }
                 self.say(&line);
             }
