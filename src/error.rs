@@ -121,6 +121,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The frame engine's threads stopped or broke an internal rule (a bug, or a thread that
+    /// could not start).
+    #[error("frame engine: {reason}")]
+    Engine {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A frame buffer handed to the library does not match its declared size.
     #[error("frame buffer of {len} bytes is too small for {width}x{height} with stride {stride}")]
     FrameBuffer {

@@ -32,6 +32,7 @@
 
 pub mod batch;
 pub mod detect;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod files;

@@ -35,6 +35,23 @@ pub struct TrackConfig {
     pub iou: f32,
 }
 
+impl TrackConfig {
+    /// Checks the ranges: hold up to 10000 frames, back-fill (frames held in memory for the
+    /// look-ahead) up to 100, IoU in (0, 1].
+    pub fn validate(&self) -> crate::Result<()> {
+        crate::engine::check_range("hold", self.hold, 0, 10_000, "0 to 10000 frames")?;
+        crate::engine::check_range("backfill", self.backfill, 0, 100, "0 to 100 frames")?;
+        if !(self.iou > 0.0 && self.iou <= 1.0) {
+            return Err(crate::Error::InvalidSetting {
+                name: "track iou",
+                value: self.iou.to_string(),
+                allowed: "above 0 and at most 1",
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrackConfig {
     fn default() -> Self {
         TrackConfig {

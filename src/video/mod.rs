@@ -21,13 +21,14 @@
 //! output.
 
 pub mod bench;
+mod decode;
+mod encode;
 mod open;
 mod transcode;
 mod yuv;
 
 use std::path::Path;
 
-use crate::geometry::{BBox, Class, Detection};
 use crate::track::TrackConfig;
 
 pub use transcode::{frame_count_estimate, redact_clip, render_clip, Boxes};
@@ -216,67 +217,32 @@ pub struct ModelTime {
     pub seconds: f64,
 }
 
-impl ClipReport {
-    fn count(&mut self, dets: &[Detection]) {
-        for d in dets {
-            match d.class {
-                Class::Face => self.faces += 1,
-                Class::Plate => self.plates += 1,
-            }
-        }
+pub use crate::engine::{box_from_upright, upright};
+
+fn video_err(path: &Path, what: &str, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Video {
+        path: path.to_path_buf(),
+        reason: format!("{what}: {e}"),
     }
 }
 
-/// Maps a box found on the upright picture back to the stored picture, for a stream displayed
-/// rotated `rotation` degrees clockwise. `w` and `h` are the stored picture's size.
-pub fn box_from_upright(b: &BBox, rotation: u32, w: u32, h: u32) -> BBox {
-    let (w, h) = (w as f32, h as f32);
-    let point = |u: f32, v: f32| match rotation {
-        90 => [v, h - u],
-        180 => [w - u, h - v],
-        270 => [w - v, u],
-        _ => [u, v],
-    };
-    let [x1, y1] = point(b.x1, b.y1);
-    let [x2, y2] = point(b.x2, b.y2);
-    BBox::new(x1, y1, x2, y2)
-}
-
-/// The upright picture of a stored frame displayed rotated `rotation` degrees clockwise.
-pub fn upright(stored: &image::RgbImage, rotation: u32) -> Option<image::RgbImage> {
-    match rotation {
-        90 => Some(image::imageops::rotate90(stored)),
-        180 => Some(image::imageops::rotate180(stored)),
-        270 => Some(image::imageops::rotate270(stored)),
-        _ => None,
+/// Opens a clip within the pixel budget, with bystander's errors.
+fn open_input(path: &Path, max_pixels: u64) -> crate::Result<ffmpeg_next::format::context::Input> {
+    match open::input(path, max_pixels) {
+        Ok(i) => Ok(i),
+        Err(open::OpenError::TooLarge(width, height)) => Err(crate::Error::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+            max_pixels,
+        }),
+        Err(open::OpenError::Ffmpeg(e)) => Err(video_err(path, "cannot open as a clip", e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn boxes_on_the_upright_picture_map_back_to_the_stored_pixels() {
-        let (w, h) = (40u32, 20u32);
-        let mut stored = image::RgbImage::new(w, h);
-        // A marked 1-pixel square at stored (30, 5).
-        stored.put_pixel(30, 5, image::Rgb([255, 0, 0]));
-        for rot in [0, 90, 180, 270] {
-            let up = upright(&stored, rot).unwrap_or_else(|| stored.clone());
-            let (u, v, _) = up
-                .enumerate_pixels()
-                .find(|(_, _, p)| p.0[0] == 255)
-                .unwrap();
-            let b = box_from_upright(
-                &BBox::new(u as f32, v as f32, u as f32 + 1.0, v as f32 + 1.0),
-                rot,
-                w,
-                h,
-            );
-            assert_eq!(b, BBox::new(30.0, 5.0, 31.0, 6.0), "rotation {rot}");
-        }
-    }
 
     #[test]
     fn clip_extensions_pick_a_muxer() {

@@ -1,0 +1,523 @@
+//! The frame engine every front runs on: frames in, in order, with their timestamps; redacted
+//! frames and their boxes out, in the same order, after a bounded look-ahead.
+//!
+//! Why one engine: the clip transcoder, the host API ([`crate::stream::Redactor`]) and any later
+//! front (a C ABI, a Python package, a live stream) need the same four things, and each got them
+//! slightly differently when they were written apart:
+//!
+//! * a **detector pool** (`pool`): worker threads with their own sessions, sized by a thread
+//!   budget, so that consecutive frames are detected in parallel;
+//! * the **schedule**: which frames are detected (`detect_every`) and which models look at each
+//!   (interleaved turns, the fast preset's plate period; see [`crate::detect::DetectConfig`]);
+//! * the **tracker** ([`crate::track`]): hold, back-fill and motion spread, whose look-ahead is
+//!   the engine's latency;
+//! * the **fail-closed sequencer**: frames leave strictly in order, and a frame that cannot be
+//!   trusted (corrupt, lost by the decoder, detection failed) leaves covered whole with its
+//!   [`Fault`], the cause kept, never clear.
+//!
+//! The engine does not paint: each [`Output`] carries the [`Region`]s to paint, and the front
+//! paints them in its own pixel format (the clip encoder on RGB and then the decoded YUV picture,
+//! the host API in the host's buffer). A front wires a source of frames to a [`FrameSink`]
+//! through the engine.
+//!
+//! Frames in flight are bounded (twice the workers plus two waiting for detection, plus the
+//! tracker's look-ahead), so memory does not grow with the length of a stream.
+
+pub mod pool;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+
+use crate::detect::DetectConfig;
+use crate::error::{Error, Result};
+use crate::geometry::{Class, Detection};
+use crate::redact::{RedactConfig, Region};
+use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
+pub use pool::{box_from_upright, upright};
+
+/// Why a frame left the engine covered whole.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The decoder flagged the frame as corrupt.
+    Corrupt,
+    /// The decoder never produced the frame; a covered stand-in takes its place and time.
+    Lost,
+    /// A reviewed detections file marks the frame whole, or does not list it.
+    Marked,
+    /// Detection failed on the frame; the error says why.
+    Detection(Arc<Error>),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Corrupt => f.write_str("the decoder flagged the frame as corrupt"),
+            Fault::Lost => f.write_str("the decoder never produced the frame"),
+            Fault::Marked => f.write_str("the detections file marks it whole or does not list it"),
+            Fault::Detection(e) => write!(f, "detection failed: {e}"),
+        }
+    }
+}
+
+/// How frames of a sequence are detected and tracked.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// What to detect, as given: the engine applies the video plans itself
+    /// ([`DetectConfig::for_clips`]), so the photo plan never runs on video frames.
+    pub detect: DetectConfig,
+    /// How boxes are turned into painted regions.
+    pub redact: RedactConfig,
+    /// Hold and back-fill.
+    pub track: TrackConfig,
+    /// Detect on every Nth frame only (1 to 100); the tracker carries masks in between.
+    pub detect_every: usize,
+    /// Detection threads, each with its own sessions (1 to 256).
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads per worker session.
+    pub intra_threads: usize,
+    /// Display rotation of the frames, degrees clockwise (0, 90, 180, 270): detection runs on
+    /// the upright picture and boxes come back in stored pixels.
+    pub rotation: u32,
+}
+
+impl EngineConfig {
+    /// The video settings of a preset for a budget of `threads` threads: every detection worker
+    /// gets one ONNX Runtime thread; the fast preset detects every second frame; hold and
+    /// back-fill as [`TrackConfig::default`].
+    pub fn new(detect: DetectConfig, redact: RedactConfig, threads: usize) -> EngineConfig {
+        let detect_every = default_detect_every(&detect);
+        EngineConfig {
+            detect,
+            redact,
+            track: TrackConfig::default(),
+            detect_every,
+            workers: threads.max(1),
+            intra_threads: 1,
+            rotation: 0,
+        }
+        .held_across_skips()
+    }
+
+    /// This configuration with the hold long enough to bridge the frames `detect_every` skips
+    /// (a hold shorter than the gap between detections would show an object clear in between).
+    pub fn held_across_skips(mut self) -> EngineConfig {
+        self.track.hold = self.track.hold.max(self.detect_every.saturating_sub(1));
+        self
+    }
+
+    /// Checks every range, naming the setting and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        self.redact.validate()?;
+        self.detect.resolve()?;
+        self.track.validate()?;
+        check_range("detect-every", self.detect_every, 1, 100, "1 to 100")?;
+        check_range("workers", self.workers, 1, 256, "1 to 256")?;
+        check_range("intra threads", self.intra_threads, 1, 256, "1 to 256")?;
+        if ![0, 90, 180, 270].contains(&self.rotation) {
+            return Err(Error::InvalidSetting {
+                name: "rotation",
+                value: self.rotation.to_string(),
+                allowed: "0, 90, 180 or 270 degrees",
+            });
+        }
+        if self.track.hold + 1 < self.detect_every {
+            return Err(Error::InvalidSetting {
+                name: "hold",
+                value: self.track.hold.to_string(),
+                allowed: "at least detect-every minus 1 frames (masks must bridge the frames not detected)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The frames the fast preset skips: it detects every second frame (its interleaved plate model
+/// every fourth); the others detect every frame.
+pub fn default_detect_every(detect: &DetectConfig) -> usize {
+    match detect.recall {
+        crate::detect::Recall::Fast => 2,
+        _ => 1,
+    }
+}
+
+pub(crate) fn check_range(
+    name: &'static str,
+    v: usize,
+    lo: usize,
+    hi: usize,
+    allowed: &'static str,
+) -> Result<()> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::InvalidSetting {
+            name,
+            value: v.to_string(),
+            allowed,
+        })
+    }
+}
+
+/// A frame leaving the engine.
+#[derive(Debug)]
+pub struct Output<T> {
+    /// Its position in the sequence, from 0.
+    pub index: usize,
+    /// The frame's pixels as pushed (not painted yet).
+    pub image: RgbImage,
+    /// What the front pushed with it.
+    pub payload: T,
+    /// The boxes redacted on it: detections, held and back-filled boxes.
+    pub boxes: Vec<Detection>,
+    /// What to paint: the zones and the boxes' masks, or the whole frame for a fault.
+    pub regions: Vec<Region>,
+    /// Why it is covered whole, if it is.
+    pub fault: Option<Fault>,
+    /// The detector's own boxes on this frame (`None` when it was not detected).
+    pub detected: Option<Vec<Detection>>,
+}
+
+/// Where a front sends the frames the engine releases (an encoder, a host's callback, a pipe).
+pub trait FrameSink<T> {
+    /// Takes the next frame, in order.
+    fn frame(&mut self, out: Output<T>) -> Result<()>;
+}
+
+impl<T, F: FnMut(Output<T>) -> Result<()>> FrameSink<T> for F {
+    fn frame(&mut self, out: Output<T>) -> Result<()> {
+        self(out)
+    }
+}
+
+/// What the engine counted.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EngineStats {
+    /// Frames released.
+    pub frames: usize,
+    /// Frames detection ran on.
+    pub detected_frames: usize,
+    /// Frames covered whole, by any fault.
+    pub fail_closed_frames: usize,
+    /// Face detections (detector output, before hold).
+    pub faces: usize,
+    /// Plate detections.
+    pub plates: usize,
+    /// Frames with a detection that the previous or next frame's detections lack.
+    pub flicker_frames_without_hold: usize,
+    /// Frames with a detection the neighbours' redacted boxes do not cover.
+    pub flicker_frames_with_hold: usize,
+    /// Seconds the pushing thread spent in the tracker.
+    pub track_seconds: f64,
+    /// Seconds the pushing thread waited for detection results.
+    pub wait_for_detect_seconds: f64,
+}
+
+struct Slot<T> {
+    index: usize,
+    image: Arc<RgbImage>,
+    payload: T,
+    fault: Option<Fault>,
+    /// `None`: not detected; `Some(None)`: awaiting the workers; `Some(Some(r))`: answered.
+    awaiting: Option<Option<Result<Vec<Detection>>>>,
+    /// Boxes given by the front (render mode).
+    given: Option<Vec<Detection>>,
+}
+
+/// A frame handed to the tracker, waiting for its look-ahead.
+struct Held<T> {
+    image: Arc<RgbImage>,
+    payload: T,
+    fault: Option<Fault>,
+}
+
+/// The engine. `T` is what a front carries along with each frame (its timestamp, its own buffer).
+pub struct Engine<T> {
+    pool: Option<pool::Pool>,
+    tracker: Tracker,
+    redact: RedactConfig,
+    detect_every: usize,
+    max_waiting: usize,
+    slots: VecDeque<Slot<T>>,
+    held: BTreeMap<usize, Held<T>>,
+    next_index: usize,
+    flicker: FlickerCounter,
+    stats: EngineStats,
+}
+
+impl<T: Send> Engine<T> {
+    /// Starts the detector pool of `cfg` (every session is built before this returns, so a bad
+    /// model or a missing runtime is an error here, not on a frame).
+    pub fn new(cfg: &EngineConfig) -> Result<Engine<T>> {
+        cfg.validate()?;
+        let mut detect = cfg.detect.for_clips();
+        detect.intra_threads = cfg.intra_threads;
+        let pool = pool::Pool::start(&detect, cfg.workers, cfg.rotation)?;
+        Ok(Engine::with_pool(Some(pool), cfg))
+    }
+
+    /// An engine without detectors, for boxes given frame by frame ([`Engine::push_given`]):
+    /// rendering a reviewed detections file.
+    pub fn given(redact: RedactConfig) -> Engine<T> {
+        let cfg = EngineConfig {
+            track: TrackConfig {
+                hold: 0,
+                backfill: 0,
+                ..TrackConfig::default()
+            },
+            ..EngineConfig::new(DetectConfig::default(), redact, 1)
+        };
+        Engine::with_pool(None, &cfg)
+    }
+
+    fn with_pool(pool: Option<pool::Pool>, cfg: &EngineConfig) -> Engine<T> {
+        let workers = pool.as_ref().map_or(1, |p| p.workers());
+        Engine {
+            pool,
+            tracker: Tracker::new(cfg.track),
+            redact: cfg.redact.clone(),
+            detect_every: cfg.detect_every.max(1),
+            max_waiting: workers * 2 + 2,
+            slots: VecDeque::new(),
+            held: BTreeMap::new(),
+            next_index: 0,
+            flicker: FlickerCounter::default(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Frames between a push and the release of that frame, at the least (the tracker's
+    /// look-ahead; detection in flight can add to it).
+    pub fn latency_frames(&self) -> usize {
+        self.tracker.config().backfill
+    }
+
+    /// Pushes the next frame, with `fault` when the front already knows it cannot be trusted
+    /// (it is then not detected and leaves covered). Frames that are ready go to `sink`, in
+    /// order. Waits while too many frames are in flight.
+    pub fn push(
+        &mut self,
+        image: RgbImage,
+        payload: T,
+        fault: Option<Fault>,
+        sink: &mut dyn FrameSink<T>,
+    ) -> Result<()> {
+        let index = self.next_index;
+        self.next_index += 1;
+        let image = Arc::new(image);
+        let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
+        let awaiting = match (&self.pool, detect) {
+            (Some(pool), true) => {
+                pool.send(index, Arc::clone(&image), index / self.detect_every)?;
+                self.stats.detected_frames += 1;
+                Some(None)
+            }
+            _ => None,
+        };
+        self.slots.push_back(Slot {
+            index,
+            image,
+            payload,
+            fault,
+            awaiting,
+            given: None,
+        });
+        self.drain(false, sink)
+    }
+
+    /// Pushes the next frame with the boxes to redact on it, as given (no detection, no hold);
+    /// with a `fault` it is covered whole instead.
+    pub fn push_given(
+        &mut self,
+        image: RgbImage,
+        payload: T,
+        fault: Option<Fault>,
+        boxes: Vec<Detection>,
+        sink: &mut dyn FrameSink<T>,
+    ) -> Result<()> {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.slots.push_back(Slot {
+            index,
+            image: Arc::new(image),
+            payload,
+            fault,
+            awaiting: None,
+            given: Some(boxes),
+        });
+        self.drain(false, sink)
+    }
+
+    /// Releases every frame still in flight (at the end of a stream).
+    pub fn finish(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
+        self.drain(true, sink)?;
+        for f in self.tracker.finish() {
+            self.release(f, sink)?;
+        }
+        Ok(())
+    }
+
+    /// What the engine counted so far.
+    pub fn stats(&self) -> EngineStats {
+        let mut s = self.stats.clone();
+        s.flicker_frames_without_hold = self.flicker.without_hold;
+        s.flicker_frames_with_hold = self.flicker.with_hold;
+        s
+    }
+
+    /// Each model's name and detection time, in thread-seconds summed over workers.
+    pub fn model_seconds(&self) -> Vec<(String, f64)> {
+        self.pool
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.model_seconds())
+    }
+
+    /// Detection workers.
+    pub fn workers(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.workers())
+    }
+
+    fn store(&mut self, a: pool::Answer) {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.index == a.index) {
+            s.awaiting = Some(Some(a.result));
+        }
+    }
+
+    /// Collects answers and moves finished frames, in order, through the tracker; with `all`,
+    /// waits for every answer, else only while too many frames wait.
+    fn drain(&mut self, all: bool, sink: &mut dyn FrameSink<T>) -> Result<()> {
+        loop {
+            while let Some(a) = self.pool.as_ref().and_then(|p| p.try_answer()) {
+                self.store(a);
+            }
+            let front_ready = self
+                .slots
+                .front()
+                .map(|s| !matches!(s.awaiting, Some(None)));
+            match front_ready {
+                None => return Ok(()),
+                Some(true) => {
+                    let slot = self.slots.pop_front().ok_or_else(|| Error::Engine {
+                        reason: "the frame queue emptied under it".into(),
+                    })?;
+                    self.advance(slot, sink)?;
+                }
+                Some(false) => {
+                    if !all && self.slots.len() <= self.max_waiting {
+                        return Ok(());
+                    }
+                    let pool = self.pool.as_ref().ok_or_else(|| Error::Engine {
+                        reason: "a frame awaits detection without detectors".into(),
+                    })?;
+                    let started = Instant::now();
+                    let a = pool.answer()?;
+                    self.stats.wait_for_detect_seconds += started.elapsed().as_secs_f64();
+                    self.store(a);
+                }
+            }
+        }
+    }
+
+    /// Hands a finished slot to the tracker (or straight out, with given boxes).
+    fn advance(&mut self, slot: Slot<T>, sink: &mut dyn FrameSink<T>) -> Result<()> {
+        let Slot {
+            index,
+            image,
+            payload,
+            mut fault,
+            awaiting,
+            given,
+        } = slot;
+        if let Some(boxes) = given {
+            self.count(&boxes);
+            self.held.insert(
+                index,
+                Held {
+                    image,
+                    payload,
+                    fault,
+                },
+            );
+            let f = TrackedFrame {
+                index,
+                boxes,
+                detected: None,
+            };
+            return self.release(f, sink);
+        }
+        let detections = match awaiting {
+            None if fault.is_some() => Some(Vec::new()),
+            None => None,
+            Some(Some(Ok(d))) => Some(d),
+            Some(Some(Err(e))) => {
+                fault = Some(Fault::Detection(Arc::new(e)));
+                Some(Vec::new())
+            }
+            Some(None) => {
+                return Err(Error::Engine {
+                    reason: "a frame left before its detection".into(),
+                })
+            }
+        };
+        if let Some(d) = &detections {
+            self.count(d);
+        }
+        self.held.insert(
+            index,
+            Held {
+                image,
+                payload,
+                fault,
+            },
+        );
+        let started = Instant::now();
+        let tracked = self.tracker.push(index, detections);
+        self.stats.track_seconds += started.elapsed().as_secs_f64();
+        match tracked {
+            Some(f) => self.release(f, sink),
+            None => Ok(()),
+        }
+    }
+
+    fn count(&mut self, dets: &[Detection]) {
+        for d in dets {
+            match d.class {
+                Class::Face => self.stats.faces += 1,
+                Class::Plate => self.stats.plates += 1,
+            }
+        }
+    }
+
+    fn release(&mut self, f: TrackedFrame, sink: &mut dyn FrameSink<T>) -> Result<()> {
+        let Held {
+            image,
+            payload,
+            fault,
+        } = self.held.remove(&f.index).ok_or_else(|| Error::Engine {
+            reason: format!("frame {} was released twice", f.index),
+        })?;
+        let image = Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone());
+        let (w, h) = image.dimensions();
+        let regions = match fault {
+            Some(_) => {
+                self.stats.fail_closed_frames += 1;
+                vec![Region::whole_frame(w, h)]
+            }
+            None => self.redact.regions(&f.boxes, w, h),
+        };
+        self.flicker.push(f.detected.as_deref(), &f.boxes);
+        self.stats.frames += 1;
+        sink.frame(Output {
+            index: f.index,
+            image,
+            payload,
+            boxes: f.boxes,
+            regions,
+            fault,
+            detected: f.detected,
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! Detection workers: one thread per share of the thread budget, each with its own ONNX Runtime
+//! sessions, taking frames from one bounded queue and answering on another.
+//!
+//! Why sessions are not shared between workers: ort 2.0.0-rc.15's `Session::run` takes `&mut
+//! self`, and its maintainers document that ONNX Runtime's own `Run` is not reliably thread-safe
+//! on one session. So each worker owns its sessions, and memory is kept down instead by sizing
+//! the sessions' arenas and the frames in flight (see [`crate::runtime::session`]).
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use image::RgbImage;
+
+use crate::detect::{DetectConfig, DetectorSet};
+use crate::error::{Error, Result};
+use crate::geometry::{BBox, Detection};
+
+/// A frame to detect on: its index, its pixels and its turn among the interleaved models.
+struct Job {
+    index: usize,
+    image: Arc<RgbImage>,
+    turn: usize,
+}
+
+/// A worker's answer for frame `index`.
+pub(crate) struct Answer {
+    pub index: usize,
+    pub result: Result<Vec<Detection>>,
+}
+
+/// The worker threads.
+pub(crate) struct Pool {
+    jobs: Option<SyncSender<Job>>,
+    answers: Receiver<Answer>,
+    handles: Vec<JoinHandle<()>>,
+    names: Vec<String>,
+    seconds: Arc<Mutex<Vec<f64>>>,
+}
+
+impl Pool {
+    /// Starts `workers` threads, each building the detectors of `detect` (with its own share of
+    /// intra-op threads set by the caller in `detect`). Every detector is built before any thread
+    /// starts, so a bad model or a missing runtime fails here, at once. Frames are detected as
+    /// displayed rotated `rotation` degrees clockwise, and their boxes mapped back.
+    pub fn start(detect: &DetectConfig, workers: usize, rotation: u32) -> Result<Pool> {
+        let n = workers.max(1);
+        let sets = (0..n)
+            .map(|_| detect.build())
+            .collect::<Result<Vec<DetectorSet>>>()?;
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (answer_tx, answers) = mpsc::channel::<Answer>();
+        let names = sets[0].model_names();
+        let seconds = Arc::new(Mutex::new(vec![0.0; names.len()]));
+        let mut handles = Vec::with_capacity(n);
+        for (i, set) in sets.into_iter().enumerate() {
+            let (rx, tx) = (Arc::clone(&job_rx), answer_tx.clone());
+            let total = Arc::clone(&seconds);
+            let handle = std::thread::Builder::new()
+                .name(format!("bystander-detect-{i}"))
+                .spawn(move || work(set, &rx, &tx, &total, rotation))
+                .map_err(|e| Error::Engine {
+                    reason: format!("cannot start a detection thread: {e}"),
+                })?;
+            handles.push(handle);
+        }
+        Ok(Pool {
+            jobs: Some(job_tx),
+            answers,
+            handles,
+            names,
+            seconds,
+        })
+    }
+
+    /// Queues frame `index` (waits while the queue is full).
+    pub fn send(&self, index: usize, image: Arc<RgbImage>, turn: usize) -> Result<()> {
+        let stopped = || Error::Engine {
+            reason: "the detection threads stopped".into(),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Job { index, image, turn })
+            .map_err(|_| stopped())
+    }
+
+    /// An answer if one is ready.
+    pub fn try_answer(&self) -> Option<Answer> {
+        self.answers.try_recv().ok()
+    }
+
+    /// The next answer, waiting for it.
+    pub fn answer(&self) -> Result<Answer> {
+        self.answers.recv().map_err(|_| Error::Engine {
+            reason: "the detection threads stopped".into(),
+        })
+    }
+
+    /// Worker threads.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Each model's name and its detection time so far, in thread-seconds summed over workers.
+    pub fn model_seconds(&self) -> Vec<(String, f64)> {
+        let secs = self.seconds.lock().unwrap_or_else(|e| e.into_inner());
+        self.names
+            .iter()
+            .cloned()
+            .zip(secs.iter().copied())
+            .collect()
+    }
+}
+
+fn work(
+    mut set: DetectorSet,
+    jobs: &Mutex<Receiver<Job>>,
+    answers: &mpsc::Sender<Answer>,
+    total: &Mutex<Vec<f64>>,
+    rotation: u32,
+) {
+    let mut took = vec![0.0; set.detectors().len()];
+    loop {
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(Job { index, image, turn }) = job else {
+            break;
+        };
+        took.fill(0.0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            detect_upright(&mut set, &image, turn, rotation, &mut took)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::Engine {
+                reason: "detection panicked on this frame".into(),
+            })
+        });
+        // Let go of the frame before answering, so that its other holder owns it alone by the
+        // time it is redacted (no copy).
+        drop(image);
+        for (t, s) in total
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+            .zip(&took)
+        {
+            *t += s;
+        }
+        if answers.send(Answer { index, result }).is_err() {
+            break;
+        }
+    }
+}
+
+/// Detects on the picture as displayed (turned `rotation` degrees clockwise), boxes mapped back to
+/// the stored pixels.
+fn detect_upright(
+    set: &mut DetectorSet,
+    image: &RgbImage,
+    turn: usize,
+    rotation: u32,
+    took: &mut [f64],
+) -> Result<Vec<Detection>> {
+    let (w, h) = image.dimensions();
+    match upright(image, rotation) {
+        Some(up) => set.detect_frame_timed(&up, Some(turn), took).map(|ds| {
+            ds.into_iter()
+                .map(|mut d| {
+                    d.bbox = box_from_upright(&d.bbox, rotation, w, h);
+                    d.landmarks.clear();
+                    d
+                })
+                .collect()
+        }),
+        None => set.detect_frame_timed(image, Some(turn), took),
+    }
+}
+
+/// Maps a box found on the upright picture back to the stored picture, for a stream displayed
+/// rotated `rotation` degrees clockwise. `w` and `h` are the stored picture's size.
+pub fn box_from_upright(b: &BBox, rotation: u32, w: u32, h: u32) -> BBox {
+    let (w, h) = (w as f32, h as f32);
+    let point = |u: f32, v: f32| match rotation {
+        90 => [v, h - u],
+        180 => [w - u, h - v],
+        270 => [w - v, u],
+        _ => [u, v],
+    };
+    let [x1, y1] = point(b.x1, b.y1);
+    let [x2, y2] = point(b.x2, b.y2);
+    BBox::new(x1, y1, x2, y2)
+}
+
+/// The upright picture of a stored frame displayed rotated `rotation` degrees clockwise.
+pub fn upright(stored: &RgbImage, rotation: u32) -> Option<RgbImage> {
+    match rotation {
+        90 => Some(image::imageops::rotate90(stored)),
+        180 => Some(image::imageops::rotate180(stored)),
+        270 => Some(image::imageops::rotate270(stored)),
+        _ => None,
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_on_the_upright_picture_map_back_to_the_stored_pixels() {
+        let (w, h) = (40u32, 20u32);
+        let mut stored = RgbImage::new(w, h);
+        // A marked 1-pixel square at stored (30, 5).
+        stored.put_pixel(30, 5, image::Rgb([255, 0, 0]));
+        for rot in [0, 90, 180, 270] {
+            let up = upright(&stored, rot).unwrap_or_else(|| stored.clone());
+            let (u, v, _) = up
+                .enumerate_pixels()
+                .find(|(_, _, p)| p.0[0] == 255)
+                .unwrap();
+            let b = box_from_upright(
+                &BBox::new(u as f32, v as f32, u as f32 + 1.0, v as f32 + 1.0),
+                rot,
+                w,
+                h,
+            );
+            assert_eq!(b, BBox::new(30.0, 5.0, 31.0, 6.0), "rotation {rot}");
+        }
+    }
+}

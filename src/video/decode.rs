@@ -1,0 +1,421 @@
+//! The source side of a clip: demux, decode, convert to RGB, and account for every frame.
+//!
+//! A [`Source`] yields, in file order, the video frames (upright pixels for detection, the
+//! decoded picture for the encoder, timestamps) and the packets of the other streams that are
+//! copied. Frames the decoder flags as corrupt come out marked; frames it never produces (corrupt
+//! packets) come out as covered stand-ins at their own timestamps, so the output keeps every
+//! frame of the input.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use ff::codec::packet::Ref as _;
+use ff::format::Pixel;
+use ff::software::scaling;
+use ff::{codec, format, frame, media, Packet, Rational};
+use ffmpeg_next as ff;
+use image::RgbImage;
+
+use super::video_err;
+use crate::engine::Fault;
+use crate::error::{Error, Result};
+
+/// One video frame for the engine.
+pub(super) struct DecodedFrame {
+    /// The pixels in RGB (black for a lost frame).
+    pub image: RgbImage,
+    /// Presentation time and duration, in the stream's time base.
+    pub pts: Option<i64>,
+    pub duration: i64,
+    /// A copy of the decoded 4:2:0 picture, when the encoder can take redacted rectangles back
+    /// into it (see `encode`).
+    pub decoded: Option<frame::Video>,
+    /// Why it cannot be trusted, if so.
+    pub fault: Option<Fault>,
+}
+
+/// What the source gives next.
+pub(super) enum Event {
+    Frame(DecodedFrame),
+    /// A packet of another stream, timed in `from`, for output stream `stream`.
+    Packet {
+        packet: Packet,
+        from: Rational,
+        stream: usize,
+    },
+}
+
+/// Buffers the encoder thread gives back: RGB pixels and a decoded picture's copy.
+pub(super) type Spent = (Vec<u8>, Option<frame::Video>);
+
+/// The video stream of an open input, decoding.
+pub(super) struct Source<'a> {
+    ictx: &'a mut format::context::Input,
+    path: &'a Path,
+    decoder: ff::decoder::Video,
+    vindex: usize,
+    stream_map: Vec<Option<usize>>,
+    time_bases: Vec<Rational>,
+    size: (u32, u32),
+    encoder_format: Pixel,
+    to_rgb: Option<scaling::Context>,
+    decoded: frame::Video,
+    rgb_frame: frame::Video,
+    spent: Receiver<Spent>,
+    ready: VecDeque<Event>,
+    frames: usize,
+    max_frames: usize,
+    eof: bool,
+    /// Presentation times of video packets sent to the decoder and not yet seen as frames (see
+    /// [`Source::account`]).
+    expected: BTreeMap<i64, i64>,
+    tracking_lost: bool,
+    /// Packets or frames the decoder refused.
+    pub decode_errors: usize,
+    /// Frames written as stand-ins for frames the decoder never produced.
+    pub lost_frames: usize,
+    /// Seconds spent demuxing, decoding and converting.
+    pub seconds: f64,
+}
+
+impl<'a> Source<'a> {
+    /// Decodes stream `vindex` of `ictx` with `decoder` into `size` RGB frames; packets of
+    /// stream `i` are copied to output stream `stream_map[i]`. `encoder_format` is what the
+    /// encoder takes: a decoded picture in it is kept for the encoder. Stops after `max_frames`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ictx: &'a mut format::context::Input,
+        path: &'a Path,
+        decoder: ff::decoder::Video,
+        vindex: usize,
+        stream_map: Vec<Option<usize>>,
+        encoder_format: Pixel,
+        spent: Receiver<Spent>,
+        max_frames: Option<usize>,
+    ) -> Source<'a> {
+        let time_bases = ictx.streams().map(|s| s.time_base()).collect();
+        let size = (decoder.width(), decoder.height());
+        Source {
+            ictx,
+            path,
+            decoder,
+            vindex,
+            stream_map,
+            time_bases,
+            size,
+            encoder_format,
+            to_rgb: None,
+            decoded: frame::Video::empty(),
+            rgb_frame: frame::Video::empty(),
+            spent,
+            ready: VecDeque::new(),
+            frames: 0,
+            max_frames: max_frames.unwrap_or(usize::MAX),
+            eof: false,
+            expected: BTreeMap::new(),
+            tracking_lost: true,
+            decode_errors: 0,
+            lost_frames: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// The next frame or copied packet, in file order; `None` at the end.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Ok(Some(e));
+            }
+            if self.eof || self.frames >= self.max_frames {
+                return Ok(None);
+            }
+            let started = Instant::now();
+            let next = self.ictx.packets().next().map(|(s, p)| (s.index(), p));
+            self.seconds += started.elapsed().as_secs_f64();
+            match next {
+                Some((stream, packet)) => self.packet(stream, packet)?,
+                None => self.end()?,
+            }
+        }
+    }
+
+    fn packet(&mut self, si: usize, packet: Packet) -> Result<()> {
+        if si != self.vindex {
+            if let Some(stream) = self.stream_map.get(si).copied().flatten() {
+                self.ready.push_back(Event::Packet {
+                    packet,
+                    from: self.time_bases[si],
+                    stream,
+                });
+            }
+            return Ok(());
+        }
+        // SAFETY: reading the flags field of a packet the demuxer just filled.
+        let discard =
+            unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;
+        match packet.pts() {
+            Some(p) if !discard => {
+                self.expected.insert(p, packet.duration());
+            }
+            Some(_) => {}
+            None => self.stop_accounting(),
+        }
+        loop {
+            let started = Instant::now();
+            let sent = self.decoder.send_packet(&packet);
+            self.seconds += started.elapsed().as_secs_f64();
+            match sent {
+                Ok(()) => break,
+                // The decoder is full: take its frames, then offer the packet again.
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
+                    self.receive()?
+                }
+                Err(_) => {
+                    self.decode_errors += 1;
+                    break;
+                }
+            }
+        }
+        self.receive()
+    }
+
+    fn end(&mut self) -> Result<()> {
+        self.eof = true;
+        let _ = self.decoder.send_eof();
+        self.receive()?;
+        // Frames still expected at the end never came: stand-ins, when the decoder failed.
+        if self.tracking_lost
+            && self.decode_errors > 0
+            && self.frames < self.max_frames
+            && self.frames > 0
+        {
+            for (p, d) in std::mem::take(&mut self.expected) {
+                self.push_lost(p, d);
+            }
+        }
+        if self.frames == 0 {
+            return Err(Error::Unsupported {
+                path: self.path.to_path_buf(),
+                reason: "no frame of the video stream could be decoded".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn stop_accounting(&mut self) {
+        self.tracking_lost = false;
+        self.expected.clear();
+    }
+
+    /// Takes every frame the decoder has ready.
+    fn receive(&mut self) -> Result<()> {
+        loop {
+            let started = Instant::now();
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => {}
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => break,
+                Err(ff::Error::Eof) => break,
+                Err(_) => {
+                    self.decode_errors += 1;
+                    break;
+                }
+            }
+            let frame = self.convert()?;
+            self.seconds += started.elapsed().as_secs_f64();
+            if self.frames >= self.max_frames {
+                continue;
+            }
+            self.account(self.decoded.pts());
+            self.frames += 1;
+            self.ready.push_back(Event::Frame(frame));
+        }
+        Ok(())
+    }
+
+    /// The decoded frame in RGB, with a copy of its picture for the encoder.
+    fn convert(&mut self) -> Result<DecodedFrame> {
+        let (w, h) = self.size;
+        let d = &self.decoded;
+        let conv = match &mut self.to_rgb {
+            Some(c)
+                if c.input().format == d.format()
+                    && c.input().width == d.width()
+                    && c.input().height == d.height() =>
+            {
+                c
+            }
+            slot => slot.insert(
+                scaling::Context::get(
+                    d.format(),
+                    d.width(),
+                    d.height(),
+                    Pixel::RGB24,
+                    w,
+                    h,
+                    scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| video_err(self.path, "no colour converter", e))?,
+            ),
+        };
+        conv.run(d, &mut self.rgb_frame)
+            .map_err(|e| video_err(self.path, "cannot convert a frame", e))?;
+        let (spare_rgb, spare_yuv) = self
+            .spent
+            .try_recv()
+            .map_or((None, None), |(r, y)| (Some(r), y));
+        let image = rgb_image_of(&self.rgb_frame, spare_rgb)?;
+        let decoded = (self.encoder_format == Pixel::YUV420P
+            && d.format() == Pixel::YUV420P
+            && (d.width(), d.height()) == (w, h))
+            .then(|| copy_picture(d, spare_yuv, w, h))
+            .flatten();
+        // SAFETY: reading a plain integer field of a frame the decoder just filled.
+        let error_flags = unsafe { (*d.as_ptr()).decode_error_flags };
+        let corrupt = d.is_corrupt() || error_flags != 0;
+        Ok(DecodedFrame {
+            image,
+            pts: d.timestamp(),
+            duration: d.packet().duration,
+            decoded,
+            fault: corrupt.then_some(Fault::Corrupt),
+        })
+    }
+
+    /// Checks a frame's time against the packets sent. Once the decoder has reported an error, a
+    /// frame with a later time proves the earlier ones will never come: they go out first as
+    /// covered stand-ins. Accounting stops as soon as packet and frame times do not line up, or
+    /// earlier times are missing with no error to explain them (frames out of order, duplicated
+    /// timestamps), so that a clip the decoder reads cleanly never gets a frame it does not have.
+    fn account(&mut self, pts: Option<i64>) {
+        if !self.tracking_lost {
+            return;
+        }
+        let Some(t) = pts.filter(|t| self.expected.contains_key(t)) else {
+            return self.stop_accounting();
+        };
+        let lost: Vec<(i64, i64)> = self.expected.range(..t).map(|(p, d)| (*p, *d)).collect();
+        if !lost.is_empty() && self.decode_errors == 0 {
+            return self.stop_accounting();
+        }
+        for (p, d) in lost {
+            self.expected.remove(&p);
+            self.push_lost(p, d);
+        }
+        self.expected.remove(&t);
+    }
+
+    /// Queues a covered stand-in for a frame the decoder could not produce.
+    fn push_lost(&mut self, pts: i64, duration: i64) {
+        self.lost_frames += 1;
+        self.frames += 1;
+        let (w, h) = self.size;
+        self.ready.push_back(Event::Frame(DecodedFrame {
+            image: RgbImage::new(w, h),
+            pts: Some(pts),
+            duration,
+            decoded: None,
+            fault: Some(Fault::Lost),
+        }));
+    }
+}
+
+/// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill
+/// first: this runs for every frame), into a recycled buffer when one is at hand.
+fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> Result<RgbImage> {
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let (stride, data) = (src.stride(0), src.data(0));
+    let mut out = recycled.unwrap_or_default();
+    out.clear();
+    out.reserve_exact(w * h * 3);
+    for y in 0..h {
+        out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
+    }
+    RgbImage::from_raw(w as u32, h as u32, out).ok_or_else(|| Error::Engine {
+        reason: "a converted frame is smaller than its size".into(),
+    })
+}
+
+/// A copy of a decoded 4:2:0 picture's pixels (not its side data: closed captions, for one,
+/// would ride along into the output through x264), into a recycled frame when one is at hand.
+fn copy_picture(
+    d: &frame::Video,
+    spare: Option<frame::Video>,
+    w: u32,
+    h: u32,
+) -> Option<frame::Video> {
+    let mut copy: frame::Video = spare
+        .and_then(|mut f| super::encode::writable(&mut f).then_some(f))
+        .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
+    // SAFETY: both frames are allocated YUV420P frames of the same width and height (checked by
+    // the caller; `copy` was made by `Video::new` with them), which is all av_frame_copy needs to
+    // copy the planes row by row.
+    let copied = unsafe { ff::ffi::av_frame_copy(copy.as_mut_ptr(), d.as_ptr()) };
+    (copied >= 0).then_some(copy)
+}
+
+/// Stream display rotation, degrees clockwise, from the stream's display matrix.
+pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
+    for sd in stream.side_data() {
+        if sd.kind() == codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
+            // SAFETY: the display matrix side data is nine native-endian i32 values (36 bytes,
+            // length checked above); av_display_rotation_get only reads them.
+            let ccw = unsafe { ff::ffi::av_display_rotation_get(sd.data().as_ptr() as *const i32) };
+            if ccw.is_finite() {
+                let cw = (-ccw).rem_euclid(360.0);
+                return ((cw / 90.0).round() as u32 % 4) * 90;
+            }
+        }
+    }
+    0
+}
+
+/// The stream's display matrix side data, to write back on the output.
+pub(super) fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
+    stream
+        .side_data()
+        .find(|sd| sd.kind() == codec::packet::side_data::Type::DisplayMatrix)
+        .map(|sd| sd.data().to_vec())
+}
+
+/// The best video stream's index, and a decoder for it within the pixel budget, with `threads`
+/// frame threads (0: FFmpeg chooses).
+pub(super) fn open_decoder(
+    ictx: &format::context::Input,
+    path: &Path,
+    max_pixels: u64,
+    threads: usize,
+) -> Result<(usize, ff::decoder::Video)> {
+    let ist = ictx
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: "the file has no video stream".into(),
+        })?;
+    let mut ctx = codec::context::Context::from_parameters(ist.parameters())
+        .map_err(|e| video_err(path, "bad stream parameters", e))?;
+    super::open::limit_decoder(&mut ctx, max_pixels);
+    ctx.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: threads,
+        ..Default::default()
+    });
+    let decoder = ctx
+        .decoder()
+        .video()
+        .map_err(|e| video_err(path, "no decoder for the video stream", e))?;
+    let (w, h) = (decoder.width(), decoder.height());
+    if w == 0 || h == 0 {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the video stream has no picture size (or its first frame is larger than the limit of {:.1} megapixels, raised with --max-megapixels)",
+                max_pixels as f64 / 1e6
+            ),
+        });
+    }
+    crate::image_io::check_pixels(path, w, h, max_pixels)?;
+    Ok((ist.index(), decoder))
+}

@@ -1,0 +1,687 @@
+//! The sink side of a clip: encode the redacted frames and mux them with the copied streams.
+//!
+//! One encoder thread paints each frame's regions, converts it to the encoder's format, encodes
+//! and muxes it, so that decoding the next frames overlaps encoding the last ones. With a copy of
+//! the frame's decoded 4:2:0 picture, only the redacted rectangles are converted back into it
+//! (see `yuv`): every other pixel is encoded exactly as it was decoded.
+//!
+//! Which input streams the output carries is decided here too (`keep_stream`): the redacted
+//! picture and the sound, and nothing that could carry a picture or a position that was not
+//! redacted.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use ff::format::Pixel;
+use ff::software::scaling;
+use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg_next as ff;
+use image::RgbImage;
+
+use super::decode::Spent;
+use super::{video_err, yuv, DroppedStream, VideoOptions};
+use crate::error::{Error, Result};
+use crate::redact::{self, Region};
+
+/// Whether `f`'s buffers are ours alone to write: an encoder may keep a reference to a frame it
+/// was given, and a reused frame must not change under it. (If it is shared, FFmpeg gives it
+/// buffers of its own, copying the content.)
+pub(super) fn writable(f: &mut frame::Video) -> bool {
+    // SAFETY: `f` is a valid, allocated frame we own; av_frame_make_writable only replaces its
+    // buffers with unshared copies when they are shared, and reports failure as a negative code.
+    unsafe { ff::ffi::av_frame_make_writable(f.as_mut_ptr()) >= 0 }
+}
+
+fn fill_rgb_frame(src: &RgbImage, dst: &mut frame::Video) {
+    let w = src.width() as usize;
+    let stride = dst.stride(0);
+    let data = dst.data_mut(0);
+    for (y, row) in src.as_raw().chunks_exact(w * 3).enumerate() {
+        data[y * stride..y * stride + w * 3].copy_from_slice(row);
+    }
+}
+
+/// The output side, owned by the encoder thread (it is built there: FFmpeg's scaling context
+/// cannot cross threads).
+struct Output {
+    octx: format::context::Output,
+    encoder: encoder::Video,
+    to_yuv: scaling::Context,
+    rgb: frame::Video,
+    yuv: frame::Video,
+    enc_tb: Rational,
+    ost_index: usize,
+    /// Input frame durations by pts: encoders do not carry them to their packets, and a muxer
+    /// given a last packet without duration drops that frame from the edit list.
+    durations: std::collections::HashMap<i64, i64>,
+    /// The last pts given to the encoder (see [`Output::next_pts`]).
+    last_pts: Option<i64>,
+}
+
+impl Output {
+    /// The pts a frame is encoded with: its own, unless that does not come after the last one
+    /// (a duplicated or missing timestamp), then the next tick after it. Encoders and muxers
+    /// refuse timestamps that do not increase, and dropping the frame would lose it: every frame
+    /// in is a frame out.
+    fn next_pts(&mut self, pts: Option<i64>, duration: i64) -> i64 {
+        let next = match (pts, self.last_pts) {
+            (Some(p), Some(last)) if p > last => p,
+            // A duplicate or a step back: the next tick.
+            (Some(_), Some(last)) => last + 1,
+            // None at all: a frame's duration on.
+            (None, Some(last)) => last + duration.max(1),
+            (Some(p), None) => p,
+            (None, None) => 0,
+        };
+        self.last_pts = Some(next);
+        next
+    }
+
+    /// Writes a copied packet of output stream `stream`, timed in `from`.
+    fn copy(
+        &mut self,
+        mut packet: Packet,
+        from: Rational,
+        stream: usize,
+        path: &Path,
+    ) -> Result<()> {
+        let ost_tb = self
+            .octx
+            .stream(stream)
+            .ok_or_else(|| video_err(path, "cannot write a copied packet", "no such stream"))?
+            .time_base();
+        packet.rescale_ts(from, ost_tb);
+        packet.set_position(-1);
+        packet.set_stream(stream);
+        packet
+            .write_interleaved(&mut self.octx)
+            .map_err(|e| video_err(path, "cannot write a copied packet", e))
+    }
+
+    /// Flushes the encoder and writes the trailer.
+    fn finish(&mut self, path: &Path) -> Result<()> {
+        self.encoder
+            .send_eof()
+            .map_err(|e| video_err(path, "cannot finish encoding", e))?;
+        self.receive_packets(path)?;
+        self.octx
+            .write_trailer()
+            .map_err(|e| video_err(path, "cannot finish the file", e))
+    }
+
+    fn receive_packets(&mut self, path: &Path) -> Result<()> {
+        let mut pkt = Packet::empty();
+        while self.encoder.receive_packet(&mut pkt).is_ok() {
+            pkt.set_stream(self.ost_index);
+            if let Some(d) = pkt.pts().and_then(|p| self.durations.remove(&p)) {
+                if pkt.duration() <= 0 {
+                    pkt.set_duration(d);
+                }
+            }
+            let ost_tb = self
+                .octx
+                .stream(self.ost_index)
+                .map_or(self.enc_tb, |s| s.time_base());
+            pkt.rescale_ts(self.enc_tb, ost_tb);
+            pkt.write_interleaved(&mut self.octx)
+                .map_err(|e| video_err(path, "cannot write video", e))?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `img`. With `decoded`, a copy of the frame's decoded 4:2:0 picture, only the
+    /// `changed` rectangles (even coordinates, [`yuv::even`]) are converted back from `img` into
+    /// it (see [`yuv`]); without, the whole of `img` is converted. Returns the decoded picture
+    /// for reuse.
+    fn encode(
+        &mut self,
+        img: &RgbImage,
+        decoded: Option<frame::Video>,
+        changed: &[yuv::Rect],
+        pts: Option<i64>,
+        duration: i64,
+        path: &Path,
+    ) -> Result<Option<frame::Video>> {
+        let pts = self.next_pts(pts, duration);
+        if duration > 0 {
+            self.durations.insert(pts, duration);
+        }
+        let mut decoded = decoded;
+        let picture = match &mut decoded {
+            Some(f) => {
+                let (w, h) = (img.width() as usize, img.height() as usize);
+                let ys = f.stride(0);
+                for &r in changed {
+                    yuv::luma_rect(img.as_raw(), w, r, f.data_mut(0), ys);
+                }
+                for plane in [1, 2] {
+                    let stride = f.stride(plane);
+                    for &r in changed {
+                        let out = f.data_mut(plane);
+                        yuv::chroma_rect(img.as_raw(), (w, h), r, plane, out, stride);
+                    }
+                }
+                f
+            }
+            None => {
+                if !writable(&mut self.yuv) {
+                    return Err(video_err(path, "cannot convert a frame", "out of memory"));
+                }
+                fill_rgb_frame(img, &mut self.rgb);
+                self.to_yuv
+                    .run(&self.rgb, &mut self.yuv)
+                    .map_err(|e| video_err(path, "cannot convert a frame", e))?;
+                &mut self.yuv
+            }
+        };
+        picture.set_pts(Some(pts));
+        picture.set_kind(ff::picture::Type::None);
+        self.encoder
+            .send_frame(picture)
+            .map_err(|e| video_err(path, "cannot encode a frame", e))?;
+        self.receive_packets(path)?;
+        Ok(decoded)
+    }
+}
+
+/// What the calling thread hands the encoder thread, in output order.
+pub(super) enum ToEncoder {
+    /// A frame to paint `regions` on and encode, with a copy of its decoded picture when that
+    /// can take the redacted rectangles back (4:2:0, the encoder's format and size).
+    Frame {
+        img: RgbImage,
+        decoded: Option<frame::Video>,
+        regions: Vec<Region>,
+        pts: Option<i64>,
+        duration: i64,
+    },
+    /// A copied audio or subtitle packet for output stream `stream`, timed in `from`.
+    Packet {
+        packet: Packet,
+        from: Rational,
+        stream: usize,
+    },
+    /// Every frame was sent: flush the encoder and write the trailer.
+    Finish,
+}
+
+/// What the encoder thread needs to build its [`Output`].
+pub(super) struct OutputParts {
+    octx: format::context::Output,
+    encoder: encoder::Video,
+    format: Pixel,
+    width: u32,
+    height: u32,
+    enc_tb: Rational,
+    ost_index: usize,
+}
+
+/// The encoder thread's busy seconds.
+#[derive(Default)]
+pub(super) struct EncodeTimes {
+    /// Painting the regions.
+    pub redact: f64,
+    /// Converting, encoding and muxing.
+    pub encode: f64,
+}
+
+/// The encoder thread: redacts each frame it is given, converts it to the encoder's format,
+/// encodes and muxes it, and copies the other streams' packets in between. It ends at
+/// [`ToEncoder::Finish`] with the file complete, or with an error, or, when the calling thread
+/// gives up first (the channel closes without `Finish`), with the file unfinished.
+///
+/// Each encoded frame's buffer goes back on `spent` for the decoding side to fill again: a fresh
+/// 6 MB allocation per 1080p frame costs the kernel more than the copy into it.
+fn encode_frames(
+    parts: OutputParts,
+    rx: Receiver<ToEncoder>,
+    spent: mpsc::Sender<Spent>,
+    path: &Path,
+) -> Result<EncodeTimes> {
+    let (w, h) = (parts.width, parts.height);
+    let mut out = Output {
+        to_yuv: scaling::Context::get(
+            Pixel::RGB24,
+            w,
+            h,
+            parts.format,
+            w,
+            h,
+            scaling::Flags::BILINEAR,
+        )
+        .map_err(|e| video_err(path, "no colour converter", e))?,
+        rgb: frame::Video::new(Pixel::RGB24, w, h),
+        yuv: frame::Video::new(parts.format, w, h),
+        enc_tb: parts.enc_tb,
+        ost_index: parts.ost_index,
+        durations: Default::default(),
+        last_pts: None,
+        encoder: parts.encoder,
+        octx: parts.octx,
+    };
+    let mut times = EncodeTimes::default();
+    for msg in rx {
+        match msg {
+            ToEncoder::Frame {
+                mut img,
+                decoded,
+                regions,
+                pts,
+                duration,
+            } => {
+                let started = Instant::now();
+                redact::redact_parallel(&mut img, &regions);
+                let changed: Vec<yuv::Rect> = regions
+                    .iter()
+                    .filter_map(|r| r.area.pixel_bounds(w, h))
+                    .map(|r| yuv::even(r, w, h))
+                    .collect();
+                times.redact += started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                let decoded = out.encode(&img, decoded, &changed, pts, duration, path)?;
+                times.encode += started.elapsed().as_secs_f64();
+                let _ = spent.send((img.into_raw(), decoded));
+            }
+            ToEncoder::Packet {
+                packet,
+                from,
+                stream,
+            } => out.copy(packet, from, stream, path)?,
+            ToEncoder::Finish => {
+                let started = Instant::now();
+                out.finish(path)?;
+                times.encode += started.elapsed().as_secs_f64();
+                return Ok(times);
+            }
+        }
+    }
+    Err(video_err(
+        path,
+        "the clip was abandoned",
+        "no more frames came",
+    ))
+}
+
+/// The calling thread's end of the encoder thread: a bounded queue (so frames in flight stay
+/// few) and the thread's result.
+pub(super) struct EncoderLink {
+    tx: Option<SyncSender<ToEncoder>>,
+    handle: Option<JoinHandle<Result<EncodeTimes>>>,
+    /// Seconds the calling thread waited for room in the queue.
+    pub waited: f64,
+    /// The output clip, for errors.
+    path: std::path::PathBuf,
+}
+
+impl EncoderLink {
+    /// Frames queued for the encoder thread beyond the one it is working on.
+    const QUEUE: usize = 2;
+
+    /// Starts the encoder thread on `parts`; the receiver gets the frame buffers it is done with,
+    /// for the decoding side to fill again.
+    pub fn start(parts: OutputParts, path: &Path) -> Result<(EncoderLink, Receiver<Spent>)> {
+        let (tx, rx) = mpsc::sync_channel(Self::QUEUE);
+        let (spent_tx, spent) = mpsc::channel();
+        let owned = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("bystander-encode".into())
+            .spawn(move || encode_frames(parts, rx, spent_tx, &owned))
+            .map_err(|e| video_err(path, "cannot start the encoder thread", e))?;
+        let link = EncoderLink {
+            tx: Some(tx),
+            handle: Some(handle),
+            waited: 0.0,
+            path: path.to_path_buf(),
+        };
+        Ok((link, spent))
+    }
+
+    /// Queues a message for the encoder thread (waits while its queue is full).
+    pub fn send(&mut self, msg: ToEncoder) -> Result<()> {
+        let started = Instant::now();
+        let sent = self.tx.as_ref().map(|tx| tx.send(msg));
+        self.waited += started.elapsed().as_secs_f64();
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped early: its error is the clip's.
+            _ => Err(match self.join() {
+                Err(e) => e,
+                Ok(_) => video_err(&self.path, "the encoder stopped", "it took no more frames"),
+            }),
+        }
+    }
+
+    /// Sends [`ToEncoder::Finish`] and waits for the file to be complete.
+    pub fn finish(mut self) -> Result<EncodeTimes> {
+        self.send(ToEncoder::Finish)?;
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<EncodeTimes> {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(video_err(&self.path, "the encoder thread", "panicked")),
+            None => Err(video_err(&self.path, "the encoder thread", "already ended")),
+        }
+    }
+}
+
+impl Drop for EncoderLink {
+    /// A clip that fails on the calling thread still waits for the encoder thread, so its output
+    /// file is closed before the caller removes it.
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+/// Whether the output container can carry codec `id` (FFmpeg does not always know: then yes, and
+/// writing the header decides).
+fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
+    // SAFETY: `octx` holds a valid output format; avformat_query_codec only reads it.
+    let r = unsafe {
+        ff::ffi::avformat_query_codec(
+            octx.format().as_ptr(),
+            id.into(),
+            ff::ffi::FF_COMPLIANCE_NORMAL,
+        )
+    };
+    r != 0
+}
+
+/// Whether a stream other than the redacted video stream goes into the output, and why not.
+///
+/// Only sound is copied by default. Subtitles are dropped: a bitmap subtitle (DVD, PGS, DVB) is
+/// a picture that can show a face and is never copied; a text subtitle can carry a position (GPS
+/// captions every second from dashcams and drones) and is copied only with `keep_subtitles`.
+/// Data streams (GPS and telemetry tracks), attachments and further picture streams (cover art,
+/// a second camera angle that is not redacted) are never copied.
+fn keep_stream(
+    ist: &format::stream::Stream,
+    octx: &format::context::Output,
+    opts: &VideoOptions,
+) -> std::result::Result<(), String> {
+    let params = ist.parameters();
+    let id = params.id();
+    let kept = match params.medium() {
+        media::Type::Audio => Ok(()),
+        media::Type::Subtitle => match subtitle_kind(id) {
+            SubtitleKind::Bitmap => Err("a bitmap subtitle is a picture that can show a face; never copied".to_string()),
+            SubtitleKind::Text if opts.keep_subtitles => Ok(()),
+            SubtitleKind::Text => Err("subtitles can carry text such as GPS positions; dropped (--keep-subtitles keeps text subtitles)".to_string()),
+            SubtitleKind::Unknown => Err("a subtitle FFmpeg cannot tell text from picture; never copied".to_string()),
+        },
+        media::Type::Video => Err("only the main picture stream is redacted and written".to_string()),
+        media::Type::Data => Err("data streams can carry GPS and telemetry; never copied".to_string()),
+        media::Type::Attachment => Err("attachments (fonts, cover art) are not copied".to_string()),
+        _ => Err("not a stream bystander copies".to_string()),
+    };
+    kept?;
+    if !container_takes(octx, id) {
+        return Err("the output container cannot carry this codec".to_string());
+    }
+    Ok(())
+}
+
+/// Whether subtitles of a codec are text or pictures.
+#[derive(Debug, PartialEq, Eq)]
+enum SubtitleKind {
+    Text,
+    Bitmap,
+    Unknown,
+}
+
+fn subtitle_kind(id: codec::Id) -> SubtitleKind {
+    // SAFETY: avcodec_descriptor_get returns null or a pointer to a static descriptor.
+    let props = unsafe {
+        let d = ff::ffi::avcodec_descriptor_get(id.into());
+        if d.is_null() {
+            return SubtitleKind::Unknown;
+        }
+        (*d).props
+    };
+    let (bitmap, text) = (
+        props & ff::ffi::AV_CODEC_PROP_BITMAP_SUB != 0,
+        props & ff::ffi::AV_CODEC_PROP_TEXT_SUB != 0,
+    );
+    match (bitmap, text) {
+        (false, true) => SubtitleKind::Text,
+        (true, _) => SubtitleKind::Bitmap,
+        (false, false) => SubtitleKind::Unknown,
+    }
+}
+
+/// The encoder's settings: quality and speed for the encoders that take them.
+fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
+    let mut dict = Dictionary::new();
+    if name.starts_with("libx26") {
+        dict.set("crf", &opts.crf.to_string());
+        dict.set("preset", &opts.preset);
+    } else if name.starts_with("libvpx") {
+        // Constant quality (bitrate 0 with a CRF), rows in parallel, and libvpx's speed for the
+        // x264 preset asked: the fast presets map to real-time speed 8, the others to 4.
+        dict.set("crf", &opts.crf.min(63).to_string());
+        dict.set("b", "0");
+        dict.set("row-mt", "1");
+        let fast = matches!(
+            opts.preset.as_str(),
+            "ultrafast" | "superfast" | "veryfast" | "faster"
+        );
+        dict.set("deadline", if fast { "realtime" } else { "good" });
+        dict.set("cpu-used", if fast { "8" } else { "4" });
+    }
+    dict
+}
+/// The output of a clip, ready for its encoder thread: the header is written.
+pub(super) struct Opened {
+    pub parts: OutputParts,
+    /// Output stream of each input stream that is copied.
+    pub stream_map: Vec<Option<usize>>,
+    /// Input streams left out, and why.
+    pub dropped: Vec<DroppedStream>,
+}
+
+/// Creates `tmp` (the temporary of `output`) with the muxer `muxer`: the video stream of
+/// `ictx` (stream `vindex`, decoded by `decoder`) re-encoded at its own size, time base and
+/// rotation, the streams [`keep_stream`] allows copied, and the rest listed as dropped.
+pub(super) fn open_output(
+    ictx: &format::context::Input,
+    vindex: usize,
+    decoder: &ff::decoder::Video,
+    (tmp, output, muxer): (&Path, &Path, &str),
+    opts: &VideoOptions,
+) -> Result<Opened> {
+    let mut octx =
+        super::open::output(tmp, muxer).map_err(|e| video_err(output, "cannot create", e))?;
+    let codec = pick_encoder(&octx, output, muxer, opts)?;
+    let mut stream_map: Vec<Option<usize>> = vec![None; ictx.nb_streams() as usize];
+    let mut dropped = Vec::new();
+    let mut video = None;
+    for ist in ictx.streams() {
+        let i = ist.index();
+        if i == vindex {
+            let ost_index = octx.nb_streams() as usize;
+            let enc = add_video_stream(&mut octx, &ist, decoder, codec, output, opts)?;
+            video = Some((enc, ost_index));
+            continue;
+        }
+        if let Err(reason) = keep_stream(&ist, &octx, opts) {
+            dropped.push(DroppedStream {
+                index: i,
+                kind: format!("{:?}", ist.parameters().medium()).to_lowercase(),
+                codec: format!("{:?}", ist.parameters().id()).to_lowercase(),
+                reason,
+            });
+            continue;
+        }
+        stream_map[i] = Some(octx.nb_streams() as usize);
+        add_copied_stream(&mut octx, &ist, output, opts)?;
+    }
+    if opts.keep_metadata {
+        octx.set_metadata(ictx.metadata().to_owned());
+    }
+    let (encoder, ost_index) = video.ok_or_else(|| Error::Unsupported {
+        path: output.to_path_buf(),
+        reason: "the input has no video stream to write".into(),
+    })?;
+    let mut header_opts = Dictionary::new();
+    if opts.keep_metadata && matches!(muxer, "mp4" | "mov") {
+        // Without this the MP4 muxer keeps only the handful of tags it knows.
+        header_opts.set("movflags", "use_metadata_tags");
+    }
+    octx.write_header_with(header_opts)
+        .map_err(|e| video_err(output, "cannot write the header", e))?;
+    let (width, height) = (decoder.width(), decoder.height());
+    Ok(Opened {
+        parts: OutputParts {
+            octx,
+            encoder,
+            format: encoder_format(width, height),
+            width,
+            height,
+            enc_tb: ictx
+                .stream(vindex)
+                .map_or(Rational(1, 90_000), |s| s.time_base()),
+            ost_index,
+        },
+        stream_map,
+        dropped,
+    })
+}
+
+/// The pixel format a `w` x `h` clip is encoded in: 4:2:0 needs even sides, so an odd-sized
+/// picture is encoded 4:4:4 instead of being cropped or padded, and the output keeps the input's
+/// exact size.
+pub(super) fn encoder_format(w: u32, h: u32) -> Pixel {
+    if w % 2 == 0 && h % 2 == 0 {
+        Pixel::YUV420P
+    } else {
+        Pixel::YUV444P
+    }
+}
+
+/// The encoder asked for, or the container's own; refused when the container cannot carry it.
+fn pick_encoder(
+    octx: &format::context::Output,
+    output: &Path,
+    muxer: &str,
+    opts: &VideoOptions,
+) -> Result<ff::Codec> {
+    let name = opts
+        .encoder
+        .as_deref()
+        .unwrap_or(super::default_encoder(muxer));
+    let codec = encoder::find_by_name(name).ok_or_else(|| Error::InvalidSetting {
+        name: "encoder",
+        value: name.to_string(),
+        allowed: "an FFmpeg video encoder this build has, such as libx264",
+    })?;
+    if !container_takes(octx, codec.id()) {
+        return Err(Error::Video {
+            path: output.to_path_buf(),
+            reason: format!(
+                "the {muxer} container cannot carry what encoder {name} makes; choose another with --encoder (WebM takes libvpx-vp9, libvpx or libaom-av1; MP4, MOV, MKV, AVI and TS take libx264), or leave it out to get the container's own"
+            ),
+        });
+    }
+    Ok(codec)
+}
+
+/// Adds the re-encoded video stream and opens its encoder.
+fn add_video_stream(
+    octx: &mut format::context::Output,
+    ist: &format::stream::Stream,
+    decoder: &ff::decoder::Video,
+    codec: ff::Codec,
+    output: &Path,
+    opts: &VideoOptions,
+) -> Result<encoder::Video> {
+    let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
+    let (w, h) = (decoder.width(), decoder.height());
+    let mut ost = octx
+        .add_stream(codec)
+        .map_err(|e| video_err(output, "cannot add the video stream", e))?;
+    let mut enc_ctx = codec::context::Context::new_with_codec(codec);
+    if opts.thread_budget > 0 {
+        enc_ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: opts.thread_budget,
+            ..Default::default()
+        });
+    }
+    let mut enc = enc_ctx
+        .encoder()
+        .video()
+        .map_err(|e| video_err(output, "cannot set up the encoder", e))?;
+    enc.set_width(w);
+    enc.set_height(h);
+    enc.set_format(encoder_format(w, h));
+    enc.set_aspect_ratio(decoder.aspect_ratio());
+    enc.set_time_base(ist.time_base());
+    let rate = ist.avg_frame_rate();
+    if rate.numerator() > 0 && rate.denominator() > 0 {
+        enc.set_frame_rate(Some(rate));
+    }
+    if global_header {
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let name = codec.name().to_string();
+    let enc = enc.open_with(encoder_options(&name, opts)).map_err(|e| {
+        video_err(
+            output,
+            &format!("cannot open encoder {name} (frame size {w}x{h})"),
+            e,
+        )
+    })?;
+    ost.set_parameters(&enc);
+    ost.set_time_base(ist.time_base());
+    if let Some(m) = super::decode::display_matrix(ist) {
+        // SAFETY: `ost` is a stream of the output context that has not written its header;
+        // av_stream_new_side_data allocates `m.len()` bytes owned by the stream (or returns
+        // null), and we copy exactly that many bytes into it.
+        unsafe {
+            let p = ff::ffi::av_stream_new_side_data(
+                ost.as_mut_ptr(),
+                ff::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                m.len() as _,
+            );
+            if !p.is_null() {
+                std::ptr::copy_nonoverlapping(m.as_ptr(), p, m.len());
+            }
+        }
+    }
+    if opts.keep_metadata {
+        ost.set_metadata(ist.metadata().to_owned());
+    }
+    Ok(enc)
+}
+
+/// Adds a stream whose packets are copied as they are.
+fn add_copied_stream(
+    octx: &mut format::context::Output,
+    ist: &format::stream::Stream,
+    output: &Path,
+    opts: &VideoOptions,
+) -> Result<()> {
+    let mut ost = octx
+        .add_stream(encoder::find(codec::Id::None))
+        .map_err(|e| video_err(output, "cannot add a copied stream", e))?;
+    ost.set_parameters(ist.parameters());
+    // SAFETY: resetting the codec tag of parameters we own lets the muxer pick its own tag for
+    // the copied codec instead of refusing the input container's tag.
+    unsafe {
+        (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+    }
+    let mut md = Dictionary::new();
+    if opts.keep_metadata {
+        md = ist.metadata().to_owned();
+    } else if let Some(lang) = ist.metadata().get("language") {
+        md.set("language", lang);
+    }
+    ost.set_metadata(md);
+    Ok(())
+}
