@@ -143,7 +143,39 @@ pub enum Error {
     },
 }
 
+/// What kind of fault an [`Error`] is, for a front that maps errors to its own (exit codes,
+/// exception classes, C error codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A setting or argument was refused: fix the call, not the machine.
+    Config,
+    /// An input (a file, a frame buffer, a structured file) is unreadable, too large or wrong.
+    Input,
+    /// The runtime environment failed: ONNX Runtime, a model file, a thread, the disk.
+    Runtime,
+}
+
 impl Error {
+    /// Which kind of fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidSetting { .. } => ErrorKind::Config,
+            Error::Image { .. }
+            | Error::Unsupported { .. }
+            | Error::Parse { .. }
+            | Error::Video { .. }
+            | Error::FrameBuffer { .. }
+            | Error::TooLarge { .. } => ErrorKind::Input,
+            Error::RuntimeUnavailable { .. }
+            | Error::Inference { .. }
+            | Error::Model { .. }
+            | Error::ModelChecksum { .. }
+            | Error::Io { .. }
+            | Error::Engine { .. } => ErrorKind::Runtime,
+        }
+    }
+
     pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),

@@ -36,6 +36,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod files;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod geometry;
@@ -50,7 +51,7 @@ pub mod track;
 #[cfg(feature = "video")]
 pub mod video;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 /// Cores of this machine (1 when the system does not say): the default thread budget.
 pub fn cores() -> usize {

@@ -1,121 +1,158 @@
-//! Streaming redaction for hosts (NVR and camera software): frames in, redacted frames out.
+//! The host API: frames in from an NVR or camera application, redacted frames out, on the
+//! [`Engine`](crate::engine::Engine) every front shares.
 //!
-//! A [`Redactor`] runs on the caller's thread and owns no threads of its own beyond ONNX Runtime's
-//! intra-op pool, whose size the host sets in [`DetectConfig::intra_threads`]. Frames come back in
-//! order; the latency is exactly the tracker's look-ahead ([`TrackConfig::backfill`] frames),
-//! so `backfill: 0` gives live view with no added delay at the cost of no back-fill.
+//! A [`Redactor`] takes a camera's frames in the host's own pixel format ([`PixelFormat`]: RGB,
+//! BGR, RGBA, BGRA, I420 or NV12, with strides) and gives each back in that format, in the
+//! host's own buffer, with only the redacted rectangles rewritten. Detection runs on a pool of
+//! worker threads sized by the thread budget, so consecutive frames are detected in parallel;
+//! frames come back in order after the tracker's look-ahead ([`TrackConfig::backfill`]) plus the
+//! frames in flight. With `backfill: 0`, [`Redactor::redact_in_place`] redacts a borrowed buffer
+//! and returns when it is done (live view).
 //!
-//! Frames can be handed over as `image` buffers, or as a borrowed RGB or BGR slice with a row
-//! stride ([`Redactor::redact_in_place`], live view only): the pixels are read once for
-//! detection and the redacted areas are written straight back into the host's buffer.
+//! Video presets only: the engine applies the clip plans of the preset (no photo tiles, models
+//! taking turns, the fast preset's detect-every-2), so a stream is never run with the photo plan.
 //!
-//! Fail closed: if detection fails on a frame, that frame comes back fully covered and
-//! [`RedactedFrame::fail_closed`] is set; it is never returned clear.
-
-use std::collections::VecDeque;
+//! Fail closed: a frame whose detection fails comes back covered whole with
+//! [`RedactedFrame::fault`] saying why; it is never returned clear. Errors that stop the stream
+//! (a bad buffer, the worker threads gone) are returned as [`Error`](crate::Error)s, whose
+//! [`kind`](crate::Error::kind) tells a setting from a fault at run time.
+//!
+//! A `Redactor` is `Send` and `Sync`: it can move to the thread that feeds it, and be shared
+//! behind a lock; its methods take `&mut self` because a stream's frames are ordered.
+//!
+//! ```no_run
+//! use bystander::frame::{FrameLayout, PixelFormat};
+//! use bystander::stream::{Redactor, StreamConfig};
+//!
+//! let mut cfg = StreamConfig::default(); // balanced video preset, one worker per core
+//! cfg.track.backfill = 4; // frames of look-ahead: masks drawn before a face is first found
+//! let mut r = Redactor::new(&cfg)?;
+//! let layout = FrameLayout::packed(PixelFormat::Bgr24, 1280, 720);
+//! for n in 0..100i64 {
+//!     let frame = vec![0u8; layout.len()]; // the camera's BGR frame
+//!     for out in r.push(frame, layout, n * 40)? {
+//!         // out.data: the same frame, redacted; out.boxes, out.regions, out.fault
+//!         let _ = (out.pts, out.boxes.len(), out.fault.is_some());
+//!     }
+//! }
+//! for out in r.finish()? { /* the frames still in the look-ahead */ }
+//! # Ok::<(), bystander::Error>(())
+//! ```
 
 use image::RgbImage;
 
-use crate::detect::DetectConfig;
+use crate::engine::{Engine, EngineConfig, Output};
 use crate::error::{Error, Result};
+use crate::frame::{self, FrameLayout};
 use crate::geometry::Detection;
-use crate::pipeline::FrameRedactor;
-use crate::redact::{self, RedactConfig, Region};
-use crate::track::{TrackConfig, Tracker};
+use crate::redact::{self, Region};
 
-/// Channel order of a raw frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PixelLayout {
-    /// Bytes R, G, B per pixel.
-    Rgb,
-    /// Bytes B, G, R per pixel (OpenCV, many camera SDKs).
-    Bgr,
-}
+pub use crate::engine::{EngineConfig as StreamConfig, Fault};
+pub use crate::frame::PixelFormat;
+pub use crate::track::TrackConfig;
 
 /// A frame leaving the redactor.
 #[derive(Debug)]
 pub struct RedactedFrame {
-    /// The redacted pixels.
-    pub image: RgbImage,
+    /// The frame's bytes, in its own format and layout, redacted.
+    pub data: Vec<u8>,
+    /// Where its pixels lie (as pushed).
+    pub layout: FrameLayout,
     /// The timestamp it was pushed with.
     pub pts: i64,
-    /// What was redacted on it (detections, held and back-filled boxes).
+    /// What was redacted on it: detections, held and back-filled boxes.
     pub boxes: Vec<Detection>,
-    /// The whole frame was covered because detection failed.
-    pub fail_closed: bool,
+    /// The areas actually painted (zones, masks; the whole frame for a fault).
+    pub regions: Vec<Region>,
+    /// Why it was covered whole, if it was.
+    pub fault: Option<Fault>,
 }
 
-struct Pending {
-    image: RgbImage,
+/// What [`Redactor::redact_in_place`] did to a frame.
+#[derive(Debug)]
+pub struct FrameResult {
+    /// What was redacted.
+    pub boxes: Vec<Detection>,
+    /// The areas painted.
+    pub regions: Vec<Region>,
+    /// Why it was covered whole, if it was.
+    pub fault: Option<Fault>,
+}
+
+/// What travels with a host frame through the engine: its bytes (none for in-place frames),
+/// layout and timestamp.
+struct Host {
+    data: Option<Vec<u8>>,
+    layout: FrameLayout,
     pts: i64,
-    failed: bool,
 }
 
-/// Frames in, redacted frames out, in order, on the caller's thread.
+/// Frames in, redacted frames out, in order; see the module documentation.
 pub struct Redactor {
-    frames: FrameRedactor,
-    tracker: Tracker,
-    pending: VecDeque<Pending>,
-    next: usize,
+    engine: Engine<Host>,
+}
+
+impl Default for EngineConfig {
+    /// The balanced preset on a budget of one thread per core, hold 8 and back-fill 4 frames.
+    fn default() -> Self {
+        EngineConfig::new(
+            crate::detect::DetectConfig::default(),
+            crate::redact::RedactConfig::default(),
+            crate::cores(),
+        )
+    }
 }
 
 impl Redactor {
-    /// Builds the detectors. Redaction runs on the caller's thread only.
-    pub fn new(detect: &DetectConfig, redact: RedactConfig, track: TrackConfig) -> Result<Self> {
-        let mut frames = FrameRedactor::new(detect, redact)?;
-        frames.parallel_redact = false;
+    /// Starts the detector pool (every session is built before this returns: a missing model
+    /// or runtime is an error here). Starts `cfg.workers` threads; no network, no process.
+    pub fn new(cfg: &StreamConfig) -> Result<Redactor> {
         Ok(Redactor {
-            frames,
-            tracker: Tracker::new(track),
-            pending: VecDeque::new(),
-            next: 0,
+            engine: Engine::new(cfg)?,
         })
     }
 
-    /// Frames between a push and the return of that frame.
+    /// Frames of look-ahead between a push and the return of that frame (frames in detection add
+    /// to it when the host pushes faster than the workers detect).
     pub fn latency_frames(&self) -> usize {
-        self.tracker.config().backfill
+        self.engine.latency_frames()
     }
 
-    /// Pushes a frame with its timestamp; returns the frames that are ready, oldest first.
-    pub fn push(&mut self, image: RgbImage, pts: i64) -> Vec<RedactedFrame> {
-        let index = self.next;
-        self.next += 1;
-        let (detections, failed) = match self.frames.detect_frame(&image, index) {
-            Ok(d) => (d, false),
-            Err(_) => (Vec::new(), true),
-        };
-        self.pending.push_back(Pending { image, pts, failed });
-        let ready = self.tracker.push(index, Some(detections));
-        ready.into_iter().map(|f| self.emit(f.boxes)).collect()
-    }
-
-    /// Pushes a borrowed raw frame (`stride` bytes per row, 3 bytes per pixel in `layout`). The
-    /// pixels are copied once, since the look-ahead has to hold them.
-    pub fn push_raw(
+    /// Pushes a frame (the host's buffer, `layout` describing it) with its timestamp; returns the
+    /// frames that are ready, oldest first, in their own buffers. Waits while too many frames are
+    /// in flight. A buffer that does not hold `layout` is refused ([`Error::FrameBuffer`]).
+    pub fn push(
         &mut self,
-        data: &[u8],
-        width: u32,
-        height: u32,
-        stride: usize,
-        layout: PixelLayout,
+        data: Vec<u8>,
+        layout: FrameLayout,
         pts: i64,
     ) -> Result<Vec<RedactedFrame>> {
-        let image = to_rgb(data, width, height, stride, layout)?;
-        Ok(self.push(image, pts))
+        let rgb = frame::to_rgb(&data, &layout)?;
+        let host = Host {
+            data: Some(data),
+            layout,
+            pts,
+        };
+        let mut ready = Vec::new();
+        self.engine
+            .push(rgb, host, None, &mut |out| collect(out, &mut ready))?;
+        Ok(ready)
     }
 
-    /// Live view without a copy back: detects on the borrowed frame and writes the redacted areas
-    /// into it. Only for a redactor without look-ahead (`backfill: 0`); returns what was redacted.
-    /// If detection fails, the whole buffer is covered and the error is returned.
+    /// [`Redactor::push`] for an `image` buffer: it comes back as packed RGB bytes.
+    pub fn push_image(&mut self, image: RgbImage, pts: i64) -> Result<Vec<RedactedFrame>> {
+        let layout = FrameLayout::packed(PixelFormat::Rgb24, image.width(), image.height());
+        self.push(image.into_raw(), layout, pts)
+    }
+
+    /// Live view: detects on the borrowed frame and writes the redacted rectangles into it, in its
+    /// own format; returns when done. Only for a redactor without look-ahead (`backfill: 0`). If
+    /// detection fails, the whole frame is covered and the result's `fault` says why.
     pub fn redact_in_place(
         &mut self,
         data: &mut [u8],
-        width: u32,
-        height: u32,
-        stride: usize,
-        layout: PixelLayout,
-    ) -> Result<Vec<Detection>> {
+        layout: &FrameLayout,
+    ) -> Result<FrameResult> {
         if self.latency_frames() != 0 {
             return Err(Error::InvalidSetting {
                 name: "backfill",
@@ -123,107 +160,77 @@ impl Redactor {
                 allowed: "0 for in-place redaction (a look-ahead has to hold frames)",
             });
         }
-        let mut rgb = to_rgb(data, width, height, stride, layout)?;
-        let index = self.next;
-        self.next += 1;
-        let detected = self.frames.detect_frame(&rgb, index);
-        let failed = detected.is_err();
-        let boxes = match self
-            .tracker
-            .push(index, Some(detected.as_ref().cloned().unwrap_or_default()))
-        {
-            Some(f) => f.boxes,
-            None => Vec::new(),
+        let rgb = frame::to_rgb(data, layout)?;
+        let host = Host {
+            data: None,
+            layout: *layout,
+            pts: 0,
         };
-        let regions = if failed {
-            vec![Region::whole_frame(width, height)]
-        } else {
-            self.frames.config().regions(&boxes, width, height)
+        let mut done = None;
+        let mut sink = |out: Output<Host>| {
+            done = Some(out);
+            Ok(())
         };
-        redact::redact(&mut rgb, &regions);
-        // Write back only the pixels the regions can have touched.
-        let raw = rgb.as_raw();
-        for r in &regions {
-            let Some((x0, y0, x1, y1)) = r.area.pixel_bounds(width, height) else {
-                continue;
-            };
-            for y in y0 as usize..y1 as usize {
-                let src = &raw[(y * width as usize + x0 as usize) * 3
-                    ..(y * width as usize + x1 as usize) * 3];
-                let dst = &mut data[y * stride + x0 as usize * 3..y * stride + x1 as usize * 3];
-                match layout {
-                    PixelLayout::Rgb => dst.copy_from_slice(src),
-                    PixelLayout::Bgr => {
-                        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
-                            d.copy_from_slice(&[s[2], s[1], s[0]]);
-                        }
-                    }
-                }
-            }
-        }
-        detected.map(|_| boxes)
+        self.engine.push(rgb, host, None, &mut sink)?;
+        self.engine.wait(&mut sink)?;
+        let mut out = done.ok_or_else(|| Error::Engine {
+            reason: "the frame did not come back".into(),
+        })?;
+        paint_into(&mut out.image, &out.regions, data, layout)?;
+        Ok(FrameResult {
+            boxes: out.boxes,
+            regions: out.regions,
+            fault: out.fault,
+        })
     }
 
     /// Releases the frames still held for look-ahead (at the end of a stream).
-    pub fn finish(&mut self) -> Vec<RedactedFrame> {
-        let rest = self.tracker.finish();
-        rest.into_iter().map(|f| self.emit(f.boxes)).collect()
+    pub fn finish(&mut self) -> Result<Vec<RedactedFrame>> {
+        let mut ready = Vec::new();
+        self.engine.finish(&mut |out| collect(out, &mut ready))?;
+        Ok(ready)
     }
 
-    fn emit(&mut self, boxes: Vec<Detection>) -> RedactedFrame {
-        let Pending {
-            mut image,
-            pts,
-            failed,
-        } = self
-            .pending
-            .pop_front()
-            .expect("the tracker releases only pushed frames");
-        if failed {
-            let whole = [Region::whole_frame(image.width(), image.height())];
-            redact::redact(&mut image, &whole);
-        } else {
-            self.frames.apply(&mut image, &boxes);
-        }
-        RedactedFrame {
-            image,
-            pts,
-            boxes,
-            fail_closed: failed,
-        }
+    /// What the engine counted (frames, detections, fail-closed frames, waits).
+    pub fn stats(&self) -> crate::engine::EngineStats {
+        self.engine.stats()
     }
 }
 
-fn to_rgb(
-    data: &[u8],
-    width: u32,
-    height: u32,
-    stride: usize,
-    layout: PixelLayout,
-) -> Result<RgbImage> {
-    let row = width as usize * 3;
-    let needed = if height == 0 {
-        0
-    } else {
-        stride * (height as usize - 1) + row
-    };
-    if stride < row || data.len() < needed {
-        return Err(Error::FrameBuffer {
-            width,
-            height,
-            stride,
-            len: data.len(),
-        });
-    }
-    let mut out = Vec::with_capacity(row * height as usize);
-    for y in 0..height as usize {
-        let src = &data[y * stride..y * stride + row];
-        match layout {
-            PixelLayout::Rgb => out.extend_from_slice(src),
-            PixelLayout::Bgr => out.extend(src.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]])),
-        }
-    }
-    Ok(RgbImage::from_raw(width, height, out).expect("buffer sized to width*height*3"))
+/// Paints `regions` on the RGB picture and writes the changed rectangles into the host's bytes.
+fn paint_into(
+    rgb: &mut RgbImage,
+    regions: &[Region],
+    data: &mut [u8],
+    layout: &FrameLayout,
+) -> Result<()> {
+    redact::redact(rgb, regions);
+    let yuv = matches!(layout.format, PixelFormat::I420 | PixelFormat::Nv12);
+    let rects = frame::changed_rects(regions, rgb.width(), rgb.height(), yuv);
+    frame::write_back(rgb, &rects, data, layout)
+}
+
+fn collect(out: Output<Host>, ready: &mut Vec<RedactedFrame>) -> Result<()> {
+    let Output {
+        mut image,
+        payload,
+        boxes,
+        regions,
+        fault,
+        ..
+    } = out;
+    let Host { data, layout, pts } = payload;
+    let mut data = data.unwrap_or_default();
+    paint_into(&mut image, &regions, &mut data, &layout)?;
+    ready.push(RedactedFrame {
+        data,
+        layout,
+        pts,
+        boxes,
+        regions,
+        fault,
+    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,17 +238,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_frames_with_stride_and_bgr_are_read_and_short_buffers_refused() {
-        // 2x2 BGR with 2 bytes of row padding.
-        let data = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12];
-        let img = to_rgb(&data, 2, 2, 8, PixelLayout::Bgr).unwrap();
-        assert_eq!(img.get_pixel(0, 0).0, [3, 2, 1]);
-        assert_eq!(img.get_pixel(1, 1).0, [12, 11, 10]);
-        let e = to_rgb(&data[..10], 2, 2, 8, PixelLayout::Rgb).unwrap_err();
-        assert!(matches!(e, Error::FrameBuffer { .. }), "{e}");
-        assert!(
-            to_rgb(&data, 3, 2, 8, PixelLayout::Rgb).is_err(),
-            "stride shorter than a row"
-        );
+    fn a_redactor_can_move_between_threads_and_be_shared() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Redactor>();
+        send_sync::<RedactedFrame>();
     }
 }

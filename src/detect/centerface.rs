@@ -6,10 +6,11 @@
 //! y then x, as fractions of the box). A cell over the threshold is one face.
 
 use image::RgbImage;
-use ort::session::Session;
 
 use super::preprocess::{Normalize, Rect, TensorBuilder};
-use super::{check_outputs, run_model, ModelRunner};
+use std::sync::Arc;
+
+use super::{check_outputs, run_model, ModelRunner, Sessions};
 use crate::error::Result;
 use crate::geometry::{BBox, Detection};
 use crate::models::ModelData;
@@ -17,26 +18,29 @@ use crate::models::ModelData;
 const STRIDE: f32 = 4.0;
 const NMS_IOU: f32 = 0.3;
 
+#[derive(Clone)]
 pub(crate) struct CenterFace {
     model: ModelData,
-    session: Session,
+    sessions: Arc<Sessions>,
     input: String,
     tensor: TensorBuilder,
     threshold: f32,
 }
 
 impl CenterFace {
-    pub(crate) fn new(model: ModelData, session: Session, threshold: f32) -> Result<Self> {
-        check_outputs(
-            &model,
-            &session,
-            &[Some(4), Some(4), Some(4), Some(4)],
-            "4 outputs (heatmap, scale, offset, landmarks) of rank 4",
-        )?;
-        let input = session.inputs()[0].name().to_string();
+    pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
+        let input = sessions.describe(|session| {
+            check_outputs(
+                &model,
+                session,
+                &[Some(4), Some(4), Some(4), Some(4)],
+                "4 outputs (heatmap, scale, offset, landmarks) of rank 4",
+            )?;
+            Ok(session.inputs()[0].name().to_string())
+        })?;
         Ok(CenterFace {
             model,
-            session,
+            sessions,
             input,
             tensor: TensorBuilder::default(),
             threshold,
@@ -47,6 +51,10 @@ impl CenterFace {
 impl ModelRunner for CenterFace {
     fn model(&self) -> &ModelData {
         &self.model
+    }
+
+    fn fork(&self) -> Box<dyn ModelRunner> {
+        Box::new(self.clone())
     }
 
     fn detect_region(
@@ -62,45 +70,39 @@ impl ModelRunner for CenterFace {
         };
         let affine = self.tensor.build_scaled(frame, region, scale, norm);
         let (model, threshold) = (&self.model, self.threshold);
-        run_model(
-            model,
-            &mut self.session,
-            &self.input,
-            &self.tensor,
-            |outs| {
-                let heat = outs[0].view();
-                let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
-                let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
-                let mut found = Vec::new();
-                for i in 0..gh {
-                    for j in 0..gw {
-                        let score = heat[[0, 0, i, j]];
-                        // `!(>)` also skips NaN.
-                        if !(score > threshold) {
-                            continue;
-                        }
-                        let h = size[[0, 0, i, j]].exp() * STRIDE;
-                        let w = size[[0, 1, i, j]].exp() * STRIDE;
-                        let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
-                        let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
-                        let b = BBox::from_center(cx, cy, w, h);
-                        let landmarks = (0..5)
-                            .map(|k| {
-                                let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
-                                let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
-                                affine.point(lx, ly)
-                            })
-                            .collect();
-                        found.push(Detection {
-                            class: model.class,
-                            score,
-                            bbox: affine.bbox(&b),
-                            landmarks,
-                        });
+        run_model(model, &self.sessions, &self.input, &self.tensor, |outs| {
+            let heat = outs[0].view();
+            let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
+            let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
+            let mut found = Vec::new();
+            for i in 0..gh {
+                for j in 0..gw {
+                    let score = heat[[0, 0, i, j]];
+                    // `!(>)` also skips NaN.
+                    if !(score > threshold) {
+                        continue;
                     }
+                    let h = size[[0, 0, i, j]].exp() * STRIDE;
+                    let w = size[[0, 1, i, j]].exp() * STRIDE;
+                    let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
+                    let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
+                    let b = BBox::from_center(cx, cy, w, h);
+                    let landmarks = (0..5)
+                        .map(|k| {
+                            let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
+                            let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
+                            affine.point(lx, ly)
+                        })
+                        .collect();
+                    found.push(Detection {
+                        class: model.class,
+                        score,
+                        bbox: affine.bbox(&b),
+                        landmarks,
+                    });
                 }
-                Ok(super::nms::nms(found, NMS_IOU))
-            },
-        )
+            }
+            Ok(super::nms::nms(found, NMS_IOU))
+        })
     }
 }

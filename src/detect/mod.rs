@@ -53,9 +53,59 @@ pub trait Detector: Send {
     fn models(&self) -> Vec<&ModelData>;
 }
 
+/// The ONNX Runtime sessions of one model, shared by every detection worker: a worker borrows an
+/// idle session for one run and gives it back, and a new session is made only when every one is
+/// busy. With interleaved models, consecutive frames (which the workers detect side by side) run
+/// different models, so a model seldom needs more than one session, and its weights and
+/// prepacked kernels are held once instead of once per worker. (Sessions are never run by two
+/// threads at once: ort's maintainers document ONNX Runtime's `Run` as not reliably
+/// thread-safe.)
+pub(crate) struct Sessions {
+    model: ModelData,
+    intra_threads: usize,
+    idle: std::sync::Mutex<Vec<Session>>,
+}
+
+impl Sessions {
+    /// Makes the first session of `model` (so a model ONNX Runtime refuses fails here).
+    pub(crate) fn new(model: ModelData, intra_threads: usize) -> Result<std::sync::Arc<Sessions>> {
+        let first = crate::runtime::session(&model.name, &model.bytes, intra_threads)?;
+        Ok(std::sync::Arc::new(Sessions {
+            idle: std::sync::Mutex::new(vec![first]),
+            model,
+            intra_threads,
+        }))
+    }
+
+    /// Reads a session's input and output descriptions (all sessions of a model have the same).
+    pub(crate) fn describe<R>(&self, f: impl FnOnce(&Session) -> Result<R>) -> Result<R> {
+        self.with(|s| f(s))
+    }
+
+    /// Runs `f` on an idle session (made when none is idle), then puts it back.
+    fn with<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut session = match idle {
+            Some(s) => s,
+            None => {
+                crate::runtime::session(&self.model.name, &self.model.bytes, self.intra_threads)?
+            }
+        };
+        let out = f(&mut session);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
+        out
+    }
+}
+
 /// One model family's preprocess → run → postprocess over a rectangle of the frame.
 pub(crate) trait ModelRunner: Send {
     fn model(&self) -> &ModelData;
+
+    /// A runner for another worker: its own buffers, the same sessions.
+    fn fork(&self) -> Box<dyn ModelRunner>;
 
     /// Boxes (NMS applied) in frame pixels for `region` of `frame`, magnified by `scale`
     /// (horizontal, vertical) for the model. Fixed-input models letterbox the region and ignore
@@ -121,10 +171,10 @@ pub(crate) fn check_outputs(
     }
 }
 
-/// Runs the session on the packed tensor and hands the `f32` outputs to `decode`.
+/// Runs a session of `sessions` on the packed tensor and hands the `f32` outputs to `decode`.
 pub(crate) fn run_model<F>(
     model: &ModelData,
-    session: &mut Session,
+    sessions: &Sessions,
     input: &str,
     tensor: &TensorBuilder,
     decode: F,
@@ -133,17 +183,21 @@ where
     F: FnOnce(&[ArrayViewD<'_, f32>]) -> Result<Vec<Detection>>,
 {
     let (w, h) = tensor.size;
-    let value =
-        TensorRef::from_array_view(([1usize, 3, h as usize, w as usize], tensor.data.as_slice()))
+    sessions.with(|session| {
+        let value = TensorRef::from_array_view((
+            [1usize, 3, h as usize, w as usize],
+            tensor.data.as_slice(),
+        ))
+        .map_err(|e| Error::inference(&model.name, e))?;
+        let outputs = session
+            .run(ort::inputs![input => value])
             .map_err(|e| Error::inference(&model.name, e))?;
-    let outputs = session
-        .run(ort::inputs![input => value])
-        .map_err(|e| Error::inference(&model.name, e))?;
-    let views = (0..outputs.len())
-        .map(|i| outputs[i].try_extract_array::<f32>())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::inference(&model.name, e))?;
-    decode(&views)
+        let views = (0..outputs.len())
+            .map(|i| outputs[i].try_extract_array::<f32>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::inference(&model.name, e))?;
+        decode(&views)
+    })
 }
 
 /// Whether large frames are also scanned in native-resolution tiles.
@@ -316,13 +370,23 @@ impl ModelDetector {
         plan: PassPlan,
         intra_threads: usize,
     ) -> Result<Self> {
-        let session = crate::runtime::session(&model.name, &model.bytes, intra_threads)?;
+        let sessions = Sessions::new(model.clone(), intra_threads)?;
         let runner: Box<dyn ModelRunner> = match model.family {
-            Family::CenterFace => Box::new(centerface::CenterFace::new(model, session, threshold)?),
-            Family::Retina => Box::new(retina::Retina::new(model, session, threshold)?),
-            Family::Yolo => Box::new(yolo::Yolo::new(model, session, threshold)?),
+            Family::CenterFace => {
+                Box::new(centerface::CenterFace::new(model, sessions, threshold)?)
+            }
+            Family::Retina => Box::new(retina::Retina::new(model, sessions, threshold)?),
+            Family::Yolo => Box::new(yolo::Yolo::new(model, sessions, threshold)?),
         };
         Ok(ModelDetector { runner, plan })
+    }
+
+    /// A detector for another worker: its own buffers, sharing this one's sessions.
+    pub fn fork(&self) -> ModelDetector {
+        ModelDetector {
+            runner: self.runner.fork(),
+            plan: self.plan,
+        }
     }
 
     /// The passes this detector makes over a `w` x `h` frame.
@@ -722,6 +786,15 @@ impl DetectorSet {
     /// The individual model detectors.
     pub fn detectors(&self) -> &[ModelDetector] {
         &self.detectors
+    }
+
+    /// A set for another worker thread: its own buffers, sharing this set's ONNX Runtime
+    /// sessions (see `Sessions`).
+    pub fn fork(&self) -> DetectorSet {
+        DetectorSet {
+            detectors: self.detectors.iter().map(ModelDetector::fork).collect(),
+            turns: self.turns.clone(),
+        }
     }
 }
 

@@ -94,6 +94,13 @@ pub struct TensorBuilder {
     pub size: (u32, u32),
 }
 
+impl Clone for TensorBuilder {
+    /// A new builder: the buffers are scratch space, refilled by every build.
+    fn clone(&self) -> Self {
+        TensorBuilder::default()
+    }
+}
+
 impl Default for TensorBuilder {
     fn default() -> Self {
         TensorBuilder {

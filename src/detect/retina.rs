@@ -6,10 +6,11 @@
 //! the score is column 1) and landmarks `[1, N, 2k]`, told apart by their last dimension.
 
 use image::RgbImage;
-use ort::session::Session;
 
 use super::preprocess::{Normalize, Rect, TensorBuilder};
-use super::{check_outputs, run_model, ModelRunner};
+use std::sync::Arc;
+
+use super::{check_outputs, run_model, ModelRunner, Sessions};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 use crate::models::ModelData;
@@ -64,9 +65,10 @@ pub fn decode_box(p: &Prior, loc: [f32; 4], w: u32, h: u32) -> BBox {
     BBox::from_center(cx * w as f32, cy * h as f32, bw * w as f32, bh * h as f32)
 }
 
+#[derive(Clone)]
 pub(crate) struct Retina {
     model: ModelData,
-    session: Session,
+    sessions: Arc<Sessions>,
     input: String,
     tensor: TensorBuilder,
     threshold: f32,
@@ -78,23 +80,26 @@ pub(crate) struct Retina {
 }
 
 impl Retina {
-    pub(crate) fn new(model: ModelData, session: Session, threshold: f32) -> Result<Self> {
-        check_outputs(
-            &model,
-            &session,
-            &[Some(3), Some(3), Some(3)],
-            "3 outputs (loc, conf, landmarks) of rank 3",
-        )?;
-        let last: Vec<i64> = session
-            .outputs()
-            .iter()
-            .map(|o| {
-                o.dtype()
-                    .tensor_shape()
-                    .and_then(|s| s.last().copied())
-                    .unwrap_or(-1)
-            })
-            .collect();
+    pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
+        let (input, last) = sessions.describe(|session| {
+            check_outputs(
+                &model,
+                session,
+                &[Some(3), Some(3), Some(3)],
+                "3 outputs (loc, conf, landmarks) of rank 3",
+            )?;
+            let last: Vec<i64> = session
+                .outputs()
+                .iter()
+                .map(|o| {
+                    o.dtype()
+                        .tensor_shape()
+                        .and_then(|s| s.last().copied())
+                        .unwrap_or(-1)
+                })
+                .collect();
+            Ok((session.inputs()[0].name().to_string(), last))
+        })?;
         let find = |pred: &dyn Fn(i64) -> bool| last.iter().position(|&d| pred(d));
         let outputs = match (find(&|d| d == 4), find(&|d| d == 2), find(&|d| d == 8 || d == 10)) {
             (Some(l), Some(c), Some(m)) => [l, c, m],
@@ -110,10 +115,9 @@ impl Retina {
         } else {
             &FACE_SIZES
         };
-        let input = session.inputs()[0].name().to_string();
         Ok(Retina {
             model,
-            session,
+            sessions,
             input,
             tensor: TensorBuilder::default(),
             threshold,
@@ -127,6 +131,10 @@ impl Retina {
 impl ModelRunner for Retina {
     fn model(&self) -> &ModelData {
         &self.model
+    }
+
+    fn fork(&self) -> Box<dyn ModelRunner> {
+        Box::new(self.clone())
     }
 
     fn detect_region(
@@ -147,58 +155,51 @@ impl ModelRunner for Retina {
         }
         let (model, threshold, [li, ci, mi]) = (&self.model, self.threshold, self.outputs);
         let priors = &self.priors.2;
-        run_model(
-            model,
-            &mut self.session,
-            &self.input,
-            &self.tensor,
-            |outs| {
-                let (loc, conf, marks) = (outs[li].view(), outs[ci].view(), outs[mi].view());
-                if loc.shape()[1] != priors.len()
-                    || conf.shape()[1] != priors.len()
-                    || marks.shape()[1] != priors.len()
-                {
-                    return Err(Error::model(
+        run_model(model, &self.sessions, &self.input, &self.tensor, |outs| {
+            let (loc, conf, marks) = (outs[li].view(), outs[ci].view(), outs[mi].view());
+            if loc.shape()[1] != priors.len()
+                || conf.shape()[1] != priors.len()
+                || marks.shape()[1] != priors.len()
+            {
+                return Err(Error::model(
                     &model.path,
                     format!("produced {} boxes for a {tw}x{th} input, but RetinaFace-style priors number {}", loc.shape()[1], priors.len()),
                 ));
+            }
+            let points = marks.shape()[2] / 2;
+            let mut found = Vec::new();
+            for (n, p) in priors.iter().enumerate() {
+                let score = conf[[0, n, 1]];
+                if !(score > threshold) {
+                    continue;
                 }
-                let points = marks.shape()[2] / 2;
-                let mut found = Vec::new();
-                for (n, p) in priors.iter().enumerate() {
-                    let score = conf[[0, n, 1]];
-                    if !(score > threshold) {
-                        continue;
-                    }
-                    let b = decode_box(
-                        p,
-                        [
-                            loc[[0, n, 0]],
-                            loc[[0, n, 1]],
-                            loc[[0, n, 2]],
-                            loc[[0, n, 3]],
-                        ],
-                        tw,
-                        th,
-                    );
-                    let landmarks = (0..points)
-                        .map(|k| {
-                            let x = (p.cx + marks[[0, n, 2 * k]] * VARIANCE[0] * p.w) * tw as f32;
-                            let y =
-                                (p.cy + marks[[0, n, 2 * k + 1]] * VARIANCE[0] * p.h) * th as f32;
-                            affine.point(x, y)
-                        })
-                        .collect();
-                    found.push(Detection {
-                        class: model.class,
-                        score,
-                        bbox: affine.bbox(&b),
-                        landmarks,
-                    });
-                }
-                Ok(super::nms::nms(found, NMS_IOU))
-            },
-        )
+                let b = decode_box(
+                    p,
+                    [
+                        loc[[0, n, 0]],
+                        loc[[0, n, 1]],
+                        loc[[0, n, 2]],
+                        loc[[0, n, 3]],
+                    ],
+                    tw,
+                    th,
+                );
+                let landmarks = (0..points)
+                    .map(|k| {
+                        let x = (p.cx + marks[[0, n, 2 * k]] * VARIANCE[0] * p.w) * tw as f32;
+                        let y = (p.cy + marks[[0, n, 2 * k + 1]] * VARIANCE[0] * p.h) * th as f32;
+                        affine.point(x, y)
+                    })
+                    .collect();
+                found.push(Detection {
+                    class: model.class,
+                    score,
+                    bbox: affine.bbox(&b),
+                    landmarks,
+                });
+            }
+            Ok(super::nms::nms(found, NMS_IOU))
+        })
     }
 }
 

@@ -351,6 +351,12 @@ impl<T: Send> Engine<T> {
         self.drain(false, sink)
     }
 
+    /// Waits for every frame in detection and releases what the tracker lets go (all of them
+    /// when there is no look-ahead), without ending the stream.
+    pub fn wait(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
+        self.drain(true, sink)
+    }
+
     /// Releases every frame still in flight (at the end of a stream).
     pub fn finish(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
         self.drain(true, sink)?;

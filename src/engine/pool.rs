@@ -32,22 +32,23 @@ pub(crate) struct Answer {
 /// The worker threads.
 pub(crate) struct Pool {
     jobs: Option<SyncSender<Job>>,
-    answers: Receiver<Answer>,
+    /// Behind a lock only so that the pool (and a `Redactor`) is `Sync`; one thread reads it.
+    answers: Mutex<Receiver<Answer>>,
     handles: Vec<JoinHandle<()>>,
     names: Vec<String>,
     seconds: Arc<Mutex<Vec<f64>>>,
 }
 
 impl Pool {
-    /// Starts `workers` threads, each building the detectors of `detect` (with its own share of
-    /// intra-op threads set by the caller in `detect`). Every detector is built before any thread
-    /// starts, so a bad model or a missing runtime fails here, at once. Frames are detected as
+    /// Starts `workers` threads, each with the detectors of `detect` (with the share of intra-op
+    /// threads set by the caller in `detect`), sharing their sessions. The detectors are built
+    /// before any thread starts, so a bad model or a missing runtime fails here, at once. Frames are detected as
     /// displayed rotated `rotation` degrees clockwise, and their boxes mapped back.
     pub fn start(detect: &DetectConfig, workers: usize, rotation: u32) -> Result<Pool> {
         let n = workers.max(1);
-        let sets = (0..n)
-            .map(|_| detect.build())
-            .collect::<Result<Vec<DetectorSet>>>()?;
+        let first = detect.build()?;
+        let mut sets: Vec<DetectorSet> = (1..n).map(|_| first.fork()).collect();
+        sets.insert(0, first);
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (answer_tx, answers) = mpsc::channel::<Answer>();
@@ -67,7 +68,7 @@ impl Pool {
         }
         Ok(Pool {
             jobs: Some(job_tx),
-            answers,
+            answers: Mutex::new(answers),
             handles,
             names,
             seconds,
@@ -88,12 +89,17 @@ impl Pool {
 
     /// An answer if one is ready.
     pub fn try_answer(&self) -> Option<Answer> {
-        self.answers.try_recv().ok()
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_recv()
+            .ok()
     }
 
     /// The next answer, waiting for it.
     pub fn answer(&self) -> Result<Answer> {
-        self.answers.recv().map_err(|_| Error::Engine {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers.recv().map_err(|_| Error::Engine {
             reason: "the detection threads stopped".into(),
         })
     }

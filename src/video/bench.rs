@@ -253,3 +253,127 @@ fn tempfile_dir() -> Result<PathBuf> {
         std::io::Error::other("no free name for a benchmark folder"),
     ))
 }
+
+/// What `bystander bench --api stream` reports: the clip's frames handed to the host API
+/// ([`crate::stream::Redactor`]) as BGR, the way a host's decoder gives them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StreamBenchReport {
+    /// The clip.
+    #[serde(serialize_with = "crate::files::serialize")]
+    pub clip: PathBuf,
+    /// Always `"stream"`.
+    pub api: &'static str,
+    /// Frames redacted.
+    pub frames: usize,
+    /// Wall time, seconds (decoding included, as a host decodes too).
+    pub seconds: f64,
+    /// Frames per second end to end.
+    pub fps: f64,
+    /// Milliseconds from a frame's push to its return: median and 95th percentile.
+    pub latency_ms_p50: f64,
+    /// See `latency_ms_p50`.
+    pub latency_ms_p95: f64,
+    /// Peak resident memory of the process, KiB.
+    pub peak_rss_kib: u64,
+    /// Frames covered whole by the fail-closed rule.
+    pub fail_closed_frames: usize,
+    /// Detection workers and ONNX Runtime threads each.
+    pub workers: usize,
+    /// See `workers`.
+    pub intra_threads: usize,
+    /// Frames detected on, and the look-ahead.
+    pub detect_every: usize,
+    /// See `detect_every`.
+    pub backfill: usize,
+}
+
+/// Decodes `clip` (again from its start while more `frames` are asked for) and hands every frame
+/// to a [`crate::stream::Redactor`] built from `cfg` as a packed BGR buffer.
+pub fn bench_stream(
+    clip: &Path,
+    frames: Option<usize>,
+    cfg: &crate::stream::StreamConfig,
+    max_pixels: u64,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<StreamBenchReport> {
+    use crate::frame::{FrameLayout, PixelFormat};
+    super::transcode::init();
+    let mut redactor = crate::stream::Redactor::new(cfg)?;
+    let (mut done, mut pushed) = (0usize, 0i64);
+    let mut sent: std::collections::HashMap<i64, Instant> = Default::default();
+    let mut latencies = Vec::new();
+    let mut covered = 0;
+    let mut take = |out: Vec<crate::stream::RedactedFrame>,
+                    sent: &mut std::collections::HashMap<i64, Instant>| {
+        for f in out {
+            if let Some(t) = sent.remove(&f.pts) {
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            covered += usize::from(f.fault.is_some());
+            done += 1;
+            progress(done);
+        }
+    };
+    let start = Instant::now();
+    'passes: loop {
+        let mut ictx = super::open_input(clip, max_pixels)?;
+        let (vindex, decoder) = super::decode::open_decoder(&ictx, clip, max_pixels, 0)?;
+        let streams = vec![None; ictx.nb_streams() as usize];
+        let (_keep, spent) = std::sync::mpsc::channel();
+        let left = frames.map(|f| f.saturating_sub(pushed as usize));
+        let mut source = super::decode::Source::new(
+            &mut ictx,
+            clip,
+            decoder,
+            vindex,
+            streams,
+            ffmpeg_next::format::Pixel::YUV444P,
+            spent,
+            left,
+        );
+        let mut any = false;
+        while let Some(event) = source.next_event()? {
+            let super::decode::Event::Frame(f) = event else {
+                continue;
+            };
+            any = true;
+            let (w, h) = f.image.dimensions();
+            // The host's frame: BGR, as OpenCV and most camera SDKs give it.
+            let mut bgr = f.image.into_raw();
+            for p in bgr.chunks_exact_mut(3) {
+                p.swap(0, 2);
+            }
+            sent.insert(pushed, Instant::now());
+            let layout = FrameLayout::packed(PixelFormat::Bgr24, w, h);
+            take(redactor.push(bgr, layout, pushed)?, &mut sent);
+            pushed += 1;
+        }
+        if !any || frames.is_none_or(|f| pushed as usize >= f) {
+            break 'passes;
+        }
+    }
+    take(redactor.finish()?, &mut sent);
+    let seconds = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok(StreamBenchReport {
+        clip: clip.to_path_buf(),
+        api: "stream",
+        frames: done,
+        seconds,
+        fps: done as f64 / seconds.max(1e-9),
+        latency_ms_p50: pct(0.5),
+        latency_ms_p95: pct(0.95),
+        peak_rss_kib: peak_rss_kib(),
+        fail_closed_frames: covered,
+        workers: cfg.workers,
+        intra_threads: cfg.intra_threads,
+        detect_every: cfg.detect_every,
+        backfill: cfg.track.backfill,
+    })
+}

@@ -21,8 +21,9 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::decode::Spent;
-use super::{video_err, yuv, DroppedStream, VideoOptions};
+use super::{video_err, DroppedStream, VideoOptions};
 use crate::error::{Error, Result};
+use crate::frame::yuv;
 use crate::redact::{self, Region};
 
 /// Whether `f`'s buffers are ours alone to write: an encoder may keep a reference to a frame it
@@ -160,7 +161,7 @@ impl Output {
                     let stride = f.stride(plane);
                     for &r in changed {
                         let out = f.data_mut(plane);
-                        yuv::chroma_rect(img.as_raw(), (w, h), r, plane, out, stride);
+                        yuv::chroma_rect(img.as_raw(), (w, h), r, (plane, 1), out, stride);
                     }
                 }
                 f
@@ -273,11 +274,7 @@ fn encode_frames(
             } => {
                 let started = Instant::now();
                 redact::redact_parallel(&mut img, &regions);
-                let changed: Vec<yuv::Rect> = regions
-                    .iter()
-                    .filter_map(|r| r.area.pixel_bounds(w, h))
-                    .map(|r| yuv::even(r, w, h))
-                    .collect();
+                let changed = crate::frame::changed_rects(&regions, w, h, true);
                 times.redact += started.elapsed().as_secs_f64();
                 let started = Instant::now();
                 let decoded = out.encode(&img, decoded, &changed, pts, duration, path)?;

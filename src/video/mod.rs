@@ -25,10 +25,10 @@ mod decode;
 mod encode;
 mod open;
 mod transcode;
-mod yuv;
 
 use std::path::Path;
 
+use crate::detect::DetectConfig;
 use crate::track::TrackConfig;
 
 pub use transcode::{frame_count_estimate, redact_clip, render_clip, Boxes};
@@ -120,6 +120,67 @@ impl Default for VideoOptions {
 }
 
 impl VideoOptions {
+    /// The options of a clip detected with `detect`: the preset's frame schedule (the fast preset
+    /// detects every second frame, see [`crate::engine::default_detect_every`]), everything
+    /// else as [`VideoOptions::default`].
+    pub fn for_detect(detect: &DetectConfig) -> VideoOptions {
+        VideoOptions {
+            detect_every: crate::engine::default_detect_every(detect),
+            ..Default::default()
+        }
+        .held_across_skips()
+    }
+
+    /// These options with the hold long enough to bridge the frames `detect_every` skips.
+    pub fn held_across_skips(mut self) -> VideoOptions {
+        self.track.hold = self.track.hold.max(self.detect_every.saturating_sub(1));
+        self
+    }
+
+    /// Checks every range, naming the setting and what is allowed.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.track.validate()?;
+        crate::engine::check_range("detect-every", self.detect_every, 1, 100, "1 to 100")?;
+        crate::engine::check_range("workers", self.workers, 1, 256, "1 to 256")?;
+        let crf_max = if self
+            .encoder
+            .as_deref()
+            .is_some_and(|e| e.starts_with("libvpx"))
+        {
+            63
+        } else {
+            51
+        };
+        if u32::from(self.crf) > crf_max {
+            return Err(crate::Error::InvalidSetting {
+                name: "crf",
+                value: self.crf.to_string(),
+                allowed: "0 to 51 (0 to 63 for VP8/VP9)",
+            });
+        }
+        Ok(())
+    }
+
+    /// The engine settings for a clip detected with `detect` and redacted with `redact`, displayed
+    /// rotated `rotation` degrees.
+    pub fn engine(
+        &self,
+        detect: &DetectConfig,
+        redact: &crate::redact::RedactConfig,
+        rotation: u32,
+    ) -> crate::engine::EngineConfig {
+        let workers = self.workers.max(1);
+        crate::engine::EngineConfig {
+            detect: detect.clone(),
+            redact: redact.clone(),
+            track: self.track,
+            detect_every: self.detect_every.max(1),
+            workers,
+            intra_threads: (self.threads() / workers).max(1),
+            rotation,
+        }
+    }
+
     /// Spends a budget of `jobs` threads on a clip: one detection worker per thread, each with
     /// one ONNX Runtime thread, and `jobs` decoder and encoder threads; when the budget is the
     /// whole machine FFmpeg's codecs choose for themselves (x264 takes about 1.5 per core).

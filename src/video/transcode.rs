@@ -14,7 +14,7 @@ use super::decode::{self, Event, Source};
 use super::encode::{self, EncoderLink, ToEncoder};
 use super::{muxer_for, ClipReport, ModelTime, StageTimes, VideoOptions};
 use crate::detect::DetectConfig;
-use crate::engine::{Engine, EngineConfig, Fault, FrameSink, Output};
+use crate::engine::{Engine, Fault, FrameSink, Output};
 use crate::error::{Error, Result};
 use crate::image_io::temp_path_for;
 use crate::redact::RedactConfig;
@@ -195,9 +195,7 @@ impl Clip<'_> {
         )?;
         let (link, spent) = EncoderLink::start(opened.parts, self.output)?;
         let mut engine = match boxes {
-            Boxes::Detect(detect) => {
-                Engine::new(&engine_config(detect, redact_cfg, opts, rotation))?
-            }
+            Boxes::Detect(detect) => Engine::new(&opts.engine(detect, redact_cfg, rotation))?,
             Boxes::Given(d, path) => {
                 d.check_size(path, w, h)?;
                 Engine::given(redact_cfg.clone())
@@ -291,25 +289,6 @@ impl Clip<'_> {
         };
         report.seconds = start.elapsed().as_secs_f64();
         Ok((report, export))
-    }
-}
-
-/// The engine settings of a clip: its detection, redaction and video options, and its rotation.
-fn engine_config(
-    detect: &DetectConfig,
-    redact: &RedactConfig,
-    opts: &VideoOptions,
-    rotation: u32,
-) -> EngineConfig {
-    let workers = opts.workers.max(1);
-    EngineConfig {
-        detect: detect.clone(),
-        redact: redact.clone(),
-        track: opts.track,
-        detect_every: opts.detect_every.max(1),
-        workers,
-        intra_threads: (opts.threads() / workers).max(1),
-        rotation,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The streaming API as a host uses it.
 
 use bystander::detect::{DetectConfig, Recall};
+use bystander::frame::{self, FrameLayout, PixelFormat};
 use bystander::redact::RedactConfig;
-use bystander::stream::{PixelLayout, Redactor};
-use bystander::track::TrackConfig;
+use bystander::stream::{RedactedFrame, Redactor, StreamConfig};
 use bystander::Class;
 
 use crate::support::*;
@@ -34,83 +34,109 @@ fn region_diff(a: &image::RgbImage, b: &image::RgbImage, [x1, y1, x2, y2]: [u32;
     sum as f64 / ((x2 - x1) * (y2 - y1) * 3) as f64
 }
 
-fn faces_fast() -> DetectConfig {
-    DetectConfig {
+fn faces_fast(backfill: usize) -> StreamConfig {
+    let detect = DetectConfig {
         classes: vec![Class::Face],
         recall: Recall::Fast,
-        intra_threads: 2,
         ..Default::default()
-    }
+    };
+    let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
+    cfg.track.backfill = backfill;
+    cfg
+}
+
+fn rgb_of(f: &RedactedFrame) -> image::RgbImage {
+    let img = frame::to_rgb(&f.data, &f.layout).unwrap();
+    img
 }
 
 #[test]
 fn frames_come_back_in_order_after_the_look_ahead_with_faces_hidden() {
-    let mut r = Redactor::new(
-        &faces_fast(),
-        RedactConfig::default(),
-        TrackConfig {
-            backfill: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut r = Redactor::new(&faces_fast(3)).unwrap();
     assert_eq!(r.latency_frames(), 3);
     let mut out = Vec::new();
     for n in 0..8u32 {
         let (f, _) = frame(20 + 40 * n);
-        let ready = r.push(f, 1000 + 33 * n as i64);
-        // Nothing comes back until the look-ahead is full, then one frame per push.
-        assert_eq!(ready.len(), usize::from(n >= 3), "push {n}");
+        let ready = r.push_image(f, 1000 + 33 * n as i64).unwrap();
+        // Nothing comes back before the look-ahead is full.
+        assert!(n >= 3 || ready.is_empty(), "push {n}");
         out.extend(ready);
     }
-    out.extend(r.finish());
+    out.extend(r.finish().unwrap());
     assert_eq!(
         out.iter().map(|f| f.pts).collect::<Vec<_>>(),
         (0..8).map(|n| 1000 + 33 * n).collect::<Vec<_>>()
     );
     for (n, f) in out.iter().enumerate() {
         let (orig, face) = frame(20 + 40 * n as u32);
-        assert!(!f.fail_closed);
+        assert!(f.fault.is_none());
         assert!(
-            region_diff(&orig, &f.image, face) > 15.0,
+            !f.regions.is_empty(),
+            "frame {n}: the regions painted are listed"
+        );
+        let img = rgb_of(f);
+        assert!(
+            region_diff(&orig, &img, face) > 15.0,
             "frame {n} face not hidden"
         );
         assert!(
-            region_diff(&orig, &f.image, [700, 400, 780, 440]) < 1.0,
+            region_diff(&orig, &img, [700, 400, 780, 440]) < 1.0,
             "frame {n} background changed"
         );
+    }
+    assert_eq!(r.stats().frames, 8);
+}
+
+#[test]
+fn every_pixel_format_comes_back_in_its_own_layout_redacted() {
+    let (f, face) = frame(300);
+    for format in [
+        PixelFormat::Bgr24,
+        PixelFormat::Bgra,
+        PixelFormat::Rgba,
+        PixelFormat::I420,
+        PixelFormat::Nv12,
+    ] {
+        let stride = format.packed_bytes().map_or(800 + 32, |b| 800 * b + 12);
+        let layout = FrameLayout::with_stride(format, 800, 450, stride);
+        let mut data = vec![0x5Au8; layout.len()];
+        frame::write_back(&f, &[(0, 0, 800, 450)], &mut data, &layout).unwrap();
+        let given = frame::to_rgb(&data, &layout).unwrap();
+        let before = data.clone();
+        let mut r = Redactor::new(&faces_fast(0)).unwrap();
+        let mut out = r.push(data, layout, 7).unwrap();
+        out.extend(r.finish().unwrap());
+        assert_eq!(out.len(), 1, "{format:?}");
+        let o = &out[0];
+        assert_eq!((o.layout, o.pts, o.data.len()), (layout, 7, before.len()));
+        let img = rgb_of(o);
+        assert!(
+            region_diff(&given, &img, face) > 15.0,
+            "{format:?}: face hidden"
+        );
+        assert!(
+            region_diff(&given, &img, [700, 400, 780, 440]) < 0.5,
+            "{format:?}: background kept"
+        );
+        // Bytes away from the face are the host's own.
+        let far = layout.strides[0] * 420 + 10;
+        assert_eq!(o.data[far..far + 8], before[far..far + 8], "{format:?}");
     }
 }
 
 #[test]
 fn live_view_redacts_a_strided_bgr_buffer_in_place() {
-    let mut r = Redactor::new(
-        &faces_fast(),
-        RedactConfig::default(),
-        TrackConfig {
-            backfill: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut r = Redactor::new(&faces_fast(0)).unwrap();
     let (f, face) = frame(300);
     let stride = 800 * 3 + 16;
+    let layout = FrameLayout::with_stride(PixelFormat::Bgr24, 800, 450, stride);
     let mut buf = vec![0xAB; stride * 450];
-    for (y, row) in f.as_raw().chunks_exact(800 * 3).enumerate() {
-        for (x, p) in row.chunks_exact(3).enumerate() {
-            buf[y * stride + x * 3..y * stride + x * 3 + 3].copy_from_slice(&[p[2], p[1], p[0]]);
-        }
-    }
+    frame::write_back(&f, &[(0, 0, 800, 450)], &mut buf, &layout).unwrap();
     let before = buf.clone();
-    let boxes = r
-        .redact_in_place(&mut buf, 800, 450, stride, PixelLayout::Bgr)
-        .unwrap();
-    assert_eq!(boxes.len(), 1);
-    // Back to RGB to compare.
-    let back = image::RgbImage::from_fn(800, 450, |x, y| {
-        let i = y as usize * stride + x as usize * 3;
-        image::Rgb([buf[i + 2], buf[i + 1], buf[i]])
-    });
+    let done = r.redact_in_place(&mut buf, &layout).unwrap();
+    assert_eq!(done.boxes.len(), 1);
+    assert!(done.fault.is_none());
+    let back = frame::to_rgb(&buf, &layout).unwrap();
     assert!(region_diff(&f, &back, face) > 15.0);
     assert!(region_diff(&f, &back, [700, 400, 780, 440]) < 1.0);
     // Row padding is never written.
@@ -120,14 +146,34 @@ fn live_view_redacts_a_strided_bgr_buffer_in_place() {
             &before[y * stride + 2400..y * stride + stride]
         );
     }
-    // A redactor with look-ahead refuses in-place redaction.
-    let mut delayed = Redactor::new(
-        &faces_fast(),
+    // A redactor with look-ahead refuses in-place redaction; a short buffer is refused.
+    let mut delayed = Redactor::new(&faces_fast(4)).unwrap();
+    let e = delayed.redact_in_place(&mut buf, &layout).unwrap_err();
+    assert_eq!(e.kind(), bystander::ErrorKind::Config);
+    let e = r.redact_in_place(&mut buf[..1000], &layout).unwrap_err();
+    assert_eq!(e.kind(), bystander::ErrorKind::Input);
+}
+
+#[test]
+fn streams_get_the_video_plan_never_the_photo_plan() {
+    // The default photo preset tiles a 1080p frame and widens it; a stream must not.
+    let cfg = StreamConfig::default();
+    let clip = cfg.detect.for_clips().resolve().unwrap();
+    assert!(clip
+        .iter()
+        .all(|c| c.plan.tiles == bystander::detect::Tiles::Off));
+    assert!(clip.iter().all(|c| c.plan.widen == 1.0));
+    let fast = StreamConfig::new(
+        DetectConfig {
+            recall: Recall::Fast,
+            ..Default::default()
+        },
         RedactConfig::default(),
-        TrackConfig::default(),
-    )
-    .unwrap();
-    assert!(delayed
-        .redact_in_place(&mut buf, 800, 450, stride, PixelLayout::Bgr)
-        .is_err());
+        2,
+    );
+    assert_eq!(
+        fast.detect_every, 2,
+        "the fast preset's rule lives in the library"
+    );
+    assert!(fast.track.hold >= 1);
 }

@@ -10,12 +10,6 @@ use clap::{Args, Parser, Subcommand};
 
 /// Most threads `--jobs` takes.
 pub const MAX_JOBS: usize = 256;
-/// Most frames `--backfill` takes (each a picture held in memory).
-pub const MAX_BACKFILL: usize = 100;
-/// Most frames `--hold` takes.
-pub const MAX_HOLD: usize = 10_000;
-/// Largest `--detect-every`.
-pub const MAX_DETECT_EVERY: usize = 100;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +75,10 @@ pub struct BenchArgs {
     /// Print nothing while running.
     #[arg(short, long)]
     pub quiet: bool,
+    /// What to time: `clip`, the file pipeline (decode, detect, encode, mux), or `stream`, the
+    /// host API fed the clip's frames as BGR buffers (fps, latency percentiles, peak memory).
+    #[arg(long, default_value = "clip", value_parser = ["clip", "stream"])]
+    pub api: String,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
@@ -182,62 +180,29 @@ pub struct VideoArgs {
 
 #[cfg(feature = "video")]
 impl VideoArgs {
-    /// Clip options for a thread budget of `budget` threads (`--jobs`).
+    /// Clip options for a thread budget of `budget` threads (`--jobs`), clips detected with
+    /// `detect`; the library supplies the preset's rules and checks the ranges.
     pub fn options(
         &self,
         budget: usize,
-        recall: &str,
+        detect: &DetectConfig,
         max_pixels: u64,
     ) -> Result<bystander::video::VideoOptions> {
-        let detect_every = self
-            .detect_every
-            .unwrap_or(if recall == "fast" { 2 } else { 1 });
-        // Back-fill holds frames in memory (each a full picture): bounded, like every queue.
-        if self.backfill > MAX_BACKFILL {
-            return Err(Error::InvalidSetting {
-                name: "backfill",
-                value: self.backfill.to_string(),
-                allowed: "0 to 100 frames",
-            });
+        let mut opts = bystander::video::VideoOptions::for_detect(detect);
+        if let Some(n) = self.detect_every {
+            opts.detect_every = n;
         }
-        if self.hold > MAX_HOLD {
-            return Err(Error::InvalidSetting {
-                name: "hold",
-                value: self.hold.to_string(),
-                allowed: "0 to 10000 frames",
-            });
-        }
-        if self.crf > 51 {
-            return Err(Error::InvalidSetting {
-                name: "crf",
-                value: self.crf.to_string(),
-                allowed: "0 to 51",
-            });
-        }
-        if !(1..=MAX_DETECT_EVERY).contains(&detect_every) {
-            return Err(Error::InvalidSetting {
-                name: "detect-every",
-                value: detect_every.to_string(),
-                allowed: "1 to 100",
-            });
-        }
-        let mut opts = bystander::video::VideoOptions {
-            encoder: self.encoder.clone(),
-            crf: self.crf,
-            preset: self.preset.clone(),
-            keep_metadata: self.keep_metadata,
-            keep_subtitles: self.keep_subtitles,
-            max_pixels,
-            track: bystander::track::TrackConfig {
-                hold: self.hold.max(detect_every - 1),
-                backfill: self.backfill,
-                ..Default::default()
-            },
-            detect_every,
-            ..Default::default()
-        };
+        opts.encoder = self.encoder.clone();
+        opts.crf = self.crf;
+        opts.preset = self.preset.clone();
+        opts.keep_metadata = self.keep_metadata;
+        opts.keep_subtitles = self.keep_subtitles;
+        opts.max_pixels = max_pixels;
+        opts.track.hold = self.hold;
+        opts.track.backfill = self.backfill;
         opts.set_thread_budget(budget);
-        Ok(opts)
+        opts.validate()?;
+        Ok(opts.held_across_skips())
     }
 }
 

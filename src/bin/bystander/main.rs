@@ -61,7 +61,7 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     }
     let max_pixels = a.limits.max_pixels()?;
     #[cfg(feature = "video")]
-    let video = a.video.options(jobs, &a.settings.recall, max_pixels)?;
+    let video = a.video.options(jobs, &detect, max_pixels)?;
     let opts = batch::RunOptions {
         overwrite: a.overwrite,
         export_detections: a.export_detections,
@@ -195,7 +195,7 @@ fn render_clip(
 ) -> Result<FileReport> {
     let opts = a
         .video
-        .options(bystander::cores(), "balanced", max_pixels)?;
+        .options(bystander::cores(), &Default::default(), max_pixels)?;
     let r = bystander::video::render_clip(
         &a.input,
         &a.output,
@@ -353,11 +353,9 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     use std::io::Write;
     let detect = a.settings.detect_config(&Class::ALL)?.for_clips();
     let redact = a.settings.redact_config()?;
-    let opts = a.video.options(
-        a.settings.jobs()?,
-        &a.settings.recall,
-        a.limits.max_pixels()?,
-    )?;
+    let opts = a
+        .video
+        .options(a.settings.jobs()?, &detect, a.limits.max_pixels()?)?;
     let start = std::time::Instant::now();
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let target = a.frames;
@@ -372,6 +370,29 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         eprint!("\r{n}{of} frames, {fps:.2} fps   ");
         let _ = std::io::stderr().flush();
     };
+    if a.api == "stream" {
+        let cfg = opts.engine(&detect, &redact, 0);
+        let r = bystander::video::bench::bench_stream(
+            &a.clip,
+            a.frames,
+            &cfg,
+            opts.max_pixels,
+            &progress,
+        )?;
+        if !a.quiet {
+            eprintln!();
+        }
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        } else {
+            println!(
+                "{} through the host API (BGR frames): {} frames in {:.2} s = {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; peak memory {:.1} MiB; {} workers x {} threads, detect every {}, back-fill {}",
+                Shown(&r.clip), r.frames, r.seconds, r.fps, r.latency_ms_p50, r.latency_ms_p95,
+                r.peak_rss_kib as f64 / 1024.0, r.workers, r.intra_threads, r.detect_every, r.backfill
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let r =
         bystander::video::bench::bench_clip(&a.clip, a.frames, &detect, &redact, &opts, &progress)?;
     if !a.quiet {

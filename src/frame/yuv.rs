@@ -1,14 +1,16 @@
-//! Redacted pixels back into the decoded picture, rectangle by rectangle.
+//! YUV 4:2:0 to RGB for detection, and redacted pixels back into the YUV picture, rectangle by
+//! rectangle.
 //!
-//! Why: a clip's frames are decoded as YUV 4:2:0 and turned into RGB for detection and
-//! redaction, and the encoder wants YUV again. Converting the whole frame back costs as much as
-//! converting it to RGB and sends every pixel through a second lossy conversion, yet only the
-//! redacted rectangles changed. So the encoder gets a copy of the decoded picture with just those
-//! rectangles converted back: every other pixel reaches it exactly as decoded.
+//! Why rectangles: a clip's frames (and many cameras' frames) are YUV 4:2:0, turned into RGB for
+//! detection and redaction, and the encoder or the host wants YUV again. Converting the whole
+//! frame back costs as much as converting it to RGB and sends every pixel through a second lossy
+//! conversion, yet only the redacted rectangles changed. So only those are converted back: every
+//! other pixel stays exactly as it was.
 //!
 //! The matrix is BT.601 with limited range, the one FFmpeg's scaler uses by default, which is
-//! also what turned the decoded picture into RGB: a redacted patch meets its surroundings
-//! without a colour step.
+//! also what turns a decoded clip's picture into RGB: a redacted patch meets its surroundings
+//! without a colour step. Chroma is either planar (I420: a Cb and a Cr plane) or interleaved
+//! (NV12: one plane of Cb, Cr pairs); the functions take the plane and the step between samples.
 
 /// A rectangle of pixels: `x0..x1` by `y0..y1`.
 pub type Rect = (u32, u32, u32, u32);
@@ -20,6 +22,25 @@ const M: [[i32; 3]; 3] = [
     [28784, -24103, -4681],
 ];
 const HALF: i32 = 1 << 15;
+
+/// 16.16 fixed-point BT.601 limited-range inverse: R, G, B from Y - 16, Cb - 128, Cr - 128.
+const Y_GAIN: i32 = 76309; // 255 / 219
+const CR_R: i32 = 104597;
+const CB_G: i32 = -25675;
+const CR_G: i32 = -53279;
+const CB_B: i32 = 132201;
+
+/// One pixel's RGB from its Y, Cb and Cr samples.
+#[inline]
+pub fn rgb_of(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = ((y as i32 - 16) * Y_GAIN, cb as i32 - 128, cr as i32 - 128);
+    let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
+    [
+        c(y + CR_R * cr),
+        c(y + CB_G * cb + CR_G * cr),
+        c(y + CB_B * cb),
+    ]
+}
 
 #[inline]
 fn luma(p: &[u8]) -> u8 {
@@ -66,12 +87,13 @@ pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) 
 
 /// Writes one chroma component of `rect` (even coordinates, see [`even`]) into its 4:2:0 plane:
 /// `plane` 1 is Cb, 2 is Cr (FFmpeg's plane numbers), each sample from the mean colour of its
-/// 2x2 block.
+/// 2x2 block. Sample `(cx, cy)` goes to `out[cy * stride + cx * step]`: `step` 1 for a planar
+/// format, 2 for NV12's interleaved pairs (with `out` starting at the pair's Cb or Cr byte).
 pub fn chroma_rect(
     rgb: &[u8],
     (w, h): (usize, usize),
     rect: Rect,
-    plane: usize,
+    (plane, step): (usize, usize),
     out: &mut [u8],
     stride: usize,
 ) {
@@ -93,12 +115,12 @@ pub fn chroma_rect(
                     n += 1;
                 }
             }
-            out[cy * stride + cx] = chroma(plane, sum, n.max(1));
+            out[cy * stride + cx * step] = chroma(plane, sum, n.max(1));
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "video"))]
 mod tests {
     use super::*;
     use ff::format::Pixel;
@@ -154,8 +176,8 @@ mod tests {
             vec![11u8; w * h / 4],
         );
         luma_rect(&rgb, w, rect, &mut y, w);
-        chroma_rect(&rgb, (w, h), rect, 1, &mut u, w / 2);
-        chroma_rect(&rgb, (w, h), rect, 2, &mut v, w / 2);
+        chroma_rect(&rgb, (w, h), rect, (1, 1), &mut u, w / 2);
+        chroma_rect(&rgb, (w, h), rect, (2, 1), &mut v, w / 2);
         let mut worst = [0i32; 3];
         for (plane, (ours, sub, fill)) in [(&y, 1usize, 7u8), (&u, 2, 9), (&v, 2, 11)]
             .into_iter()
@@ -195,10 +217,39 @@ mod tests {
         ] {
             let px = rgb.repeat(4);
             luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), 1, &mut u, 1);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), 2, &mut v, 1);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), &mut u, 1);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), &mut v, 1);
             assert_eq!([y[0], u[0], v[0]], want, "{rgb:?}");
             assert!(y.iter().all(|&l| l == want[0]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    #[test]
+    fn colours_survive_the_round_trip_within_the_quantisation() {
+        for rgb in [
+            [0u8, 0, 0],
+            [255, 255, 255],
+            [255, 0, 0],
+            [0, 0, 255],
+            [30, 140, 200],
+        ] {
+            let px = rgb.repeat(4);
+            let (mut y, mut u, mut v) = ([0u8; 4], [0u8; 1], [0u8; 1]);
+            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), &mut u, 1);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), &mut v, 1);
+            let back = rgb_of(y[0], u[0], v[0]);
+            for c in 0..3 {
+                assert!(
+                    (back[c] as i32 - rgb[c] as i32).abs() <= 3,
+                    "{rgb:?} -> {back:?}"
+                );
+            }
         }
     }
 }

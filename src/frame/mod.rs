@@ -1,0 +1,425 @@
+//! Frames as hosts hand them over: pixel formats with strides, turned into RGB for detection,
+//! and the redacted rectangles written back in the frame's own format.
+//!
+//! Why write back rather than convert: cameras and hardware decoders give NV12 or I420, capture
+//! APIs BGR or BGRA, and a host wants its frame back in the format it gave, in its own buffer.
+//! Detection needs RGB (one conversion, which the look-ahead has to hold anyway), but only the
+//! redacted rectangles change, so only those are converted back into the host's buffer; every
+//! other byte stays exactly as the host gave it (alpha included).
+//!
+//! ```
+//! use bystander::frame::{FrameLayout, PixelFormat};
+//! // A 1920x1080 NV12 frame with rows padded to 2048 bytes, the UV plane after the Y plane.
+//! let layout = FrameLayout::with_stride(PixelFormat::Nv12, 1920, 1080, 2048);
+//! assert_eq!(layout.len(), 2048 * 1080 + 2048 * 540);
+//! assert!(layout.check(vec![0u8; layout.len()].len()).is_ok());
+//! ```
+
+pub mod yuv;
+
+use image::RgbImage;
+
+use crate::error::{Error, Result};
+use crate::redact::Region;
+
+/// How a frame's bytes hold its pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PixelFormat {
+    /// R, G, B bytes per pixel.
+    Rgb24,
+    /// B, G, R bytes per pixel (OpenCV, many camera SDKs).
+    Bgr24,
+    /// R, G, B, A bytes per pixel.
+    Rgba,
+    /// B, G, R, A bytes per pixel (Windows capture, many GPU surfaces).
+    Bgra,
+    /// YUV 4:2:0 planar: a Y plane, then a Cb and a Cr plane at half width and height.
+    I420,
+    /// YUV 4:2:0 semi-planar: a Y plane, then one plane of interleaved Cb, Cr pairs (hardware
+    /// decoders, camera SDKs).
+    Nv12,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel of a packed format; `None` for the planar ones.
+    pub fn packed_bytes(self) -> Option<usize> {
+        match self {
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(3),
+            PixelFormat::Rgba | PixelFormat::Bgra => Some(4),
+            PixelFormat::I420 | PixelFormat::Nv12 => None,
+        }
+    }
+
+    /// Where R, G and B sit within a packed pixel.
+    fn rgb_order(self) -> [usize; 3] {
+        match self {
+            PixelFormat::Bgr24 | PixelFormat::Bgra => [2, 1, 0],
+            _ => [0, 1, 2],
+        }
+    }
+}
+
+impl std::str::FromStr for PixelFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "rgb" | "rgb24" => Ok(PixelFormat::Rgb24),
+            "bgr" | "bgr24" => Ok(PixelFormat::Bgr24),
+            "rgba" => Ok(PixelFormat::Rgba),
+            "bgra" => Ok(PixelFormat::Bgra),
+            "i420" | "yuv420p" => Ok(PixelFormat::I420),
+            "nv12" => Ok(PixelFormat::Nv12),
+            _ => Err(Error::InvalidSetting {
+                name: "pixel format",
+                value: s.to_string(),
+                allowed: "one of rgb24, bgr24, rgba, bgra, i420, nv12",
+            }),
+        }
+    }
+}
+
+/// Where a frame's planes lie in its buffer: format, size, and per plane the offset of its first
+/// byte and its row stride in bytes. Packed formats use plane 0 only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLayout {
+    /// The pixel format.
+    pub format: PixelFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row stride of each plane in bytes.
+    pub strides: [usize; 3],
+    /// Offset of each plane's first byte.
+    pub offsets: [usize; 3],
+}
+
+impl FrameLayout {
+    /// Rows packed with no padding, planes one after another.
+    pub fn packed(format: PixelFormat, width: u32, height: u32) -> FrameLayout {
+        let stride = match format.packed_bytes() {
+            Some(b) => width as usize * b,
+            None => width as usize,
+        };
+        FrameLayout::with_stride(format, width, height, stride)
+    }
+
+    /// Rows of `stride` bytes in plane 0, planes one after another: the chroma planes of I420 take
+    /// half the stride (rounded up), NV12's interleaved plane the whole stride.
+    pub fn with_stride(format: PixelFormat, width: u32, height: u32, stride: usize) -> FrameLayout {
+        let h = height as usize;
+        let ch = h.div_ceil(2);
+        let (strides, offsets) = match format {
+            PixelFormat::I420 => {
+                let cs = stride.div_ceil(2);
+                ([stride, cs, cs], [0, stride * h, stride * h + cs * ch])
+            }
+            PixelFormat::Nv12 => ([stride, stride, 0], [0, stride * h, 0]),
+            _ => ([stride, 0, 0], [0, 0, 0]),
+        };
+        FrameLayout {
+            format,
+            width,
+            height,
+            strides,
+            offsets,
+        }
+    }
+
+    /// Size of a chroma plane (half width and height, rounded up).
+    fn chroma_size(&self) -> (usize, usize) {
+        (
+            (self.width as usize).div_ceil(2),
+            (self.height as usize).div_ceil(2),
+        )
+    }
+
+    /// Each used plane's (offset, stride, row bytes, rows).
+    fn planes(&self) -> Vec<(usize, usize, usize, usize)> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = self.chroma_size();
+        match self.format {
+            PixelFormat::I420 => vec![
+                (self.offsets[0], self.strides[0], w, h),
+                (self.offsets[1], self.strides[1], cw, ch),
+                (self.offsets[2], self.strides[2], cw, ch),
+            ],
+            PixelFormat::Nv12 => vec![
+                (self.offsets[0], self.strides[0], w, h),
+                (self.offsets[1], self.strides[1], cw * 2, ch),
+            ],
+            f => vec![(
+                self.offsets[0],
+                self.strides[0],
+                w * f.packed_bytes().unwrap_or(3),
+                h,
+            )],
+        }
+    }
+
+    /// The smallest buffer that holds every plane.
+    pub fn len(&self) -> usize {
+        self.planes()
+            .iter()
+            .map(|&(off, stride, row, rows)| {
+                if rows == 0 {
+                    off
+                } else {
+                    off + stride * (rows - 1) + row
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether the layout describes no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.width == 0 || self.height == 0
+    }
+
+    /// Refuses a buffer of `len` bytes that does not hold the frame, or a layout whose rows are
+    /// shorter than its pixels.
+    pub fn check(&self, len: usize) -> Result<()> {
+        let bad_rows = self
+            .planes()
+            .iter()
+            .any(|&(_, stride, row, _)| stride < row);
+        if self.is_empty() || bad_rows || len < self.len() {
+            return Err(Error::FrameBuffer {
+                width: self.width,
+                height: self.height,
+                stride: self.strides[0],
+                len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The frame in `data` as RGB, for detection.
+pub fn to_rgb(data: &[u8], layout: &FrameLayout) -> Result<RgbImage> {
+    layout.check(data.len())?;
+    let (w, h) = (layout.width as usize, layout.height as usize);
+    let mut out = vec![0u8; w * h * 3];
+    match layout.format {
+        PixelFormat::I420 | PixelFormat::Nv12 => yuv_to_rgb(data, layout, &mut out),
+        f => {
+            let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
+            let stride = layout.strides[0];
+            for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+                let row = &data[layout.offsets[0] + y * stride..][..w * bpp];
+                for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
+                    d.copy_from_slice(&[s[order[0]], s[order[1]], s[order[2]]]);
+                }
+            }
+        }
+    }
+    RgbImage::from_raw(w as u32, h as u32, out).ok_or(Error::FrameBuffer {
+        width: layout.width,
+        height: layout.height,
+        stride: layout.strides[0],
+        len: data.len(),
+    })
+}
+
+fn yuv_to_rgb(data: &[u8], layout: &FrameLayout, out: &mut [u8]) {
+    let w = layout.width as usize;
+    let [ys, s1, s2] = layout.strides;
+    let [yo, o1, o2] = layout.offsets;
+    for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+        let luma = &data[yo + y * ys..][..w];
+        let cy = y / 2;
+        for (x, d) in dst.chunks_exact_mut(3).enumerate() {
+            let cx = x / 2;
+            let (cb, cr) = match layout.format {
+                PixelFormat::Nv12 => {
+                    let i = o1 + cy * s1 + cx * 2;
+                    (data[i], data[i + 1])
+                }
+                _ => (data[o1 + cy * s1 + cx], data[o2 + cy * s2 + cx]),
+            };
+            d.copy_from_slice(&yuv::rgb_of(luma[x], cb, cr));
+        }
+    }
+}
+
+/// The pixel rectangles `regions` can have changed in a `w` x `h` frame, widened to even
+/// coordinates when `even` (a 4:2:0 chroma sample covers a 2x2 block).
+pub fn changed_rects(regions: &[Region], w: u32, h: u32, even: bool) -> Vec<yuv::Rect> {
+    regions
+        .iter()
+        .filter_map(|r| r.area.pixel_bounds(w, h))
+        .map(|r| if even { yuv::even(r, w, h) } else { r })
+        .collect()
+}
+
+/// Writes the pixels of `rects` from the (redacted) RGB picture `rgb` into the frame in `data`,
+/// in its own format. Nothing outside the rectangles is written; alpha is left as it was.
+pub fn write_back(
+    rgb: &RgbImage,
+    rects: &[yuv::Rect],
+    data: &mut [u8],
+    layout: &FrameLayout,
+) -> Result<()> {
+    layout.check(data.len())?;
+    let (w, h) = (layout.width as usize, layout.height as usize);
+    if (rgb.width() as usize, rgb.height() as usize) != (w, h) {
+        return Err(Error::FrameBuffer {
+            width: rgb.width(),
+            height: rgb.height(),
+            stride: layout.strides[0],
+            len: data.len(),
+        });
+    }
+    let raw = rgb.as_raw();
+    match layout.format {
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            let [ys, s1, s2] = layout.strides;
+            let [yo, o1, o2] = layout.offsets;
+            for &r in rects {
+                let r = yuv::even(r, w as u32, h as u32);
+                yuv::luma_rect(raw, w, r, &mut data[yo..], ys);
+                if layout.format == PixelFormat::Nv12 {
+                    yuv::chroma_rect(raw, (w, h), r, (1, 2), &mut data[o1..], s1);
+                    yuv::chroma_rect(raw, (w, h), r, (2, 2), &mut data[o1 + 1..], s1);
+                } else {
+                    yuv::chroma_rect(raw, (w, h), r, (1, 1), &mut data[o1..], s1);
+                    yuv::chroma_rect(raw, (w, h), r, (2, 1), &mut data[o2..], s2);
+                }
+            }
+        }
+        f => {
+            let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
+            let stride = layout.strides[0];
+            for &(x0, y0, x1, y1) in rects {
+                let (x0, x1) = (x0 as usize, x1 as usize);
+                for y in y0 as usize..y1 as usize {
+                    let src = &raw[(y * w + x0) * 3..(y * w + x1) * 3];
+                    let dst =
+                        &mut data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
+                    for (d, s) in dst.chunks_exact_mut(bpp).zip(src.chunks_exact(3)) {
+                        for c in 0..3 {
+                            d[order[c]] = s[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::BBox;
+    use crate::redact::{self, Area, Style};
+
+    /// A smooth, colourful picture (even sides, so 4:2:0 has no edge cases here).
+    fn picture(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (128.0 + 100.0 * (x as f32 / 9.0).sin()) as u8,
+                (128.0 + 100.0 * (y as f32 / 7.0).cos()) as u8,
+                ((x + y) * 2).min(255) as u8,
+            ])
+        })
+    }
+
+    /// `img` in `format` with rows padded to `stride` (plane 0).
+    fn encode(img: &RgbImage, format: PixelFormat, stride: usize) -> (Vec<u8>, FrameLayout) {
+        let layout = FrameLayout::with_stride(format, img.width(), img.height(), stride);
+        let mut data = vec![0xEEu8; layout.len() + 7];
+        let all = [(0, 0, img.width(), img.height())];
+        write_back(img, &all, &mut data, &layout).unwrap();
+        (data, layout)
+    }
+
+    #[test]
+    fn every_format_round_trips_to_rgb() {
+        let img = picture(36, 20);
+        for (format, stride, tolerance) in [
+            (PixelFormat::Rgb24, 36 * 3 + 5, 0),
+            (PixelFormat::Bgr24, 36 * 3, 0),
+            (PixelFormat::Rgba, 36 * 4 + 8, 0),
+            (PixelFormat::Bgra, 36 * 4, 0),
+            (PixelFormat::I420, 40, 40),
+            (PixelFormat::Nv12, 48, 40),
+        ] {
+            let (data, layout) = encode(&img, format, stride);
+            let back = to_rgb(&data, &layout).unwrap();
+            let worst = img
+                .as_raw()
+                .iter()
+                .zip(back.as_raw())
+                .map(|(a, b)| (*a as i32 - *b as i32).abs())
+                .max()
+                .unwrap();
+            assert!(worst <= tolerance, "{format:?}: off by {worst}");
+        }
+    }
+
+    #[test]
+    fn only_the_redacted_rectangles_change_in_the_hosts_buffer() {
+        let img = picture(40, 30);
+        for format in [
+            PixelFormat::Bgra,
+            PixelFormat::I420,
+            PixelFormat::Nv12,
+            PixelFormat::Bgr24,
+        ] {
+            let stride = format.packed_bytes().map_or(44, |b| 40 * b + 4);
+            let (before, layout) = encode(&img, format, stride);
+            let mut rgb = to_rgb(&before, &layout).unwrap();
+            let regions = [redact::Region {
+                area: Area::Rect(BBox::new(10.0, 6.0, 22.0, 18.0)),
+                style: Style::Fill([255, 0, 255]),
+            }];
+            redact::redact(&mut rgb, &regions);
+            let mut after = before.clone();
+            let rects = changed_rects(&regions, 40, 30, true);
+            write_back(&rgb, &rects, &mut after, &layout).unwrap();
+            let back = to_rgb(&after, &layout).unwrap();
+            for (x, y, p) in back.enumerate_pixels() {
+                let inside = (10..22).contains(&x) && (6..18).contains(&y);
+                if inside {
+                    let d =
+                        (p.0[0] as i32 - 255).abs() + p.0[1] as i32 + (p.0[2] as i32 - 255).abs();
+                    assert!(d <= 12, "{format:?} ({x},{y}) {p:?}");
+                }
+            }
+            // Bytes outside the rectangle's (even) bounds are untouched; the padding too.
+            let changed: Vec<usize> = (0..before.len())
+                .filter(|&i| before[i] != after[i])
+                .collect();
+            assert!(!changed.is_empty());
+            if format == PixelFormat::Bgra {
+                for &i in &changed {
+                    let (y, x) = (i / stride, (i % stride) / 4);
+                    assert!(
+                        (10..22).contains(&x) && (6..18).contains(&y) && i % 4 != 3,
+                        "{i}"
+                    );
+                }
+            }
+            assert_eq!(
+                &before[layout.len()..],
+                &after[layout.len()..],
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_buffers_and_short_strides_are_refused() {
+        let l = FrameLayout::packed(PixelFormat::I420, 64, 48);
+        assert_eq!(l.len(), 64 * 48 * 3 / 2);
+        assert!(l.check(l.len() - 1).is_err());
+        let bad = FrameLayout::with_stride(PixelFormat::Bgra, 64, 48, 100);
+        assert!(bad.check(1 << 20).is_err());
+        assert!(to_rgb(&[0u8; 10], &FrameLayout::packed(PixelFormat::Rgb24, 8, 8)).is_err());
+        assert!("yuyv".parse::<PixelFormat>().is_err());
+        assert_eq!("NV12".parse::<PixelFormat>().unwrap(), PixelFormat::Nv12);
+    }
+}
