@@ -47,6 +47,8 @@ fn boxes(n: usize) -> Vec<Detection> {
 }
 
 fn bench(c: &mut Criterion) {
+    // The library never fetches ONNX Runtime itself; fill the cache as the command line would.
+    bystander::runtime::fetch::fetch().expect("ONNX Runtime in the cache");
     let f = frame();
     let mut tb = TensorBuilder::default();
     let norm = Normalize {

@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// ONNX Runtime could not be found, fetched or loaded.
-    #[error("ONNX Runtime 1.31 is not available ({reason}); fix: set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31, or make `python3 -m pip` able to reach PyPI so bystander can fetch it")]
+    #[error("ONNX Runtime 1.31 is not available ({reason}); fix: set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31 (or call bystander::runtime::use_library), or run `bystander models` with `python3 -m pip` able to reach PyPI, which fetches it into the cache")]
     RuntimeUnavailable {
         /// What was tried and how it failed.
         reason: String,

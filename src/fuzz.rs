@@ -2,7 +2,7 @@
 //! function per parser of untrusted input that bystander owns, each also driving what the parsed
 //! value feeds (masks drawn on a small frame), so that hostile numbers reach the geometry too.
 //! Where boxes and zones come out, the redacted frame is checked against the privacy property
-//! ([`assert_covered`]): a fuzzer finds not only crashes but leaks.
+//! (`assert_covered`): a fuzzer finds not only crashes but leaks.
 //!
 //! Not a public API: hidden from the docs, and it may change at any time.
 
@@ -66,7 +66,7 @@ impl Bytes<'_> {
 }
 
 /// Geometry from raw bytes: boxes of both classes and privacy zones (in pixels or fractions), any
-/// `f32` at all, checked with [`assert_covered`].
+/// `f32` at all, checked with `assert_covered`.
 pub fn geometry(data: &[u8]) {
     use crate::geometry::{BBox, Class, Detection, Polygon};
     let mut b = Bytes(data);

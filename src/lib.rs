@@ -37,7 +37,7 @@ pub mod error;
 pub mod eval;
 pub mod files;
 pub mod frame;
-#[doc(hidden)]
+#[cfg(feature = "internals")]
 pub mod fuzz;
 pub mod geometry;
 pub mod image_io;

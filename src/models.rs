@@ -16,6 +16,22 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::geometry::Class;
 
+impl std::str::FromStr for Family {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "centerface" => Ok(Family::CenterFace),
+            "retina" | "retinaface" => Ok(Family::Retina),
+            "yolo" | "yolov8" => Ok(Family::Yolo),
+            _ => Err(Error::InvalidSetting {
+                name: "model family",
+                value: s.to_string(),
+                allowed: "one of centerface, retina, yolo",
+            }),
+        }
+    }
+}
+
 /// The decoder a model file needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,9 +115,11 @@ pub struct ModelData {
     pub bytes: Arc<Vec<u8>>,
 }
 
-/// The folder shipped models are read from: `$BYSTANDER_MODEL_DIR` if set, else `models/` next to
-/// the executable or one of its parent folders (an installed layout), else this crate's own
-/// `models/` folder.
+/// The folder shipped models are read from when no folder is given
+/// ([`crate::detect::DetectConfig::model_dir`]): `$BYSTANDER_MODEL_DIR` if set, else `models/`
+/// next to the executable or one of its parent folders (an installed layout, or a build tree's
+/// `target/release/`), else `models/` in the current folder. No path of the build machine is
+/// compiled in.
 pub fn model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BYSTANDER_MODEL_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
@@ -114,7 +132,7 @@ pub fn model_dir() -> PathBuf {
             }
         }
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+    PathBuf::from("models")
 }
 
 /// sha256 of a file, as lowercase hex.
@@ -144,8 +162,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 impl ShippedModel {
     /// Reads and verifies this model from [`model_dir`]; cached for the life of the process.
     pub fn load(&self) -> Result<ModelData> {
+        self.load_in(&model_dir())
+    }
+
+    /// Reads and verifies this model from the folder `dir`; cached for the life of the process.
+    pub fn load_in(&self, dir: &Path) -> Result<ModelData> {
         static CACHE: OnceLock<Mutex<Vec<ModelData>>> = OnceLock::new();
-        let path = model_dir().join(self.file);
+        let path = dir.join(self.file);
         let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = cache.iter().find(|m| m.path == path) {
@@ -179,6 +202,19 @@ impl ShippedModel {
 }
 
 impl ModelData {
+    /// A model held in memory (a host that embeds its models, or reads them its own way),
+    /// named `name` in messages; its layout is checked when a session is made.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, family: Family, class: Class) -> ModelData {
+        ModelData {
+            name: name.to_string(),
+            path: PathBuf::from(name),
+            sha256: hex(&Sha256::digest(&bytes)),
+            family,
+            class,
+            bytes: Arc::new(bytes),
+        }
+    }
+
     /// A user's own model file of a known family; its layout is checked when a session is made.
     pub fn from_path(path: &Path, family: Family, class: Class) -> Result<ModelData> {
         let bytes = read_model(path)?;

@@ -1,5 +1,5 @@
 //! The host API: frames in from an NVR or camera application, redacted frames out, on the
-//! [`Engine`](crate::engine::Engine) every front shares.
+//! [`crate::engine::Engine`] that every front shares.
 //!
 //! A [`Redactor`] takes a camera's frames in the host's own pixel format ([`PixelFormat`]: RGB,
 //! BGR, RGBA, BGRA, I420 or NV12, with strides) and gives each back in that format, in the
@@ -14,7 +14,7 @@
 //!
 //! Fail closed: a frame whose detection fails comes back covered whole with
 //! [`RedactedFrame::fault`] saying why; it is never returned clear. Errors that stop the stream
-//! (a bad buffer, the worker threads gone) are returned as [`Error`](crate::Error)s, whose
+//! (a bad buffer, the worker threads gone) are returned as [`crate::Error`]s, whose
 //! [`kind`](crate::Error::kind) tells a setting from a fault at run time.
 //!
 //! A `Redactor` is `Send` and `Sync`: it can move to the thread that feeds it, and be shared

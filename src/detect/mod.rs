@@ -16,11 +16,14 @@
 //! Which models, thresholds and plans are used is a [`Recall`] preset; every number in a preset
 //! can be overridden in [`DetectConfig`].
 
-pub mod centerface;
+mod centerface;
 pub mod nms;
+#[cfg(feature = "internals")]
 pub mod preprocess;
-pub mod retina;
-pub mod yolo;
+#[cfg(not(feature = "internals"))]
+mod preprocess;
+mod retina;
+mod yolo;
 
 use std::path::PathBuf;
 
@@ -32,7 +35,8 @@ use ort::value::TensorRef;
 use crate::error::{Error, Result};
 use crate::geometry::{Class, Detection};
 use crate::models::{self, Family, ModelData};
-use preprocess::{Rect, TensorBuilder};
+pub use preprocess::Rect;
+use preprocess::TensorBuilder;
 
 /// Working size of the balanced preset's face models on clips (see [`DetectConfig::for_clips`]).
 pub const CLIP_WORKING_SIZE: u32 = 960;
@@ -464,6 +468,7 @@ pub struct ModelChoice {
 
 /// Where a model comes from.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum ModelSource {
     /// One of bystander's shipped models, verified by sha256.
     Shipped(models::ShippedModel),
@@ -476,6 +481,35 @@ pub enum ModelSource {
         /// What it finds.
         class: Class,
     },
+    /// A model already in memory ([`ModelData::from_bytes`]).
+    Bytes(ModelData),
+}
+
+impl ModelSource {
+    /// What the model finds.
+    pub fn class(&self) -> Class {
+        match self {
+            ModelSource::Shipped(s) => s.class,
+            ModelSource::File { class, .. } => *class,
+            ModelSource::Bytes(m) => m.class,
+        }
+    }
+
+    /// A user's model as the command line names it, `FAMILY:PATH` (family centerface, retina or
+    /// yolo), finding `class`.
+    pub fn parse(spec: &str, class: Class) -> Result<ModelSource> {
+        let bad = || Error::InvalidSetting {
+            name: "model",
+            value: spec.to_string(),
+            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo",
+        };
+        let (family, path) = spec.split_once(':').ok_or_else(bad)?;
+        Ok(ModelSource::File {
+            path: PathBuf::from(path),
+            family: family.parse().map_err(|_| bad())?,
+            class,
+        })
+    }
 }
 
 /// Everything that decides what the detectors find.
@@ -496,6 +530,9 @@ pub struct DetectConfig {
     pub widen: Option<f32>,
     /// Replaces the preset's models for their class.
     pub models: Vec<ModelSource>,
+    /// The folder the shipped models are read from; `None` looks where [`models::model_dir`]
+    /// says.
+    pub model_dir: Option<PathBuf>,
     /// ONNX Runtime intra-op threads per session.
     pub intra_threads: usize,
     /// Take turns across frames: where a class has `n` models, frame `i` runs only one of them,
@@ -520,6 +557,7 @@ impl Default for DetectConfig {
             tiles: None,
             widen: None,
             models: Vec::new(),
+            model_dir: None,
             intra_threads: crate::cores(),
             interleave: None,
             clip: false,
@@ -644,19 +682,14 @@ impl DetectConfig {
         }
         let mut out = Vec::new();
         for &class in &self.classes {
-            let custom: Vec<&ModelSource> = self
-                .models
-                .iter()
-                .filter(|m| match m {
-                    ModelSource::Shipped(s) => s.class == class,
-                    ModelSource::File { class: c, .. } => *c == class,
-                })
-                .collect();
+            let custom: Vec<&ModelSource> =
+                self.models.iter().filter(|m| m.class() == class).collect();
             let defaults = preset(self.recall, class, self.clip);
+            let dir = self.model_dir.clone().unwrap_or_else(models::model_dir);
             let picked: Vec<(ModelData, f32, PassPlan, usize)> = if custom.is_empty() {
                 defaults
                     .iter()
-                    .map(|(m, t, p, period)| Ok((m.load()?, *t, *p, *period)))
+                    .map(|(m, t, p, period)| Ok((m.load_in(&dir)?, *t, *p, *period)))
                     .collect::<Result<_>>()?
             } else {
                 let (_, t, p, period) = defaults[0];
@@ -664,12 +697,13 @@ impl DetectConfig {
                     .iter()
                     .map(|m| {
                         let data = match m {
-                            ModelSource::Shipped(s) => s.load()?,
+                            ModelSource::Shipped(s) => s.load_in(&dir)?,
                             ModelSource::File {
                                 path,
                                 family,
                                 class,
                             } => ModelData::from_path(path, *family, *class)?,
+                            ModelSource::Bytes(data) => data.clone(),
                         };
                         let mut plan = p;
                         if data.family == Family::Yolo {

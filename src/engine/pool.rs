@@ -1,10 +1,11 @@
-//! Detection workers: one thread per share of the thread budget, each with its own ONNX Runtime
-//! sessions, taking frames from one bounded queue and answering on another.
+//! Detection workers: one thread per share of the thread budget, each with its own detectors,
+//! taking frames from one bounded queue and answering on another.
 //!
-//! Why sessions are not shared between workers: ort 2.0.0-rc.15's `Session::run` takes `&mut
-//! self`, and its maintainers document that ONNX Runtime's own `Run` is not reliably thread-safe
-//! on one session. So each worker owns its sessions, and memory is kept down instead by sizing
-//! the sessions' arenas and the frames in flight (see [`crate::runtime::session`]).
+//! The workers lend each other their ONNX Runtime sessions (see `detect::Sessions`) but never run
+//! one session from two threads at once: ort 2.0.0-rc.15's `Session::run` takes `&mut self`, and
+//! its maintainers document that ONNX Runtime's own `Run` is not reliably thread-safe on one
+//! session. Memory is kept down by that lending, by one ONNX Runtime arena for every session (see
+//! `runtime`), and by bounding the frames in flight.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};

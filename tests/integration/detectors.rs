@@ -36,6 +36,7 @@ fn assert_matches(d: &Detection, expected: [f32; 4], min_iou: f32) {
 
 #[test]
 fn centerface_finds_the_astronaut_where_the_reference_did() {
+    runtime();
     let found = native(models::CENTERFACE, 0.5, 512)
         .detect(&rgb("astronaut.jpg"))
         .unwrap();
@@ -54,6 +55,7 @@ fn centerface_finds_the_astronaut_where_the_reference_did() {
 
 #[test]
 fn retinaface_finds_the_astronaut_where_the_reference_did() {
+    runtime();
     let found = native(models::RETINAFACE, 0.5, 512)
         .detect(&rgb("astronaut.jpg"))
         .unwrap();
@@ -65,6 +67,7 @@ fn retinaface_finds_the_astronaut_where_the_reference_did() {
 
 #[test]
 fn retina_plate_model_finds_the_drawn_plate() {
+    runtime();
     let found = native(models::PLATE_RETINA, 0.3, 960)
         .detect(&rgb("plate_scene.jpg"))
         .unwrap();
@@ -77,6 +80,7 @@ fn retina_plate_model_finds_the_drawn_plate() {
 
 #[test]
 fn yolo_plate_model_finds_the_drawn_plate() {
+    runtime();
     let found = native(models::PLATE_YOLO, 0.3, 960)
         .detect(&rgb("plate_scene.jpg"))
         .unwrap();
@@ -88,6 +92,7 @@ fn yolo_plate_model_finds_the_drawn_plate() {
 
 #[test]
 fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
+    runtime();
     let cfg = DetectConfig::default();
     let mut set = cfg.build().unwrap();
     let face = set.detect(&rgb("astronaut.jpg")).unwrap();
@@ -117,6 +122,7 @@ fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
 
 #[test]
 fn the_default_widened_pass_finds_a_face_squeezed_too_narrow_for_the_plain_passes() {
+    runtime();
     // The astronaut squeezed to 1/3.5 of its width: a face far narrower than any the models were
     // trained on. The reference box squeezes with it.
     const SQUEEZE: f32 = 3.5;
@@ -160,6 +166,7 @@ fn small_face_frame() -> (image::RgbImage, bystander::BBox) {
 
 #[test]
 fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
+    runtime();
     let (frame, face) = small_face_frame();
     let plan = |tiles| PassPlan {
         working_size: 832,
@@ -182,6 +189,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
 
 #[test]
 fn a_model_of_the_wrong_family_is_refused_with_its_path() {
+    runtime();
     let path = models::model_dir().join(models::RETINAFACE.file);
     for family in [Family::CenterFace, Family::Yolo] {
         let data = ModelData::from_path(&path, family, Class::Face).unwrap();
@@ -207,6 +215,7 @@ fn a_model_of_the_wrong_family_is_refused_with_its_path() {
 
 #[test]
 fn a_users_own_model_file_is_loaded_by_path() {
+    runtime();
     let path = models::model_dir().join(models::CENTERFACE.file);
     let cfg = DetectConfig {
         classes: vec![Class::Face],
@@ -225,6 +234,7 @@ fn a_users_own_model_file_is_loaded_by_path() {
 
 #[test]
 fn interleaved_models_take_turns_and_each_turn_still_finds_the_object() {
+    runtime();
     let cfg = DetectConfig {
         intra_threads: 2,
         ..Default::default()

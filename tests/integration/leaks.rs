@@ -680,6 +680,7 @@ impl bystander::batch::Observer for PanicsOn {
 // 6, second half: a panic in one file's work is that file's failure; the batch goes on.
 #[test]
 fn item6_a_panic_in_one_files_work_fails_that_file_only() {
+    runtime();
     use bystander::{batch, detect::DetectConfig, pipeline::Workers, redact::RedactConfig};
     let d = tempfile::tempdir().unwrap();
     let (src, out) = (d.path().join("in"), d.path().join("out"));

@@ -52,6 +52,7 @@ fn rgb_of(f: &RedactedFrame) -> image::RgbImage {
 
 #[test]
 fn frames_come_back_in_order_after_the_look_ahead_with_faces_hidden() {
+    runtime();
     let mut r = Redactor::new(&faces_fast(3)).unwrap();
     assert_eq!(r.latency_frames(), 3);
     let mut out = Vec::new();
@@ -89,6 +90,7 @@ fn frames_come_back_in_order_after_the_look_ahead_with_faces_hidden() {
 
 #[test]
 fn every_pixel_format_comes_back_in_its_own_layout_redacted() {
+    runtime();
     let (f, face) = frame(300);
     for format in [
         PixelFormat::Bgr24,
@@ -126,6 +128,7 @@ fn every_pixel_format_comes_back_in_its_own_layout_redacted() {
 
 #[test]
 fn live_view_redacts_a_strided_bgr_buffer_in_place() {
+    runtime();
     let mut r = Redactor::new(&faces_fast(0)).unwrap();
     let (f, face) = frame(300);
     let stride = 800 * 3 + 16;
@@ -156,6 +159,7 @@ fn live_view_redacts_a_strided_bgr_buffer_in_place() {
 
 #[test]
 fn streams_get_the_video_plan_never_the_photo_plan() {
+    runtime();
     // The default photo preset tiles a 1080p frame and widens it; a stream must not.
     let cfg = StreamConfig::default();
     let clip = cfg.detect.for_clips().resolve().unwrap();

@@ -4,6 +4,17 @@ use std::path::PathBuf;
 
 use bystander::BBox;
 
+/// ONNX Runtime for tests that use the library directly: the library never fetches it by itself
+/// (the command line does), so these tests fill the cache the way the command line would.
+pub fn runtime() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if bystander::runtime::info().is_err() {
+            bystander::runtime::fetch::fetch().expect("ONNX Runtime fetched into the cache");
+        }
+    });
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use bystander::detect::{DetectConfig, ModelSource, Recall, Tiles};
-use bystander::models::Family;
 use bystander::redact::{parse_color, RedactConfig, Shape, Style, Zones};
 use bystander::{Class, Error, Result};
 use clap::{Args, Parser, Subcommand};
@@ -289,26 +288,6 @@ pub struct Settings {
     pub jobs: Option<usize>,
 }
 
-fn custom_model(spec: &str, class: Class) -> Result<ModelSource> {
-    let bad = || Error::InvalidSetting {
-        name: "model",
-        value: spec.to_string(),
-        allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo",
-    };
-    let (family, path) = spec.split_once(':').ok_or_else(bad)?;
-    let family = match family {
-        "centerface" => Family::CenterFace,
-        "retina" => Family::Retina,
-        "yolo" => Family::Yolo,
-        _ => return Err(bad()),
-    };
-    Ok(ModelSource::File {
-        path: PathBuf::from(path),
-        family,
-        class,
-    })
-}
-
 impl Settings {
     /// The thread budget: one per core by default, at most [`MAX_JOBS`] (each job holds its own
     /// ONNX Runtime sessions, about 100 MB).
@@ -365,10 +344,10 @@ impl Settings {
         };
         let mut models = Vec::new();
         for spec in &self.face_model {
-            models.push(custom_model(spec, Class::Face)?);
+            models.push(ModelSource::parse(spec, Class::Face)?);
         }
         for spec in &self.plate_model {
-            models.push(custom_model(spec, Class::Plate)?);
+            models.push(ModelSource::parse(spec, Class::Plate)?);
         }
         let cores = bystander::cores();
         Ok(DetectConfig {
@@ -379,6 +358,7 @@ impl Settings {
             tiles,
             widen: self.widen,
             models,
+            model_dir: None,
             // Jobs run side by side; each session gets its share of the cores.
             intra_threads: (cores / self.jobs()?).max(1),
             interleave: self.no_interleave.then_some(false),

@@ -21,6 +21,11 @@ use progress::{Lines, Progress};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let needs_runtime = !matches!(cli.command, Command::Render(_));
+    if let (true, Err(e)) = (needs_runtime, ensure_runtime()) {
+        eprintln!("bystander: {e}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Redact(a) => redact(a),
         Command::Eval(a) => evaluate(a),
@@ -35,6 +40,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Loads ONNX Runtime, first fetching it from PyPI into the cache on a fresh machine: that is
+/// the command line's business, never the library's. A library the user named (`ORT_DYLIB_PATH`)
+/// is not second-guessed: its error is reported as is.
+fn ensure_runtime() -> Result<()> {
+    if runtime::info().is_ok() {
+        return Ok(());
+    }
+    if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()) {
+        return runtime::info().map(|_| ());
+    }
+    runtime::fetch::fetch()?;
+    runtime::info().map(|_| ())
 }
 
 fn pool(jobs: usize) -> rayon::ThreadPool {

@@ -3,25 +3,27 @@
 //! bystander loads ONNX Runtime at run time (ort's `load-dynamic`) so that building the crate needs
 //! no native library and no network. The library is looked for, in order:
 //!
-//! 1. `ORT_DYLIB_PATH`, when set: the user's choice wins, and a failure there is reported as is;
-//! 2. a system-wide `libonnxruntime.so` of version 1.31 or newer on the loader's search path;
-//! 3. bystander's cache (`$BYSTANDER_CACHE_DIR`, else `$XDG_CACHE_HOME/bystander`, else
-//!    `~/.cache/bystander`);
-//! 4. on x86-64 Linux, the official `onnxruntime==1.31.1` wheel fetched from PyPI with
-//!    `python3 -m pip download`; the wheel and the library inside it are checked against pinned
-//!    sha256 sums before the library is placed in the cache.
+//! 1. the path a host gave [`use_library`];
+//! 2. `ORT_DYLIB_PATH`, when set: the user's choice wins, and a failure there is reported as is;
+//! 3. a system-wide `libonnxruntime.so` of version 1.31 or newer on the loader's search path;
+//! 4. bystander's cache (`$BYSTANDER_CACHE_DIR`, else `$XDG_CACHE_HOME/bystander`, else
+//!    `~/.cache/bystander`).
 //!
-//! A fresh machine therefore needs no manual step, and when nothing works the error says which
-//! one sentence fixes it.
+//! The library never opens a network connection or starts a process by itself: filling the cache
+//! from PyPI is [`fetch`]'s job (feature `fetch-runtime`, which the command line turns on), and the
+//! command line calls it on a fresh machine, so that needs no manual step. A failed load is not
+//! remembered: a host that fixes the path (or calls [`use_library`]) tries again without a
+//! restart. When nothing works, the error says which one sentence fixes it.
 //!
-//! ONNX Runtime allows one environment per process; it lives in a `OnceLock` here. Sessions are
-//! cheap to create from bytes already in memory and each worker thread owns its own (rc.15's
-//! `Session::run` takes `&mut self`).
+//! ONNX Runtime allows one environment per process; once loaded it lives for the process.
+
+#[cfg(feature = "fetch-runtime")]
+pub mod fetch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::files::Shown;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
@@ -32,15 +34,13 @@ use crate::error::{Error, Result};
 /// The ONNX Runtime release bystander is built against (ort 2.0.0-rc.15, API 31).
 pub const ORT_VERSION: &str = "1.31.1";
 const LIB_NAME: &str = "libonnxruntime.so.1.31.1";
-const WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
-const LIB_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
 
 /// Where ONNX Runtime was loaded from, for reports and `bystander bench`.
 #[derive(Clone, Debug)]
 pub struct RuntimeInfo {
     /// The library file (or the bare name the system loader resolved).
     pub library: PathBuf,
-    /// How it was found: `ORT_DYLIB_PATH`, `system`, `cache` or `fetched`.
+    /// How it was found: `given` ([`use_library`]), `ORT_DYLIB_PATH`, `system` or `cache`.
     pub source: &'static str,
 }
 
@@ -51,15 +51,41 @@ struct Runtime {
     info: RuntimeInfo,
 }
 
-static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+/// The loaded runtime (leaked: it lives as long as the process, as ONNX Runtime's environment
+/// must) and the library a host asked for.
+static RUNTIME: Mutex<(Option<&'static Runtime>, Option<PathBuf>)> = Mutex::new((None, None));
 
 fn runtime() -> Result<&'static Runtime> {
-    RUNTIME
-        .get_or_init(load)
-        .as_ref()
-        .map_err(|reason| Error::RuntimeUnavailable {
-            reason: reason.clone(),
-        })
+    let mut state = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = state.0 {
+        return Ok(rt);
+    }
+    let rt = load(state.1.as_deref()).map_err(|reason| Error::RuntimeUnavailable { reason })?;
+    let rt: &'static Runtime = Box::leak(Box::new(rt));
+    state.0 = Some(rt);
+    Ok(rt)
+}
+
+/// Uses the ONNX Runtime library at `path` (a `libonnxruntime.so` of version 1.31), loading it
+/// now. For hosts that ship their own copy: it takes precedence over `ORT_DYLIB_PATH` and the
+/// search. Refused once a runtime is loaded (one per process).
+pub fn use_library(path: &Path) -> Result<RuntimeInfo> {
+    {
+        let mut state = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rt) = state.0 {
+            if rt.info.library == path {
+                return Ok(rt.info.clone());
+            }
+            return Err(Error::InvalidSetting {
+                name: "ONNX Runtime library",
+                value: Shown(path).to_string(),
+                allowed:
+                    "a library given before the first model is loaded (one runtime per process)",
+            });
+        }
+        state.1 = Some(path.to_path_buf());
+    }
+    info()
 }
 
 /// Loads ONNX Runtime (once per process) and tells where it came from.
@@ -72,8 +98,11 @@ pub fn environment() -> Result<&'static Environment> {
     runtime().map(|r| &r.env)
 }
 
-fn load() -> std::result::Result<Runtime, String> {
+fn load(given: Option<&Path>) -> std::result::Result<Runtime, String> {
     let mut tried = Vec::new();
+    if let Some(path) = given {
+        return init(path, "given").map_err(|e| format!("{}: {e}", Shown(path)));
+    }
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return init(&path, "ORT_DYLIB_PATH")
@@ -85,22 +114,23 @@ fn load() -> std::result::Result<Runtime, String> {
             Err(e) => tried.push(format!("system {name}: {e}")),
         }
     }
-    let cached = cache_dir()
-        .join(format!("onnxruntime-{ORT_VERSION}"))
-        .join(LIB_NAME);
+    let cached = cached_library();
     if cached.is_file() {
         match init(&cached, "cache") {
             Ok(rt) => return Ok(rt),
             Err(e) => tried.push(format!("{}: {e}", Shown(&cached))),
         }
+    } else {
+        tried.push(format!("{}: not there", Shown(&cached)));
     }
-    match fetch_from_pypi(&cached) {
-        Ok(()) => init(&cached, "fetched").map_err(|e| format!("{}: {e}", Shown(&cached))),
-        Err(e) => {
-            tried.push(format!("fetching from PyPI: {e}"));
-            Err(tried.join("; "))
-        }
-    }
+    Err(tried.join("; "))
+}
+
+/// Where the cache keeps the library ([`fetch`] puts it there).
+pub fn cached_library() -> PathBuf {
+    cache_dir()
+        .join(format!("onnxruntime-{ORT_VERSION}"))
+        .join(LIB_NAME)
 }
 
 fn init(path: &Path, source: &'static str) -> std::result::Result<Runtime, String> {
@@ -184,100 +214,6 @@ pub fn cache_dir() -> PathBuf {
         Some(home) => PathBuf::from(home).join(".cache").join("bystander"),
         None => std::env::temp_dir().join("bystander-cache"),
     }
-}
-
-/// Downloads the pinned onnxruntime wheel with pip, checks it, and places the library at `dest`
-/// atomically (a concurrent process doing the same ends with the same bytes).
-fn fetch_from_pypi(dest: &Path) -> std::result::Result<(), String> {
-    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
-        return Err("automatic fetching is only set up for x86-64 Linux".into());
-    }
-    let dir = dest.parent().ok_or("cache path has no parent")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", Shown(dir)))?;
-    let work =
-        tempdir_in(dir).map_err(|e| format!("cannot create a folder in {}: {e}", Shown(dir)))?;
-    let result = (|| {
-        eprintln!(
-            "note: fetching ONNX Runtime {ORT_VERSION} from PyPI into {} (first run only)",
-            Shown(dir)
-        );
-        let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-            ])
-            .args([
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--python-version",
-                "3.11",
-            ])
-            .args(["--implementation", "cp", "--abi", "cp311", "--dest"])
-            .arg(&work)
-            .arg(format!("onnxruntime=={ORT_VERSION}"))
-            .output()
-            .map_err(|e| format!("cannot run `python3 -m pip`: {e}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(format!("pip download failed: {last}"));
-        }
-        let wheel = std::fs::read_dir(&work)
-            .map_err(|e| e.to_string())?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .ok_or("pip reported success but left no wheel")?;
-        let sum = crate::models::sha256_file(&wheel).map_err(|e| e.to_string())?;
-        if sum != WHEEL_SHA256 {
-            return Err(format!(
-                "the downloaded wheel has sha256 {sum}, expected {WHEEL_SHA256}"
-            ));
-        }
-        let staged = work.join(LIB_NAME);
-        let out = Command::new("python3")
-            .args(["-c", "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[2], 'wb') as f:\n    f.write(z.read(sys.argv[3]))"])
-            .arg(&wheel)
-            .arg(&staged)
-            .arg(format!("onnxruntime/capi/{LIB_NAME}"))
-            .output()
-            .map_err(|e| format!("cannot run python3 to unpack the wheel: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "unpacking the wheel failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let sum = crate::models::sha256_file(&staged).map_err(|e| e.to_string())?;
-        if sum != LIB_SHA256 {
-            return Err(format!(
-                "the unpacked library has sha256 {sum}, expected {LIB_SHA256}"
-            ));
-        }
-        std::fs::rename(&staged, dest)
-            .map_err(|e| format!("cannot move the library into {}: {e}", Shown(dest)))
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    result
-}
-
-fn tempdir_in(dir: &Path) -> std::io::Result<PathBuf> {
-    for attempt in 0..100u32 {
-        let p = dir.join(format!(".fetch-{}-{attempt}", std::process::id()));
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("no free temporary name"))
 }
 
 /// How a session uses the cores: ONNX Runtime's own intra-op pool of `intra_threads` threads.
