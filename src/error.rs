@@ -145,6 +145,13 @@ pub enum Error {
 
 /// What kind of fault an [`Error`] is, for a front that maps errors to its own (exit codes,
 /// exception classes, C error codes).
+///
+/// ```
+/// use bystander::{ErrorKind, frame::FrameLayout, frame::PixelFormat};
+/// let layout = FrameLayout::packed(PixelFormat::Rgb24, 4, 4);
+/// let e = bystander::frame::to_rgb(&[0u8; 3], &layout).unwrap_err();
+/// assert_eq!(e.kind(), ErrorKind::Input);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {

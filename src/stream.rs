@@ -51,7 +51,22 @@ pub use crate::engine::{EngineConfig as StreamConfig, Fault};
 pub use crate::frame::PixelFormat;
 pub use crate::track::TrackConfig;
 
-/// A frame leaving the redactor.
+/// A frame leaving the redactor: the host's own buffer, redacted, and what was done to it.
+///
+/// ```no_run
+/// # use bystander::frame::{FrameLayout, PixelFormat};
+/// # use bystander::stream::{Redactor, StreamConfig};
+/// # let mut r = Redactor::new(&StreamConfig::default())?;
+/// # let layout = FrameLayout::packed(PixelFormat::Bgra, 640, 480);
+/// for f in r.push(vec![0; layout.len()], layout, 0)? {
+///     if let Some(why) = &f.fault {
+///         eprintln!("frame {} covered whole: {why}", f.pts); // fail closed, with the cause
+///     }
+///     let _painted = f.regions.len(); // zones and masks, as drawn
+///     let _bgra: Vec<u8> = f.data; // same layout as pushed
+/// }
+/// # Ok::<(), bystander::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct RedactedFrame {
     /// The frame's bytes, in its own format and layout, redacted.
@@ -69,6 +84,21 @@ pub struct RedactedFrame {
 }
 
 /// What [`Redactor::redact_in_place`] did to a frame.
+///
+/// ```no_run
+/// # use bystander::frame::{FrameLayout, PixelFormat};
+/// # use bystander::stream::{Redactor, StreamConfig};
+/// let mut cfg = StreamConfig::default();
+/// cfg.track.backfill = 0; // in place needs no look-ahead
+/// cfg.workers = 1;
+/// cfg.intra_threads = 2; // one frame at a time: give its detection the cores
+/// let mut r = Redactor::new(&cfg)?;
+/// let layout = FrameLayout::packed(PixelFormat::Bgr24, 640, 480);
+/// let mut buffer = vec![0u8; layout.len()]; // the live view's frame
+/// let done = r.redact_in_place(&mut buffer, &layout)?;
+/// println!("{} boxes, fault: {:?}", done.boxes.len(), done.fault);
+/// # Ok::<(), bystander::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct FrameResult {
     /// What was redacted.
@@ -88,6 +118,20 @@ struct Host {
 }
 
 /// Frames in, redacted frames out, in order; see the module documentation.
+///
+/// ```no_run
+/// use bystander::frame::{FrameLayout, PixelFormat};
+/// use bystander::stream::{Redactor, StreamConfig};
+/// // A host that ships its own ONNX Runtime and models.
+/// bystander::runtime::use_library(std::path::Path::new("/opt/nvr/lib/libonnxruntime.so.1.31.1"))?;
+/// let mut cfg = StreamConfig::default();
+/// cfg.detect.model_dir = Some("/opt/nvr/share/bystander/models".into());
+/// let mut r = Redactor::new(&cfg)?;
+/// let layout = FrameLayout::packed(PixelFormat::I420, 1920, 1080);
+/// let ready = r.push(vec![16; layout.len()], layout, 0)?;
+/// # let _ = ready;
+/// # Ok::<(), bystander::Error>(())
+/// ```
 pub struct Redactor {
     engine: Engine<Host>,
 }

@@ -25,6 +25,13 @@ use std::collections::VecDeque;
 use crate::geometry::{BBox, Detection};
 
 /// Hold and back-fill lengths.
+///
+/// ```
+/// use bystander::track::TrackConfig;
+/// let live = TrackConfig { backfill: 0, ..Default::default() }; // no look-ahead, no delay
+/// assert!(live.validate().is_ok());
+/// assert!(TrackConfig { backfill: 1000, ..live }.validate().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct TrackConfig {
     /// Frames a mask persists after the last detection of its object.

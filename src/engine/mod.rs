@@ -39,6 +39,12 @@ use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
 pub use pool::{box_from_upright, upright};
 
 /// Why a frame left the engine covered whole.
+///
+/// ```
+/// use bystander::engine::Fault;
+/// let f = Fault::Lost;
+/// assert_eq!(f.to_string(), "the decoder never produced the frame");
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Fault {
@@ -63,7 +69,21 @@ impl std::fmt::Display for Fault {
     }
 }
 
-/// How frames of a sequence are detected and tracked.
+/// How frames of a sequence are detected and tracked (also the host API's
+/// [`StreamConfig`](crate::stream::StreamConfig)).
+///
+/// ```
+/// use bystander::detect::{DetectConfig, Recall};
+/// use bystander::engine::EngineConfig;
+/// use bystander::redact::RedactConfig;
+/// let fast = DetectConfig { recall: Recall::Fast, ..Default::default() };
+/// let cfg = EngineConfig::new(fast, RedactConfig::default(), 4);
+/// assert_eq!((cfg.workers, cfg.detect_every), (4, 2)); // the fast preset's rule
+/// assert!(cfg.track.hold >= cfg.detect_every - 1);
+/// let mut bad = cfg.clone();
+/// bad.detect_every = 0;
+/// assert!(bad.validate().unwrap_err().to_string().contains("1 to 100"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// What to detect, as given: the engine applies the video plans itself
@@ -162,7 +182,15 @@ pub(crate) fn check_range(
     }
 }
 
-/// A frame leaving the engine.
+/// A frame leaving the engine (see [`FrameSink`] for one taken and painted).
+///
+/// ```
+/// use bystander::engine::Output;
+/// fn painted_share<T>(out: &Output<T>) -> f64 {
+///     let (w, h) = out.image.dimensions();
+///     bystander::redact::coverage(&out.regions, w, h).fraction()
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Output<T> {
     /// Its position in the sequence, from 0.
@@ -182,6 +210,21 @@ pub struct Output<T> {
 }
 
 /// Where a front sends the frames the engine releases (an encoder, a host's callback, a pipe).
+/// A closure taking an [`Output`] is one.
+///
+/// ```no_run
+/// use bystander::engine::{Engine, EngineConfig, Output};
+/// let mut engine: Engine<i64> = Engine::new(&EngineConfig::default())?;
+/// let mut sink = |out: Output<i64>| {
+///     let mut image = out.image;
+///     bystander::redact::redact(&mut image, &out.regions); // paint, then send on
+///     println!("pts {} with {} boxes", out.payload, out.boxes.len());
+///     Ok(())
+/// };
+/// engine.push(image::RgbImage::new(640, 480), 0, None, &mut sink)?;
+/// engine.finish(&mut sink)?;
+/// # Ok::<(), bystander::Error>(())
+/// ```
 pub trait FrameSink<T> {
     /// Takes the next frame, in order.
     fn frame(&mut self, out: Output<T>) -> Result<()>;
@@ -194,6 +237,14 @@ impl<T, F: FnMut(Output<T>) -> Result<()>> FrameSink<T> for F {
 }
 
 /// What the engine counted.
+///
+/// ```no_run
+/// # use bystander::stream::{Redactor, StreamConfig};
+/// # let r = Redactor::new(&StreamConfig::default())?;
+/// let s = r.stats();
+/// println!("{} frames, {} detected, {} covered whole", s.frames, s.detected_frames, s.fail_closed_frames);
+/// # Ok::<(), bystander::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct EngineStats {
     /// Frames released.
@@ -235,6 +286,17 @@ struct Held<T> {
 }
 
 /// The engine. `T` is what a front carries along with each frame (its timestamp, its own buffer).
+///
+/// ```no_run
+/// use bystander::engine::{Engine, EngineConfig, Fault};
+/// let mut engine: Engine<u64> = Engine::new(&EngineConfig::default())?;
+/// let mut out = Vec::new();
+/// // A frame the decoder flagged goes in with its fault: it is not detected and leaves covered.
+/// engine.push(image::RgbImage::new(64, 64), 1, Some(Fault::Corrupt), &mut |o| Ok(out.push(o)))?;
+/// engine.finish(&mut |o| Ok(out.push(o)))?;
+/// assert!(out[0].fault.is_some());
+/// # Ok::<(), bystander::Error>(())
+/// ```
 pub struct Engine<T> {
     pool: Option<pool::Pool>,
     tracker: Tracker,

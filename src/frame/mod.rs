@@ -11,7 +11,8 @@
 //! use bystander::frame::{FrameLayout, PixelFormat};
 //! // A 1920x1080 NV12 frame with rows padded to 2048 bytes, the UV plane after the Y plane.
 //! let layout = FrameLayout::with_stride(PixelFormat::Nv12, 1920, 1080, 2048);
-//! assert_eq!(layout.len(), 2048 * 1080 + 2048 * 540);
+//! // The last row of the last plane needs no padding.
+//! assert_eq!(layout.len(), 2048 * 1080 + 2048 * 539 + 1920);
 //! assert!(layout.check(vec![0u8; layout.len()].len()).is_ok());
 //! ```
 
@@ -23,6 +24,14 @@ use crate::error::{Error, Result};
 use crate::redact::Region;
 
 /// How a frame's bytes hold its pixels.
+///
+/// ```
+/// use bystander::frame::PixelFormat;
+/// let f: PixelFormat = "bgr24".parse()?;
+/// assert_eq!(f.packed_bytes(), Some(3));
+/// assert_eq!(PixelFormat::Nv12.packed_bytes(), None); // planar
+/// # Ok::<(), bystander::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PixelFormat {
@@ -81,6 +90,14 @@ impl std::str::FromStr for PixelFormat {
 
 /// Where a frame's planes lie in its buffer: format, size, and per plane the offset of its first
 /// byte and its row stride in bytes. Packed formats use plane 0 only.
+///
+/// ```
+/// use bystander::frame::{FrameLayout, PixelFormat};
+/// // I420 from a decoder that pads rows to 64 bytes: Y, then Cb and Cr at half the stride.
+/// let l = FrameLayout::with_stride(PixelFormat::I420, 1280, 720, 1280);
+/// assert_eq!(l.offsets, [0, 1280 * 720, 1280 * 720 + 640 * 360]);
+/// assert!(l.check(l.len()).is_ok() && l.check(l.len() - 1).is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameLayout {
     /// The pixel format.
