@@ -515,6 +515,22 @@ pub fn run(
     out.into_iter().map(|(_, o)| o).collect()
 }
 
+/// The summary of a run, as `bystander redact --json` prints it and the Python package returns it:
+/// the output folder, counts, the files passed over and every file's outcome.
+pub fn summary(output: &Path, plan: &Plan, outcomes: &[Outcome]) -> serde_json::Value {
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let skipped: Vec<_> = plan
+        .skipped
+        .iter()
+        .map(|(p, why)| serde_json::json!({"path": files::json(p), "reason": why}))
+        .collect();
+    serde_json::json!({
+        "output": files::json(output), "redacted": count(Status::Redacted),
+        "kept": count(Status::Kept), "failed": count(Status::Failed), "skipped": skipped,
+        "files": outcomes,
+    })
+}
+
 fn remove_if_there(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),

@@ -42,6 +42,7 @@ pub mod fuzz;
 pub mod geometry;
 pub mod image_io;
 pub mod models;
+pub mod options;
 pub mod pipeline;
 pub mod redact;
 pub mod review;

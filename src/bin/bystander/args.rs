@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 
-use bystander::detect::{DetectConfig, ModelSource, Recall, Tiles};
-use bystander::redact::{parse_color, RedactConfig, Shape, Style, Zones};
-use bystander::{Class, Error, Result};
+use bystander::detect::DetectConfig;
+use bystander::options::Options;
+use bystander::redact::RedactConfig;
+use bystander::{Class, Result};
 use clap::{Args, Parser, Subcommand};
-
-/// Most threads `--jobs` takes.
-pub const MAX_JOBS: usize = 256;
 
 #[derive(Parser)]
 #[command(
@@ -130,14 +128,21 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     pub fn max_pixels(&self) -> Result<u64> {
-        if !(0.1..=2000.0).contains(&self.max_megapixels) {
-            return Err(Error::InvalidSetting {
-                name: "max-megapixels",
-                value: self.max_megapixels.to_string(),
-                allowed: "0.1 to 2000",
-            });
+        Options {
+            max_megapixels: self.max_megapixels,
+            ..Default::default()
         }
-        Ok((self.max_megapixels * 1e6) as u64)
+        .max_pixels()
+    }
+}
+
+impl RedactArgs {
+    /// Every flag of the command as the library's options.
+    pub fn options(&self) -> Options {
+        let mut o = self.settings.options();
+        self.video.fill(&mut o);
+        o.max_megapixels = self.limits.max_megapixels;
+        o
     }
 }
 
@@ -177,31 +182,35 @@ pub struct VideoArgs {
     pub detect_every: Option<usize>,
 }
 
-#[cfg(feature = "video")]
 impl VideoArgs {
+    /// Writes the clip flags into `o`.
+    pub fn fill(&self, o: &mut Options) {
+        o.encoder = self.encoder.clone();
+        o.crf = self.crf;
+        o.preset = self.preset.clone();
+        o.keep_metadata = self.keep_metadata;
+        o.keep_subtitles = self.keep_subtitles;
+        o.hold = self.hold;
+        o.backfill = self.backfill;
+        o.detect_every = self.detect_every;
+    }
+
     /// Clip options for a thread budget of `budget` threads (`--jobs`), clips detected with
     /// `detect`; the library supplies the preset's rules and checks the ranges.
+    #[cfg(feature = "video")]
     pub fn options(
         &self,
         budget: usize,
         detect: &DetectConfig,
         max_pixels: u64,
     ) -> Result<bystander::video::VideoOptions> {
-        let mut opts = bystander::video::VideoOptions::for_detect(detect);
-        if let Some(n) = self.detect_every {
-            opts.detect_every = n;
-        }
-        opts.encoder = self.encoder.clone();
-        opts.crf = self.crf;
-        opts.preset = self.preset.clone();
-        opts.keep_metadata = self.keep_metadata;
-        opts.keep_subtitles = self.keep_subtitles;
-        opts.max_pixels = max_pixels;
-        opts.track.hold = self.hold;
-        opts.track.backfill = self.backfill;
-        opts.set_thread_budget(budget);
-        opts.validate()?;
-        Ok(opts.held_across_skips())
+        let mut o = Options {
+            jobs: Some(budget),
+            max_megapixels: max_pixels as f64 / 1e6,
+            ..Default::default()
+        };
+        self.fill(&mut o);
+        o.video_options(detect)
     }
 }
 
@@ -289,107 +298,49 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The thread budget: one per core by default, at most [`MAX_JOBS`] (each job holds its own
-    /// ONNX Runtime sessions, about 100 MB).
-    pub fn jobs(&self) -> Result<usize> {
-        match self.jobs {
-            Some(j) if !(1..=MAX_JOBS).contains(&j) => Err(Error::InvalidSetting {
-                name: "jobs",
-                value: j.to_string(),
-                allowed: "1 to 256",
-            }),
-            Some(j) => Ok(j),
-            None => Ok(bystander::cores().min(MAX_JOBS)),
+    /// The flags as the library's options.
+    pub fn options(&self) -> Options {
+        Options {
+            classes: self.classes.clone(),
+            recall: self.recall.clone(),
+            threshold: self.threshold,
+            working_size: self.working_size,
+            tiles: self.tiles.clone(),
+            widen: self.widen,
+            face_models: self.face_model.clone(),
+            plate_models: self.plate_model.clone(),
+            no_interleave: self.no_interleave,
+            jobs: self.jobs,
+            ..self.style.options()
         }
     }
 
-    /// The files the run reads besides its inputs (zones, models), which no output may replace.
-    pub fn files_read(&self) -> Vec<&std::path::Path> {
-        let models = self
-            .face_model
-            .iter()
-            .chain(&self.plate_model)
-            .filter_map(|spec| spec.split_once(':').map(|(_, p)| std::path::Path::new(p)));
-        self.style
-            .zones
-            .as_deref()
-            .into_iter()
-            .chain(models)
-            .collect()
+    pub fn jobs(&self) -> Result<usize> {
+        self.options().jobs()
     }
 
     pub fn detect_config(&self, default_classes: &[Class]) -> Result<DetectConfig> {
-        let classes = match &self.classes {
-            Some(list) => list
-                .iter()
-                .map(|c| c.parse())
-                .collect::<Result<Vec<Class>>>()?,
-            None => default_classes.to_vec(),
-        };
-        let tiles = match self.tiles.as_deref() {
-            None => None,
-            Some("auto") => Some(Tiles::Auto),
-            Some("off") => Some(Tiles::Off),
-            Some(grid) => {
-                let parsed = grid
-                    .split_once('x')
-                    .and_then(|(c, r)| Some((c.parse().ok()?, r.parse().ok()?)));
-                let (cols, rows) = parsed.ok_or(Error::InvalidSetting {
-                    name: "tiles",
-                    value: grid.to_string(),
-                    allowed: "auto, off, or COLSxROWS such as 3x2",
-                })?;
-                Some(Tiles::Grid { cols, rows })
-            }
-        };
-        let mut models = Vec::new();
-        for spec in &self.face_model {
-            models.push(ModelSource::parse(spec, Class::Face)?);
-        }
-        for spec in &self.plate_model {
-            models.push(ModelSource::parse(spec, Class::Plate)?);
-        }
-        let cores = bystander::cores();
-        Ok(DetectConfig {
-            classes,
-            recall: self.recall.parse::<Recall>()?,
-            threshold: self.threshold,
-            working_size: self.working_size,
-            tiles,
-            widen: self.widen,
-            models,
-            model_dir: None,
-            // Jobs run side by side; each session gets its share of the cores.
-            intra_threads: (cores / self.jobs()?).max(1),
-            interleave: self.no_interleave.then_some(false),
-            clip: false,
-        })
+        self.options().detect_config(default_classes)
     }
 
     pub fn redact_config(&self) -> Result<RedactConfig> {
-        self.style.redact_config()
+        self.options().redact_config()
     }
 }
 
 impl StyleArgs {
+    fn options(&self) -> Options {
+        Options {
+            style: self.style.clone(),
+            fill_color: self.fill_color.clone(),
+            shape: self.shape.clone(),
+            mask_scale: self.mask_scale,
+            zones: self.zones.clone(),
+            ..Default::default()
+        }
+    }
+
     pub fn redact_config(&self) -> Result<RedactConfig> {
-        let mut cfg = RedactConfig::default();
-        let style = match self.style.parse::<Style>()? {
-            Style::Fill(_) => Style::Fill(parse_color(&self.fill_color)?),
-            s => s,
-        };
-        cfg.set_style(style);
-        if self.shape == "rect" {
-            cfg.face.shape = Shape::Rect;
-        }
-        if let Some(s) = self.mask_scale {
-            cfg.face.mask_scale = s;
-            cfg.plate.mask_scale = s;
-        }
-        if let Some(z) = &self.zones {
-            cfg.zones = Zones::load(z)?;
-        }
-        cfg.validate()?;
-        Ok(cfg)
+        self.options().redact_config()
     }
 }

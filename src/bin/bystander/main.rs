@@ -6,7 +6,7 @@
 mod args;
 mod progress;
 
-use bystander::files::{self, Shown};
+use bystander::files::Shown;
 use std::process::ExitCode;
 
 use bystander::eval::{self, BUCKET_LABELS};
@@ -15,7 +15,6 @@ use bystander::{batch, models, runtime, Class, Result};
 use clap::Parser;
 
 use args::{BenchArgs, Cli, Command, EvalArgs, RedactArgs, RenderArgs};
-use bystander::batch::Status;
 use bystander::review::Detections;
 use progress::{Lines, Progress};
 
@@ -64,9 +63,9 @@ fn pool(jobs: usize) -> rayon::ThreadPool {
 }
 
 fn redact(a: RedactArgs) -> Result<ExitCode> {
-    let detect = a.settings.detect_config(&Class::ALL)?;
-    let redact = a.settings.redact_config()?;
-    let jobs = a.settings.jobs()?;
+    let options = a.options();
+    let detect = options.detect_config(&Class::ALL)?;
+    let redact = options.redact_config()?;
     let lines = match (a.quiet, a.json) {
         (true, _) => Lines::Quiet,
         (false, true) => Lines::Stderr,
@@ -74,27 +73,8 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     };
     let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
     // Nor may an output land on a file the run reads besides its inputs.
-    let read = batch::Inputs::new(a.settings.files_read());
-    for job in &plan.jobs {
-        read.check(&job.output)?;
-    }
-    let max_pixels = a.limits.max_pixels()?;
-    #[cfg(feature = "video")]
-    let video = a.video.options(jobs, &detect, max_pixels)?;
-    let opts = batch::RunOptions {
-        overwrite: a.overwrite,
-        export_detections: a.export_detections,
-        jobs,
-        max_pixels,
-        settings: batch::settings_record(
-            &detect,
-            &redact,
-            #[cfg(feature = "video")]
-            &video,
-        )?,
-        #[cfg(feature = "video")]
-        video,
-    };
+    options.check_outputs(&plan)?;
+    let opts = options.run_options(&detect, &redact, a.overwrite, a.export_detections)?;
     let progress = Progress::new(
         if a.dry_run { Lines::Quiet } else { lines },
         plan.jobs.len(),
@@ -125,27 +105,15 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     let workers = Workers::new(detect, redact)?;
     let outcomes = batch::run(&plan, &workers, &opts, &progress);
     progress.finish();
-    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
-    let (redacted, kept, failed) = (
-        count(Status::Redacted),
-        count(Status::Kept),
-        count(Status::Failed),
-    );
+    let summary = batch::summary(&a.output, &plan, &outcomes);
     if a.json {
-        let skipped: Vec<_> = plan
-            .skipped
-            .iter()
-            .map(|(p, why)| serde_json::json!({"path": files::json(p), "reason": why}))
-            .collect();
-        let summary = serde_json::json!({
-            "output": files::json(&a.output), "redacted": redacted, "kept": kept,
-            "failed": failed, "skipped": skipped, "files": outcomes,
-        });
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_else(|e| e.to_string())
         );
     }
+    let count = |key: &str| summary[key].as_u64().unwrap_or(0);
+    let (redacted, kept, failed) = (count("redacted"), count("kept"), count("failed"));
     plain(format!(
         "{redacted} redacted, {kept} kept, {failed} failed of {} files into {}",
         outcomes.len(),
