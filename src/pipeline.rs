@@ -73,6 +73,40 @@ impl FrameRedactor {
         }
     }
 
+    /// Detects on a host's frame (any [`crate::frame::PixelFormat`], with strides) and redacts
+    /// it in its own buffer: only the rectangles of the painted regions are written. Returns the
+    /// boxes and the regions painted. Fail closed: when detection fails the whole frame is
+    /// covered before the error is returned; a buffer that does not hold `layout` is refused
+    /// untouched.
+    pub fn redact_buffer(
+        &mut self,
+        data: &mut [u8],
+        layout: &crate::frame::FrameLayout,
+    ) -> Result<(Vec<Detection>, Vec<Region>)> {
+        use crate::frame::{self, PixelFormat};
+        let mut rgb = frame::to_rgb(data, layout)?;
+        let (w, h) = (rgb.width(), rgb.height());
+        let (found, regions, failed) = match self.detect(&rgb) {
+            Ok(found) => {
+                let regions = self.config.regions(&found, w, h);
+                (found, regions, None)
+            }
+            Err(e) => (Vec::new(), vec![Region::whole_frame(w, h)], Some(e)),
+        };
+        if self.parallel_redact {
+            redact::redact_parallel(&mut rgb, &regions);
+        } else {
+            redact::redact(&mut rgb, &regions);
+        }
+        let yuv = matches!(layout.format, PixelFormat::I420 | PixelFormat::Nv12);
+        let rects = frame::changed_rects(&regions, w, h, yuv);
+        frame::write_back(&rgb, &rects, data, layout)?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((found, regions)),
+        }
+    }
+
     /// Detects and redacts in place; returns what was found.
     pub fn process(&mut self, frame: &mut RgbImage) -> Result<Vec<Detection>> {
         let found = self.detect(frame)?;

@@ -1,0 +1,242 @@
+"""The Python package against the command line on real photos and clips: same boxes, same pixels,
+the in-place contract, errors, threads and the stream class.
+
+Needs the command line built (`cargo build --release`, or BYSTANDER_CLI naming the binary),
+ffmpeg on PATH, and the shared data next to the checkout (`../shared/data`, or BYSTANDER_DATA).
+"""
+
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+import bystander
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DATA = os.environ.get("BYSTANDER_DATA", os.path.join(ROOT, "..", "shared", "data"))
+CLI = os.environ.get("BYSTANDER_CLI", os.path.join(ROOT, "target", "release", "bystander"))
+PHOTO = os.path.join(DATA, "faces", "dlib", "images", "2007_007763.jpg")
+CLIP = os.path.join(DATA, "clips", "face-demographics-walking_270p.mp4")
+
+
+def need(path):
+    # A missing input is a failure, not a skip: CI must not pass because nothing ran.
+    assert os.path.exists(path), f"{path} is missing (see the test module's docstring)"
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_png(tmp_path_factory):
+    """The dlib photo as PNG, so that the command line's output is compared without JPEG loss."""
+    d = tmp_path_factory.mktemp("photo")
+    png = str(d / "2007_007763.png")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", need(PHOTO), png], check=True, stdin=subprocess.DEVNULL
+    )
+    return png
+
+
+def cli_redact(src, out_dir, *flags):
+    subprocess.run(
+        [need(CLI), "redact", src, "-o", out_dir, "--export-detections", "--quiet", *flags],
+        check=True,
+    )
+    name = os.path.basename(src)
+    with open(os.path.join(out_dir, name + ".detections.json")) as f:
+        boxes = json.load(f)["frames"][0]["boxes"]
+    return os.path.join(out_dir, name), boxes
+
+
+def same_boxes(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(sorted(ours, key=lambda b: b["box"]), sorted(theirs, key=lambda b: b["box"])):
+        assert a["class"] == b["class"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        assert a["box"] == pytest.approx(b["box"], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "options,flags",
+    [({}, []), ({"style": "fill", "fill_color": "FF00FF"}, ["--style", "fill", "--fill-color", "FF00FF"])],
+)
+def test_redact_frame_gives_the_cli_boxes_and_pixels(photo_png, tmp_path, options, flags):
+    out, cli_boxes = cli_redact(photo_png, str(tmp_path), *flags)
+    frame = bystander.read_image(photo_png)
+    assert frame.shape == (375, 500, 3) and frame.dtype == np.uint8
+    boxes = bystander.redact_frame(frame, **options)
+    faces = [b for b in boxes if b["class"] == "face" and b["score"] > 0.9]
+    assert len(faces) >= 5, boxes  # a group photo: the dlib labels list several faces
+    same_boxes(boxes, cli_boxes)
+    np.testing.assert_array_equal(frame, bystander.read_image(out))
+    if options:
+        # The fill colour is FF00FF in RGB: B=255, G=0, R=255 in the BGR array.
+        assert ((frame == [255, 0, 255]).all(axis=2)).sum() > 1000
+
+
+def test_frames_are_redacted_in_place_and_only_under_the_masks(photo_png):
+    frame = bystander.read_image(photo_png)
+    before = frame.copy()
+    same = frame
+    boxes = bystander.redact_frame(frame, shape="rect", mask_scale=1.0)
+    assert frame is same
+    changed = (frame != before).any(axis=2)
+    assert changed.sum() > 0
+    allowed = np.zeros_like(changed)
+    for b in boxes:
+        x1, y1, x2, y2 = b["box"]
+        allowed[max(int(y1) - 1, 0) : int(y2) + 2, max(int(x1) - 1, 0) : int(x2) + 2] = True
+    assert not (changed & ~allowed).any(), "a pixel outside every box changed"
+
+
+def test_a_crop_is_redacted_through_its_view_and_nothing_outside_it(photo_png):
+    frame = bystander.read_image(photo_png)
+    before = frame.copy()
+    view = frame[50:300, 80:460]  # rows padded: a strided view of the parent
+    assert not view.flags["C_CONTIGUOUS"]
+    boxes = bystander.redact_frame(view)
+    assert boxes
+    outside = np.ones(frame.shape[:2], bool)
+    outside[50:300, 80:460] = False
+    np.testing.assert_array_equal(frame[outside], before[outside])
+    assert (frame[50:300, 80:460] != before[50:300, 80:460]).any()
+
+
+def test_rgb_order_finds_the_same_faces(photo_png):
+    bgr = bystander.read_image(photo_png)
+    rgb = bystander.read_image(photo_png, order="rgb")
+    np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+    a = bystander.redact_frame(bgr)
+    b = bystander.redact_frame(rgb, order="rgb")
+    same_boxes(a, b)
+    np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+
+
+def test_errors_are_typed_and_name_what_was_wrong(tmp_path, photo_png):
+    with pytest.raises(bystander.InputError, match="shape"):
+        bystander.redact_frame(np.zeros((10, 10), np.uint8))
+    with pytest.raises(bystander.InputError, match="shape"):
+        bystander.redact_frame(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(bystander.InputError, match="strides"):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.uint8)[::-1])
+    ro = np.zeros((10, 10, 3), np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(bystander.InputError, match="writ"):
+        bystander.redact_frame(ro)
+    with pytest.raises(TypeError):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(bystander.ConfigError, match="unknown option colour"):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), colour="red")
+    with pytest.raises(bystander.ConfigError, match="style"):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), style="smudge")
+    with pytest.raises(bystander.ConfigError, match="jobs"):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), jobs=0)
+    # A file that cannot be opened is an I/O fault (RuntimeFault), named with its path.
+    with pytest.raises(bystander.Error, match="missing.png"):
+        bystander.read_image(str(tmp_path / "missing.png"))
+    with pytest.raises(bystander.InputError, match="missing.jpg"):
+        bystander.redact_file(str(tmp_path / "missing.jpg"), str(tmp_path / "out.jpg"))
+    with pytest.raises(bystander.ConfigError, match="inputs"):
+        bystander.redact_file(photo_png, photo_png, overwrite=True)
+    assert issubclass(bystander.ConfigError, bystander.Error)
+
+
+def test_threads_redact_side_by_side_as_one_thread_does(photo_png):
+    first = bystander.read_image(photo_png)
+    want = bystander.redact_frame(first)
+    frames = [bystander.read_image(photo_png) for _ in range(4)]
+    got = [None] * 4
+
+    def work(i):
+        got[i] = bystander.redact_frame(frames[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for boxes, frame in zip(got, frames):
+        same_boxes(boxes, want)
+        np.testing.assert_array_equal(frame, first)
+
+
+def test_redact_file_writes_what_the_cli_writes_and_keeps_it_on_rerun(photo_png, tmp_path):
+    cli_out, _ = cli_redact(photo_png, str(tmp_path / "cli"))
+    out = str(tmp_path / "py" / "redacted.png")
+    os.makedirs(os.path.dirname(out))
+    outcome = bystander.redact_file(photo_png, out)
+    assert outcome["status"] == "redacted"
+    assert outcome["report"]["faces"] >= 5
+    with open(out, "rb") as a, open(cli_out, "rb") as b:
+        assert a.read() == b.read()
+    assert os.path.exists(out + ".bystander.json")
+    assert bystander.redact_file(photo_png, out)["status"] == "kept"
+    again = bystander.redact_file(photo_png, out, style="pixelate")
+    assert again["status"] == "redacted" and "redact" in again["redone"]
+
+
+def read_frames(path, w, h):
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3).copy()
+
+
+def test_redact_clip_and_a_batch_summary(tmp_path):
+    clip = need(CLIP)
+    out = str(tmp_path / "clip.mp4")
+    outcome = bystander.redact_clip(clip, out, jobs=2)
+    report = outcome["report"]
+    assert outcome["status"] == "redacted"
+    assert report["frames"] == 35 and report["faces"] > 0
+    assert len(read_frames(out, 480, 270)) == 35
+    with pytest.raises(bystander.InputError, match="not a clip"):
+        bystander.redact_clip(PHOTO, str(tmp_path / "x.mp4"))
+    summary = bystander.redact([clip], str(tmp_path / "batch"), jobs=2)
+    assert (summary["redacted"], summary["failed"]) == (1, 0)
+    assert summary["files"][0]["report"]["faces"] == report["faces"]
+
+
+def test_a_stream_returns_every_frame_in_order_and_covers_faces():
+    frames = read_frames(need(CLIP), 480, 270)
+    r = bystander.Redactor(jobs=2, backfill=2)
+    assert r.latency_frames == 2
+    out = []
+    for i, f in enumerate(frames):
+        out += r.push(f, pts=i * 40)
+    out += r.finish()
+    assert [o["pts"] for o in out] == [i * 40 for i in range(len(frames))]
+    assert all(o["fault"] is None for o in out)
+    with_boxes = [o for o in out if o["boxes"]]
+    assert len(with_boxes) >= len(frames) // 2
+    for o in with_boxes:
+        x1, y1, x2, y2 = o["painted"][0]
+        src = frames[out.index(o)]
+        assert (o["frame"][y1:y2, x1:x2] != src[y1:y2, x1:x2]).any()
+    assert r.stats()["frames"] == len(frames)
+
+
+def test_live_view_redacts_in_place_and_needs_no_lookahead():
+    frames = read_frames(need(CLIP), 480, 270)
+    live = bystander.Redactor(jobs=1, backfill=0)
+    f = frames[10]
+    before = f.copy()
+    res = live.redact(f)
+    assert res["boxes"] and res["fault"] is None and res["seconds"] > 0
+    changed = (f != before).any(axis=2)
+    inside = np.zeros_like(changed)
+    for x1, y1, x2, y2 in res["painted"]:
+        inside[y1:y2, x1:x2] = True
+    assert changed.any() and not (changed & ~inside).any()
+    with pytest.raises(bystander.ConfigError, match="backfill"):
+        bystander.Redactor(jobs=1, backfill=3).redact(frames[0])
+
+
+def test_the_jpeg_itself_gives_the_cli_boxes(tmp_path):
+    _, cli_boxes = cli_redact(need(PHOTO), str(tmp_path))
+    boxes = bystander.redact_frame(bystander.read_image(PHOTO))
+    same_boxes(boxes, cli_boxes)
