@@ -166,6 +166,79 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
     Ok(plan)
 }
 
+/// One part of a run split for a job array (a Kubernetes Indexed Job, an AWS Batch array): shard
+/// `index` of `count`, counted from 0, as `--shard INDEX/COUNT` writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, 0 to `count - 1` (`JOB_COMPLETION_INDEX`, `AWS_BATCH_JOB_ARRAY_INDEX`).
+    pub index: usize,
+    /// Into how many parts, 1 to 100000.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Shard> {
+        let bad = || Error::InvalidSetting {
+            name: "shard",
+            value: s.to_string(),
+            allowed: "INDEX/COUNT with 0 <= INDEX < COUNT <= 100000, such as 0/4",
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || count > 100_000 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Plan {
+    /// The part of this plan that `shard` takes: the jobs (and the files passed over) sorted by
+    /// input path, dealt round-robin, so that the shards of one listing are disjoint, together
+    /// make the whole plan, and differ in size by one at most. Every shard must list the same
+    /// inputs (the same tree, the same arguments or manifest) for this to hold.
+    pub fn shard(self, shard: Shard) -> Plan {
+        fn deal<T>(items: Vec<T>, key: impl Fn(&T) -> &Path, shard: Shard) -> Vec<T> {
+            let mut order: Vec<usize> = (0..items.len()).collect();
+            order.sort_by(|&a, &b| key(&items[a]).cmp(key(&items[b])));
+            let mut mine = vec![false; items.len()];
+            for (rank, &i) in order.iter().enumerate() {
+                mine[i] = rank % shard.count == shard.index;
+            }
+            items
+                .into_iter()
+                .zip(mine)
+                .filter_map(|(item, m)| m.then_some(item))
+                .collect()
+        }
+        Plan {
+            jobs: deal(self.jobs, |j| j.input.as_path(), shard),
+            skipped: deal(self.skipped, |s| s.0.as_path(), shard),
+        }
+    }
+}
+
+/// Largest manifest read: 256 MiB, some million paths.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// Reads a manifest for `--manifest`: one input path per line (files or folders, as on the
+/// command line; relative paths from the current directory), empty lines ignored. Any bytes but
+/// newline can be in a name; a trailing carriage return is dropped.
+pub fn read_manifest(path: &Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = files::read_capped(path, MAX_MANIFEST_BYTES, "manifest")?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| PathBuf::from(std::ffi::OsStr::from_bytes(line)))
+        .collect())
+}
+
 /// The inputs of a run as the file system knows them: resolved paths and (device, inode) pairs,
 /// so that an output can be told apart from every input however either is spelled.
 pub struct Inputs {
@@ -642,6 +715,43 @@ fn redact_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_together_the_whole_plan() {
+        let jobs: Vec<Job> = (0..23)
+            .map(|i| Job {
+                input: PathBuf::from(format!("in/{:02}.jpg", (i * 7) % 23)),
+                output: PathBuf::from(format!("out/{i}")),
+            })
+            .collect();
+        let plan = Plan {
+            jobs: jobs.clone(),
+            skipped: vec![(PathBuf::from("in/a.txt"), "x".into())],
+        };
+        for count in [1, 2, 3, 5, 23, 40] {
+            let mut seen = Vec::new();
+            for index in 0..count {
+                let part = plan.clone().shard(Shard { index, count });
+                let n = part.jobs.len();
+                assert!(
+                    n == 23 / count || n == 23 / count + 1,
+                    "{index}/{count}: {n}"
+                );
+                seen.extend(part.jobs);
+            }
+            seen.sort_by(|a, b| a.input.cmp(&b.input));
+            let mut all = jobs.clone();
+            all.sort_by(|a, b| a.input.cmp(&b.input));
+            assert_eq!(seen, all, "count {count}");
+        }
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        for bad in ["4/4", "1/0", "x/2", "1", "-1/3", "0/100001"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn folders_are_mirrored_and_files_land_by_name() {

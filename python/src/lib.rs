@@ -231,7 +231,8 @@ fn json<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAn
     py.import("json")?.call_method1("loads", (text,))
 }
 
-/// Photo redactors kept between calls, for the options they were built with: models load once.
+/// Redactors kept between calls (photos and files), for the options they were built with:
+/// models load once.
 static PHOTO: Mutex<Option<(String, Arc<Workers>)>> = Mutex::new(None);
 
 fn photo_workers(o: &Options) -> bystander::Result<Arc<Workers>> {
@@ -339,7 +340,8 @@ fn run_plan(
     let redact = o.redact_config()?;
     o.check_outputs(plan)?;
     let opts = o.run_options(&detect, &redact, overwrite, export_detections)?;
-    let workers = Workers::new(detect, redact)?;
+    // The sessions of the last options are kept: a loop of calls loads the models once.
+    let workers = photo_workers(o)?;
     let outcomes = batch::run(plan, &workers, &opts, &batch::Silent);
     Ok(batch::summary(output, plan, &outcomes))
 }
@@ -457,30 +459,87 @@ fn plan(
     ))
 }
 
-/// Redacts an explicit list of `(input, output)` jobs with the command line's rules (reports,
-/// resume, atomic writes); returns the summary. For schedulers that split a plan.
+/// Checks options and jobs before a run is fanned out: every setting, the models, and that no
+/// output lands on an input or a file the settings read. Raises what a run would.
 #[pyfunction]
-#[pyo3(signature = (jobs, output, overwrite = false, export_detections = false, **kwargs))]
-fn redact_jobs<'py>(
+#[pyo3(signature = (pairs, **kwargs))]
+fn check<'py>(
     py: Python<'py>,
-    jobs: Vec<(PathBuf, PathBuf)>,
-    output: PathBuf,
-    overwrite: bool,
-    export_detections: bool,
+    pairs: Vec<(PathBuf, PathBuf)>,
     kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<()> {
     let o = options(kwargs)?;
-    let plan = batch::Plan {
+    let plan = plan_of(pairs);
+    py.allow_threads(|| -> bystander::Result<()> {
+        let detect = o.detect_config(&Class::ALL)?;
+        let redact = o.redact_config()?;
+        o.check_outputs(&plan)?;
+        o.run_options(&detect, &redact, false, false).map(|_| ())
+    })
+    .map_err(to_py)
+}
+
+fn plan_of(jobs: Vec<(PathBuf, PathBuf)>) -> batch::Plan {
+    batch::Plan {
         jobs: jobs
             .into_iter()
             .map(|(input, output)| batch::Job { input, output })
             .collect(),
         skipped: Vec::new(),
-    };
-    let summary = py
-        .allow_threads(|| run_plan(&o, &output, &plan, overwrite, export_detections))
-        .map_err(to_py)?;
-    json(py, &summary)
+    }
+}
+
+/// A batch engine kept between runs (a scheduler's worker, a Ray actor): models are loaded once,
+/// then each call redacts a list of `(input, output)` jobs with the command line's rules
+/// (reports, resume, atomic writes) and returns the summary.
+#[pyclass(module = "bystander._bystander")]
+struct Runner {
+    options: Options,
+    workers: Workers,
+    run: batch::RunOptions,
+}
+
+#[pymethods]
+impl Runner {
+    #[new]
+    #[pyo3(signature = (overwrite = false, export_detections = false, **kwargs))]
+    fn new(
+        py: Python<'_>,
+        overwrite: bool,
+        export_detections: bool,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let options = options(kwargs)?;
+        py.allow_threads(|| {
+            let detect = options.detect_config(&Class::ALL)?;
+            let redact = options.redact_config()?;
+            let run = options.run_options(&detect, &redact, overwrite, export_detections)?;
+            let workers = Workers::new(detect, redact)?;
+            Ok(Runner {
+                options,
+                workers,
+                run,
+            })
+        })
+        .map_err(to_py)
+    }
+
+    /// Redacts `jobs`; a bad file is that file's failure in the summary, not an exception.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        jobs: Vec<(PathBuf, PathBuf)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let plan = plan_of(jobs);
+        let summary = py
+            .allow_threads(|| -> bystander::Result<serde_json::Value> {
+                self.options.check_outputs(&plan)?;
+                let outcomes = batch::run(&plan, &self.workers, &self.run, &batch::Silent);
+                Ok(batch::summary(std::path::Path::new(""), &plan, &outcomes))
+            })
+            .map_err(to_py)?;
+        json(py, &summary)
+    }
 }
 
 /// Uses the ONNX Runtime library at `path` (once per process, before any model loads).
@@ -652,7 +711,8 @@ fn _bystander(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(redact_file, m)?)?;
     m.add_function(wrap_pyfunction!(redact_clip, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
-    m.add_function(wrap_pyfunction!(redact_jobs, m)?)?;
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_class::<Runner>()?;
     m.add_function(wrap_pyfunction!(use_runtime, m)?)?;
     m.add_class::<Redactor>()?;
     Ok(())

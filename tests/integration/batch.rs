@@ -480,3 +480,93 @@ fn region(img: &image::RgbImage, b: bystander::BBox) -> Vec<u8> {
     .to_image()
     .into_raw()
 }
+
+/// Job arrays: `--shard I/N` parts of one listing are disjoint, together the whole run, with the
+/// same outputs; `--manifest` reads inputs one per line (names with spaces included).
+#[test]
+fn shards_are_disjoint_and_add_up_to_the_whole_run_and_manifests_list_inputs() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("in");
+    std::fs::create_dir_all(root.join("sub dir")).unwrap();
+    for i in 0..7u8 {
+        let img = image::RgbImage::from_fn(48 + i as u32, 40, |x, y| {
+            image::Rgb([i * 30, (x * 5) as u8, (y * 6) as u8])
+        });
+        let dir = if i % 2 == 0 { "" } else { "sub dir" };
+        img.save(root.join(dir).join(format!("p{i}.png"))).unwrap();
+    }
+    std::fs::write(root.join("notes.txt"), "x").unwrap();
+    let summary = |args: &[&str], out: &Path| -> serde_json::Value {
+        let o = bystander()
+            .arg("redact")
+            .args(args)
+            .arg("-o")
+            .arg(out)
+            .args(["--json", "--jobs", "1"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let inputs = |s: &serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = s["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["input"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let root_s = root.to_str().unwrap();
+    let whole = summary(&[root_s], &d.path().join("whole"));
+    assert_eq!(whole["redacted"], 7);
+    let mut union = Vec::new();
+    let mut skipped = 0;
+    for i in 0..3 {
+        let part = summary(
+            &[root_s, "--shard", &format!("{i}/3")],
+            &d.path().join("sharded"),
+        );
+        let mine = inputs(&part);
+        assert!(mine.len() == 2 || mine.len() == 3, "shard {i}: {mine:?}");
+        skipped += part["skipped"].as_array().unwrap().len();
+        union.extend(mine);
+    }
+    let n = union.len();
+    union.sort();
+    union.dedup();
+    assert_eq!(union.len(), n, "shards overlap");
+    assert_eq!(union, inputs(&whole));
+    assert_eq!(skipped, 1, "the passed-over file is listed by one shard");
+    for f in inputs(&whole) {
+        let rel = Path::new(&f).strip_prefix(&root).unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("whole").join(rel)).unwrap(),
+            std::fs::read(d.path().join("sharded").join(rel)).unwrap()
+        );
+    }
+    for bad in ["3/3", "a/b", "1"] {
+        let o = bystander()
+            .args(["redact", root_s, "-o"])
+            .arg(d.path().join("x"))
+            .args(["--shard", bad])
+            .output()
+            .unwrap();
+        assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("INDEX/COUNT"));
+    }
+    // A manifest: two files (one with a space in its folder) and CRLF line ends, no positional input.
+    let manifest = d.path().join("list.txt");
+    std::fs::write(
+        &manifest,
+        format!("{0}/p0.png\r\n\n{0}/sub dir/p1.png\n", root_s),
+    )
+    .unwrap();
+    let m = summary(
+        &["--manifest", manifest.to_str().unwrap()],
+        &d.path().join("listed"),
+    );
+    assert_eq!(m["redacted"], 2);
+    assert!(d.path().join("listed/p0.png").exists() && d.path().join("listed/p1.png").exists());
+}

@@ -86,9 +86,18 @@ pub struct BenchArgs {
 
 #[derive(Args)]
 pub struct RedactArgs {
-    /// Image files and folders.
-    #[arg(required = true)]
+    /// Image and clip files and folders.
+    #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
+    /// Also read the inputs from FILE, one path per line (for job arrays and long lists).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Redact only part INDEX of COUNT (counted from 0) of the sorted list of files, for job
+    /// arrays: a Kubernetes Indexed Job or an AWS Batch array runs `--shard $INDEX/$COUNT` per
+    /// index; the parts are disjoint and together the whole run (every part must see the same
+    /// inputs).
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<bystander::batch::Shard>,
     /// Output folder; folders are mirrored under it, files land by name.
     #[arg(short, long)]
     pub output: PathBuf,

@@ -71,7 +71,14 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         (false, true) => Lines::Stderr,
         (false, false) => Lines::Stdout,
     };
-    let plan = batch::plan(&a.inputs, &a.output, batch::is_supported)?;
+    let mut inputs = a.inputs.clone();
+    if let Some(m) = &a.manifest {
+        inputs.extend(batch::read_manifest(m)?);
+    }
+    let mut plan = batch::plan(&inputs, &a.output, batch::is_supported)?;
+    if let Some(shard) = a.shard {
+        plan = plan.shard(shard);
+    }
     // Nor may an output land on a file the run reads besides its inputs.
     options.check_outputs(&plan)?;
     let opts = options.run_options(&detect, &redact, a.overwrite, a.export_detections)?;
