@@ -205,6 +205,12 @@ impl Tracker {
         &self.cfg
     }
 
+    /// Changes the hold from the next frame on (a live stream detecting fewer frames holds
+    /// longer).
+    pub fn set_hold(&mut self, hold: usize) {
+        self.cfg.hold = hold;
+    }
+
     /// Pushes frame `index` (consecutive from 0) with its detections, or `None` when detection did
     /// not run on it. Returns the frame that leaves the look-ahead window, if any.
     pub fn push(

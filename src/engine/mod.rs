@@ -56,6 +56,9 @@ pub enum Fault {
     Marked,
     /// Detection failed on the frame; the error says why.
     Detection(Arc<Error>),
+    /// A live stream's detection fell too far behind the camera: the frame is covered whole
+    /// rather than waited for or passed clear.
+    Behind,
 }
 
 impl std::fmt::Display for Fault {
@@ -64,6 +67,7 @@ impl std::fmt::Display for Fault {
             Fault::Corrupt => f.write_str("the decoder flagged the frame as corrupt"),
             Fault::Lost => f.write_str("the decoder never produced the frame"),
             Fault::Marked => f.write_str("the detections file marks it whole or does not list it"),
+            Fault::Behind => f.write_str("detection fell behind the live stream"),
             Fault::Detection(e) => write!(f, "detection failed: {e}"),
         }
     }
@@ -349,6 +353,19 @@ impl<T: Send> Engine<T> {
             flicker: FlickerCounter::default(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Detects every `n`th frame from the next push on (1 to 100), holding masks at least across
+    /// the skipped frames: the live runner's way of keeping up when detection falls behind.
+    pub fn set_detect_every(&mut self, n: usize) {
+        self.detect_every = n.clamp(1, 100);
+        let hold = self.tracker.config().hold.max(self.detect_every - 1);
+        self.tracker.set_hold(hold);
+    }
+
+    /// The current detection schedule: every how many frames one is detected.
+    pub fn detect_every(&self) -> usize {
+        self.detect_every
     }
 
     /// Frames between a push and the release of that frame, at the least (the tracker's

@@ -122,6 +122,12 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// Ends the source and hands back the channel of spent buffers, for the next input of a live
+    /// stream that goes on into the same encoder.
+    pub fn into_spent(self) -> Receiver<Spent> {
+        self.spent
+    }
+
     /// The next frame or copied packet, in file order; `None` at the end.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
         loop {

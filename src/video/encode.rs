@@ -458,6 +458,9 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
     if name.starts_with("libx26") {
         dict.set("crf", &opts.crf.to_string());
         dict.set("preset", &opts.preset);
+        if opts.zero_latency {
+            dict.set("tune", "zerolatency");
+        }
     } else if name.starts_with("libvpx") {
         // Constant quality (bitrate 0 with a CRF), rows in parallel, and libvpx's speed for the
         // x264 preset asked: the fast presets map to real-time speed 8, the others to 4.
@@ -482,18 +485,19 @@ pub(super) struct Opened {
     pub dropped: Vec<DroppedStream>,
 }
 
-/// Creates `tmp` (the temporary of `output`) with the muxer `muxer`: the video stream of
-/// `ictx` (stream `vindex`, decoded by `decoder`) re-encoded at its own size, time base and
-/// rotation, the streams [`keep_stream`] allows copied, and the rest listed as dropped.
+/// Fills `octx` (opened on `output`, or its temporary, with the muxer `muxer`): the video
+/// stream of `ictx` (stream `vindex`, decoded by `decoder`) re-encoded at its own size, time base
+/// and rotation, the streams [`keep_stream`] allows copied, and the rest listed as dropped; then
+/// writes the header with the muxer options `header_opts`.
 pub(super) fn open_output(
     ictx: &format::context::Input,
     vindex: usize,
     decoder: &ff::decoder::Video,
-    (tmp, output, muxer): (&Path, &Path, &str),
+    mut octx: format::context::Output,
+    (output, muxer): (&Path, &str),
     opts: &VideoOptions,
+    mut header_opts: Dictionary,
 ) -> Result<Opened> {
-    let mut octx =
-        super::open::output(tmp, muxer).map_err(|e| video_err(output, "cannot create", e))?;
     let codec = pick_encoder(&octx, output, muxer, opts)?;
     let mut stream_map: Vec<Option<usize>> = vec![None; ictx.nb_streams() as usize];
     let mut dropped = Vec::new();
@@ -525,7 +529,6 @@ pub(super) fn open_output(
         path: output.to_path_buf(),
         reason: "the input has no video stream to write".into(),
     })?;
-    let mut header_opts = Dictionary::new();
     if opts.keep_metadata && matches!(muxer, "mp4" | "mov") {
         // Without this the MP4 muxer keeps only the handful of tags it knows.
         header_opts.set("movflags", "use_metadata_tags");

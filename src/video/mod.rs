@@ -23,6 +23,7 @@
 pub mod bench;
 mod decode;
 mod encode;
+pub mod live;
 mod open;
 mod transcode;
 
@@ -99,6 +100,10 @@ pub struct VideoOptions {
     pub thread_budget: usize,
     /// Stop after this many frames (for benchmarks); `None` reads the whole clip.
     pub max_frames: Option<usize>,
+    /// Live streams: encode without look-ahead or B-frames (x264's `zerolatency`), so the encoder
+    /// adds no frames of delay. Decides bytes, but only live runs set it, and they write no report.
+    #[serde(skip)]
+    pub zero_latency: bool,
 }
 
 impl Default for VideoOptions {
@@ -115,6 +120,7 @@ impl Default for VideoOptions {
             workers: crate::cores(),
             thread_budget: 0,
             max_frames: None,
+            zero_latency: false,
         }
     }
 }

@@ -11,9 +11,11 @@
 //! that size is allocated, not after.
 
 use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ff::format::context::{Input, Output};
 use ff::{ffi, Dictionary};
@@ -49,16 +51,54 @@ impl From<ff::Error> for OpenError {
 /// claims more than `max_pixels` is refused before any frame is decoded, and every decoder FFmpeg
 /// opens to probe the streams refuses pictures over `max_pixels` too.
 pub fn input(path: &Path, max_pixels: u64) -> Result<Input, OpenError> {
-    let url = file_url(path)?;
-    // SAFETY: `ps` starts null, so avformat_open_input allocates the context and frees it itself
-    // on failure. On success we own it: it is closed on every error path below or handed to
+    open_input(file_url(path)?, max_pixels, Dictionary::new(), None)
+}
+
+/// Opens an FFmpeg URL of any protocol (`rtsp://`, `tcp://`, `pipe:0`, ...) as [`input`] does,
+/// with protocol and demuxer `options`. FFmpeg polls `interrupt` during blocking reads and gives
+/// up when it is set, so that a stop request is not stuck behind a silent camera.
+pub fn input_url(
+    url: &str,
+    max_pixels: u64,
+    options: Dictionary,
+    interrupt: Option<&'static AtomicBool>,
+) -> Result<Input, OpenError> {
+    let url = CString::new(url).map_err(|_| ff::Error::InvalidData)?;
+    open_input(url, max_pixels, options, interrupt)
+}
+
+extern "C" fn interrupted(flag: *mut c_void) -> c_int {
+    // SAFETY: `flag` is the address of a `&'static AtomicBool` set by `open_input`; it lives for
+    // the whole process and is only read.
+    let flag = unsafe { &*(flag as *const AtomicBool) };
+    c_int::from(flag.load(Ordering::Relaxed))
+}
+
+fn open_input(
+    url: CString,
+    max_pixels: u64,
+    options: Dictionary,
+    interrupt: Option<&'static AtomicBool>,
+) -> Result<Input, OpenError> {
+    // SAFETY: `ps` is allocated by avformat_alloc_context (or stays null, and then
+    // avformat_open_input allocates it); avformat_open_input frees it itself on failure, and the
+    // option dictionary it was given is owned again and freed right after the call. The interrupt
+    // callback's opaque pointer is a `&'static AtomicBool`, valid for as long as the context. On success we own it: it is closed on every error path below or handed to
     // `Input::wrap`, which closes it when dropped. Its `streams` array holds `nb_streams` valid
     // streams, each with its `codecpar`, which we only read. The per-stream option dictionaries are an
     // array of `nb_streams` pointers that avformat_find_stream_info reads (and may rewrite with
     // the options it did not use); each is owned again and freed right after the call.
     unsafe {
-        let mut ps = ptr::null_mut();
-        let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), ptr::null_mut());
+        let mut ps = ffi::avformat_alloc_context();
+        if let (Some(flag), false) = (interrupt, ps.is_null()) {
+            (*ps).interrupt_callback = ffi::AVIOInterruptCB {
+                callback: Some(interrupted),
+                opaque: flag as *const AtomicBool as *mut c_void,
+            };
+        }
+        let mut opts = options.disown();
+        let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
+        drop(Dictionary::own(opts));
         if r < 0 {
             return Err(ff::Error::from(r).into());
         }
@@ -101,7 +141,19 @@ pub fn input(path: &Path, max_pixels: u64) -> Result<Input, OpenError> {
 
 /// Creates `path` for writing with the muxer named `muxer`.
 pub fn output(path: &Path, muxer: &str) -> Result<Output, ff::Error> {
-    let url = file_url(path)?;
+    open_output(file_url(path)?, muxer)
+}
+
+/// Opens an FFmpeg URL of any protocol (`pipe:1`, `rtsp://`, `srt://`, a file name pattern for the
+/// segment muxer) for writing with the muxer named `muxer`.
+pub fn output_url(url: &str, muxer: &str) -> Result<Output, ff::Error> {
+    open_output(
+        CString::new(url).map_err(|_| ff::Error::InvalidData)?,
+        muxer,
+    )
+}
+
+fn open_output(url: CString, muxer: &str) -> Result<Output, ff::Error> {
     let muxer = CString::new(muxer).map_err(|_| ff::Error::InvalidData)?;
     // SAFETY: avformat_alloc_output_context2 allocates `ps` (or leaves it null and returns an
     // error). We own it until `Output::wrap`, which frees it and closes its `pb` when dropped;

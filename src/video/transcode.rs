@@ -186,12 +186,16 @@ impl Clip<'_> {
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
         let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
         let (w, h) = (decoder.width(), decoder.height());
+        let octx = super::open::output(self.tmp, self.muxer)
+            .map_err(|e| super::video_err(self.output, "cannot create", e))?;
         let opened = encode::open_output(
             &ictx,
             vindex,
             &decoder,
-            (self.tmp, self.output, self.muxer),
+            octx,
+            (self.output, self.muxer),
             opts,
+            ff::Dictionary::new(),
         )?;
         let (link, spent) = EncoderLink::start(opened.parts, self.output)?;
         let mut engine = match boxes {

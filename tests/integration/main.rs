@@ -15,6 +15,8 @@ mod fuzz_replay;
 mod hostile;
 #[cfg(feature = "video")]
 mod leaks;
+#[cfg(feature = "video")]
+mod live;
 mod stream;
 mod support;
 #[cfg(feature = "video")]

@@ -32,6 +32,125 @@ pub enum Command {
     /// Redact one photo or clip with the boxes of a (reviewed, edited) detections file, without
     /// detecting; frames the file does not list are covered whole.
     Render(RenderArgs),
+    /// Redact a live camera stream in real time: any FFmpeg URL or - in, a URL, a file or - out.
+    #[cfg(feature = "video")]
+    Live(LiveArgs),
+}
+
+#[cfg(feature = "video")]
+#[derive(Args)]
+pub struct LiveArgs {
+    /// The stream: an FFmpeg URL (rtsp://, rtmp://, srt://, udp://, tcp://, http(s):// HLS), a
+    /// file (see --realtime), or - for standard input in any container FFmpeg probes.
+    pub input: String,
+    /// Where the redacted stream goes: - (standard output), an FFmpeg URL, or a file (a name
+    /// pattern such as rec-%05d.mkv with -f segment).
+    #[arg(short, long)]
+    pub output: String,
+    /// Output container: mpegts, matroska, mp4 (fragmented), flv, rtsp, hls or segment (default:
+    /// by the output's scheme or extension, mpegts for -).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Read a file input at its own frame rate, as a camera sends it.
+    #[arg(long)]
+    pub realtime: bool,
+    /// RTSP transport.
+    #[arg(long, value_parser = ["tcp", "udp"])]
+    pub rtsp_transport: Option<String>,
+    /// Frames of look-ahead (masks drawn this many frames before a face is first found); each
+    /// adds a frame of delay. 0 to 100.
+    #[arg(long, default_value_t = 0)]
+    pub lookahead: usize,
+    /// Seconds the stream may fall behind the camera before detection is thinned out (every 2nd,
+    /// 4th, 8th frame), and, at twice this, frames are covered whole until it catches up
+    /// (0.05 to 10).
+    #[arg(long, default_value_t = 0.5)]
+    pub max_lag: f64,
+    /// Longest wait between reconnection attempts when a network input drops, seconds
+    /// (0.5 to 3600).
+    #[arg(long, default_value_t = 30.0)]
+    pub max_backoff: f64,
+    /// Segment length for -f segment and -f hls, seconds (1 to 3600).
+    #[arg(long, default_value_t = 60.0)]
+    pub segment_seconds: f64,
+    /// Print statistics as JSON lines on stderr (default: one plain line).
+    #[arg(long)]
+    pub stats: bool,
+    /// Seconds between statistics lines (1 to 3600).
+    #[arg(long, default_value_t = 60.0)]
+    pub stats_interval: f64,
+    /// Frames a mask persists after its object's last detection.
+    #[arg(long, default_value_t = 8)]
+    pub hold: usize,
+    /// Detect on every Nth frame at most (the ladder thins out from here).
+    #[arg(long)]
+    pub detect_every: Option<usize>,
+    /// FFmpeg video encoder (default: the container's own, libx264 for most).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Quality (constant rate factor) for x264/x265, 0 to 51.
+    #[arg(long, default_value_t = 23)]
+    pub crf: u8,
+    /// Encoder preset for x264/x265 (always tuned for zero latency here).
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[cfg(feature = "video")]
+impl LiveArgs {
+    /// The live settings, every range checked.
+    pub fn live_options(
+        &self,
+        detect: &DetectConfig,
+    ) -> Result<bystander::video::live::LiveOptions> {
+        let mut o = self.settings.options();
+        o.max_megapixels = self.limits.max_megapixels;
+        o.hold = self.hold;
+        o.backfill = self.lookahead;
+        o.detect_every = self.detect_every;
+        o.encoder = self.encoder.clone();
+        o.crf = self.crf;
+        o.preset = self.preset.clone();
+        let range = |name: &'static str, v: f64, lo: f64, hi: f64, allowed: &'static str| {
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(bystander::Error::InvalidSetting {
+                    name,
+                    value: v.to_string(),
+                    allowed,
+                })
+            }
+        };
+        Ok(bystander::video::live::LiveOptions {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            format: self.format.clone(),
+            realtime: self.realtime,
+            rtsp_transport: self.rtsp_transport.clone(),
+            segment_seconds: range(
+                "segment-seconds",
+                self.segment_seconds,
+                1.0,
+                3600.0,
+                "1 to 3600",
+            )?,
+            max_lag: range("max-lag", self.max_lag, 0.05, 10.0, "0.05 to 10")?,
+            max_backoff: range("max-backoff", self.max_backoff, 0.5, 3600.0, "0.5 to 3600")?,
+            stats_interval: range(
+                "stats-interval",
+                self.stats_interval,
+                1.0,
+                3600.0,
+                "1 to 3600",
+            )?,
+            video: o.video_options(detect)?,
+        })
+    }
 }
 
 #[derive(Args)]

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Models => list_models(),
         Command::Bench(a) => bench(a),
         Command::Render(a) => render(a),
+        #[cfg(feature = "video")]
+        Command::Live(a) => live(a),
     };
     match result {
         Ok(code) => code,
@@ -131,6 +133,41 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// SIGINT and SIGTERM end a live run cleanly: the input stops, frames in flight are finished, and
+/// the output gets its trailer.
+#[cfg(feature = "video")]
+extern "C" fn request_stop(_: libc::c_int) {
+    bystander::video::live::stop_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(feature = "video")]
+fn live(a: args::LiveArgs) -> Result<ExitCode> {
+    let detect = a.settings.detect_config(&Class::ALL)?;
+    let redact = a.settings.redact_config()?;
+    let opts = a.live_options(&detect)?;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; `signal` is given
+    // a valid function pointer of the type it expects.
+    unsafe {
+        let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+    let json = a.stats;
+    let mut print = |s: &bystander::video::live::LiveStats| {
+        if json {
+            eprintln!("{}", serde_json::to_string(s).unwrap_or_default());
+        } else {
+            eprintln!(
+                "live {:.0} s: {} frames in, {} out, {} detected, {} covered ({} behind), rung {}, {} reconnects, latency p50 {:.0} ms p95 {:.0} ms",
+                s.seconds, s.frames_in, s.frames_out, s.detected_frames, s.fail_closed_frames,
+                s.covered_behind, s.degrade_level, s.reconnects, s.latency_ms_p50, s.latency_ms_p95
+            );
+        }
+    };
+    bystander::video::live::run_live(&opts, &detect, &redact, &mut print)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn render(a: RenderArgs) -> Result<ExitCode> {
