@@ -96,8 +96,9 @@ pub struct LiveStats {
     pub latency_ms_p50: f64,
     /// 95th percentile of the same.
     pub latency_ms_p95: f64,
-    /// Copied packets of other streams dropped because a reconnected input's streams differ.
-    pub dropped_packets: usize,
+    /// Reconnections after which the copied streams (audio) were dropped, because the new
+    /// input's streams differ from the first's.
+    pub copy_dropped_reconnects: usize,
 }
 
 /// Rungs of the ladder: detect every `DETECT_EVERY[level]`-times the configured schedule.
@@ -217,248 +218,349 @@ fn open_input(o: &LiveOptions, url: &str) -> Result<ff::format::context::Input> 
     })
 }
 
-/// Runs a live stream until the input ends (a file or a pipe), a stop is requested, or a fault
-/// stops it; `stats` is called every `stats_interval` seconds and once at the end.
-pub fn run_live(
-    o: &LiveOptions,
-    detect: &DetectConfig,
-    redact: &RedactConfig,
-    stats: &mut dyn FnMut(&LiveStats),
-) -> Result<LiveStats> {
-    super::transcode::init();
-    redact.validate()?;
-    let url = input_url(&o.input);
-    let out_url = if o.output == "-" {
-        "pipe:1".to_string()
-    } else {
-        o.output.clone()
-    };
-    let muxer = live_muxer(&o.output, o.format.as_deref())?;
-    let mut video = o.video.clone();
-    video.zero_latency = true;
-    video.max_frames = None;
-    let shown = Path::new(&o.output);
+/// The ladder: how many frames are detected, and whether a frame is covered whole, from how far
+/// the frames pushed lag behind the stream's clock. One rung per second of stream time at most,
+/// down while behind, back up after two calm seconds.
+struct Ladder {
+    base_every: usize,
+    max_lag: f64,
+    level: usize,
+    degradations: usize,
+    covered: usize,
+    last_change: f64,
+    calm_since: Option<f64>,
+}
 
-    let mut ictx = open_input(o, &url)?;
-    let (vindex, decoder) = decode::open_decoder(&ictx, Path::new(&o.input), video.max_pixels, 1)?;
-    let ist = ictx
-        .stream(vindex)
-        .ok_or_else(|| live_err("the video stream", &url, "vanished"))?;
-    let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
-    let (w, h) = (decoder.width(), decoder.height());
-    let octx = super::open::output_url(&out_url, &muxer)
+impl Ladder {
+    fn new(base_every: usize, max_lag: f64) -> Ladder {
+        Ladder {
+            base_every,
+            max_lag,
+            level: 0,
+            degradations: 0,
+            covered: 0,
+            last_change: f64::NEG_INFINITY,
+            calm_since: None,
+        }
+    }
+
+    /// For a frame `behind` seconds late at stream time `media` (of a session that began at
+    /// `media` 0): moves the engine's schedule along the ladder; returns whether to cover it.
+    fn step(&mut self, behind: f64, media: f64, engine: &mut Engine<LiveFrame>) -> bool {
+        if media < self.last_change {
+            self.last_change = media; // a new session's clock starts again at 0
+        }
+        let settled = media - self.last_change >= 1.0;
+        if behind > self.max_lag {
+            self.calm_since = None;
+            if settled && self.level + 1 < DETECT_FACTOR.len() {
+                self.level += 1;
+                self.degradations += 1;
+                self.last_change = media;
+                engine.set_detect_every(self.base_every * DETECT_FACTOR[self.level]);
+            }
+        } else if behind < self.max_lag / 4.0 && self.level > 0 {
+            let since = *self.calm_since.get_or_insert(media);
+            if media - since >= 2.0 {
+                self.level -= 1;
+                self.last_change = media;
+                self.calm_since = Some(media);
+                engine.set_detect_every(self.base_every * DETECT_FACTOR[self.level]);
+            }
+        }
+        let cover = self.level + 1 == DETECT_FACTOR.len() && behind > 2.0 * self.max_lag;
+        self.covered += usize::from(cover);
+        cover
+    }
+}
+
+/// One input session's clock: its timestamps mapped onto the output's, which start at `offset`
+/// seconds (where the previous session ended) so that time runs on across reconnects.
+struct Clock {
+    offset: f64,
+    /// The session's first timestamp, seconds, and the wall clock when it arrived.
+    origin: Option<(f64, Instant)>,
+    /// Where the session's output ends, seconds.
+    end: f64,
+    min_lag: f64,
+}
+
+fn seconds(r: Rational) -> f64 {
+    f64::from(r.numerator()) / f64::from(r.denominator().max(1))
+}
+
+impl Clock {
+    fn new(offset: f64) -> Clock {
+        Clock {
+            offset,
+            origin: None,
+            end: offset,
+            min_lag: f64::INFINITY,
+        }
+    }
+
+    /// The shift (in units of `tb`) that moves a timestamp of this session, whose value is `t`
+    /// in `tb`, onto the output's time; the first timestamp seen starts the session's clock.
+    fn shift(&mut self, t: i64, tb: Rational, duration: i64) -> i64 {
+        let secs = t as f64 * seconds(tb);
+        let (first, _) = *self.origin.get_or_insert((secs, Instant::now()));
+        self.end = self
+            .end
+            .max(self.offset + secs - first + duration.max(0) as f64 * seconds(tb));
+        ((self.offset - first) / seconds(tb)).round() as i64
+    }
+
+    /// Seconds of stream time since the session's start, and how far behind the wall clock the
+    /// frame at `secs` is, above the least lag seen (the network's own delay).
+    fn lag(&mut self, secs: f64, realtime: bool) -> (f64, f64) {
+        let (first, wall0) = *self.origin.get_or_insert((secs, Instant::now()));
+        let media = secs - first;
+        if realtime {
+            let due = wall0 + Duration::from_secs_f64(media.max(0.0));
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let lag = wall0.elapsed().as_secs_f64() - media;
+        self.min_lag = self.min_lag.min(lag);
+        (media, lag - self.min_lag)
+    }
+}
+
+/// A live run's state between sessions: the engine, the encoder, the ladder, the counts.
+struct Live<'a> {
+    o: &'a LiveOptions,
+    engine: Engine<LiveFrame>,
+    sink: LiveSink,
+    ladder: Ladder,
+    stats: LiveStats,
+    started: Instant,
+    last_stats: Instant,
+    report: &'a mut dyn FnMut(&LiveStats),
+}
+
+impl Live<'_> {
+    /// Reads one input session to its end (or a stop), pushing its frames and copied packets.
+    fn session(
+        &mut self,
+        source: &mut Source<'_>,
+        clock: &mut Clock,
+        video_tb: Rational,
+    ) -> Result<()> {
+        while !stop_flag().load(Ordering::Relaxed) {
+            let Some(event) = source.next_event()? else {
+                return Ok(());
+            };
+            match event {
+                Event::Packet {
+                    mut packet,
+                    from,
+                    stream,
+                } => {
+                    let Some(t) = packet.pts().or(packet.dts()) else {
+                        continue;
+                    };
+                    let shift = clock.shift(t, from, packet.duration());
+                    packet.set_pts(packet.pts().map(|p| p + shift));
+                    packet.set_dts(packet.dts().map(|p| p + shift));
+                    self.sink.link.send(ToEncoder::Packet {
+                        packet,
+                        from,
+                        stream,
+                    })?;
+                }
+                Event::Frame(f) => self.frame(f, clock, video_tb)?,
+            }
+            if self.last_stats.elapsed().as_secs_f64() >= self.o.stats_interval {
+                self.last_stats = Instant::now();
+                self.report_now();
+            }
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, f: decode::DecodedFrame, clock: &mut Clock, tb: Rational) -> Result<()> {
+        let arrived = Instant::now();
+        self.stats.frames_in += 1;
+        let t = f.pts.unwrap_or(0);
+        let (media, behind) = clock.lag(t as f64 * seconds(tb), self.o.realtime);
+        let shift = clock.shift(t, tb, f.duration);
+        let cover = self.ladder.step(behind, media, &mut self.engine);
+        let fault = match f.fault {
+            None if cover => Some(Fault::Behind),
+            fault => fault,
+        };
+        let payload = LiveFrame {
+            pts: f.pts.map(|p| p + shift),
+            duration: f.duration,
+            decoded: f.decoded,
+            arrived,
+        };
+        self.engine.push(f.image, payload, fault, &mut self.sink)
+    }
+
+    fn report_now(&mut self) {
+        fill(&mut self.stats, &self.engine, &self.sink, self.started);
+        self.stats.degrade_level = self.ladder.level;
+        self.stats.degradations = self.ladder.degradations;
+        self.stats.covered_behind = self.ladder.covered;
+        (self.report)(&self.stats);
+    }
+
+    /// Finishes the frames in flight and the output (trailer written).
+    fn close(mut self) -> Result<LiveStats> {
+        self.engine.finish(&mut self.sink)?;
+        self.report_now();
+        let Live { sink, stats, .. } = self;
+        sink.link.finish()?;
+        Ok(stats)
+    }
+}
+
+/// The output opened for `ictx`'s video stream, with the muxer options a stream needs.
+fn open_live_output(
+    o: &LiveOptions,
+    ictx: &ff::format::context::Input,
+    vindex: usize,
+    decoder: &ff::decoder::Video,
+    video: &VideoOptions,
+) -> Result<encode::Opened> {
+    let muxer = live_muxer(&o.output, o.format.as_deref())?;
+    let url = if o.output == "-" { "pipe:1" } else { &o.output };
+    let octx = super::open::output_url(url, &muxer)
         .map_err(|e| live_err("cannot open the output", &o.output, e))?;
     let mut header = Dictionary::new();
+    let segment = o.segment_seconds.to_string();
     match muxer.as_str() {
         "mp4" | "mov" => header.set("movflags", "frag_keyframe+empty_moov+default_base_moof"),
         "segment" => {
-            header.set("segment_time", &o.segment_seconds.to_string());
+            header.set("segment_time", &segment);
             header.set("reset_timestamps", "1");
         }
         "hls" => {
-            header.set("hls_time", &o.segment_seconds.to_string());
+            header.set("hls_time", &segment);
             header.set("hls_list_size", "10");
             header.set("hls_flags", "delete_segments");
         }
         _ => {}
     }
-    let opened = encode::open_output(
-        &ictx,
-        vindex,
-        &decoder,
-        octx,
-        (shown, &muxer),
-        &video,
-        header,
-    )?;
+    let shown = Path::new(&o.output);
+    encode::open_output(ictx, vindex, decoder, octx, (shown, &muxer), video, header)
+}
+
+/// Opens the input again after it dropped, waiting `backoff` seconds (doubling, up to the
+/// options' most) between attempts; `None` when a stop is requested first.
+fn reconnect(o: &LiveOptions, url: &str, backoff: &mut f64) -> Option<ff::format::context::Input> {
+    loop {
+        if stop_flag().load(Ordering::Relaxed) {
+            return None;
+        }
+        sleep_unless_stopped(*backoff);
+        *backoff = (*backoff * 2.0).min(o.max_backoff.max(0.5));
+        if let Ok(ctx) = open_input(o, url) {
+            return Some(ctx);
+        }
+    }
+}
+
+/// Runs a live stream until the input ends (a file or a pipe), a stop is requested, or a fault
+/// stops it; `report` is called every `stats_interval` seconds and once at the end.
+pub fn run_live(
+    o: &LiveOptions,
+    detect: &DetectConfig,
+    redact: &RedactConfig,
+    report: &mut dyn FnMut(&LiveStats),
+) -> Result<LiveStats> {
+    super::transcode::init();
+    redact.validate()?;
+    let url = input_url(&o.input);
+    let mut video = o.video.clone();
+    video.zero_latency = true;
+    video.max_frames = None;
+    let name = Path::new(&o.input);
+    let mut ictx = open_input(o, &url)?;
+    let (vindex, first_decoder) = decode::open_decoder(&ictx, name, video.max_pixels, 1)?;
+    let ist = ictx
+        .stream(vindex)
+        .ok_or_else(|| live_err("the video stream", &url, "vanished"))?;
+    let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
+    let (w, h) = (first_decoder.width(), first_decoder.height());
+    let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     let kinds = stream_kinds(&ictx);
-    let (link, spent) = EncoderLink::start(opened.parts, shown)?;
-    let mut engine: Engine<LiveFrame> = Engine::new(&video.engine(detect, redact, rotation))?;
-    let base_every = engine.detect_every();
-    let mut sink = LiveSink {
-        link,
-        written: 0,
-        latencies: std::collections::VecDeque::new(),
+    let (link, spent) = EncoderLink::start(opened.parts, Path::new(&o.output))?;
+    let engine: Engine<LiveFrame> = Engine::new(&video.engine(detect, redact, rotation))?;
+    let mut live = Live {
+        o,
+        ladder: Ladder::new(engine.detect_every(), o.max_lag),
+        engine,
+        sink: LiveSink {
+            link,
+            written: 0,
+            latencies: std::collections::VecDeque::new(),
+        },
+        stats: LiveStats::default(),
+        started: Instant::now(),
+        last_stats: Instant::now(),
+        report,
     };
-    let mut s = LiveStats::default();
-    let started = Instant::now();
-    let mut last_stats = Instant::now();
-    // Output time goes on across reconnects: `next_out` seconds is where the next input starts.
-    let mut next_out = 0.0f64;
-    let mut spent = Some(spent);
-    let mut stream_map = opened.stream_map;
-    let mut decoder = Some(decoder);
+    let (mut spent, mut stream_map, mut decoder) = (spent, opened.stream_map, first_decoder);
+    let mut offset = 0.0f64;
     let mut backoff = 0.5f64;
-    let mut calm_since: Option<f64> = None;
     loop {
         let session_start = Instant::now();
-        let dec = decoder.take().expect("a decoder for every session");
+        let map = stream_map.clone();
         let mut source = Source::new(
             &mut ictx,
-            Path::new(&o.input),
-            dec,
+            name,
+            decoder,
             vindex,
-            stream_map.clone(),
+            map,
             encode::encoder_format(w, h),
-            spent
-                .take()
-                .expect("the spent channel goes from session to session"),
+            spent,
             None,
         );
-        // The session's first time (seconds) and the wall clock it arrived at.
-        let mut origin: Option<(f64, Instant)> = None;
-        let mut min_lag = f64::INFINITY;
-        let mut end_of_session = 0.0f64;
-        let tbs = |r: Rational| f64::from(r.numerator()) / f64::from(r.denominator().max(1));
-        let vtb = tbs(tb);
-        let session: Result<()> = (|| {
-            while !stop_flag().load(Ordering::Relaxed) {
-                let Some(event) = source.next_event()? else {
-                    break;
-                };
-                match event {
-                    Event::Packet {
-                        mut packet,
-                        from,
-                        stream,
-                    } => {
-                        let Some(t) = packet.pts().or(packet.dts()) else {
-                            continue;
-                        };
-                        let secs = t as f64 * tbs(from);
-                        let (first, _) = *origin.get_or_insert((secs, Instant::now()));
-                        let shift = ((next_out - first) / tbs(from)).round() as i64;
-                        packet.set_pts(packet.pts().map(|p| p + shift));
-                        packet.set_dts(packet.dts().map(|p| p + shift));
-                        end_of_session = end_of_session
-                            .max((t + packet.duration()) as f64 * tbs(from) - first + next_out);
-                        sink.link.send(ToEncoder::Packet {
-                            packet,
-                            from,
-                            stream,
-                        })?;
-                    }
-                    Event::Frame(f) => {
-                        let now = Instant::now();
-                        s.frames_in += 1;
-                        let secs = f.pts.map_or(0.0, |p| p as f64 * vtb);
-                        let (first, wall0) = *origin.get_or_insert((secs, now));
-                        let media = secs - first;
-                        if o.realtime {
-                            let due = wall0 + Duration::from_secs_f64(media.max(0.0));
-                            if due > now {
-                                std::thread::sleep(due - now);
-                            }
-                        }
-                        let lag = wall0.elapsed().as_secs_f64() - media;
-                        min_lag = min_lag.min(lag);
-                        let behind = lag - min_lag;
-                        let pts = f.pts.map(|p| p + ((next_out - first) / vtb).round() as i64);
-                        end_of_session =
-                            end_of_session.max(next_out + media + f.duration.max(0) as f64 * vtb);
-                        // The ladder: down a rung while behind, up one after 2 s of calm.
-                        if behind > o.max_lag {
-                            calm_since = None;
-                            if s.degrade_level + 1 < DETECT_FACTOR.len()
-                                && engine.detect_every()
-                                    < base_every * DETECT_FACTOR[s.degrade_level + 1]
-                            {
-                                s.degrade_level += 1;
-                                s.degradations += 1;
-                                engine
-                                    .set_detect_every(base_every * DETECT_FACTOR[s.degrade_level]);
-                            }
-                        } else if behind < o.max_lag / 4.0 && s.degrade_level > 0 {
-                            let since = *calm_since.get_or_insert(media);
-                            if media - since > 2.0 {
-                                s.degrade_level -= 1;
-                                engine
-                                    .set_detect_every(base_every * DETECT_FACTOR[s.degrade_level]);
-                                calm_since = Some(media);
-                            }
-                        }
-                        let top = s.degrade_level + 1 == DETECT_FACTOR.len();
-                        let fault = if f.fault.is_none() && top && behind > 2.0 * o.max_lag {
-                            s.covered_behind += 1;
-                            Some(Fault::Behind)
-                        } else {
-                            f.fault
-                        };
-                        let payload = LiveFrame {
-                            pts,
-                            duration: f.duration,
-                            decoded: f.decoded,
-                            arrived: now,
-                        };
-                        engine.push(f.image, payload, fault, &mut sink)?;
-                    }
-                }
-                if last_stats.elapsed().as_secs_f64() >= o.stats_interval {
-                    last_stats = Instant::now();
-                    fill(&mut s, &engine, &sink, started);
-                    stats(&s);
-                }
-            }
-            Ok(())
-        })();
-        spent = Some(source.into_spent());
-        next_out = next_out.max(end_of_session);
-        let streamed = s.frames_in > 0;
-        let stop = stop_flag().load(Ordering::Relaxed);
-        match session {
-            Err(e) if !streamed || !is_network(&url) => {
-                let _ = engine.finish(&mut sink);
-                let _ = finish_link(sink);
+        let mut clock = Clock::new(offset);
+        let ended = live.session(&mut source, &mut clock, tb);
+        spent = source.into_spent();
+        offset = clock.end;
+        let network = is_network(&url);
+        match ended {
+            Err(e) if live.stats.frames_in == 0 || !network => {
+                let _ = live.close();
                 return Err(e);
             }
-            _ if stop || !is_network(&url) => break,
+            _ if stop_flag().load(Ordering::Relaxed) || !network => break,
             _ => {}
         }
         // The input ended or failed after streaming: reconnect, with back-off, until stopped.
+        // Frames in flight are finished first: nothing waits in the engine across the gap.
+        live.engine.wait(&mut live.sink)?;
         if session_start.elapsed().as_secs_f64() > 10.0 {
             backoff = 0.5;
         }
-        // Frames in flight are finished now: nothing waits in the engine across the gap.
-        engine.wait(&mut sink)?;
-        let reopened = loop {
-            if stop_flag().load(Ordering::Relaxed) {
-                break None;
-            }
-            sleep_unless_stopped(backoff);
-            backoff = (backoff * 2.0).min(o.max_backoff.max(0.5));
-            if let Ok(ctx) = open_input(o, &url) {
-                break Some(ctx);
-            }
+        let Some(ctx) = reconnect(o, &url, &mut backoff) else {
+            break;
         };
-        let Some(ctx) = reopened else { break };
-        let (vi, dec) = decode::open_decoder(&ctx, Path::new(&o.input), video.max_pixels, 1)?;
+        let (vi, dec) = decode::open_decoder(&ctx, name, video.max_pixels, 1)?;
         if (dec.width(), dec.height()) != (w, h) || vi != vindex {
-            let _ = engine.finish(&mut sink);
-            let _ = finish_link(sink);
-            return Err(live_err(
-                "the reconnected input",
-                &url,
-                format!(
-                    "its picture is {}x{} (stream {vi}), the output's {w}x{h} (stream {vindex})",
-                    dec.width(),
-                    dec.height()
-                ),
-            ));
+            let _ = live.close();
+            let why = format!(
+                "its picture is {}x{} (stream {vi}), the output's {w}x{h} (stream {vindex})",
+                dec.width(),
+                dec.height()
+            );
+            return Err(live_err("the reconnected input", &url, why));
         }
         // Copied streams go on only where the new input has the same kinds of streams.
         if stream_kinds(&ctx) != kinds {
             stream_map = vec![None; ctx.nb_streams() as usize];
-            s.dropped_packets += 1;
+            live.stats.copy_dropped_reconnects += 1;
         }
-        ictx = ctx;
-        decoder = Some(dec);
-        s.reconnects += 1;
+        (ictx, decoder) = (ctx, dec);
+        live.stats.reconnects += 1;
     }
-    engine.finish(&mut sink)?;
-    fill(&mut s, &engine, &sink, started);
-    finish_link(sink)?;
-    stats(&s);
-    Ok(s)
+    live.close()
 }
 
 fn stream_kinds(ictx: &ff::format::context::Input) -> Vec<String> {
@@ -472,10 +574,6 @@ fn sleep_unless_stopped(seconds: f64) {
     while Instant::now() < until && !stop_flag().load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn finish_link(sink: LiveSink) -> Result<()> {
-    sink.link.finish().map(|_| ())
 }
 
 fn fill(s: &mut LiveStats, engine: &Engine<LiveFrame>, sink: &LiveSink, started: Instant) {
