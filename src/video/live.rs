@@ -52,7 +52,8 @@ pub struct LiveOptions {
     pub format: Option<String>,
     /// Read a file input at its own frame rate, as a camera would send it.
     pub realtime: bool,
-    /// RTSP transport, `tcp` or `udp`; `None`: FFmpeg's default.
+    /// RTSP transport, `tcp` or `udp`, for an RTSP input and an RTSP output; `None`: FFmpeg's
+    /// default.
     pub rtsp_transport: Option<String>,
     /// Seconds of a segment (`segment` and `hls` muxers).
     pub segment_seconds: f64,
@@ -434,6 +435,11 @@ fn open_live_output(
     let segment = o.segment_seconds.to_string();
     match muxer.as_str() {
         "mp4" | "mov" => header.set("movflags", "frag_keyframe+empty_moov+default_base_moof"),
+        "rtsp" => {
+            if let Some(t) = &o.rtsp_transport {
+                header.set("rtsp_transport", t);
+            }
+        }
         "segment" => {
             header.set("segment_time", &segment);
             header.set("reset_timestamps", "1");

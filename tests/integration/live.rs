@@ -3,7 +3,8 @@
 //! stdout. The clip is generated: the astronaut's face (tests/fixtures) moving across a grey
 //! frame, so its place is known in every frame. Checked: every frame comes out, with monotonic
 //! timestamps; the moving face is covered in every frame (or the frame is covered whole); the
-//! stream survives its server being killed and restarted; memory stays flat over two minutes.
+//! stream survives its server being killed and restarted; an RTSP output reaches its receiver
+//! whole; memory stays flat over two minutes.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,13 @@ fn serve(clip: &Path, port: u16, looped: bool) -> Child {
 
 /// `bystander live` reading `port`, writing MPEG-TS to `out`, stats every second on stderr.
 fn live(port: u16, out: &Path, extra: &[&str]) -> Child {
+    live_to("-", port, out, extra)
+}
+
+/// `bystander live` reading `port`, writing to `target` (stdout into the file `out` for `-`).
+fn live_to(target: &str, port: u16, out: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_bystander"))
-        .args(["live", &format!("tcp://127.0.0.1:{port}"), "-o", "-"])
+        .args(["live", &format!("tcp://127.0.0.1:{port}"), "-o", target])
         .args(["--stats", "--stats-interval", "1"])
         .args([
             "--style",
@@ -241,6 +247,65 @@ fn a_dropped_camera_is_reconnected_and_the_output_runs_on() {
         assert!(
             fill > 1500 || whole_frame_black(f),
             "frame {k}: {fill} px of fill"
+        );
+    }
+}
+
+/// RTSP out: ffmpeg listens as an RTSP receiver (Debian's ffmpeg can receive a published RTSP
+/// stream, though not serve one to a player), bystander publishes to it over TCP.
+#[test]
+fn an_rtsp_output_reaches_its_receiver_whole_and_covered() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let clip = moving_face_clip(d.path());
+    let (port, rtsp_port) = (free_port(), free_port());
+    let mut server = serve(&clip, port, false);
+    let received = d.path().join("received.ts");
+    let url = format!("rtsp://127.0.0.1:{rtsp_port}/door");
+    let mut receiver = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-rtsp_flags",
+            "listen",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+        ])
+        .arg(&url)
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(&received)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let run = live_to(
+        &url,
+        port,
+        &d.path().join("unused"),
+        &["-f", "rtsp", "--rtsp-transport", "tcp"],
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    interrupt(&run);
+    let stats = finish(run);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let frames = rgb_frames(&received);
+    assert!(frames.len() >= 50, "{} frames", frames.len());
+    assert_eq!(frames.len() as u64, stats["frames_out"].as_u64().unwrap());
+    assert_monotonic(&frame_times(&received));
+    for (k, f) in frames.iter().enumerate() {
+        assert!(
+            covered_at(f, face_centre(k)) > 0.9 || whole_frame_black(f),
+            "frame {k}: the face at {:?} is not covered",
+            face_centre(k)
         );
     }
 }

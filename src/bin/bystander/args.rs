@@ -54,7 +54,7 @@ pub struct LiveArgs {
     /// Read a file input at its own frame rate, as a camera sends it.
     #[arg(long)]
     pub realtime: bool,
-    /// RTSP transport.
+    /// RTSP transport, for an rtsp:// input and for -f rtsp output.
     #[arg(long, value_parser = ["tcp", "udp"])]
     pub rtsp_transport: Option<String>,
     /// Frames of look-ahead (masks drawn this many frames before a face is first found); each
