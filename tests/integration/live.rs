@@ -18,7 +18,8 @@ const W: usize = 640;
 const H: usize = 360;
 
 /// 30 s at 10 fps: the astronaut (scaled to 256 px, face at about (113, 59) in it) moving 4 px a
-/// frame, wrapping at 360.
+/// frame, back and forth between x = 360 and 0 (a face walks; it does not jump: one appearing
+/// from nowhere between two detected frames is what `--lookahead` is for, see SECURITY.md).
 fn moving_face_clip(dir: &Path) -> PathBuf {
     let out = dir.join("moving_face.mp4");
     let face = fixture("astronaut.jpg");
@@ -30,7 +31,7 @@ fn moving_face_clip(dir: &Path) -> PathBuf {
         "-i",
         face.to_str().unwrap(),
         "-filter_complex",
-        "[1]scale=256:256[a];[0][a]overlay=x='mod(4*n,360)':y=50",
+        "[1]scale=256:256[a];[0][a]overlay=x='abs(mod(4*n,720)-360)':y=50",
         "-c:v",
         "libx264",
         "-pix_fmt",
@@ -43,7 +44,7 @@ fn moving_face_clip(dir: &Path) -> PathBuf {
 }
 
 fn face_centre(frame: usize) -> (usize, usize) {
-    ((4 * frame) % 360 + 113, 50 + 59)
+    (((4 * frame) % 720).abs_diff(360) + 113, 50 + 59)
 }
 
 fn free_port() -> u16 {

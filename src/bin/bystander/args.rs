@@ -62,7 +62,7 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 0)]
     pub lookahead: usize,
     /// Seconds the stream may fall behind the camera before detection is thinned out (every 2nd,
-    /// 4th, 8th frame), and, at twice this, frames are covered whole until it catches up
+    /// then 4th frame), and, at twice this, frames are covered whole until it catches up
     /// (0.05 to 10).
     #[arg(long, default_value_t = 0.5)]
     pub max_lag: f64,
