@@ -32,7 +32,8 @@ pub enum Command {
     /// Redact one photo or clip with the boxes of a (reviewed, edited) detections file, without
     /// detecting; frames the file does not list are covered whole.
     Render(RenderArgs),
-    /// Redact a live camera stream in real time: any FFmpeg URL or - in, a URL, a file or - out.
+    /// Redact a live camera stream in real time: any FFmpeg URL or - in, a URL, a file or - out
+    /// (x264 tuned for zero latency).
     #[cfg(feature = "video")]
     Live(LiveArgs),
 }
@@ -85,15 +86,9 @@ pub struct LiveArgs {
     /// Detect on every Nth frame at most (the ladder thins out from here).
     #[arg(long)]
     pub detect_every: Option<usize>,
-    /// FFmpeg video encoder (default: the container's own, libx264 for most).
-    #[arg(long)]
-    pub encoder: Option<String>,
-    /// Quality (constant rate factor) for x264/x265, 0 to 51.
-    #[arg(long, default_value_t = 23)]
-    pub crf: u8,
-    /// Encoder preset for x264/x265 (always tuned for zero latency here).
-    #[arg(long, default_value = "veryfast")]
-    pub preset: String,
+    /// The encoder (x264 is always tuned for zero latency here).
+    #[command(flatten)]
+    pub encoding: EncoderArgs,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
@@ -112,9 +107,7 @@ impl LiveArgs {
         o.hold = self.hold;
         o.backfill = self.lookahead;
         o.detect_every = self.detect_every;
-        o.encoder = self.encoder.clone();
-        o.crf = self.crf;
-        o.preset = self.preset.clone();
+        self.encoding.fill(&mut o);
         let range = |name: &'static str, v: f64, lo: f64, hi: f64, allowed: &'static str| {
             if (lo..=hi).contains(&v) {
                 Ok(v)
@@ -276,9 +269,9 @@ impl RedactArgs {
 
 /// Clip settings.
 #[derive(Args)]
-pub struct VideoArgs {
-    /// FFmpeg video encoder for clips (default: the output container's own, libx264, or
-    /// libvpx-vp9 for WebM).
+pub struct EncoderArgs {
+    /// FFmpeg video encoder (default: the output container's own, libx264, or libvpx-vp9 for
+    /// WebM).
     #[arg(long)]
     pub encoder: Option<String>,
     /// Quality (constant rate factor) for x264/x265: lower is better, 0 to 51.
@@ -289,6 +282,21 @@ pub struct VideoArgs {
     /// the same CRF gave a smaller file on the 1080p one.
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
+}
+
+impl EncoderArgs {
+    /// Writes the encoder flags into `o`.
+    pub fn fill(&self, o: &mut Options) {
+        o.encoder = self.encoder.clone();
+        o.crf = self.crf;
+        o.preset = self.preset.clone();
+    }
+}
+
+#[derive(Args)]
+pub struct VideoArgs {
+    #[command(flatten)]
+    pub encoding: EncoderArgs,
     /// Keep container and stream metadata (location, device, dates); stripped by default.
     #[arg(long)]
     pub keep_metadata: bool,
@@ -313,9 +321,7 @@ pub struct VideoArgs {
 impl VideoArgs {
     /// Writes the clip flags into `o`.
     pub fn fill(&self, o: &mut Options) {
-        o.encoder = self.encoder.clone();
-        o.crf = self.crf;
-        o.preset = self.preset.clone();
+        self.encoding.fill(o);
         o.keep_metadata = self.keep_metadata;
         o.keep_subtitles = self.keep_subtitles;
         o.hold = self.hold;
