@@ -25,7 +25,10 @@ detections (without hold) and with the neighbours' masks (with hold).
 whose plate model runs on every second detected frame, and `fast-no-interleave`, the fast preset
 with its plate model on every detected frame). Coverage is also printed per class.
 
-Usage: scripts/interleave_check.py [--clips a.mp4,b.mp4] [--schedules interleave,fast]
+`--base-bin OLD` with a schedule named `base-NAME` runs NAME with another binary (the build before a
+change), against the same reference.
+
+Usage: scripts/interleave_check.py [--clips a.mp4,b.mp4] [--schedules interleave,fast] [--bin B]
 (default clips: every clip in ../shared/data/clips)
 """
 import argparse, glob, json, os, subprocess, sys, tempfile
@@ -38,6 +41,9 @@ BIN = os.path.join(ROOT, "target", "release", "bystander")
 SCHEDULES = {
     "reference": ["--no-interleave", "--hold", "0", "--backfill", "0"],
     "interleave": [],
+    "gating": ["--gating"],
+    "gating-sweep-4": ["--gating", "--sweep-every", "4"],
+    "fast-gating": ["--recall", "fast", "--gating"],
     "every-2": ["--detect-every", "2", "--no-interleave"],
     "fast": ["--recall", "fast"],
     "fast-no-interleave": ["--recall", "fast", "--no-interleave"],
@@ -89,12 +95,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", default="")
     ap.add_argument("--schedules", default="interleave,every-2")
+    ap.add_argument("--bin", default=BIN, help="the bystander binary (default: this checkout's, built first)")
+    ap.add_argument("--base-bin", default="", help="another binary (an older build): schedules named base-NAME run NAME with it")
     a = ap.parse_args()
     clips = [os.path.join(DATA, c) for c in a.clips.split(",")] if a.clips else sorted(glob.glob(os.path.join(DATA, "*.mp4")))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
-                   check=True)
+    if a.bin == BIN:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
+                       check=True)
     names = a.schedules.split(",")
-    unknown = [n for n in names if n not in SCHEDULES or n == "reference"]
+    unknown = [n for n in names if n.removeprefix("base-") not in SCHEDULES or n == "reference"
+               or (n.startswith("base-") and not a.base_bin)]
     if unknown:
         sys.exit(f"unknown schedules {unknown}; known: {[s for s in SCHEDULES if s != 'reference']}")
     by_class = {n: {"face": [0, 0], "plate": [0, 0]} for n in names}
@@ -109,9 +119,10 @@ def main():
             base = os.path.basename(clip)
             got = {}
             for s in ["reference"] + names:
-                flags = SCHEDULES[s]
+                flags = SCHEDULES[s.removeprefix("base-")]
                 out = os.path.join(tmp, s)
-                p = subprocess.run([BIN, "redact", clip, "-o", out, "--export-detections", "--quiet", "--overwrite"]
+                binary = a.base_bin if s.startswith("base-") else a.bin
+                p = subprocess.run([binary, "redact", clip, "-o", out, "--export-detections", "--quiet", "--overwrite"]
                                    + flags, capture_output=True, text=True)
                 if p.returncode != 0:
                     sys.exit(f"{s} failed on {base}: {p.stderr}")

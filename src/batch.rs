@@ -661,6 +661,8 @@ fn redact_one(
             record["plates"] = r.plates.into();
             record["frames"] = r.frames.into();
             record["detected_frames"] = r.detected_frames.into();
+            // How many detected frames the change gate searched whole, and in regions only.
+            record["gate"] = serde_json::to_value(r.gate).unwrap_or_else(|e| e.to_string().into());
             record["fail_closed_frames"] = r.fail_closed_frames.into();
             record["lost_frames"] = r.lost_frames.into();
             record["decode_errors"] = r.decode_errors.into();

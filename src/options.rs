@@ -79,6 +79,11 @@ pub struct Options {
     pub backfill: usize,
     /// Clips: detect on every Nth frame; `None`: the preset's rule.
     pub detect_every: Option<usize>,
+    /// Clips and streams: gate detection by change (see [`crate::engine::gate`]); off by
+    /// default.
+    pub gating: bool,
+    /// Clips and streams: frames between whole-frame sweeps of the change gate (1 to 100).
+    pub sweep_every: usize,
 }
 
 impl Default for Options {
@@ -109,6 +114,8 @@ impl Default for Options {
             hold: 8,
             backfill: 4,
             detect_every: None,
+            gating: false,
+            sweep_every: crate::engine::gate::GateConfig::default().sweep_every,
         }
     }
 }
@@ -170,6 +177,7 @@ impl Options {
         v.max_pixels = self.max_pixels()?;
         v.track.hold = self.hold;
         v.track.backfill = self.backfill;
+        v.gate = self.gate(v.gate);
         v.set_thread_budget(self.jobs()?);
         v.validate()?;
         Ok(v.held_across_skips())
@@ -185,7 +193,7 @@ impl Options {
         export_detections: bool,
     ) -> Result<crate::batch::RunOptions> {
         #[cfg(feature = "video")]
-        let video = self.video_options(detect)?;
+        let video = self.video_options(detect)?.swept_back();
         Ok(crate::batch::RunOptions {
             overwrite,
             export_detections,
@@ -213,9 +221,19 @@ impl Options {
         }
         cfg.track.hold = self.hold;
         cfg.track.backfill = self.backfill;
+        cfg.gate = self.gate(cfg.gate);
         let cfg = cfg.held_across_skips();
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The gate `base` with these options' switch and sweep period.
+    fn gate(&self, base: crate::engine::gate::GateConfig) -> crate::engine::gate::GateConfig {
+        crate::engine::gate::GateConfig {
+            enabled: self.gating,
+            sweep_every: self.sweep_every,
+            ..base
+        }
     }
 
     /// Refuses a plan where an output would land on a file these settings read (the zone file,

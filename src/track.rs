@@ -76,6 +76,13 @@ impl Default for TrackConfig {
 /// (BENCHMARKS.md, "Clip schedules").
 const HOLD_SPREAD: f32 = 0.5;
 
+/// Score under which a held box is never grown: it follows its object's predicted motion at the
+/// size it was last seen, without [`HOLD_SPREAD`] and without the predicted change of size. A box
+/// that scored this low is as likely a false face over the background as a face, and growing it
+/// frame after frame painted most of a face-free parking-lot clip; a real face that scores this low
+/// is small, and the next detection or the sweep finds it again.
+pub const GROW_SCORE: f32 = 0.3;
+
 #[derive(Clone, Debug)]
 struct Track {
     last: Detection,
@@ -104,10 +111,16 @@ impl Track {
     /// along each axis since it was last seen. The prediction assumes constant motion, and real
     /// motion is not: a car coming closer speeds up across the picture, a walker stops. The longer
     /// and faster an object goes unseen, the less its position is known, and the mask covers where
-    /// it might be (fail closed). A still object's box does not grow.
+    /// it might be (fail closed). A still object's box does not grow, nor does one that scored
+    /// under [`GROW_SCORE`].
     fn held(&self, index: usize) -> BBox {
         let n = index.saturating_sub(self.last_seen) as f32;
         let p = self.predict(index);
+        if self.last.score < GROW_SCORE {
+            let b = &self.last.bbox;
+            let (cx, cy) = centre(&p);
+            return BBox::from_center(cx, cy, b.width(), b.height());
+        }
         let gx = HOLD_SPREAD * self.velocity[0].abs() * n;
         let gy = HOLD_SPREAD * self.velocity[1].abs() * n;
         BBox::new(p.x1 - gx, p.y1 - gy, p.x2 + gx, p.y2 + gy)
@@ -388,6 +401,59 @@ mod tests {
             .collect();
         out.extend(t.finish());
         out
+    }
+
+    /// Generated cases: a box of any size and motion that scored under `GROW_SCORE` is held at
+    /// its own size on every frame of its hold; the same box scoring high widens.
+    #[test]
+    fn a_low_score_box_is_held_without_growing() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n)) as f32
+        };
+        for _ in 0..200 {
+            let (w, h) = (10.0 + next(900), 10.0 + next(900));
+            let (vx, vy, vs) = (next(60) - 30.0, next(60) - 30.0, next(20) - 5.0);
+            let score = 0.15 + next(14) / 100.0;
+            let cfg = TrackConfig {
+                hold: 6,
+                backfill: 0,
+                iou: 0.2,
+            };
+            let seen = |i: f32, score: f32| Detection {
+                class: Class::Face,
+                score,
+                bbox: BBox::from_center(500.0 + vx * i, 500.0 + vy * i, w + vs * i, h + vs * i),
+                landmarks: vec![],
+            };
+            for (score, grows) in [(score, false), (0.9, true)] {
+                let mut frames: Vec<Option<Vec<Detection>>> =
+                    (0..3).map(|i| Some(vec![seen(i as f32, score)])).collect();
+                frames.extend((0..6).map(|_| Some(vec![])));
+                let out = run(cfg, frames);
+                let sightings: Vec<BBox> = (0..3).map(|i| seen(i as f32, score).bbox).collect();
+                let widest = sightings.iter().map(BBox::width).fold(0.0, f32::max);
+                let tallest = sightings.iter().map(BBox::height).fold(0.0, f32::max);
+                for f in &out[3..] {
+                    assert!(!f.boxes.is_empty(), "frame {} not held", f.index);
+                    let larger = f.boxes.iter().any(|d| {
+                        d.bbox.width() > widest + 1e-2 || d.bbox.height() > tallest + 1e-2
+                    });
+                    if !grows {
+                        assert!(
+                            !larger,
+                            "score {score}: {:?} grew past {sightings:?}",
+                            f.boxes
+                        );
+                    } else if vs >= 0.0 && vx.abs() + vy.abs() > 1.0 {
+                        assert!(larger, "score {score}: {:?} did not widen", f.boxes);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

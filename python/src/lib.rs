@@ -63,7 +63,7 @@ fn config_err(msg: String) -> PyErr {
 const OPTION_NAMES: &str = "classes, recall, threshold, working_size, tiles, widen, face_model, \
     plate_model, no_interleave, jobs, style, fill_color, shape, mask_scale, zones, \
     max_megapixels, encoder, crf, preset, keep_metadata, keep_subtitles, hold, backfill, \
-    detect_every, model_dir";
+    detect_every, gating, sweep_every, model_dir";
 
 /// Reads `kwargs` into [`Options`]; an unknown name or a value of the wrong type is a
 /// [`ConfigError`] naming it.
@@ -114,6 +114,8 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             "hold" => o.hold = get!(usize, "a whole number"),
             "backfill" => o.backfill = get!(usize, "a whole number"),
             "detect_every" => o.detect_every = Some(get!(usize, "a whole number")),
+            "gating" => o.gating = get!(bool, "True or False"),
+            "sweep_every" => o.sweep_every = get!(usize, "a whole number"),
             "model_dir" => o.model_dir = Some(get!(PathBuf, "a path")),
             _ => {
                 return Err(config_err(format!(

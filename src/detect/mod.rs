@@ -348,10 +348,31 @@ fn touches_interior_edge(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) 
         || (tile.y + tile.h < frame_h && b.y2 >= (tile.y + tile.h) as f32 - MARGIN)
 }
 
-/// Keeps finite, non-empty boxes, clipped to the frame.
+/// Long side of a face box, as a share of the frame's long side, from which the face must score
+/// at least [`LARGE_FACE_SCORE`]. A face that large fills the model's view and scores high; a box
+/// that large just over the preset's threshold is mostly a false face (on footage without faces
+/// they cover trees and tarmac, and one of them hides the whole scene). On the WIDER dev photos
+/// (threshold 0.1), 14 of the 19 boxes over 0.3 of the frame that match a labelled face score above
+/// 0.97, and 6 of the 10 that match none score under 0.3. The pair (0.4, 0.2) is the strictest
+/// that loses nothing there, photo and clip plans alike (BENCHMARKS.md, "Large low-score faces"):
+/// at (0.3, 0.2) a real 124-px face scoring 0.12 goes, and at a score of 0.3 one false box that
+/// happened to cover 114 tiny faces of a crowd goes with them.
+pub const LARGE_FACE: f32 = 0.4;
+/// The least score of a face box at least [`LARGE_FACE`] of the frame.
+pub const LARGE_FACE_SCORE: f32 = 0.2;
+
+/// Whether a detection is kept by the size-dependent threshold: faces at least [`LARGE_FACE`] of a
+/// `w` x `h` frame's long side must score [`LARGE_FACE_SCORE`].
+pub fn plausible(d: &Detection, w: u32, h: u32) -> bool {
+    d.class != Class::Face
+        || d.score >= LARGE_FACE_SCORE
+        || d.bbox.width().max(d.bbox.height()) < LARGE_FACE * w.max(h) as f32
+}
+
+/// Keeps finite, non-empty boxes, clipped to the frame, that pass the size-dependent threshold.
 fn sanitize(dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
     dets.into_iter()
-        .filter(|d| d.bbox.is_finite() && d.score.is_finite())
+        .filter(|d| d.bbox.is_finite() && d.score.is_finite() && plausible(d, w, h))
         .map(|mut d| {
             d.bbox = d.bbox.clipped(w, h);
             d
@@ -396,6 +417,46 @@ impl ModelDetector {
     /// The passes this detector makes over a `w` x `h` frame.
     pub fn passes(&self, w: u32, h: u32) -> Vec<Pass> {
         self.plan.passes(w, h, self.runner.fixed_input())
+    }
+}
+
+impl ModelDetector {
+    /// Detects only inside `regions` of the frame (the change gate's crops, see
+    /// [`crate::engine::gate`]): each at native resolution, or magnified as much as the plan
+    /// magnifies the whole frame where that is more, never shrunk. A fixed-input model (YOLOv8 at
+    /// 640 x 640) costs the same whatever it looks at, so it runs its whole-frame passes when
+    /// there is any region (a crop letterboxed to its input was tried: on room_432p_long it
+    /// found fewer of the boxes the whole-frame view finds). Where the crops would cost a model
+    /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
+    /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
+    /// whole).
+    pub fn detect_in(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
+        let (w, h) = frame.dimensions();
+        if w == 0 || h == 0 || regions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full = self.passes(w, h);
+        let cost = |r: &Rect, sx: f32, sy: f32| r.w as f32 * sx * r.h as f32 * sy;
+        let full_cost: f32 = full
+            .iter()
+            .map(|p| cost(&p.region, p.scale * p.widen, p.scale))
+            .sum();
+        if self.runner.fixed_input().is_some() {
+            // A fixed-input model costs the same on any rectangle: it looks at the whole frame, as
+            // it would without gating, and gating saves only the frames with nothing to look at.
+            return self.detect(frame);
+        }
+        let scale = full[0].scale.max(1.0).min(self.plan.max_upscale.max(1.0));
+        let crops: Vec<(Rect, f32)> = regions.iter().map(|r| (*r, scale)).collect();
+        let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();
+        if crop_cost > full_cost {
+            return self.detect(frame);
+        }
+        let mut all = Vec::new();
+        for (region, scale) in crops {
+            all.extend(self.runner.detect_region(frame, region, [scale, scale])?);
+        }
+        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
     }
 }
 
@@ -586,7 +647,9 @@ fn preset(
     let mut models: Vec<(models::ShippedModel, f32, PassPlan)> = match (recall, class) {
         // Small frames are magnified up to 640 px: cheap, and a 270p clip's faces are small.
         (Recall::Fast, Class::Face) => vec![(models::CENTERFACE, 0.2, plan(640, 2.0, Tiles::Off))],
-        (Recall::Fast, Class::Plate) => vec![(models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Off))],
+        (Recall::Fast, Class::Plate) => {
+            vec![(models::PLATE_YOLO_INT8, 0.3, plan(640, 1.0, Tiles::Off))]
+        }
         // CenterFace also looks at the photo widened (see `WIDEN`). RetinaFace would be cheaper
         // but adds more false boxes there: widened, it boxed the astronaut fixture's torso, and the
         // dlib photos' masked share rose to 0.252 (0.212 with CenterFace, 0.196 with neither).
@@ -599,7 +662,7 @@ fn preset(
             (models::RETINAFACE, 0.15, plan(832, 2.0, Tiles::Auto)),
         ],
         (Recall::Balanced, Class::Plate) => vec![
-            (models::PLATE_YOLO, 0.3, plan(640, 1.0, Tiles::Auto)),
+            (models::PLATE_YOLO_INT8, 0.3, plan(640, 1.0, Tiles::Auto)),
             (models::PLATE_RETINA, 0.3, plan(1280, 1.0, Tiles::Off)),
         ],
         (Recall::Max, Class::Face) => vec![
@@ -851,6 +914,18 @@ impl DetectorSet {
         index: Option<usize>,
         seconds: &mut [f64],
     ) -> Result<Vec<Detection>> {
+        self.detect_look_timed(frame, index, None, seconds)
+    }
+
+    /// Detects like [`Self::detect_frame_timed`], only inside `regions` when given (see
+    /// [`ModelDetector::detect_in`]).
+    pub fn detect_look_timed(
+        &mut self,
+        frame: &RgbImage,
+        index: Option<usize>,
+        regions: Option<&[Rect]>,
+        seconds: &mut [f64],
+    ) -> Result<Vec<Detection>> {
         let mut all = Vec::new();
         for (i, d) in self.detectors.iter_mut().enumerate() {
             if let (Some(index), Some(Some((n, k)))) = (index, self.turns.get(i)) {
@@ -859,12 +934,25 @@ impl DetectorSet {
                 }
             }
             let start = std::time::Instant::now();
-            all.extend(d.detect(frame)?);
+            match regions {
+                Some(r) => all.extend(d.detect_in(frame, r)?),
+                None => all.extend(d.detect(frame)?),
+            }
             if let Some(s) = seconds.get_mut(i) {
                 *s += start.elapsed().as_secs_f64();
             }
         }
         Ok(nms::merge_enclosing(all, MERGE_IOU))
+    }
+
+    /// Frames over which the interleaved models each take their turn (1 when every model runs
+    /// on every frame).
+    pub fn cycle(&self) -> usize {
+        self.turns
+            .iter()
+            .map(|t| t.map_or(1, |(n, _)| n))
+            .max()
+            .unwrap_or(1)
     }
 
     /// The model names, in the order of [`DetectorSet::detectors`].

@@ -23,6 +23,7 @@
 //! Frames in flight are bounded (twice the workers plus two waiting for detection, plus the
 //! tracker's look-ahead), so memory does not grow with the length of a stream.
 
+pub mod gate;
 pub mod pool;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -36,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{Class, Detection};
 use crate::redact::{RedactConfig, Region};
 use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
+use gate::{Gate, GateConfig, GateStats};
 pub use pool::{box_from_upright, upright};
 
 /// Why a frame left the engine covered whole.
@@ -106,6 +108,9 @@ pub struct EngineConfig {
     /// Display rotation of the frames, degrees clockwise (0, 90, 180, 270): detection runs on
     /// the upright picture and boxes come back in stored pixels.
     pub rotation: u32,
+    /// Change- and track-gated detection (see [`gate`]; off by default); frames displayed
+    /// rotated are never gated.
+    pub gate: GateConfig,
 }
 
 impl EngineConfig {
@@ -122,6 +127,7 @@ impl EngineConfig {
             workers: threads.max(1),
             intra_threads: 1,
             rotation: 0,
+            gate: GateConfig::default(),
         }
         .held_across_skips()
     }
@@ -138,6 +144,7 @@ impl EngineConfig {
         self.redact.validate()?;
         self.detect.resolve()?;
         self.track.validate()?;
+        self.gate.validate()?;
         check_range("detect-every", self.detect_every, 1, 100, "1 to 100")?;
         check_range("workers", self.workers, 1, 256, "1 to 256")?;
         check_range("intra threads", self.intra_threads, 1, 256, "1 to 256")?;
@@ -269,6 +276,8 @@ pub struct EngineStats {
     pub track_seconds: f64,
     /// Seconds the pushing thread waited for detection results.
     pub wait_for_detect_seconds: f64,
+    /// What the change gate did.
+    pub gate: GateStats,
 }
 
 struct Slot<T> {
@@ -312,6 +321,7 @@ pub struct Engine<T> {
     next_index: usize,
     flicker: FlickerCounter,
     stats: EngineStats,
+    gate: Gate,
 }
 
 impl<T: Send> Engine<T> {
@@ -341,12 +351,22 @@ impl<T: Send> Engine<T> {
 
     fn with_pool(pool: Option<pool::Pool>, cfg: &EngineConfig) -> Engine<T> {
         let workers = pool.as_ref().map_or(1, |p| p.workers());
+        let max_waiting = workers * 2 + 2;
+        let gate = GateConfig {
+            enabled: cfg.gate.enabled && cfg.rotation == 0 && pool.is_some(),
+            ..cfg.gate
+        };
+        // A change stays in view until every interleaved model has looked at it; a detection
+        // until its hold ends, counting the frames in flight when it was found.
+        let persist = pool.as_ref().map_or(1, |p| p.cycle()).max(2);
+        let watch_for = cfg.track.hold.max(cfg.detect_every) + max_waiting * cfg.detect_every;
         Engine {
+            gate: Gate::new(gate, persist, watch_for, max_waiting),
             pool,
             tracker: Tracker::new(cfg.track),
             redact: cfg.redact.clone(),
             detect_every: cfg.detect_every.max(1),
-            max_waiting: workers * 2 + 2,
+            max_waiting,
             slots: VecDeque::new(),
             held: BTreeMap::new(),
             next_index: 0,
@@ -390,7 +410,8 @@ impl<T: Send> Engine<T> {
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
-                pool.send(index, Arc::clone(&image), index / self.detect_every)?;
+                let look = self.gate.look(index, &image);
+                pool.send(index, Arc::clone(&image), index / self.detect_every, look)?;
                 self.stats.detected_frames += 1;
                 Some(None)
             }
@@ -450,6 +471,7 @@ impl<T: Send> Engine<T> {
         let mut s = self.stats.clone();
         s.flicker_frames_without_hold = self.flicker.without_hold;
         s.flicker_frames_with_hold = self.flicker.with_hold;
+        s.gate = self.gate.stats();
         s
     }
 
@@ -466,6 +488,9 @@ impl<T: Send> Engine<T> {
     }
 
     fn store(&mut self, a: pool::Answer) {
+        if let Ok(found) = &a.result {
+            self.gate.watch(a.index, found);
+        }
         if let Some(s) = self.slots.iter_mut().find(|s| s.index == a.index) {
             s.awaiting = Some(Some(a.result));
         }

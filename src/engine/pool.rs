@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use image::RgbImage;
 
+use super::gate::Look;
 use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Detection};
@@ -22,6 +23,7 @@ struct Job {
     index: usize,
     image: Arc<RgbImage>,
     turn: usize,
+    look: Look,
 }
 
 /// A worker's answer for frame `index`.
@@ -38,6 +40,7 @@ pub(crate) struct Pool {
     handles: Vec<JoinHandle<()>>,
     names: Vec<String>,
     seconds: Arc<Mutex<Vec<f64>>>,
+    cycle: usize,
 }
 
 impl Pool {
@@ -54,6 +57,7 @@ impl Pool {
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (answer_tx, answers) = mpsc::channel::<Answer>();
         let names = sets[0].model_names();
+        let cycle = sets[0].cycle();
         let seconds = Arc::new(Mutex::new(vec![0.0; names.len()]));
         let mut handles = Vec::with_capacity(n);
         for (i, set) in sets.into_iter().enumerate() {
@@ -73,18 +77,24 @@ impl Pool {
             handles,
             names,
             seconds,
+            cycle,
         })
     }
 
-    /// Queues frame `index` (waits while the queue is full).
-    pub fn send(&self, index: usize, image: Arc<RgbImage>, turn: usize) -> Result<()> {
+    /// Queues frame `index`, to be detected where `look` says (waits while the queue is full).
+    pub fn send(&self, index: usize, image: Arc<RgbImage>, turn: usize, look: Look) -> Result<()> {
         let stopped = || Error::Engine {
             reason: "the detection threads stopped".into(),
         };
         self.jobs
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Job { index, image, turn })
+            .send(Job {
+                index,
+                image,
+                turn,
+                look,
+            })
             .map_err(|_| stopped())
     }
 
@@ -103,6 +113,12 @@ impl Pool {
         answers.recv().map_err(|_| Error::Engine {
             reason: "the detection threads stopped".into(),
         })
+    }
+
+    /// Detected frames over which the interleaved models each take their turn (1 when every
+    /// model runs on every frame).
+    pub fn cycle(&self) -> usize {
+        self.cycle
     }
 
     /// Worker threads.
@@ -131,12 +147,18 @@ fn work(
     let mut took = vec![0.0; set.detectors().len()];
     loop {
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(Job { index, image, turn }) = job else {
+        let Ok(Job {
+            index,
+            image,
+            turn,
+            look,
+        }) = job
+        else {
             break;
         };
         took.fill(0.0);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            detect_upright(&mut set, &image, turn, rotation, &mut took)
+            detect_upright(&mut set, &image, turn, &look, rotation, &mut took)
         }))
         .unwrap_or_else(|_| {
             Err(Error::Engine {
@@ -161,15 +183,20 @@ fn work(
 }
 
 /// Detects on the picture as displayed (turned `rotation` degrees clockwise), boxes mapped back to
-/// the stored pixels.
+/// the stored pixels; only in the regions of `look` when it gives them (the engine gates only
+/// frames stored upright).
 fn detect_upright(
     set: &mut DetectorSet,
     image: &RgbImage,
     turn: usize,
+    look: &Look,
     rotation: u32,
     took: &mut [f64],
 ) -> Result<Vec<Detection>> {
     let (w, h) = image.dimensions();
+    if let (Look::Regions(regions), 0) = (look, rotation) {
+        return set.detect_look_timed(image, Some(turn), Some(regions), took);
+    }
     match upright(image, rotation) {
         Some(up) => set.detect_frame_timed(&up, Some(turn), took).map(|ds| {
             ds.into_iter()

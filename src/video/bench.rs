@@ -87,6 +87,8 @@ pub struct BenchReport {
     pub stages: Vec<StageFigure>,
     /// Peak resident memory of the process, KiB (Linux; 0 elsewhere).
     pub peak_rss_kib: u64,
+    /// What the change gate did, over every pass.
+    pub gate: crate::engine::gate::GateStats,
     /// Settings.
     pub settings: BenchSettings,
 }
@@ -130,6 +132,7 @@ pub fn bench_clip(
     let start = Instant::now();
     let (mut done, mut detected, mut passes) = (0usize, 0usize, 0usize);
     let mut totals: Option<super::StageTimes> = None;
+    let mut gate = crate::engine::gate::GateStats::default();
     let result = loop {
         let mut o = opts.clone();
         o.max_frames = frames.map(|f| f - done);
@@ -141,6 +144,7 @@ pub fn bench_clip(
         passes += 1;
         done += r.frames;
         detected += r.detected_frames;
+        gate.add(&r.gate);
         let s = r.stages;
         totals = Some(match totals.take() {
             None => s,
@@ -212,6 +216,7 @@ pub fn bench_clip(
         fps: done as f64 / seconds.max(1e-9),
         stages: figures,
         peak_rss_kib: peak_rss_kib(),
+        gate,
         settings: BenchSettings {
             recall: detect.recall,
             models: choices

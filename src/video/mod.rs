@@ -92,6 +92,8 @@ pub struct VideoOptions {
     pub track: TrackConfig,
     /// Run detection on every Nth frame only; the tracker carries masks in between.
     pub detect_every: usize,
+    /// Change- and track-gated detection (see [`crate::engine::gate`]; off by default).
+    pub gate: crate::engine::gate::GateConfig,
     /// Detection threads (each with its own sessions).
     pub workers: usize,
     /// Threads the clip may keep busy; 0 means one per core. Each detection worker gets
@@ -117,6 +119,7 @@ impl Default for VideoOptions {
             max_pixels: crate::image_io::DEFAULT_MAX_PIXELS,
             track: TrackConfig::default(),
             detect_every: 1,
+            gate: crate::engine::gate::GateConfig::default(),
             workers: crate::cores(),
             thread_budget: 0,
             max_frames: None,
@@ -143,9 +146,20 @@ impl VideoOptions {
         self
     }
 
+    /// These options with a look-ahead of at least the gate's sweep period, so that in a file a
+    /// face first found by a sweep is also covered on every frame since the previous sweep (see
+    /// [`crate::engine::gate`]). Live streams, which have no look-ahead to spare, do not take it.
+    pub fn swept_back(mut self) -> VideoOptions {
+        if self.gate.enabled {
+            self.track.backfill = self.track.backfill.max(self.gate.sweep_every);
+        }
+        self
+    }
+
     /// Checks every range, naming the setting and what is allowed.
     pub fn validate(&self) -> crate::Result<()> {
         self.track.validate()?;
+        self.gate.validate()?;
         crate::engine::check_range("detect-every", self.detect_every, 1, 100, "1 to 100")?;
         crate::engine::check_range("workers", self.workers, 1, 256, "1 to 256")?;
         let crf_max = if self
@@ -184,6 +198,7 @@ impl VideoOptions {
             workers,
             intra_threads: (self.threads() / workers).max(1),
             rotation,
+            gate: self.gate,
         }
     }
 
@@ -227,6 +242,8 @@ pub struct ClipReport {
     pub frames: usize,
     /// Frames detection ran on.
     pub detected_frames: usize,
+    /// Of those, how many the change gate let search the whole frame, or only regions of it.
+    pub gate: crate::engine::gate::GateStats,
     /// Frames written fully redacted because they were corrupt or detection failed.
     pub fail_closed_frames: usize,
     /// Packets the decoder rejected.

@@ -300,6 +300,7 @@ fn fill_report<T: Send>(report: &mut ClipReport, engine: &Engine<T>) {
     let s = engine.stats();
     report.frames = s.frames;
     report.detected_frames = s.detected_frames;
+    report.gate = s.gate;
     report.fail_closed_frames = s.fail_closed_frames;
     report.faces = s.faces;
     report.plates = s.plates;

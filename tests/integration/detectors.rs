@@ -90,6 +90,20 @@ fn yolo_plate_model_finds_the_drawn_plate() {
     assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
 }
 
+/// The int8 copy finds the drawn plate where the float model does: the same box within a few
+/// pixels and about the same score.
+#[test]
+fn int8_yolo_plate_model_finds_the_drawn_plate_like_the_float_one() {
+    runtime();
+    let found = native(models::PLATE_YOLO_INT8, 0.3, 960)
+        .detect(&rgb("plate_scene.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Plate);
+    assert_matches(d, PLATE_YOLO, 0.9);
+    assert!((d.score - 0.744).abs() < 0.1, "score {}", d.score);
+    assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
+}
+
 #[test]
 fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
     runtime();
@@ -249,7 +263,7 @@ fn interleaved_models_take_turns_and_each_turn_still_finds_the_object() {
     let names = set.model_names();
     let position = |name: &str| names.iter().position(|n| n == name).unwrap();
     let (cf, rf) = (position("centerface"), position("retinaface"));
-    let (yolo, pr) = (position("plate-yolo"), position("plate-retina"));
+    let (yolo, pr) = (position("plate-yolo-int8"), position("plate-retina"));
     let face = rgb("astronaut.jpg");
     let plate = rgb("plate_scene.jpg");
     for turn in 0..4 {

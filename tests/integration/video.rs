@@ -279,6 +279,61 @@ fn a_moving_face_is_redacted_on_every_frame() {
     );
 }
 
+/// A still camera: grey for 10 frames, then the astronaut cuts in and stays where it is for 40
+/// frames. With `--gating` most frames are searched in regions only, yet the face is hidden on
+/// every frame it shows: the cut changes its cells, and once found it stays in view while it does
+/// not move. Without it (the default) every detected frame is swept.
+#[test]
+fn a_face_that_appears_and_stands_still_is_covered_on_every_frame_under_gating() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("still.mp4");
+    let face = fixture("astronaut.jpg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x606468:size=480x270:rate=25:duration=2",
+        "-loop",
+        "1",
+        "-i",
+        face.to_str().unwrap(),
+        "-filter_complex",
+        "[1:v]scale=192:192[f];[0:v][f]overlay=x=150:y=40:enable='gte(n,10)':shortest=1",
+        "-frames:v",
+        "50",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        input.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out");
+    redact(&input, &out, &["--classes", "face", "--gating"]);
+    let red = out.join("still.mp4");
+    let (orig, redacted) = (rgb_frames(&input, 480, 270), rgb_frames(&red, 480, 270));
+    assert_eq!(orig.len(), 50);
+    assert_face_hidden_on_every_frame(&orig[10..], &redacted[10..], 480, |_| {
+        [150 + 74, 40 + 34, 150 + 95, 40 + 58]
+    });
+    let report = report_of(&red);
+    let gate = &report["gate"];
+    let (swept, gated) = (
+        gate["swept_frames"].as_u64().unwrap(),
+        gate["gated_frames"].as_u64().unwrap(),
+    );
+    assert_eq!(swept + gated, 50, "{report}");
+    assert!(
+        gated >= 40,
+        "the gate searched too little in regions: {report}"
+    );
+
+    let whole = d.path().join("whole");
+    redact(&input, &whole, &["--classes", "face"]);
+    let report = report_of(&whole.join("still.mp4"));
+    assert_eq!(report["gate"]["swept_frames"], 50, "{report}");
+    assert_eq!(report["gate"]["gated_frames"], 0, "{report}");
+}
+
 #[test]
 fn a_rotated_phone_clip_is_detected_upright_and_keeps_its_rotation() {
     let d = tempfile::tempdir().unwrap();
@@ -550,7 +605,7 @@ fn bench_loops_a_short_clip_and_reports_every_stage() {
         "decode",
         "detect:centerface",
         "detect:retinaface",
-        "detect:plate-yolo",
+        "detect:plate-yolo-int8",
         "detect:plate-retina",
         "track",
         "redact",

@@ -1,0 +1,577 @@
+//! Change- and track-gated detection: on a fixed camera, look only where the picture changed or
+//! where an object was just found, and sweep the whole frame every few frames.
+//!
+//! Doorbells and NVR cameras do not move. Most of each frame is the background of the frame
+//! before, and searching it again costs most of the time on long, empty stretches. The gate keeps
+//! a small luma map of the frame (the mean of each [`CELL`] x [`CELL`] block) and, per cell, the
+//! value it had when detection last looked at it. On a detected frame it hands the detectors
+//! ([`Look::Regions`]) the rectangles around
+//!
+//! * cells whose luma moved by more than [`GateConfig::threshold`] since they were last looked at
+//!   (a reference that is only updated where detection looked, so slow drift adds up until it
+//!   counts), kept in view for as many detected frames as the interleaved models need for each of
+//!   them to see the change once, and
+//! * every object detected in the last `hold` frames plus the frames in flight, grown by its size:
+//!   a face that stops moving is still looked at on every detected frame, so its mask never
+//!   lapses for want of a look.
+//!
+//! Off by default ([`GateConfig::default`] says why); `--gating` (CLI), `gating=True` (Python) or
+//! [`GateConfig::on`] turns it on.
+//!
+//! The whole frame is searched as without gating ([`Look::Full`]) on the first frame, every
+//! [`GateConfig::sweep_every`] frames, when more than half the cells changed at once (a scene
+//! cut, the camera moved, an exposure jump), when the regions would be many, and where looking at
+//! the regions would cost a model more than the whole frame (decided per model, see
+//! `detect::ModelDetector::detect_in`).
+//!
+//! **The privacy argument.** Detection is a function of the pixels. A face the gate does not look
+//! at on a frame lies in cells whose picture has not changed by more than the threshold since
+//! every model last looked at them, away from anything found lately: the same face, in the same
+//! place, was in front of the detectors then, and they did not find it. Looking again at nearly
+//! the same pixels is what ungated detection does on every frame, and it mostly gives the same
+//! answer; what gating gives up is the chance that compression noise tips a score over the
+//! threshold on a later frame. The sweeps bound that: a face any sweep finds is tracked from then
+//! on (looked at every frame), and in files its mask is back-filled over the look-ahead, which is
+//! at least the sweep period (see [`GateConfig::sweep_every`]), so every frame since the previous
+//! sweep is covered too. On a live stream (no look-ahead) the exposure is bounded by the sweep
+//! period. A face that *appears*, or moves, changes the cells it covers and is looked at on that
+//! frame, at native resolution (crops are magnified at least as much as the whole-frame pass, and
+//! never shrunk), which finds small faces the whole-frame pass at 960 px misses. The reference
+//! coverage check (`scripts/interleave_check.py`) measures what gating costs on real clips.
+
+use image::RgbImage;
+
+use crate::detect::Rect;
+use crate::error::{Error, Result};
+use crate::geometry::{BBox, Class, Detection};
+
+/// Side, in pixels, of the square blocks whose mean luma the change map compares.
+pub const CELL: u32 = 8;
+/// Share of cells that must change at once for the frame to be swept whole (a scene cut, the
+/// camera moved, the exposure jumped): looking at regions that cover most of the frame costs more
+/// than the frame.
+const GLOBAL_CHANGE: f32 = 0.5;
+/// More separate regions than this and the frame is swept whole instead (each crop is a model run
+/// with its own overhead).
+const MAX_REGIONS: usize = 12;
+/// Least margin, in pixels, around changed cells: the part of a head that moved may be its edge.
+const MIN_MARGIN: f32 = 16.0;
+/// Least side of a region, in pixels: a detector needs some context around a small face.
+const MIN_SIDE: u32 = 64;
+
+/// Whether and how detection is gated by change (see the module doc).
+///
+/// ```
+/// use bystander::engine::gate::GateConfig;
+/// assert!(!GateConfig::default().enabled); // off unless asked for (`--gating`)
+/// let g = GateConfig::on();
+/// assert!(g.enabled && g.sweep_every == 8);
+/// assert!(GateConfig { sweep_every: 0, ..g }.validate().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct GateConfig {
+    /// Gate detection at all; off, every detected frame is searched whole.
+    pub enabled: bool,
+    /// Frames between whole-frame sweeps (1 to 100). Clips get at least this much look-ahead,
+    /// so a face a sweep finds is back-filled to the previous sweep.
+    pub sweep_every: usize,
+    /// Change in a cell's mean luma (0 to 255) that counts as the picture changing there (1 to
+    /// 255).
+    pub threshold: u8,
+}
+
+/// Off: on room_432p_long the gate left 0.9 points more of the reference boxes uncovered than
+/// searching every frame whole (BENCHMARKS.md, "Change-gated detection"), so it is not yet safe
+/// to be the default.
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            enabled: false,
+            sweep_every: 8,
+            threshold: 8,
+        }
+    }
+}
+
+impl GateConfig {
+    /// The gate on, with the default sweep period and threshold.
+    pub fn on() -> GateConfig {
+        GateConfig {
+            enabled: true,
+            ..GateConfig::default()
+        }
+    }
+
+    /// Checks the ranges, naming the setting and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        crate::engine::check_range("sweep-every", self.sweep_every, 1, 100, "1 to 100 frames")?;
+        if self.threshold == 0 {
+            return Err(Error::InvalidSetting {
+                name: "gate threshold",
+                value: "0".into(),
+                allowed: "1 to 255 luma levels",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where detection looks on one frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Look {
+    /// The whole frame, with every pass of the plan (as without gating).
+    Full,
+    /// Only these rectangles, at native resolution or more; none when nothing changed and
+    /// nothing is tracked.
+    Regions(Vec<Rect>),
+}
+
+/// What the gate did, for the engine's statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct GateStats {
+    /// Detected frames searched whole.
+    pub swept_frames: usize,
+    /// Detected frames searched in regions only.
+    pub gated_frames: usize,
+    /// Of those, frames with nothing to look at.
+    pub idle_frames: usize,
+    /// Sum over gated frames of the share of the frame the regions cover.
+    pub region_share: f64,
+}
+
+impl GateStats {
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, o: &GateStats) {
+        self.swept_frames += o.swept_frames;
+        self.gated_frames += o.gated_frames;
+        self.idle_frames += o.idle_frames;
+        self.region_share += o.region_share;
+    }
+}
+
+/// The gate's state across the frames of one sequence.
+pub(crate) struct Gate {
+    cfg: GateConfig,
+    /// Detected frames a changed cell stays in view (each interleaved model sees it once).
+    persist: u8,
+    /// Frames a detection stays in view.
+    watch_for: usize,
+    /// Frames between a detection's frame and the first frame whose look it may shape: the
+    /// frames in flight, so that what the gate sees does not depend on when answers arrive.
+    lag: usize,
+    size: (u32, u32),
+    cols: usize,
+    rows: usize,
+    reference: Vec<u8>,
+    current: Vec<u8>,
+    /// Detected frames each cell stays in view.
+    hot: Vec<u8>,
+    last_sweep: Option<usize>,
+    watched: Vec<(Class, BBox, usize)>,
+    stats: GateStats,
+}
+
+impl Gate {
+    /// A gate with `cfg`, keeping changes in view for `persist` detected frames and detections
+    /// for `watch_for` frames, from `lag` frames after theirs on (the engine's frames in flight:
+    /// the answer for frame `i` is always in by the time frame `i + lag` is pushed).
+    pub fn new(cfg: GateConfig, persist: usize, watch_for: usize, lag: usize) -> Gate {
+        Gate {
+            cfg,
+            persist: persist.clamp(1, 255) as u8,
+            watch_for,
+            lag,
+            size: (0, 0),
+            cols: 0,
+            rows: 0,
+            reference: Vec::new(),
+            current: Vec::new(),
+            hot: Vec::new(),
+            last_sweep: None,
+            watched: Vec::new(),
+            stats: GateStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> GateStats {
+        self.stats
+    }
+
+    /// Decides where detection looks on frame `index` (a frame that is detected).
+    pub fn look(&mut self, index: usize, image: &RgbImage) -> Look {
+        if !self.cfg.enabled {
+            self.stats.swept_frames += 1;
+            return Look::Full;
+        }
+        let (w, h) = image.dimensions();
+        if (w, h) != self.size {
+            self.size = (w, h);
+            self.cols = w.div_ceil(CELL) as usize;
+            self.rows = h.div_ceil(CELL) as usize;
+            self.reference.clear();
+            self.hot = vec![0; self.cols * self.rows];
+            self.last_sweep = None;
+        }
+        cell_means(image, &mut self.current);
+        let t = self.cfg.threshold;
+        let changed = if self.reference.len() == self.current.len() {
+            self.current
+                .iter()
+                .zip(&self.reference)
+                .filter(|(c, r)| c.abs_diff(**r) > t)
+                .count()
+        } else {
+            self.current.len()
+        };
+        let due = self
+            .last_sweep
+            .is_none_or(|s| index >= s + self.cfg.sweep_every);
+        if due || changed as f32 > GLOBAL_CHANGE * self.current.len() as f32 {
+            return self.sweep(index);
+        }
+        for ((c, r), hot) in self
+            .current
+            .iter()
+            .zip(self.reference.iter_mut())
+            .zip(self.hot.iter_mut())
+        {
+            if c.abs_diff(*r) > t {
+                *r = *c;
+                *hot = self.persist;
+            }
+        }
+        let mut rects = self.changed_regions();
+        for hot in self.hot.iter_mut() {
+            *hot = hot.saturating_sub(1);
+        }
+        self.watched
+            .retain(|(_, _, seen)| index <= seen + self.watch_for);
+        let lag = self.lag;
+        let mut objects: Vec<(Class, BBox)> = Vec::new();
+        let mut visible: Vec<&(Class, BBox, usize)> = self
+            .watched
+            .iter()
+            .filter(|(_, _, seen)| seen + lag < index)
+            .collect();
+        visible.sort_by_key(|(_, _, seen)| std::cmp::Reverse(*seen));
+        for (c, b, _) in visible {
+            // Sightings of one object on several frames make one region.
+            match objects
+                .iter_mut()
+                .find(|(oc, ob)| oc == c && ob.iou(b) > 0.3)
+            {
+                Some(o) => o.1 = o.1.enclose(b),
+                None => objects.push((*c, *b)),
+            }
+        }
+        rects.extend(objects.iter().map(|(_, b)| watch_rect(b, w, h)));
+        let rects = merge(rects);
+        if rects.len() > MAX_REGIONS {
+            return self.sweep(index);
+        }
+        let area: u64 = rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
+        self.stats.gated_frames += 1;
+        self.stats.idle_frames += usize::from(rects.is_empty());
+        self.stats.region_share += area as f64 / (f64::from(w) * f64::from(h)).max(1.0);
+        Look::Regions(rects)
+    }
+
+    fn sweep(&mut self, index: usize) -> Look {
+        self.reference.clone_from(&self.current);
+        self.hot.fill(0);
+        self.last_sweep = Some(index);
+        self.stats.swept_frames += 1;
+        Look::Full
+    }
+
+    /// Keeps the objects detected on frame `index` in view.
+    pub fn watch(&mut self, index: usize, found: &[Detection]) {
+        if !self.cfg.enabled {
+            return;
+        }
+        self.watched
+            .extend(found.iter().map(|d| (d.class, d.bbox, index)));
+    }
+
+    /// Rectangles, in pixels, around the groups of cells in view (8-connected after growing each
+    /// by a cell, so the fragments of one moving outline make one group), each grown by a margin.
+    fn changed_regions(&self) -> Vec<Rect> {
+        let (cols, rows) = (self.cols, self.rows);
+        let near = |i: usize| -> bool {
+            let (x, y) = ((i % cols) as isize, (i / cols) as isize);
+            (-1..=1).any(|dy| {
+                (-1..=1).any(|dx| {
+                    let (nx, ny) = (x + dx, y + dy);
+                    nx >= 0
+                        && ny >= 0
+                        && (nx as usize) < cols
+                        && (ny as usize) < rows
+                        && self.hot[ny as usize * cols + nx as usize] > 0
+                })
+            })
+        };
+        let mut grown: Vec<bool> = (0..cols * rows).map(near).collect();
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        for start in 0..grown.len() {
+            if !grown[start] {
+                continue;
+            }
+            grown[start] = false;
+            stack.push(start);
+            let (mut x1, mut y1, mut x2, mut y2) = (cols, rows, 0, 0);
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % cols, i / cols);
+                (x1, y1, x2, y2) = (x1.min(x), y1.min(y), x2.max(x), y2.max(y));
+                for ny in y.saturating_sub(1)..=(y + 1).min(rows - 1) {
+                    for nx in x.saturating_sub(1)..=(x + 1).min(cols - 1) {
+                        let j = ny * cols + nx;
+                        if grown[j] {
+                            grown[j] = false;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            let c = CELL as f32;
+            let b = BBox::new(
+                x1 as f32 * c,
+                y1 as f32 * c,
+                (x2 + 1) as f32 * c,
+                (y2 + 1) as f32 * c,
+            );
+            let margin = (0.25 * b.width().max(b.height())).max(MIN_MARGIN);
+            out.push(to_rect(
+                &BBox::new(b.x1 - margin, b.y1 - margin, b.x2 + margin, b.y2 + margin),
+                self.size.0,
+                self.size.1,
+            ));
+        }
+        out
+    }
+}
+
+/// The region kept in view around an object found lately: its box grown by its own size on every
+/// side (it may have moved that far while the frames in flight were detected).
+fn watch_rect(b: &BBox, w: u32, h: u32) -> Rect {
+    let gx = b.width().max(MIN_MARGIN);
+    let gy = b.height().max(MIN_MARGIN);
+    to_rect(&BBox::new(b.x1 - gx, b.y1 - gy, b.x2 + gx, b.y2 + gy), w, h)
+}
+
+/// The whole-pixel rectangle enclosing `b`, clipped to the frame, at least [`MIN_SIDE`] on each
+/// side where the frame allows.
+fn to_rect(b: &BBox, w: u32, h: u32) -> Rect {
+    let span = |lo: f32, hi: f32, len: u32| -> (u32, u32) {
+        let lo = if lo.is_finite() {
+            lo.floor().max(0.0)
+        } else {
+            0.0
+        };
+        let hi = if hi.is_finite() {
+            hi.ceil()
+        } else {
+            len as f32
+        };
+        let (mut a, mut b) = ((lo as u32).min(len), (hi.max(0.0) as u32).min(len));
+        let need = MIN_SIDE.min(len);
+        if b - a.min(b) < need {
+            let mid = (a + b) / 2;
+            a = mid.saturating_sub(need / 2).min(len - need);
+            b = a + need;
+        }
+        (a, b - a)
+    };
+    let (x, rw) = span(b.x1, b.x2, w);
+    let (y, rh) = span(b.y1, b.y2, h);
+    Rect { x, y, w: rw, h: rh }
+}
+
+fn overlap(a: &Rect, b: &Rect) -> bool {
+    a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
+}
+
+/// Replaces overlapping rectangles by their enclosing one until none overlap, so that an object
+/// on the border of two regions is seen whole in their union.
+fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
+    let mut i = 0;
+    while i < rects.len() {
+        let mut merged = false;
+        let mut j = i + 1;
+        while j < rects.len() {
+            if overlap(&rects[i], &rects[j]) {
+                let b = rects.swap_remove(j);
+                rects[i] = rects[i].enclosing(&b);
+                merged = true;
+            } else {
+                j += 1;
+            }
+        }
+        if merged {
+            i = 0;
+        } else {
+            i += 1;
+        }
+    }
+    rects
+}
+
+/// Mean luma (BT.601 weights) of each [`CELL`] x [`CELL`] block of `image`, row by row, sampled
+/// on every second pixel of every second row.
+fn cell_means(image: &RgbImage, out: &mut Vec<u8>) {
+    let (w, h) = image.dimensions();
+    let (cols, rows) = (w.div_ceil(CELL) as usize, h.div_ceil(CELL) as usize);
+    let mut sums = vec![(0u32, 0u32); cols * rows];
+    let raw = image.as_raw();
+    let stride = w as usize * 3;
+    for y in (0..h as usize).step_by(2) {
+        let row = &raw[y * stride..(y + 1) * stride];
+        let base = (y / CELL as usize) * cols;
+        for x in (0..w as usize).step_by(2) {
+            let p = &row[x * 3..x * 3 + 3];
+            let luma = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
+            let s = &mut sums[base + x / CELL as usize];
+            s.0 += luma;
+            s.1 += 1;
+        }
+    }
+    out.clear();
+    out.extend(sums.iter().map(|&(s, n)| (s / n.max(1)) as u8));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(w: u32, h: u32, square: Option<(u32, u32, u32)>) -> RgbImage {
+        let mut img = RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90]));
+        if let Some((x, y, s)) = square {
+            for yy in y..(y + s).min(h) {
+                for xx in x..(x + s).min(w) {
+                    img.put_pixel(xx, yy, image::Rgb([230, 200, 180]));
+                }
+            }
+        }
+        img
+    }
+
+    fn inside(r: &Rect, x: u32, y: u32, s: u32) -> bool {
+        r.x <= x && r.y <= y && x + s <= r.x + r.w && y + s <= r.y + r.h
+    }
+
+    #[test]
+    fn first_frame_and_every_sweep_period_look_at_the_whole_frame() {
+        let cfg = GateConfig::on();
+        let mut g = Gate::new(cfg, 2, 10, 0);
+        let still = frame(320, 240, None);
+        for i in 0..20 {
+            let look = g.look(i, &still);
+            assert_eq!(
+                look == Look::Full,
+                i % cfg.sweep_every == 0,
+                "frame {i}: {look:?}"
+            );
+            if look != Look::Full {
+                assert_eq!(look, Look::Regions(vec![]));
+            }
+        }
+    }
+
+    /// Generated cases: an object of random size appears at a random place (and then moves) on an
+    /// otherwise still picture; every frame it changes is looked at in a region that holds it
+    /// whole, and once it is found it stays in view when it stops.
+    #[test]
+    fn every_change_lies_whole_inside_a_region_and_found_objects_stay_in_view() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n)) as u32
+        };
+        for case in 0..200 {
+            let (w, h) = (200 + next(600), 150 + next(450));
+            let s = 10 + next(60).min(w.min(h) - 12);
+            let (mut x, mut y) = (next(w - s), next(h - s));
+            let mut g = Gate::new(GateConfig::on(), 2, 12, 0);
+            g.look(0, &frame(w, h, None));
+            for i in 1..7 {
+                let img = frame(w, h, Some((x, y, s)));
+                let look = g.look(i, &img);
+                match &look {
+                    Look::Full => {}
+                    Look::Regions(rs) => assert!(
+                        rs.iter().any(|r| inside(r, x, y, s)),
+                        "case {case} frame {i}: square {s} at ({x},{y}) outside {rs:?}"
+                    ),
+                }
+                // The detector finds it; then it stops moving after frame 3.
+                let found = Detection {
+                    bbox: BBox::new(x as f32, y as f32, (x + s) as f32, (y + s) as f32),
+                    score: 0.9,
+                    class: Class::Face,
+                    landmarks: Vec::new(),
+                };
+                g.watch(i, &[found]);
+                if i < 3 {
+                    x = (x + next(5)).min(w - s);
+                    y = (y + next(5)).min(h - s);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_global_change_sweeps_the_frame() {
+        let mut g = Gate::new(GateConfig::on(), 2, 10, 0);
+        g.look(0, &frame(320, 240, None));
+        let brighter = RgbImage::from_pixel(320, 240, image::Rgb([140, 140, 140]));
+        assert_eq!(g.look(1, &brighter), Look::Full);
+        assert_eq!(g.look(2, &brighter), Look::Regions(vec![]));
+    }
+
+    #[test]
+    fn slow_drift_adds_up_until_it_is_looked_at() {
+        let mut g = Gate::new(
+            GateConfig {
+                sweep_every: 100,
+                ..GateConfig::on()
+            },
+            1,
+            10,
+            0,
+        );
+        g.look(0, &frame(320, 240, None));
+        // A patch brightening by 3 levels a frame: under the threshold frame to frame.
+        let mut seen = false;
+        for i in 1..10u8 {
+            let mut img = frame(320, 240, None);
+            for y in 100..140 {
+                for x in 100..140 {
+                    img.put_pixel(x, y, image::Rgb([90 + 3 * i; 3]));
+                }
+            }
+            if let Look::Regions(rs) = g.look(usize::from(i), &img) {
+                seen |= rs.iter().any(|r| inside(r, 100, 100, 40));
+            }
+        }
+        assert!(seen, "the drift was never looked at");
+    }
+
+    #[test]
+    fn the_gate_off_looks_at_every_frame_whole() {
+        let mut g = Gate::new(GateConfig::default(), 2, 10, 0);
+        for i in 0..5 {
+            assert_eq!(g.look(i, &frame(64, 64, None)), Look::Full);
+        }
+    }
+
+    #[test]
+    fn rectangles_are_clipped_and_at_least_the_least_side() {
+        let r = to_rect(&BBox::new(-50.0, 10.0, 5.0, f32::NAN), 100, 40);
+        assert_eq!((r.x, r.w), (0, 64));
+        assert_eq!((r.y, r.h), (0, 40));
+        let r = to_rect(&BBox::new(95.0, 0.0, 99.0, 2.0), 100, 100);
+        assert!(r.x + r.w <= 100 && r.w == 64, "{r:?}");
+    }
+}
