@@ -291,6 +291,9 @@ impl Gate {
         }
         self.watched
             .extend(found.iter().map(|d| (d.class, d.bbox, index)));
+        // Pruned here too, not only on gated frames: a stream of sweeps must not grow the list.
+        let keep = self.watch_for + self.lag;
+        self.watched.retain(|(_, _, seen)| seen + keep >= index);
     }
 
     /// Rectangles, in pixels, around the groups of cells in view (8-connected after growing each
@@ -556,6 +559,21 @@ mod tests {
             }
         }
         assert!(seen, "the drift was never looked at");
+    }
+
+    #[test]
+    fn sightings_are_forgotten_even_when_every_frame_is_swept() {
+        let mut g = Gate::new(GateConfig::on(), 2, 10, 6);
+        let d = Detection {
+            bbox: BBox::new(10.0, 10.0, 30.0, 30.0),
+            score: 0.9,
+            class: Class::Face,
+            landmarks: Vec::new(),
+        };
+        for i in 0..10_000 {
+            g.watch(i, std::slice::from_ref(&d));
+        }
+        assert!(g.watched.len() <= 17, "{} sightings kept", g.watched.len());
     }
 
     #[test]
