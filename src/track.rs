@@ -77,10 +77,10 @@ impl Default for TrackConfig {
 const HOLD_SPREAD: f32 = 0.5;
 
 /// Score under which a held box is never grown: it follows its object's predicted motion at the
-/// size it was last seen, without [`HOLD_SPREAD`] and without the predicted change of size. A box
-/// that scored this low is as likely a false face over the background as a face, and growing it
-/// frame after frame painted most of a face-free parking-lot clip; a real face that scores this low
-/// is small, and the next detection or the sweep finds it again.
+/// size it was last seen, without the hold's motion spread and without the predicted change of
+/// size. A box that scored this low is as likely a false face over the background as a face, and
+/// growing it frame after frame painted most of a face-free parking-lot clip; a real face that
+/// scores this low is small, and the next detection finds it again.
 pub const GROW_SCORE: f32 = 0.3;
 
 #[derive(Clone, Debug)]
