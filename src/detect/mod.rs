@@ -352,7 +352,7 @@ fn touches_interior_edge(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) 
 /// at least [`LARGE_FACE_SCORE`]. A face that large fills the model's view and scores high; a box
 /// that large just over the preset's threshold is mostly a false face (on footage without faces
 /// they cover trees and tarmac, and one of them hides the whole scene). On the WIDER dev photos
-/// (threshold 0.1), 14 of the 19 boxes over 0.3 of the frame that match a labelled face score above
+/// (threshold 0.1), 16 of the 19 boxes over 0.3 of the frame that match a labelled face score above
 /// 0.97, and 6 of the 10 that match none score under 0.3. The pair (0.4, 0.2) is the strictest
 /// that loses nothing there, photo and clip plans alike (BENCHMARKS.md, "Large low-score faces"):
 /// at (0.3, 0.2) a real 124-px face scoring 0.12 goes, and at a score of 0.3 one false box that
