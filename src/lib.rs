@@ -49,6 +49,25 @@ pub mod review;
 pub mod runtime;
 pub mod stream;
 pub mod track;
+
+/// A small deterministic generator for the generated-case tests of several modules.
+#[cfg(test)]
+pub(crate) struct TestRng(u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn new(seed: u64) -> TestRng {
+        TestRng(seed.max(1))
+    }
+
+    /// A number in `0..n` (xorshift64).
+    pub(crate) fn below(&mut self, n: u32) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % u64::from(n.max(1))) as u32
+    }
+}
 #[cfg(feature = "video")]
 pub mod video;
 

@@ -407,13 +407,8 @@ mod tests {
     /// its own size on every frame of its hold; the same box scoring high widens.
     #[test]
     fn a_low_score_box_is_held_without_growing() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % u64::from(n)) as f32
-        };
+        let mut rng = crate::TestRng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u32| rng.below(n) as f32;
         for _ in 0..200 {
             let (w, h) = (10.0 + next(900), 10.0 + next(900));
             let (vx, vy, vs) = (next(60) - 30.0, next(60) - 30.0, next(20) - 5.0);

@@ -435,17 +435,17 @@ impl ModelDetector {
         if w == 0 || h == 0 || regions.is_empty() {
             return Ok(Vec::new());
         }
+        if self.runner.fixed_input().is_some() {
+            // A fixed-input model costs the same on any rectangle: it looks at the whole frame, as
+            // it would without gating, and gating saves only the frames with nothing to look at.
+            return self.detect(frame);
+        }
         let full = self.passes(w, h);
         let cost = |r: &Rect, sx: f32, sy: f32| r.w as f32 * sx * r.h as f32 * sy;
         let full_cost: f32 = full
             .iter()
             .map(|p| cost(&p.region, p.scale * p.widen, p.scale))
             .sum();
-        if self.runner.fixed_input().is_some() {
-            // A fixed-input model costs the same on any rectangle: it looks at the whole frame, as
-            // it would without gating, and gating saves only the frames with nothing to look at.
-            return self.detect(frame);
-        }
         let scale = full[0].scale.max(1.0).min(self.plan.max_upscale.max(1.0));
         let crops: Vec<(Rect, f32)> = regions.iter().map(|r| (*r, scale)).collect();
         let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();

@@ -44,23 +44,6 @@ impl Rect {
             h: y2 - y,
         }
     }
-
-    /// This rectangle grown about its centre to at least `min_w` x `min_h`, kept inside a
-    /// `frame_w` x `frame_h` frame (and no larger than it).
-    pub fn grown_to(&self, min_w: u32, min_h: u32, frame_w: u32, frame_h: u32) -> Rect {
-        let span = |start: u32, len: u32, min: u32, frame: u32| -> (u32, u32) {
-            let need = min.min(frame);
-            if len >= need {
-                return (start, len.min(frame));
-            }
-            let mid = start + len / 2;
-            let s = mid.saturating_sub(need / 2).min(frame - need);
-            (s, need)
-        };
-        let (x, w) = span(self.x, self.w, min_w, frame_w);
-        let (y, h) = span(self.y, self.h, min_h, frame_h);
-        Rect { x, y, w, h }
-    }
 }
 
 /// Maps tensor pixels to frame pixels: `frame = tensor * scale + offset`, per axis.

@@ -485,13 +485,8 @@ mod tests {
     /// whole, and once it is found it stays in view when it stops.
     #[test]
     fn every_change_lies_whole_inside_a_region_and_found_objects_stay_in_view() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % u64::from(n)) as u32
-        };
+        let mut rng = crate::TestRng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u32| rng.below(n);
         for case in 0..200 {
             let (w, h) = (200 + next(600), 150 + next(450));
             let s = 10 + next(60).min(w.min(h) - 12);

@@ -204,10 +204,11 @@ fn variable_frame_rate_timestamps_are_preserved() {
     assert_same_times(&times, &frame_times(&out.join("vfr.mkv")));
 }
 
-/// The astronaut (scaled to 192 px) crossing a grey 480x270 frame at 5 px per frame; returns the
-/// face box (inner part) on frame `n`.
-fn moving_face_clip(path: &Path) -> impl Fn(usize) -> [usize; 4] {
+/// A 50-frame 480x270 clip of the astronaut (scaled to 192 px) on grey, placed by `overlay`
+/// (an FFmpeg overlay option string, `x=...:y=...` and perhaps `enable=...`).
+fn face_clip(path: &Path, overlay: &str) {
     let face = fixture("astronaut.jpg");
+    let filter = format!("[1:v]scale=192:192[f];[0:v][f]overlay={overlay}:shortest=1");
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -218,7 +219,7 @@ fn moving_face_clip(path: &Path) -> impl Fn(usize) -> [usize; 4] {
         "-i",
         face.to_str().unwrap(),
         "-filter_complex",
-        "[1:v]scale=192:192[f];[0:v][f]overlay=x='10+5*n':y=40:shortest=1",
+        &filter,
         "-frames:v",
         "50",
         "-c:v",
@@ -227,6 +228,12 @@ fn moving_face_clip(path: &Path) -> impl Fn(usize) -> [usize; 4] {
         "yuv420p",
         path.to_str().unwrap(),
     ]);
+}
+
+/// The astronaut crossing a grey 480x270 frame at 5 px per frame; returns the face box (inner
+/// part) on frame `n`.
+fn moving_face_clip(path: &Path) -> impl Fn(usize) -> [usize; 4] {
+    face_clip(path, "x='10+5*n':y=40");
     // Face at (181..270, 58..178) of the 512-px portrait, scale 0.375; inner 60 %.
     |n| {
         let x = 10 + 5 * n;
@@ -287,26 +294,7 @@ fn a_moving_face_is_redacted_on_every_frame() {
 fn a_face_that_appears_and_stands_still_is_covered_on_every_frame_under_gating() {
     let d = tempfile::tempdir().unwrap();
     let input = d.path().join("still.mp4");
-    let face = fixture("astronaut.jpg");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=0x606468:size=480x270:rate=25:duration=2",
-        "-loop",
-        "1",
-        "-i",
-        face.to_str().unwrap(),
-        "-filter_complex",
-        "[1:v]scale=192:192[f];[0:v][f]overlay=x=150:y=40:enable='gte(n,10)':shortest=1",
-        "-frames:v",
-        "50",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        input.to_str().unwrap(),
-    ]);
+    face_clip(&input, "x=150:y=40:enable='gte(n,10)'");
     let out = d.path().join("out");
     redact(&input, &out, &["--classes", "face", "--gating"]);
     let red = out.join("still.mp4");
