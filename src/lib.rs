@@ -67,6 +67,11 @@ impl TestRng {
         self.0 ^= self.0 << 17;
         (self.0 % u64::from(n.max(1))) as u32
     }
+
+    /// A number in `[0, 1]`, in steps of 1/1000.
+    pub(crate) fn unit(&mut self) -> f32 {
+        self.below(1001) as f32 / 1000.0
+    }
 }
 #[cfg(feature = "video")]
 pub mod video;

@@ -8,8 +8,8 @@
 //! * a [`ModelDetector`] decides which rectangles at which scale one model looks at: the whole
 //!   frame at a working size (magnified up to 2× for small frames, because that is what finds
 //!   faces under 20 px), plus native-resolution tiles when the working size shrinks a large
-//!   frame; boxes cut by an interior tile edge are dropped (an overlapping tile sees the object
-//!   whole) and passes are merged by enclosure;
+//!   frame; small boxes cut by a tile's edge are kept (an object wider than the tiles' overlap
+//!   is cut in every tile, and only its pieces cover it) and passes are merged by enclosure;
 //! * a [`DetectorSet`] runs the models chosen for each class and merges their boxes by
 //!   enclosure, so a tight box from one model never shrinks a looser one from another.
 //!
@@ -337,15 +337,42 @@ pub fn spans(len: u32, n: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Whether a box found in a tile touches one of the tile's interior edges (an edge that is not
-/// also the frame's edge), meaning the object may be cut.
-fn touches_interior_edge(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool {
-    const MARGIN: f32 = 2.0;
-    let b = &d.bbox;
-    (tile.x > 0 && b.x1 <= tile.x as f32 + MARGIN)
-        || (tile.y > 0 && b.y1 <= tile.y as f32 + MARGIN)
-        || (tile.x + tile.w < frame_w && b.x2 >= (tile.x + tile.w) as f32 - MARGIN)
-        || (tile.y + tile.h < frame_h && b.y2 >= (tile.y + tile.h) as f32 - MARGIN)
+/// Native windows of `size` (at most the `w` x `h` frame) inside the frame that hold each of
+/// `regions` whole where it fits in one, and cover it with overlapping spans (see [`spans`]), each
+/// held whole by a window, where it does not. The same window is listed once.
+fn windows_around(regions: &[Rect], size: (u32, u32), w: u32, h: u32) -> Vec<Rect> {
+    let (sw, sh) = (size.0.clamp(1, w.max(1)), size.1.clamp(1, h.max(1)));
+    // Spans of `len` no longer than `win`: the fewest that fit, overlap included.
+    let split = |len: u32, win: u32| {
+        let mut n = len.div_ceil(win).max(1);
+        while n < len && spans(len, n)[0].1 > win {
+            n += 1;
+        }
+        spans(len, n)
+    };
+    // A window of `win` centred on the span `start..start + len`, inside `0..frame`.
+    let place = |start: u32, len: u32, win: u32, frame: u32| {
+        (start + len / 2)
+            .saturating_sub(win / 2)
+            .min(frame.saturating_sub(win))
+    };
+    let mut out: Vec<Rect> = Vec::new();
+    for r in regions {
+        for &(y0, th) in &split(r.h, sh) {
+            for &(x0, tw) in &split(r.w, sw) {
+                let win = Rect {
+                    x: place(r.x + x0, tw, sw, w),
+                    y: place(r.y + y0, th, sh, h),
+                    w: sw,
+                    h: sh,
+                };
+                if !out.contains(&win) {
+                    out.push(win);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Long side of a face box, as a share of the frame's long side, from which the face must score
@@ -361,12 +388,29 @@ pub const LARGE_FACE: f32 = 0.4;
 /// The least score of a face box at least [`LARGE_FACE`] of the frame.
 pub const LARGE_FACE_SCORE: f32 = 0.2;
 
-/// Whether a detection is kept by the size-dependent threshold: faces at least [`LARGE_FACE`] of a
-/// `w` x `h` frame's long side must score [`LARGE_FACE_SCORE`].
+/// Height of a plate box, as a share of the frame's height, from which the plate must score at
+/// least [`LARGE_PLATE_SCORE`]. A plate is wider than it is tall even turned 60 degrees away, so a
+/// plate box this tall is a plate filling the frame, a close-up no camera of this kind records. The
+/// boxes that tall are frame-sized false plates: on the hard plate set (`scripts/hard_plates.py`)
+/// a barrel-distorted frame's dark corners make the whole picture look like a plate, boxed 0.82 to
+/// 0.97 of the frame high at scores 0.19 to 0.51, and on the hard clip one such box, scoring 0.36
+/// to 0.51, hid every plate by accident on 80 % of the frames. The tallest real plates of the dev
+/// photos are boxed 0.33 to 0.43 of the frame high and score 0.51 to 0.79.
+pub const LARGE_PLATE: f32 = 0.6;
+/// The least score of a plate box at least [`LARGE_PLATE`] of the frame's height.
+pub const LARGE_PLATE_SCORE: f32 = 0.6;
+
+/// Whether a detection is kept by the size-dependent thresholds: faces at least [`LARGE_FACE`] of a
+/// `w` x `h` frame's long side must score [`LARGE_FACE_SCORE`], plates at least [`LARGE_PLATE`] of
+/// its height [`LARGE_PLATE_SCORE`].
 pub fn plausible(d: &Detection, w: u32, h: u32) -> bool {
-    d.class != Class::Face
-        || d.score >= LARGE_FACE_SCORE
-        || d.bbox.width().max(d.bbox.height()) < LARGE_FACE * w.max(h) as f32
+    match d.class {
+        Class::Face => {
+            d.score >= LARGE_FACE_SCORE
+                || d.bbox.width().max(d.bbox.height()) < LARGE_FACE * w.max(h) as f32
+        }
+        Class::Plate => d.score >= LARGE_PLATE_SCORE || d.bbox.height() < LARGE_PLATE * h as f32,
+    }
 }
 
 /// Keeps finite, non-empty boxes, clipped to the frame, that pass the size-dependent threshold.
@@ -379,6 +423,23 @@ fn sanitize(dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
         })
         .filter(|d| d.bbox.area() > 0.0)
         .collect()
+}
+
+/// Whether a box found in a tile touches one of the tile's interior edges (an edge that is not
+/// also the frame's edge) and spans half the tile or more along either axis; such boxes are
+/// dropped. A smaller box cut by the edge is kept: an object wider than the tiles' overlap (a plate
+/// seen close) is cut in every tile, and only its pieces cover it, while merging by enclosure lets
+/// no piece shrink a whole box another pass found. A box that spans half a tile is an object the
+/// whole-frame pass sees large enough, or a false box: YOLOv8n boxes whole tiles as plates (on the
+/// hard plate set, six tile-sized false plates scoring 0.45 to 0.62 in 40 frames).
+fn cut_and_large(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool {
+    const MARGIN: f32 = 2.0;
+    let b = &d.bbox;
+    let cut = (tile.x > 0 && b.x1 <= tile.x as f32 + MARGIN)
+        || (tile.y > 0 && b.y1 <= tile.y as f32 + MARGIN)
+        || (tile.x + tile.w < frame_w && b.x2 >= (tile.x + tile.w) as f32 - MARGIN)
+        || (tile.y + tile.h < frame_h && b.y2 >= (tile.y + tile.h) as f32 - MARGIN);
+    cut && (b.width() >= tile.w as f32 / 2.0 || b.height() >= tile.h as f32 / 2.0)
 }
 
 /// One model with its pass plan.
@@ -435,12 +496,23 @@ impl ModelDetector {
         if w == 0 || h == 0 || regions.is_empty() {
             return Ok(Vec::new());
         }
-        if self.runner.fixed_input().is_some() {
-            // A fixed-input model costs the same on any rectangle: it looks at the whole frame, as
-            // it would without gating, and gating saves only the frames with nothing to look at.
-            return self.detect(frame);
-        }
         let full = self.passes(w, h);
+        if let Some((fw, fh)) = self.runner.fixed_input() {
+            // A fixed-input model costs the same on any rectangle. On a frame its plan looks at
+            // whole, it does so, as it would without gating, and gating saves only the frames with
+            // nothing to look at. Where its plan adds native tiles (the frame is larger than its
+            // input), it looks at native windows of its input's size around the regions, fewer
+            // than the tiles, so a small plate keeps its pixels at a fraction of the tiles' cost.
+            let windows = windows_around(regions, (fw, fh), w, h);
+            if !full.iter().any(|p| p.tile) || windows.len() >= full.len() {
+                return self.detect(frame);
+            }
+            let mut all = Vec::new();
+            for window in windows {
+                all.extend(self.runner.detect_region(frame, window, [1.0, 1.0])?);
+            }
+            return Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU));
+        }
         let cost = |r: &Rect, sx: f32, sy: f32| r.w as f32 * sx * r.h as f32 * sy;
         let full_cost: f32 = full
             .iter()
@@ -473,7 +545,7 @@ impl Detector for ModelDetector {
             all.extend(
                 found
                     .into_iter()
-                    .filter(|d| !(pass.tile && touches_interior_edge(d, pass.region, w, h))),
+                    .filter(|d| !(pass.tile && cut_and_large(d, pass.region, w, h))),
             );
         }
         Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
@@ -685,8 +757,14 @@ fn preset(
     // Clips at the balanced preset: the same models and thresholds on a per-frame budget, no
     // tiles and no widened pass (see `DetectConfig::for_clips`).
     if clip && recall == Recall::Balanced {
-        for (_, _, p) in &mut models {
-            p.tiles = Tiles::Off;
+        for (m, _, p) in &mut models {
+            // The plate YOLO keeps its native tiles on frames larger than its input: whole, a
+            // 1080p frame shrinks a 24-px plate to 14 px and a 2560-px one to 6, below what it
+            // finds (see `scripts/hard_plates.py`).
+            p.tiles = match (class, m.family) {
+                (Class::Plate, Family::Yolo) => Tiles::Auto,
+                _ => Tiles::Off,
+            };
             p.widen = 1.0;
             p.working_size = match class {
                 Class::Face => CLIP_WORKING_SIZE,
@@ -799,9 +877,14 @@ impl DetectConfig {
 
     /// The settings for clips. A clip is detected on every frame and the tracker carries masks
     /// across misses, so the per-frame budget is what matters. The balanced preset drops the
-    /// tiles; its face models run their whole-frame pass at 960 px (a 1080p frame at half size,
-    /// where a 30-px face is still 15 px, inside what CenterFace and RetinaFace find) and the
-    /// plate models at 640 px ([`CLIP_PLATE_WORKING_SIZE`]). Its two models per class take turns
+    /// face models' tiles; they run their whole-frame pass at 960 px (a 1080p frame at half size,
+    /// where a 30-px face is still 15 px, inside what CenterFace and RetinaFace find). The plate
+    /// models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
+    /// tiles on frames over 800 px: plates are small in camera footage, and at 640 px a 1080p
+    /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated
+    /// hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at
+    /// least 16 px high and turned at most 45 degrees without the tiles, 0.81 with them, at
+    /// about twice the plate model's cost). Its two models per class take turns
     /// ([`DetectConfig::interleave`]): each frame gets a fresh detection from one face and one
     /// plate model, and each model sees every object at least every second frame, which the hold
     /// (8 frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
@@ -977,6 +1060,98 @@ impl Detector for DetectorSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::BBox;
+
+    #[test]
+    fn native_windows_hold_every_pixel_of_every_region() {
+        let mut rng = crate::TestRng::new(5);
+        for _ in 0..300 {
+            let (w, h) = (rng.below(4000) + 1, rng.below(2500) + 1);
+            let size = (640, 640);
+            let regions: Vec<Rect> = (0..rng.below(6))
+                .map(|_| {
+                    let (x, y) = (rng.below(w), rng.below(h));
+                    Rect {
+                        x,
+                        y,
+                        w: rng.below(w - x) + 1,
+                        h: rng.below(h - y) + 1,
+                    }
+                })
+                .collect();
+            let wins = windows_around(&regions, size, w, h);
+            for win in &wins {
+                assert!(
+                    win.x + win.w <= w && win.y + win.h <= h,
+                    "{win:?} outside {w}x{h}"
+                );
+                assert_eq!((win.w, win.h), (640.min(w), 640.min(h)));
+            }
+            // Every pixel of a region lies in a window (checked on a grid and at the corners).
+            for r in &regions {
+                let xs = (r.x..r.x + r.w).step_by(17).chain([r.x + r.w - 1]);
+                for x in xs {
+                    for y in (r.y..r.y + r.h).step_by(17).chain([r.y + r.h - 1]) {
+                        assert!(
+                            wins.iter()
+                                .any(|b| b.x <= x && x < b.x + b.w && b.y <= y && y < b.y + b.h),
+                            "({x}, {y}) of {r:?} in no window of {wins:?} ({w}x{h})"
+                        );
+                    }
+                }
+                // A region that fits in a window lies whole in one.
+                if r.w <= 640 && r.h <= 640 {
+                    assert!(wins.iter().any(|b| b.enclosing(r) == *b), "{r:?} split");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_boxes_must_score_higher_small_ones_keep_the_preset_threshold() {
+        // Generated cases over frame shapes, box sizes and scores: a box is dropped exactly when it
+        // is large for its class and scores under that class's large-box score.
+        let mut rng = crate::TestRng::new(11);
+        for _ in 0..2000 {
+            let (w, h) = (rng.below(3000) + 16, rng.below(3000) + 16);
+            let (bw, bh) = (rng.unit() * w as f32, rng.unit() * h as f32);
+            let score = rng.unit();
+            for class in Class::ALL {
+                let d = Detection {
+                    class,
+                    score,
+                    bbox: BBox::new(0.0, 0.0, bw, bh),
+                    landmarks: Vec::new(),
+                };
+                let (large, least) = match class {
+                    Class::Face => (bw.max(bh) >= LARGE_FACE * w.max(h) as f32, LARGE_FACE_SCORE),
+                    Class::Plate => (bh >= LARGE_PLATE * h as f32, LARGE_PLATE_SCORE),
+                };
+                assert_eq!(
+                    plausible(&d, w, h),
+                    !large || score >= least,
+                    "{d:?} in {w}x{h}"
+                );
+            }
+        }
+        // The frame-sized false plate of the hard plate clip goes; the dev photos' tallest plate stays.
+        let plate = |score, bbox| Detection {
+            class: Class::Plate,
+            score,
+            bbox,
+            landmarks: Vec::new(),
+        };
+        assert!(!plausible(
+            &plate(0.51, BBox::new(43.0, 33.0, 1871.0, 1012.0)),
+            1920,
+            1080
+        ));
+        assert!(plausible(
+            &plate(0.51, BBox::new(100.0, 300.0, 890.0, 622.0)),
+            1000,
+            750
+        ));
+    }
 
     #[test]
     fn spans_cover_the_length_with_overlap() {
@@ -1019,23 +1194,27 @@ mod tests {
     }
 
     #[test]
-    fn boxes_on_interior_tile_edges_are_dropped_but_frame_edges_are_kept() {
+    fn large_boxes_cut_by_interior_tile_edges_are_dropped_pieces_and_frame_edges_kept() {
         let tile = Rect {
             x: 100,
             y: 0,
             w: 100,
             h: 100,
         };
-        let at = |x1, x2| Detection {
-            class: Class::Face,
+        let at = |x1, x2, y2| Detection {
+            class: Class::Plate,
             score: 0.9,
-            bbox: crate::geometry::BBox::new(x1, 10.0, x2, 20.0),
+            bbox: crate::geometry::BBox::new(x1, 10.0, x2, y2),
             landmarks: vec![],
         };
-        assert!(touches_interior_edge(&at(100.0, 120.0), tile, 200, 100));
-        assert!(!touches_interior_edge(&at(150.0, 160.0), tile, 200, 100));
+        // Cut by the left edge: a piece is kept, a box spanning half the tile goes.
+        assert!(!cut_and_large(&at(100.0, 130.0, 20.0), tile, 200, 100));
+        assert!(cut_and_large(&at(100.0, 150.0, 20.0), tile, 200, 100));
+        assert!(cut_and_large(&at(100.0, 120.0, 60.0), tile, 200, 100));
+        // Inside the tile, any size is kept.
+        assert!(!cut_and_large(&at(110.0, 190.0, 90.0), tile, 200, 100));
         // The tile's right edge is the frame's right edge: a box there is whole.
-        assert!(!touches_interior_edge(&at(180.0, 200.0), tile, 200, 100));
+        assert!(!cut_and_large(&at(120.0, 200.0, 90.0), tile, 200, 100));
     }
 
     #[test]

@@ -160,12 +160,24 @@ fn live_view_redacts_a_strided_bgr_buffer_in_place() {
 #[test]
 fn streams_get_the_video_plan_never_the_photo_plan() {
     runtime();
-    // The default photo preset tiles a 1080p frame and widens it; a stream must not.
+    // The default photo preset tiles a 1080p frame for every model and widens it; a stream must
+    // not, but for the plate YOLO, whose fixed 640-px input would shrink a 1080p frame's small
+    // plates below what it finds: it keeps its native tiles.
     let cfg = StreamConfig::default();
     let clip = cfg.detect.for_clips().resolve().unwrap();
+    for c in &clip {
+        let tiled =
+            c.model.class == Class::Plate && c.model.family == bystander::models::Family::Yolo;
+        let want = if tiled {
+            bystander::detect::Tiles::Auto
+        } else {
+            bystander::detect::Tiles::Off
+        };
+        assert_eq!(c.plan.tiles, want, "{}", c.model.name);
+    }
     assert!(clip
         .iter()
-        .all(|c| c.plan.tiles == bystander::detect::Tiles::Off));
+        .any(|c| c.plan.tiles != bystander::detect::Tiles::Off));
     assert!(clip.iter().all(|c| c.plan.widen == 1.0));
     let fast = StreamConfig::new(
         DetectConfig {

@@ -385,9 +385,10 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Detect with the settings clips get (the balanced preset without tiles, faces at 960 px,
-    /// plates at 640 px), to see what a preset finds in a clip. Interleaved models are all run,
-    /// as a still scene gets them within two frames.
+    /// Detect with the settings clips get (at the balanced preset: faces at 960 px without
+    /// tiles, plates at 640 px with the YOLOv8n plate model's native tiles on large frames), to
+    /// see what a preset finds in a clip. Interleaved models are all run, as a still scene gets
+    /// them within two frames.
     #[arg(long)]
     pub as_clip: bool,
     /// List each labelled box at least this many pixels high that was not covered, with its
