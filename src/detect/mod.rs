@@ -326,7 +326,7 @@ impl PassPlan {
 /// `len / most` spans instead makes each an overlap longer than the input, shrunk to fit: a
 /// 1920 x 1080 frame's three by two tiles of 720 x 608 reach YOLOv8n at 0.89 of their size, and on
 /// the hard plate set (`scripts/hard_plates.py`) it found 0.44 of the 16-px plates turned at most
-/// 45 degrees that way, 0.91 with tiles magnified 1.1 to 1.5 times.
+/// 45 degrees that way, and 0.78 with the 4 x 2 tiles that fit.
 pub fn fitting(len: u32, most: u32) -> u32 {
     let mut n = len.div_ceil(most.max(1)).max(1);
     while n < len && spans(len, n)[0].1 > most {
@@ -493,9 +493,11 @@ impl ModelDetector {
     /// Detects only inside `regions` of the frame (the change gate's crops, see
     /// [`crate::engine::gate`]): each at native resolution, or magnified as much as the plan
     /// magnifies the whole frame where that is more, never shrunk. A fixed-input model (YOLOv8 at
-    /// 640 x 640) costs the same whatever it looks at, so it runs its whole-frame passes when
-    /// there is any region (a crop letterboxed to its input was tried: on room_432p_long it
-    /// found fewer of the boxes the whole-frame view finds). Where the crops would cost a model
+    /// 640 x 640) costs the same whatever it looks at: on a frame its plan looks at whole, it
+    /// does so when there is any region (a crop letterboxed to its input was tried: on
+    /// room_432p_long it found fewer of the boxes the whole-frame view finds); on a frame its plan
+    /// tiles, it looks at native windows of its input's size holding the regions
+    /// ([`windows_around`]) when they are fewer than its passes. Where the crops would cost a model
     /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
     /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
     /// whole).
@@ -763,11 +765,11 @@ fn preset(
         ],
     };
     // Clips at the balanced preset: the same models and thresholds on a per-frame budget, no
-    // tiles and no widened pass (see `DetectConfig::for_clips`).
+    // face tiles and no widened pass (see `DetectConfig::for_clips`).
     if clip && recall == Recall::Balanced {
         for (m, _, p) in &mut models {
             // The plate YOLO keeps its native tiles on frames larger than its input: whole, a
-            // 1080p frame shrinks a 24-px plate to 14 px and a 2560-px one to 6, below what it
+            // 1080p frame shrinks a 24-px plate to 8 px and a 2560-px one to 6, below what it
             // finds (see `scripts/hard_plates.py`).
             p.tiles = match (class, m.family) {
                 (Class::Plate, Family::Yolo) => Tiles::Auto,
@@ -891,8 +893,8 @@ impl DetectConfig {
     /// tiles on frames over 800 px: plates are small in camera footage, and at 640 px a 1080p
     /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated
     /// hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at
-    /// least 16 px high and turned at most 45 degrees without the tiles, 0.81 with them, at
-    /// about twice the plate model's cost). Its two models per class take turns
+    /// least 16 px high and turned at most 45 degrees without the tiles, 0.92 with them; they
+    /// cost 1080p clips more than half their speed). Its two models per class take turns
     /// ([`DetectConfig::interleave`]): each frame gets a fresh detection from one face and one
     /// plate model, and each model sees every object at least every second frame, which the hold
     /// (8 frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
