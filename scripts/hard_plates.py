@@ -14,7 +14,7 @@ height and angle:
   from the shared clips, magnified to 1920 x 1080, 2560 x 1440 or 2560 x 1920;
 * the whole frame then goes through barrel distortion (none, mild or strong: a doorbell's fisheye
   bends a plate near the frame's edge), and the plate's box is where its outline lands;
-* every (height, angle) pair occurs equally often, spread over the frame sizes and distortions.
+* every (height, angle) pair occurs equally often, shuffled over the frame sizes and distortions.
 
 Nothing generated is committed (the photos are AGPL, the clips have their own licences): the
 script rebuilds the same set from the same seed.
@@ -33,7 +33,7 @@ plates drift across the frame as cars do), and prints coverage by plate height a
 counts as covered when 80 % of its box lies under the masks (plates: rectangles grown 1.2x), the
 measure `bystander eval` uses. Needs numpy and pillow (a venv: `pip install numpy pillow`).
 """
-import argparse, json, math, os, random, shlex, subprocess, sys, tempfile
+import argparse, json, math, os, random, shlex, shutil, subprocess, sys, tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -243,6 +243,7 @@ def make(out, plates_dir, clips_dir, seed):
     ann.close()
     meta.close()
     make_clip(os.path.join(out, "clip"), plates, clips_dir, rng, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {fi // PLATES_PER_FRAME + 1} frames, {len(combos)} plates to {photos}; clip to {out}/clip")
 
 

@@ -497,7 +497,7 @@ impl ModelDetector {
     /// does so when there is any region (a crop letterboxed to its input was tried: on
     /// room_432p_long it found fewer of the boxes the whole-frame view finds); on a frame its plan
     /// tiles, it looks at native windows of its input's size holding the regions
-    /// ([`windows_around`]) when they are fewer than its passes. Where the crops would cost a model
+    /// (`windows_around`) when they are fewer than its passes. Where the crops would cost a model
     /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
     /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
     /// whole).
