@@ -38,6 +38,9 @@ import argparse, json, math, os, random, shlex, shutil, subprocess, sys, tempfil
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interleave_check import covered  # share of a box under masks grown as bystander grows them
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 BIN = os.path.join(ROOT, "target", "release", "bystander")
@@ -285,21 +288,6 @@ def make_clip(out, plates, clips_dir, rng, tmp):
     json.dump(truth, open(os.path.join(out, "truth.json"), "w"))
 
 
-def covered(box, masks, scale=1.2):
-    """Share of box under the union of rectangle masks grown `scale` times about their centres."""
-    x1, y1, x2, y2 = box
-    xs = np.arange(math.floor(x1), math.ceil(x2)) + 0.5
-    ys = np.arange(math.floor(y1), math.ceil(y2)) + 0.5
-    if len(xs) == 0 or len(ys) == 0:
-        return 1.0
-    gx, gy = np.meshgrid(xs, ys)
-    under = np.zeros(gx.shape, bool)
-    for a, b, c, d in masks:
-        cx, cy, rx, ry = (a + c) / 2, (b + d) / 2, (c - a) / 2 * scale, (d - b) / 2 * scale
-        under |= (abs(gx - cx) <= rx) & (abs(gy - cy) <= ry)
-    return under.mean()
-
-
 def table(title, rows):
     """rows: (plate height, angle, covered) -> coverage by plate height x angle."""
     buckets = [(h, h + 1, f"{h} px") for h in HEIGHTS]
@@ -344,7 +332,7 @@ def score(out, binary, label, extra, only):
         for b in t["plates"]:
             box = b["plate"]
             f = frames.get(t["frame"], {"boxes": [], "whole_frame": False})
-            masks = [m["box"] for m in f["boxes"] if m["class"] == "plate"]
+            masks = [("plate", m["box"]) for m in f["boxes"] if m["class"] == "plate"]
             rows.append((b["height"], b["angle"], f["whole_frame"] or covered(box, masks) >= 0.8))
     table(f"{label} clip ({CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_FRAMES} frames, plates drifting)", rows)
 

@@ -439,7 +439,7 @@ fn sanitize(dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
 /// seen close) is cut in every tile, and only its pieces cover it, while merging by enclosure lets
 /// no piece shrink a whole box another pass found. A box that spans half a tile is an object the
 /// whole-frame pass sees large enough, or a false box: YOLOv8n boxes whole tiles as plates (on the
-/// hard plate set, six tile-sized false plates scoring 0.45 to 0.62 in 40 frames).
+/// hard plate set, five tile-sized false plates scoring 0.45 to 0.62, in three of its 40 frames).
 fn cut_and_large(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool {
     const MARGIN: f32 = 2.0;
     let b = &d.bbox;

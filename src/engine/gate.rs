@@ -164,6 +164,8 @@ pub(crate) struct Gate {
     rows: usize,
     reference: Vec<u8>,
     current: Vec<u8>,
+    /// Per-cell luma sums and sample counts, reused from frame to frame.
+    sums: Vec<(u32, u32)>,
     /// Detected frames each cell stays in view.
     hot: Vec<u8>,
     last_sweep: Option<usize>,
@@ -186,6 +188,7 @@ impl Gate {
             rows: 0,
             reference: Vec::new(),
             current: Vec::new(),
+            sums: Vec::new(),
             hot: Vec::new(),
             last_sweep: None,
             watched: Vec::new(),
@@ -212,7 +215,7 @@ impl Gate {
             self.hot = vec![0; self.cols * self.rows];
             self.last_sweep = None;
         }
-        cell_means(image, &mut self.current);
+        cell_means(image, &mut self.sums, &mut self.current);
         let t = self.cfg.threshold;
         let changed = if self.reference.len() == self.current.len() {
             self.current
@@ -420,11 +423,12 @@ fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
 }
 
 /// Mean luma (BT.601 weights) of each [`CELL`] x [`CELL`] block of `image`, row by row, sampled
-/// on every second pixel of every second row.
-fn cell_means(image: &RgbImage, out: &mut Vec<u8>) {
+/// on every second pixel of every second row; `sums` is scratch space.
+fn cell_means(image: &RgbImage, sums: &mut Vec<(u32, u32)>, out: &mut Vec<u8>) {
     let (w, h) = image.dimensions();
     let (cols, rows) = (w.div_ceil(CELL) as usize, h.div_ceil(CELL) as usize);
-    let mut sums = vec![(0u32, 0u32); cols * rows];
+    sums.clear();
+    sums.resize(cols * rows, (0, 0));
     let raw = image.as_raw();
     let stride = w as usize * 3;
     for y in (0..h as usize).step_by(2) {
