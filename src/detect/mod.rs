@@ -259,7 +259,25 @@ pub struct Pass {
 /// small faces and makes boxes slightly taller, since merging keeps the enclosing box.
 pub const WIDEN: f32 = 1.5;
 
+/// The light plan's working size against the plan's: see [`PassPlan::light`].
+pub const LIGHT_WORKING: f32 = 2.0 / 3.0;
+
 impl PassPlan {
+    /// The plan a live stream falls back to when detection cannot keep up (the last rung of its
+    /// ladder before frames are covered whole): two-thirds of the working size ([`LIGHT_WORKING`],
+    /// at least 320 px), no magnification of small frames, no tiles, no widened pass. It costs
+    /// a 1080p or 720p frame a third or less of the clip plan (CenterFace at 640 instead of 960,
+    /// YOLOv8n's one whole-frame look instead of its tiles), and loses what only those extra pixels
+    /// resolve: the smallest faces and plates the full plan finds.
+    pub fn light(self) -> PassPlan {
+        PassPlan {
+            working_size: ((self.working_size as f32 * LIGHT_WORKING) as u32).max(320),
+            max_upscale: self.max_upscale.min(1.0),
+            tiles: Tiles::Off,
+            widen: 1.0,
+        }
+    }
+
     /// This plan with the widened whole-frame pass (see [`WIDEN`]).
     pub fn widened(self) -> PassPlan {
         PassPlan {
@@ -454,6 +472,8 @@ fn cut_and_large(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool 
 pub struct ModelDetector {
     runner: Box<dyn ModelRunner>,
     plan: PassPlan,
+    /// Whether the light plan ([`PassPlan::light`]) is in use.
+    light: bool,
 }
 
 impl ModelDetector {
@@ -472,7 +492,11 @@ impl ModelDetector {
             Family::Retina => Box::new(retina::Retina::new(model, sessions, threshold)?),
             Family::Yolo => Box::new(yolo::Yolo::new(model, sessions, threshold)?),
         };
-        Ok(ModelDetector { runner, plan })
+        Ok(ModelDetector {
+            runner,
+            plan,
+            light: false,
+        })
     }
 
     /// A detector for another worker: its own buffers, sharing this one's sessions.
@@ -480,12 +504,27 @@ impl ModelDetector {
         ModelDetector {
             runner: self.runner.fork(),
             plan: self.plan,
+            light: self.light,
         }
     }
 
     /// The passes this detector makes over a `w` x `h` frame.
     pub fn passes(&self, w: u32, h: u32) -> Vec<Pass> {
-        self.plan.passes(w, h, self.runner.fixed_input())
+        self.plan().passes(w, h, self.runner.fixed_input())
+    }
+
+    /// The plan in use: the configured one, or its light version.
+    fn plan(&self) -> PassPlan {
+        if self.light {
+            self.plan.light()
+        } else {
+            self.plan
+        }
+    }
+
+    /// Uses the light plan ([`PassPlan::light`]) from the next frame on, or the configured one.
+    pub fn set_light(&mut self, light: bool) {
+        self.light = light;
     }
 }
 
@@ -528,7 +567,7 @@ impl ModelDetector {
             .iter()
             .map(|p| cost(&p.region, p.scale * p.widen, p.scale))
             .sum();
-        let scale = full[0].scale.max(1.0).min(self.plan.max_upscale.max(1.0));
+        let scale = full[0].scale.max(1.0).min(self.plan().max_upscale.max(1.0));
         let crops: Vec<(Rect, f32)> = regions.iter().map(|r| (*r, scale)).collect();
         let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();
         if crop_cost > full_cost {
@@ -978,6 +1017,14 @@ impl DetectorSet {
         &self.detectors
     }
 
+    /// Every detector on the light plan ([`PassPlan::light`]) from the next frame on, or on its
+    /// configured one.
+    pub fn set_light(&mut self, light: bool) {
+        for d in &mut self.detectors {
+            d.set_light(light);
+        }
+    }
+
     /// A set for another worker thread: its own buffers, sharing this set's ONNX Runtime
     /// sessions (see `Sessions`).
     pub fn fork(&self) -> DetectorSet {
@@ -1174,6 +1221,45 @@ mod tests {
             for pair in s.windows(2) {
                 let overlap = pair[0].0 + pair[0].1 - pair[1].0;
                 assert!(n == 1 || overlap >= 48, "{len}/{n}: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_light_plan_looks_once_at_the_whole_frame_never_magnified_and_costs_less() {
+        let mut rng = crate::TestRng::new(31);
+        let cost = |ps: &[Pass]| -> f32 {
+            ps.iter()
+                .map(|p| p.region.w as f32 * p.region.h as f32 * p.scale * p.scale * p.widen)
+                .sum()
+        };
+        for _ in 0..3000 {
+            let (w, h) = (16 + rng.below(4000), 16 + rng.below(4000));
+            let tiles = match rng.below(3) {
+                0 => Tiles::Off,
+                1 => Tiles::Auto,
+                _ => Tiles::Grid {
+                    cols: 1 + rng.below(5),
+                    rows: 1 + rng.below(5),
+                },
+            };
+            let plan = PassPlan {
+                working_size: 320 + rng.below(1600),
+                max_upscale: 1.0 + rng.unit() * 2.0,
+                tiles,
+                widen: if rng.below(2) == 0 { 1.0 } else { WIDEN },
+            };
+            let fixed = (rng.below(2) == 0).then_some((640, 640));
+            let full = plan.passes(w, h, fixed);
+            let light = plan.light().passes(w, h, fixed);
+            let case = format!("{w}x{h} {plan:?} {fixed:?}");
+            assert_eq!(light.len(), 1, "{case}");
+            assert_eq!(light[0].region, Rect::full(w, h), "{case}");
+            assert!(light[0].scale <= 1.0, "{case}");
+            assert!(light[0].scale <= full[0].scale + 1e-6, "{case}");
+            assert!(cost(&light) <= cost(&full) * 1.0001, "{case}");
+            if fixed.is_none() && plan.working_size > 480 && w.max(h) >= plan.working_size {
+                assert!(light[0].scale < full[0].scale, "{case}");
             }
         }
     }

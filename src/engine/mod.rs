@@ -262,6 +262,8 @@ pub struct EngineStats {
     pub frames: usize,
     /// Frames detection ran on.
     pub detected_frames: usize,
+    /// Of those, frames detected with the light plan (see [`Engine::set_light`]).
+    pub light_frames: usize,
     /// Frames covered whole, by any fault.
     pub fail_closed_frames: usize,
     /// Face detections (detector output, before hold).
@@ -315,6 +317,8 @@ pub struct Engine<T> {
     tracker: Tracker,
     redact: RedactConfig,
     detect_every: usize,
+    /// Whether detection uses the light plans (see [`Engine::set_light`]).
+    light: bool,
     max_waiting: usize,
     slots: VecDeque<Slot<T>>,
     held: BTreeMap<usize, Held<T>>,
@@ -366,6 +370,7 @@ impl<T: Send> Engine<T> {
             tracker: Tracker::new(cfg.track),
             redact: cfg.redact.clone(),
             detect_every: cfg.detect_every.max(1),
+            light: false,
             max_waiting,
             slots: VecDeque::new(),
             held: BTreeMap::new(),
@@ -381,6 +386,25 @@ impl<T: Send> Engine<T> {
         self.detect_every = n.clamp(1, 100);
         let hold = self.tracker.config().hold.max(self.detect_every - 1);
         self.tracker.set_hold(hold);
+    }
+
+    /// Detects with every model's light plan ([`crate::detect::PassPlan::light`]: a smaller
+    /// working size, no tiles) from the next push on, or with the configured plans: the live
+    /// runner's last way of keeping up before it covers frames whole.
+    pub fn set_light(&mut self, light: bool) {
+        self.light = light;
+    }
+
+    /// Whether the light plan is in use (see [`Engine::set_light`]).
+    pub fn light(&self) -> bool {
+        self.light
+    }
+
+    /// Lets at most `n` frames (at least one per worker) wait for detection or for the frames
+    /// before them, instead of twice the workers plus two: less delay for a live stream, whose
+    /// frames then wait in the input while detection is busy, where the ladder sees them.
+    pub fn set_max_waiting(&mut self, n: usize) {
+        self.max_waiting = n.max(self.workers()).min(self.max_waiting);
     }
 
     /// The current detection schedule: every how many frames one is detected.
@@ -411,8 +435,10 @@ impl<T: Send> Engine<T> {
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
                 let look = self.gate.look(index, &image);
-                pool.send(index, Arc::clone(&image), index / self.detect_every, look)?;
+                let turn = index / self.detect_every;
+                pool.send(index, Arc::clone(&image), turn, look, self.light)?;
                 self.stats.detected_frames += 1;
+                self.stats.light_frames += usize::from(self.light);
                 Some(None)
             }
             _ => None,
@@ -448,6 +474,12 @@ impl<T: Send> Engine<T> {
             awaiting: None,
             given: Some(boxes),
         });
+        self.drain(false, sink)
+    }
+
+    /// Releases the frames whose detection has finished, in order, without waiting: for a front
+    /// that has no frame to push just now (a live stream between two frames).
+    pub fn poll(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
         self.drain(false, sink)
     }
 

@@ -24,6 +24,8 @@ struct Job {
     image: Arc<RgbImage>,
     turn: usize,
     look: Look,
+    /// Whether to detect with the light plan (`PassPlan::light`).
+    light: bool,
 }
 
 /// A worker's answer for frame `index`.
@@ -81,8 +83,16 @@ impl Pool {
         })
     }
 
-    /// Queues frame `index`, to be detected where `look` says (waits while the queue is full).
-    pub fn send(&self, index: usize, image: Arc<RgbImage>, turn: usize, look: Look) -> Result<()> {
+    /// Queues frame `index`, to be detected where `look` says, with the light plan when `light`
+    /// (waits while the queue is full).
+    pub fn send(
+        &self,
+        index: usize,
+        image: Arc<RgbImage>,
+        turn: usize,
+        look: Look,
+        light: bool,
+    ) -> Result<()> {
         let stopped = || Error::Engine {
             reason: "the detection threads stopped".into(),
         };
@@ -94,6 +104,7 @@ impl Pool {
                 image,
                 turn,
                 look,
+                light,
             })
             .map_err(|_| stopped())
     }
@@ -152,10 +163,12 @@ fn work(
             image,
             turn,
             look,
+            light,
         }) = job
         else {
             break;
         };
+        set.set_light(light);
         took.fill(0.0);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             detect_upright(&mut set, &image, turn, &look, rotation, &mut took)

@@ -8,9 +8,11 @@
 //! * **A degradation ladder instead of a growing queue.** The runner measures how far the frames
 //!   it pushes lag behind the stream's own clock. Behind by more than [`LiveOptions::max_lag`],
 //!   it first detects fewer frames (every 2nd, then 4th frame, masks held across the gaps; the
-//!   balanced preset's models already take turns), and if it is still behind it covers whole
-//!   frames without detecting them until it has caught up ([`Fault::Behind`]). A frame is never
-//!   passed clear and never queued without bound; every rung and covered frame is counted.
+//!   balanced preset's models already take turns), then detects with lighter plans (a smaller
+//!   working size, no tiles: [`crate::detect::PassPlan::light`]), and if it is still behind it
+//!   covers whole frames without detecting them until it has caught up ([`Fault::Behind`]). A
+//!   frame is never passed clear and never queued without bound; every rung and covered frame
+//!   is counted.
 //! * **Reconnects.** When a network input ends or fails after it has streamed, the runner
 //!   reconnects with back-off (0.5 s doubling to [`LiveOptions::max_backoff`]); no frame is made
 //!   up for the gap, and output timestamps go on from where they stopped, so players and muxers
@@ -86,8 +88,11 @@ pub struct LiveStats {
     pub faces: usize,
     /// Plates detected.
     pub plates: usize,
-    /// Current rung: 0 as configured, 1 and 2 detecting every 2nd and 4th frame. (Every 8th was
-    /// tried and dropped: under load a walking face outran its held mask between detections.)
+    /// Of the detected frames, those detected with the light plans (ladder rungs 3 and 4).
+    pub light_frames: usize,
+    /// Current rung: 0 as configured, 1 and 2 detecting every 2nd and 4th frame, 3 and 4 every
+    /// 2nd and 4th with the light plans (a smaller working size, no tiles). (Every 8th was tried
+    /// and dropped: under load a walking face outran its held mask between detections.)
     pub degrade_level: usize,
     /// Times the ladder stepped down.
     pub degradations: usize,
@@ -103,8 +108,41 @@ pub struct LiveStats {
     pub copy_dropped_reconnects: usize,
 }
 
-/// Rungs of the ladder: detect every `DETECT_EVERY[level]`-times the configured schedule.
-const DETECT_FACTOR: [usize; 3] = [1, 2, 4];
+/// One rung of the ladder: detect every `every`-times the configured schedule, with the light
+/// plans when `light`.
+#[derive(Clone, Copy)]
+struct Rung {
+    every: usize,
+    light: bool,
+}
+
+/// The ladder's rungs, each cheaper than the one before: the configured schedule, every 2nd and
+/// 4th of its frames, then the light plans ([`crate::detect::PassPlan::light`], a third or less
+/// of the cost on a 720p or 1080p frame) on every 2nd and 4th. Beyond the last, frames are covered
+/// whole. Thinning comes before the light plans because a held mask still covers a face between
+/// detected frames, while the light plans can miss a small face on every frame they look at.
+const RUNGS: [Rung; 5] = [
+    Rung {
+        every: 1,
+        light: false,
+    },
+    Rung {
+        every: 2,
+        light: false,
+    },
+    Rung {
+        every: 4,
+        light: false,
+    },
+    Rung {
+        every: 2,
+        light: true,
+    },
+    Rung {
+        every: 4,
+        light: true,
+    },
+];
 
 struct LiveFrame {
     pts: Option<i64>,
@@ -221,8 +259,14 @@ fn open_input(o: &LiveOptions, url: &str) -> Result<ff::format::context::Input> 
 }
 
 /// The ladder: how many frames are detected, and whether a frame is covered whole, from how far
-/// the frames pushed lag behind the stream's clock. One rung per second of stream time at most,
-/// down while behind, back up after two calm seconds.
+/// the frames pushed lag behind the stream's clock. One rung per second of stream time at most
+/// (per quarter second when frames are late enough to be covered), down while behind, back up
+/// after calm seconds: two at first, twice as many each time a climb
+/// is followed by a fall within [`CLIMB_TRIAL`] seconds (up to [`MAX_CLIMB_WAIT`]), and half as
+/// many again after a climb that held. Without that memory the ladder swings: a scene that only
+/// the light rungs keep up with climbs back to the full plans after every calm spell, falls
+/// behind there, and covers frames on its way down (crowd at 720p: 34 % of frames covered, 6 %
+/// once it remembers; see BENCHMARKS.md).
 struct Ladder {
     base_every: usize,
     max_lag: f64,
@@ -231,7 +275,16 @@ struct Ladder {
     covered: usize,
     last_change: f64,
     calm_since: Option<f64>,
+    /// Calm seconds needed before the next climb.
+    climb_wait: f64,
+    /// When the last climb was, while it is on trial.
+    climbed_at: Option<f64>,
 }
+
+/// Seconds after a climb within which a fall doubles the calm needed for the next climb.
+const CLIMB_TRIAL: f64 = 10.0;
+/// Most calm seconds a climb waits for.
+const MAX_CLIMB_WAIT: f64 = 32.0;
 
 impl Ladder {
     fn new(base_every: usize, max_lag: f64) -> Ladder {
@@ -243,36 +296,62 @@ impl Ladder {
             covered: 0,
             last_change: f64::NEG_INFINITY,
             calm_since: None,
+            climb_wait: 2.0,
+            climbed_at: None,
         }
     }
 
     /// For a frame `behind` seconds late at stream time `media` (of a session that began at
-    /// `media` 0): moves the engine's schedule along the ladder; returns whether to cover it.
-    fn step(&mut self, behind: f64, media: f64, engine: &mut Engine<LiveFrame>) -> bool {
+    /// `media` 0): moves along the ladder (the caller applies [`Ladder::rung`] when the level
+    /// changed); returns whether to cover the frame.
+    fn step(&mut self, behind: f64, media: f64) -> bool {
         if media < self.last_change {
-            self.last_change = media; // a new session's clock starts again at 0
+            // A new session's clock starts again at 0.
+            self.last_change = media;
+            self.calm_since = None;
+            self.climbed_at = None;
         }
-        let settled = media - self.last_change >= 1.0;
+        if self.climbed_at.is_some_and(|at| media - at >= CLIMB_TRIAL) {
+            // The climb held: climbing gets easier again.
+            self.climb_wait = (self.climb_wait / 2.0).max(2.0);
+            self.climbed_at = None;
+        }
+        // A rung is given a second to show what it does, a quarter of one when the frames are
+        // already late enough to be covered: waiting the full second there costs covered frames.
+        let trial = if behind > 2.0 * self.max_lag {
+            0.25
+        } else {
+            1.0
+        };
+        let settled = media - self.last_change >= trial;
         if behind > self.max_lag {
             self.calm_since = None;
-            if settled && self.level + 1 < DETECT_FACTOR.len() {
+            if settled && self.level + 1 < RUNGS.len() {
+                if self.climbed_at.take().is_some() {
+                    self.climb_wait = (self.climb_wait * 2.0).min(MAX_CLIMB_WAIT);
+                }
                 self.level += 1;
                 self.degradations += 1;
                 self.last_change = media;
-                engine.set_detect_every(self.base_every * DETECT_FACTOR[self.level]);
             }
         } else if behind < self.max_lag / 4.0 && self.level > 0 {
             let since = *self.calm_since.get_or_insert(media);
-            if media - since >= 2.0 {
+            if media - since >= self.climb_wait {
                 self.level -= 1;
                 self.last_change = media;
                 self.calm_since = Some(media);
-                engine.set_detect_every(self.base_every * DETECT_FACTOR[self.level]);
+                self.climbed_at = Some(media);
             }
         }
-        let cover = self.level + 1 == DETECT_FACTOR.len() && behind > 2.0 * self.max_lag;
+        let cover = self.level + 1 == RUNGS.len() && behind > 2.0 * self.max_lag;
         self.covered += usize::from(cover);
         cover
+    }
+
+    /// The current rung's schedule (every how many frames one is detected) and plans.
+    fn rung(&self) -> (usize, bool) {
+        let rung = RUNGS[self.level];
+        (self.base_every * rung.every, rung.light)
     }
 }
 
@@ -330,6 +409,16 @@ impl Clock {
     }
 }
 
+/// A session's source, lent to its reader thread for the session.
+struct Lent<'s, 'a>(&'s mut Source<'a>);
+
+// SAFETY: `Source` is not `Send` only because it holds FFmpeg contexts (the demuxer's, the
+// decoder's, the scaler's) behind raw pointers. FFmpeg lets a context be used from any thread as
+// long as one thread at a time uses it. The `&mut` is moved into the reader thread, which is then
+// the only user of the source; the thread is scoped and joined before `session` returns and its
+// caller touches the source again.
+unsafe impl Send for Lent<'_, '_> {}
+
 /// A live run's state between sessions: the engine, the encoder, the ladder, the counts.
 struct Live<'a> {
     o: &'a LiveOptions,
@@ -344,15 +433,61 @@ struct Live<'a> {
 
 impl Live<'_> {
     /// Reads one input session to its end (or a stop), pushing its frames and copied packets.
+    /// Runs one input session. The input is read on its own thread, so that a frame whose
+    /// detection has finished leaves for the encoder at once, not when the next frame arrives
+    /// (a camera's frames come in bursts around its key frames: up to half a second apart on
+    /// cars_432p served over TCP, which doubled the latency of the frames waiting then).
     fn session(
         &mut self,
         source: &mut Source<'_>,
         clock: &mut Clock,
         video_tb: Rational,
     ) -> Result<()> {
-        while !stop_flag().load(Ordering::Relaxed) {
-            let Some(event) = source.next_event()? else {
-                return Ok(());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Event, Instant)>(2);
+        let lent = Lent(source);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || -> Result<()> {
+                // Moved whole (a closure would otherwise capture only the field, which is not Send).
+                let lent = lent;
+                let source = lent.0;
+                while !stop_flag().load(Ordering::Relaxed) {
+                    let Some(event) = source.next_event()? else {
+                        break;
+                    };
+                    if tx.send((event, Instant::now())).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            let handled = self.handle_events(&rx, clock, video_tb);
+            drop(rx); // a reader blocked on a full channel stops
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(Error::Engine {
+                    reason: "the input reader panicked".into(),
+                })
+            });
+            handled.and(read)
+        })
+    }
+
+    /// Handles what the reader sends until it stops; between events, releases the frames whose
+    /// detection has finished.
+    fn handle_events(
+        &mut self,
+        rx: &std::sync::mpsc::Receiver<(Event, Instant)>,
+        clock: &mut Clock,
+        video_tb: Rational,
+    ) -> Result<()> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            let (event, arrived) = match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.engine.poll(&mut self.sink)?;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
             match event {
                 Event::Packet {
@@ -372,23 +507,33 @@ impl Live<'_> {
                         stream,
                     })?;
                 }
-                Event::Frame(f) => self.frame(f, clock, video_tb)?,
+                Event::Frame(f) => self.frame(f, arrived, clock, video_tb)?,
             }
             if self.last_stats.elapsed().as_secs_f64() >= self.o.stats_interval {
                 self.last_stats = Instant::now();
                 self.report_now();
             }
         }
-        Ok(())
     }
 
-    fn frame(&mut self, f: decode::DecodedFrame, clock: &mut Clock, tb: Rational) -> Result<()> {
-        let arrived = Instant::now();
+    fn frame(
+        &mut self,
+        f: decode::DecodedFrame,
+        arrived: Instant,
+        clock: &mut Clock,
+        tb: Rational,
+    ) -> Result<()> {
         self.stats.frames_in += 1;
         let t = f.pts.unwrap_or(0);
         let (media, behind) = clock.lag(t as f64 * seconds(tb), self.o.realtime);
         let shift = clock.shift(t, tb, f.duration);
-        let cover = self.ladder.step(behind, media, &mut self.engine);
+        let level = self.ladder.level;
+        let cover = self.ladder.step(behind, media);
+        if self.ladder.level != level {
+            let (every, light) = self.ladder.rung();
+            self.engine.set_detect_every(every);
+            self.engine.set_light(light);
+        }
         let fault = match f.fault {
             None if cover => Some(Fault::Behind),
             fault => fault,
@@ -496,7 +641,10 @@ pub fn run_live(
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     let kinds = stream_kinds(&ictx);
     let (link, spent) = EncoderLink::start(opened.parts, Path::new(&o.output))?;
-    let engine: Engine<LiveFrame> = Engine::new(&video.engine(detect, redact, rotation))?;
+    let mut engine: Engine<LiveFrame> = Engine::new(&video.engine(detect, redact, rotation))?;
+    // One frame waiting beyond those in detection: a frame's delay is its own detection and the
+    // wait for one more, and a backlog shows as lag (in the input), where the ladder acts on it.
+    engine.set_max_waiting(engine.workers() + 1);
     let mut live = Live {
         o,
         ladder: Ladder::new(engine.detect_every(), o.max_lag),
@@ -588,6 +736,7 @@ fn fill(s: &mut LiveStats, engine: &Engine<LiveFrame>, sink: &LiveSink, started:
     s.seconds = started.elapsed().as_secs_f64();
     s.frames_out = sink.written;
     s.detected_frames = e.detected_frames;
+    s.light_frames = e.light_frames;
     s.fail_closed_frames = e.fail_closed_frames;
     s.faces = e.faces;
     s.plates = e.plates;
@@ -600,4 +749,94 @@ fn fill(s: &mut LiveStats, engine: &Engine<LiveFrame>, sink: &LiveSink, started:
     };
     s.latency_ms_p50 = pct(0.5);
     s.latency_ms_p95 = pct(0.95);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives a ladder with `behind(t)` at 25 frames a second for `seconds`; returns the level
+    /// and whether the frame was covered, frame by frame.
+    fn drive(ladder: &mut Ladder, seconds: f64, behind: impl Fn(f64) -> f64) -> Vec<(usize, bool)> {
+        (0..(seconds * 25.0) as usize)
+            .map(|k| {
+                let t = k as f64 / 25.0;
+                let cover = ladder.step(behind(t), t);
+                (ladder.level, cover)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ladder_thins_then_lightens_then_covers_and_climbs_back_when_calm() {
+        // Each rung is cheaper than the one before: detected share of frames times the plan's
+        // relative cost (light: a third) falls.
+        let cost = |r: &Rung| if r.light { 1.0 / 3.0 } else { 1.0 } / r.every as f64;
+        assert!(RUNGS.windows(2).all(|w| cost(&w[1]) < cost(&w[0])));
+        assert!(!RUNGS[0].light && RUNGS[0].every == 1);
+        for base in [1, 2, 3] {
+            let mut ladder = Ladder::new(base, 0.5);
+            // Far behind for 6 s: one rung a second down to the last, frames covered only there.
+            let run = drive(&mut ladder, 6.0, |_| 2.0);
+            let first_cover = run.iter().position(|&(_, c)| c).unwrap();
+            assert!(run[..first_cover].iter().all(|&(l, _)| l + 1 < RUNGS.len()));
+            assert!(run[first_cover..]
+                .iter()
+                .all(|&(l, c)| c && l + 1 == RUNGS.len()));
+            for (k, w) in run.windows(2).enumerate() {
+                assert!(w[1].0 <= w[0].0 + 1, "frame {k}: two rungs at once");
+            }
+            assert_eq!(ladder.degradations, RUNGS.len() - 1);
+            assert_eq!(ladder.rung(), (base * 4, true));
+            // Behind, but within twice the allowed lag: the last rung detects, covers nothing.
+            let run = drive(&mut ladder, 1.0, |_| 0.8);
+            assert!(run.iter().all(|&(_, c)| !c));
+            // Calm for 2 s per rung: back up to the configured schedule, nothing covered.
+            let run = drive(&mut ladder, 2.5 * RUNGS.len() as f64, |_| 0.0);
+            assert!(run.iter().all(|&(_, c)| !c));
+            assert_eq!(ladder.level, 0);
+            assert_eq!(ladder.rung(), (base, false));
+        }
+    }
+
+    #[test]
+    fn a_scene_only_the_light_rungs_keep_up_with_does_not_swing_the_ladder() {
+        // Behind on every rung above the light ones, calm on those: after each calm spell the
+        // ladder tries the heavier rung again, falls, and waits longer before the next try.
+        let mut ladder = Ladder::new(1, 0.5);
+        let mut tries = 0;
+        let mut prev = 0;
+        for k in 0..(600.0 * 25.0) as usize {
+            let t = k as f64 / 25.0;
+            let behind = if RUNGS[ladder.level].light { 0.0 } else { 2.0 };
+            ladder.step(behind, t);
+            tries += usize::from(ladder.level < prev);
+            prev = ladder.level;
+        }
+        // Waits of 2, 4, 8, 16, then 32 s: about 20 tries in ten minutes, against some 100
+        // without the memory.
+        assert!(tries <= 25, "{tries} climbs in 10 minutes");
+        assert!(tries >= 10, "{tries}: the ladder must still try to climb");
+        assert_eq!(ladder.climb_wait, MAX_CLIMB_WAIT);
+        // After a climb that holds, climbing gets easier again.
+        let mut rest = ladder.level;
+        for k in 0..(120.0 * 25.0) as usize {
+            ladder.step(0.0, 600.0 + k as f64 / 25.0);
+            rest = rest.min(ladder.level);
+        }
+        assert_eq!(rest, 0);
+        assert!(ladder.climb_wait < MAX_CLIMB_WAIT);
+    }
+
+    #[test]
+    fn a_ladder_never_covers_a_frame_while_it_keeps_up() {
+        let mut rng = crate::TestRng::new(16);
+        for _ in 0..50 {
+            let mut ladder = Ladder::new(1, 0.5);
+            // Lag anywhere within the allowed lag: never a covered frame, never a rung down.
+            let lags: Vec<f64> = (0..500).map(|_| rng.unit() as f64 * 0.5).collect();
+            let run = drive(&mut ladder, 20.0, |t| lags[(t * 25.0) as usize]);
+            assert!(run.iter().all(|&(l, c)| l == 0 && !c));
+        }
+    }
 }

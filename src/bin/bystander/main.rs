@@ -160,8 +160,8 @@ fn live(a: args::LiveArgs) -> Result<ExitCode> {
             eprintln!("{}", serde_json::to_string(s).unwrap_or_default());
         } else {
             eprintln!(
-                "live {:.0} s: {} frames in, {} out, {} detected, {} covered ({} behind), rung {}, {} reconnects, latency p50 {:.0} ms p95 {:.0} ms",
-                s.seconds, s.frames_in, s.frames_out, s.detected_frames, s.fail_closed_frames,
+                "live {:.0} s: {} frames in, {} out, {} detected ({} light), {} covered ({} behind), rung {}, {} reconnects, latency p50 {:.0} ms p95 {:.0} ms",
+                s.seconds, s.frames_in, s.frames_out, s.detected_frames, s.light_frames, s.fail_closed_frames,
                 s.covered_behind, s.degrade_level, s.reconnects, s.latency_ms_p50, s.latency_ms_p95
             );
         }
