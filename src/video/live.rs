@@ -6,8 +6,8 @@
 //! * **Bounded delay.** No look-ahead by default (`lookahead` frames when asked), frames in
 //!   detection bounded by the engine, the encoder without look-ahead (x264 `zerolatency`).
 //! * **A degradation ladder instead of a growing queue.** The runner measures how far the frames
-//!   it pushes lag behind the stream's own clock. Behind by more than [`LiveOptions::max_lag`],
-//!   it first detects fewer frames (every 2nd, then 4th frame, masks held across the gaps; the
+//!   it pushes lag behind the stream's own clock, and the delay it adds to the latest frames out.
+//!   When either passes [`LiveOptions::max_lag`], it first detects fewer frames (every 2nd, then 4th frame, masks held across the gaps; the
 //!   balanced preset's models already take turns), then detects with lighter plans (a smaller
 //!   working size, no tiles: [`crate::detect::PassPlan::light`]), and if it is still behind it
 //!   covers whole frames without detecting them until it has caught up ([`Fault::Behind`]). A
@@ -59,7 +59,8 @@ pub struct LiveOptions {
     pub rtsp_transport: Option<String>,
     /// Seconds of a segment (`segment` and `hls` muxers).
     pub segment_seconds: f64,
-    /// Seconds the pushed frames may lag behind the stream's clock before the runner degrades.
+    /// Seconds the pushed frames may lag behind the stream's clock, or the frames out be delayed,
+    /// before the runner degrades; frames lagging twice this on the last rung are covered whole.
     pub max_lag: f64,
     /// Longest wait between reconnection attempts, in seconds.
     pub max_backoff: f64,
@@ -160,6 +161,22 @@ struct LiveSink {
 
 /// Latencies kept for the percentiles: the last minute and more at 60 fps.
 const LATENCY_WINDOW: usize = 4096;
+
+/// Frames out over which [`LiveSink::recent_delay`] looks: a detected frame and the frames held
+/// behind it on the ladder's thinnest rung.
+const RECENT: usize = 4;
+
+impl LiveSink {
+    /// The longest delay of the latest frames out, seconds.
+    fn recent_delay(&self) -> f64 {
+        self.latencies
+            .iter()
+            .rev()
+            .take(RECENT)
+            .fold(0.0f64, |a, &b| a.max(b))
+            / 1e3
+    }
+}
 
 impl FrameSink<LiveFrame> for LiveSink {
     fn frame(&mut self, out: Output<LiveFrame>) -> Result<()> {
@@ -302,9 +319,12 @@ impl Ladder {
     }
 
     /// For a frame `behind` seconds late at stream time `media` (of a session that began at
-    /// `media` 0): moves along the ladder (the caller applies [`Ladder::rung`] when the level
-    /// changed); returns whether to cover the frame.
-    fn step(&mut self, behind: f64, media: f64) -> bool {
+    /// `media` 0), while the latest frames out were delayed up to `delay` seconds: moves along the
+    /// ladder (the caller applies [`Ladder::rung`] when the level changed); returns whether to
+    /// cover the frame. A delay above the bound steps down like a lag (a rung whose detection
+    /// alone takes longer than the bound never keeps the delay in it, however few frames it
+    /// detects), and a climb waits for a delay under half the bound, but only a lag covers frames.
+    fn step(&mut self, behind: f64, delay: f64, media: f64) -> bool {
         if media < self.last_change {
             // A new session's clock starts again at 0.
             self.last_change = media;
@@ -324,7 +344,7 @@ impl Ladder {
             1.0
         };
         let settled = media - self.last_change >= trial;
-        if behind > self.max_lag {
+        if behind > self.max_lag || delay > self.max_lag {
             self.calm_since = None;
             if settled && self.level + 1 < RUNGS.len() {
                 if self.climbed_at.take().is_some() {
@@ -334,7 +354,7 @@ impl Ladder {
                 self.degradations += 1;
                 self.last_change = media;
             }
-        } else if behind < self.max_lag / 4.0 && self.level > 0 {
+        } else if behind < self.max_lag / 4.0 && delay < self.max_lag / 2.0 && self.level > 0 {
             let since = *self.calm_since.get_or_insert(media);
             if media - since >= self.climb_wait {
                 self.level -= 1;
@@ -435,8 +455,8 @@ impl Live<'_> {
     /// Reads one input session to its end (or a stop), pushing its frames and copied packets.
     /// Runs one input session. The input is read on its own thread, so that a frame whose
     /// detection has finished leaves for the encoder at once, not when the next frame arrives
-    /// (a camera's frames come in bursts around its key frames: up to half a second apart on
-    /// cars_432p served over TCP, which doubled the latency of the frames waiting then).
+    /// (frames can reach it in bursts: on cars_432p served over TCP, a pause of about half a
+    /// second every 20 frames, which tripled the delay of the frames waiting then).
     fn session(
         &mut self,
         source: &mut Source<'_>,
@@ -528,7 +548,7 @@ impl Live<'_> {
         let (media, behind) = clock.lag(t as f64 * seconds(tb), self.o.realtime);
         let shift = clock.shift(t, tb, f.duration);
         let level = self.ladder.level;
-        let cover = self.ladder.step(behind, media);
+        let cover = self.ladder.step(behind, self.sink.recent_delay(), media);
         if self.ladder.level != level {
             let (every, light) = self.ladder.rung();
             self.engine.set_detect_every(every);
@@ -761,7 +781,7 @@ mod tests {
         (0..(seconds * 25.0) as usize)
             .map(|k| {
                 let t = k as f64 / 25.0;
-                let cover = ladder.step(behind(t), t);
+                let cover = ladder.step(behind(t), 0.0, t);
                 (ladder.level, cover)
             })
             .collect()
@@ -809,7 +829,7 @@ mod tests {
         for k in 0..(600.0 * 25.0) as usize {
             let t = k as f64 / 25.0;
             let behind = if RUNGS[ladder.level].light { 0.0 } else { 2.0 };
-            ladder.step(behind, t);
+            ladder.step(behind, 0.0, t);
             tries += usize::from(ladder.level < prev);
             prev = ladder.level;
         }
@@ -821,11 +841,32 @@ mod tests {
         // After a climb that holds, climbing gets easier again.
         let mut rest = ladder.level;
         for k in 0..(120.0 * 25.0) as usize {
-            ladder.step(0.0, 600.0 + k as f64 / 25.0);
+            ladder.step(0.0, 0.0, 600.0 + k as f64 / 25.0);
             rest = rest.min(ladder.level);
         }
         assert_eq!(rest, 0);
         assert!(ladder.climb_wait < MAX_CLIMB_WAIT);
+    }
+
+    #[test]
+    fn a_delay_over_the_bound_steps_down_without_covering_and_a_climb_waits_for_half_of_it() {
+        let mut ladder = Ladder::new(1, 0.5);
+        // The frames keep pace (no lag) but each leaves 0.8 s after it came: down, one rung a
+        // second, to the last, where nothing is covered for a delay alone.
+        for k in 0..(8.0 * 25.0) as usize {
+            assert!(!ladder.step(0.0, 0.8, k as f64 / 25.0));
+        }
+        assert_eq!(ladder.level, RUNGS.len() - 1);
+        // A delay of 0.3 s (under the bound, over half of it): no step either way.
+        for k in 0..(10.0 * 25.0) as usize {
+            assert!(!ladder.step(0.0, 0.3, 8.0 + k as f64 / 25.0));
+        }
+        assert_eq!(ladder.level, RUNGS.len() - 1);
+        // Under half the bound: the climb.
+        for k in 0..(3.0 * 25.0) as usize {
+            ladder.step(0.0, 0.2, 18.0 + k as f64 / 25.0);
+        }
+        assert_eq!(ladder.level, RUNGS.len() - 2);
     }
 
     #[test]

@@ -62,9 +62,9 @@ pub struct LiveArgs {
     /// adds a frame of delay. 0 to 100.
     #[arg(long, default_value_t = 0)]
     pub lookahead: usize,
-    /// Seconds the stream may fall behind the camera before detection is thinned out (every 2nd,
-    /// then 4th frame), and, at twice this, frames are covered whole until it catches up
-    /// (0.05 to 10).
+    /// Seconds the stream may fall behind the camera, or a frame be delayed, before detection is
+    /// thinned out (every 2nd, then 4th frame, then the same with lighter plans), and, behind by
+    /// twice this on the last rung, frames are covered whole until it catches up (0.05 to 10).
     #[arg(long, default_value_t = 0.5)]
     pub max_lag: f64,
     /// Longest wait between reconnection attempts when a network input drops, seconds
