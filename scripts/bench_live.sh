@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bystander live against a camera served on loopback at its own rate: ffmpeg loops CLIP with -re
 # as MPEG-TS on tcp://127.0.0.1, bystander reads it for SECONDS and writes MPEG-TS to /dev/null.
-# Prints the last statistics line (frames in/out, detected, covered, latency) and peak RSS.
+# Prints the last statistics line (frames in/out, detected, covered, latency), peak RSS and CPU time.
 #   scripts/bench_live.sh CLIP [SECONDS] [bystander live options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 0.5
 log=$(mktemp)
-/usr/bin/time -f "peak RSS %M KiB" target/release/bystander live "tcp://127.0.0.1:$port" -o - \
+/usr/bin/time -f "peak RSS %M KiB; CPU %U s user + %S s system in %e s" target/release/bystander live "tcp://127.0.0.1:$port" -o - \
   --stats --stats-interval 5 "$@" >/dev/null 2>"$log" &
 live=$!
 sleep "$secs"

@@ -265,13 +265,15 @@ pub const LIGHT_WORKING: f32 = 2.0 / 3.0;
 impl PassPlan {
     /// The plan a live stream falls back to when detection cannot keep up (the last rung of its
     /// ladder before frames are covered whole): two-thirds of the working size ([`LIGHT_WORKING`],
-    /// at least 320 px), no magnification of small frames, no tiles, no widened pass. It costs
-    /// a 1080p or 720p frame a third or less of the clip plan (CenterFace at 640 instead of 960,
-    /// YOLOv8n's one whole-frame look instead of its tiles), and loses what only those extra pixels
-    /// resolve: the smallest faces and plates the full plan finds.
+    /// but not under 320 px unless the plan's is), no magnification of small frames, no tiles, no
+    /// widened pass. By the pixels the models look at, it costs a 720p or 1080p frame about a
+    /// third of the clip plan (CenterFace at 640 instead of 960, YOLOv8n's one whole-frame look
+    /// instead of its tiles), and loses what only those extra pixels resolve: the smallest faces
+    /// and plates the full plan finds.
     pub fn light(self) -> PassPlan {
+        let lighter = (self.working_size as f32 * LIGHT_WORKING) as u32;
         PassPlan {
-            working_size: ((self.working_size as f32 * LIGHT_WORKING) as u32).max(320),
+            working_size: lighter.max(320).min(self.working_size),
             max_upscale: self.max_upscale.min(1.0),
             tiles: Tiles::Off,
             widen: 1.0,
@@ -1244,7 +1246,7 @@ mod tests {
                 },
             };
             let plan = PassPlan {
-                working_size: 320 + rng.below(1600),
+                working_size: 64 + rng.below(1800),
                 max_upscale: 1.0 + rng.unit() * 2.0,
                 tiles,
                 widen: if rng.below(2) == 0 { 1.0 } else { WIDEN },

@@ -455,6 +455,9 @@ fn subtitle_kind(id: codec::Id) -> SubtitleKind {
 /// The encoder's settings: quality and speed for the encoders that take them.
 fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
     let mut dict = Dictionary::new();
+    if let Some(frames) = opts.keyframe_interval {
+        dict.set("g", &frames.max(1).to_string());
+    }
     if name.starts_with("libx26") {
         dict.set("crf", &opts.crf.to_string());
         dict.set("preset", &opts.preset);

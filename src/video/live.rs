@@ -159,6 +159,9 @@ struct LiveSink {
     latencies: std::collections::VecDeque<f64>,
 }
 
+/// Longest time between two key frames of a live output, seconds.
+const KEYFRAME_SECONDS: f64 = 2.0;
+
 /// Latencies kept for the percentiles: the last minute and more at 60 fps.
 const LATENCY_WINDOW: usize = 4096;
 
@@ -501,6 +504,11 @@ impl Live<'_> {
     ) -> Result<()> {
         use std::sync::mpsc::RecvTimeoutError;
         loop {
+            // Statistics keep their rhythm while the camera is silent, too.
+            if self.last_stats.elapsed().as_secs_f64() >= self.o.stats_interval {
+                self.last_stats = Instant::now();
+                self.report_now();
+            }
             let (event, arrived) = match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok(e) => e,
                 Err(RecvTimeoutError::Timeout) => {
@@ -528,10 +536,6 @@ impl Live<'_> {
                     })?;
                 }
                 Event::Frame(f) => self.frame(f, arrived, clock, video_tb)?,
-            }
-            if self.last_stats.elapsed().as_secs_f64() >= self.o.stats_interval {
-                self.last_stats = Instant::now();
-                self.report_now();
             }
         }
     }
@@ -657,6 +661,17 @@ pub fn run_live(
         .stream(vindex)
         .ok_or_else(|| live_err("the video stream", &url, "vanished"))?;
     let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
+    // A key frame every KEYFRAME_SECONDS (or every segment, when segments are shorter): x264's
+    // default of 250 frames kept a viewer joining at 25 fps waiting up to 10 s for a picture, and
+    // made segments as long as that whatever `--segment-seconds` asked.
+    let rate = ist.avg_frame_rate();
+    let fps = if rate.numerator() > 0 && rate.denominator() > 0 {
+        seconds(rate)
+    } else {
+        25.0
+    };
+    let gop_seconds = KEYFRAME_SECONDS.min(o.segment_seconds);
+    video.keyframe_interval = Some((fps * gop_seconds).round().clamp(1.0, 600.0) as u32);
     let (w, h) = (first_decoder.width(), first_decoder.height());
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     let kinds = stream_kinds(&ictx);

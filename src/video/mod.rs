@@ -106,6 +106,11 @@ pub struct VideoOptions {
     /// adds no frames of delay. Decides bytes, but only live runs set it, and they write no report.
     #[serde(skip)]
     pub zero_latency: bool,
+    /// Live streams: a key frame at least every this many frames (the encoder's GOP), so that a
+    /// viewer joining the stream, or a segment starting, waits no longer for a picture; `None`:
+    /// the encoder's default (x264: 250 frames). Only live runs set it.
+    #[serde(skip)]
+    pub keyframe_interval: Option<u32>,
 }
 
 impl Default for VideoOptions {
@@ -124,6 +129,7 @@ impl Default for VideoOptions {
             thread_budget: 0,
             max_frames: None,
             zero_latency: false,
+            keyframe_interval: None,
         }
     }
 }

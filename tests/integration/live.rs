@@ -431,6 +431,111 @@ fn an_rtsp_camera_over_udp_that_restarts_is_reconnected() {
     }
 }
 
+/// A camera that is not there, and an output that cannot be written: each a clear error that
+/// names what was wrong, at once, with nothing left behind.
+#[test]
+fn a_missing_camera_or_an_unwritable_output_is_a_clear_error() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("tcp://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .args(["live", &url, "-o", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains(&url), "the error names the input: {err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        o.stdout.is_empty(),
+        "nothing was written for a camera that is not there"
+    );
+
+    let clip = moving_face_clip(d.path());
+    let out = d.path().join("no-such-folder").join("out.ts");
+    let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .arg("live")
+        .arg(&clip)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("out.ts"), "the error names the output: {err}");
+    assert!(!out.exists());
+}
+
+/// Standard input in a container FFmpeg probes (Matroska here), segmented recording out, audio
+/// copied into every segment, every frame kept.
+#[test]
+fn standard_input_goes_to_segments_with_its_audio_and_every_frame() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let clip = d.path().join("in.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=320x240:r=10:d=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=4",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        clip.to_str().unwrap(),
+    ]);
+    let pattern = d.path().join("rec-%03d.mkv");
+    let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .args(["live", "-", "-o"])
+        .arg(&pattern)
+        .args(["-f", "segment", "--segment-seconds", "1"])
+        .stdin(std::fs::File::open(&clip).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("rec-"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let mut frames = 0;
+    for seg in &segments {
+        let streams = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(seg)
+            .output()
+            .unwrap();
+        let kinds = String::from_utf8_lossy(&streams.stdout).to_string();
+        assert!(
+            kinds.contains("video") && kinds.contains("audio"),
+            "{seg:?}: {kinds}"
+        );
+        frames += frame_times(seg).len();
+    }
+    assert_eq!(
+        frames, 40,
+        "every frame of the 4 s at 10 fps, across the segments"
+    );
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
