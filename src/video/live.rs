@@ -7,8 +7,9 @@
 //!   detection bounded by the engine, the encoder without look-ahead (x264 `zerolatency`).
 //! * **A degradation ladder instead of a growing queue.** The runner measures how far the frames
 //!   it pushes lag behind the stream's own clock, and the delay it adds to the latest frames out.
-//!   When either passes [`LiveOptions::max_lag`], it first detects fewer frames (every 2nd, then 4th frame, masks held across the gaps; the
-//!   balanced preset's models already take turns), then detects with lighter plans (a smaller
+//!   When either passes [`LiveOptions::max_lag`], it first detects fewer frames (every 2nd, then
+//!   4th frame, masks held across the gaps; the balanced preset's models already take turns),
+//!   then detects with lighter plans (a smaller
 //!   working size, no tiles: [`crate::detect::PassPlan::light`]), and if it is still behind it
 //!   covers whole frames without detecting them until it has caught up ([`Fault::Behind`]). A
 //!   frame is never passed clear and never queued without bound; every rung and covered frame
@@ -118,8 +119,8 @@ struct Rung {
 }
 
 /// The ladder's rungs, each cheaper than the one before: the configured schedule, every 2nd and
-/// 4th of its frames, then the light plans ([`crate::detect::PassPlan::light`], a third or less
-/// of the cost on a 720p or 1080p frame) on every 2nd and 4th. Beyond the last, frames are covered
+/// 4th of its frames, then the light plans ([`crate::detect::PassPlan::light`], about a third of
+/// the pixels on a 720p or 1080p frame) on every 2nd and 4th. Beyond the last, frames are covered
 /// whole. Thinning comes before the light plans because a held mask still covers a face between
 /// detected frames, while the light plans can miss a small face on every frame they look at.
 const RUNGS: [Rung; 5] = [
@@ -285,8 +286,9 @@ fn open_input(o: &LiveOptions, url: &str) -> Result<ff::format::context::Input> 
 /// is followed by a fall within [`CLIMB_TRIAL`] seconds (up to [`MAX_CLIMB_WAIT`]), and half as
 /// many again after a climb that held. Without that memory the ladder swings: a scene that only
 /// the light rungs keep up with climbs back to the full plans after every calm spell, falls
-/// behind there, and covers frames on its way down (crowd at 720p: 34 % of frames covered, 6 %
-/// once it remembers; see BENCHMARKS.md).
+/// behind there, and covers frames on its way down (crowd at 720p: 28 % of frames covered with
+/// the memory but a one-second descent, 34 % with neither; 4–6 % with the memory and the quick
+/// descent; see BENCHMARKS.md).
 struct Ladder {
     base_every: usize,
     max_lag: f64,
