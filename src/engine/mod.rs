@@ -395,11 +395,6 @@ impl<T: Send> Engine<T> {
         self.light = light;
     }
 
-    /// Whether the light plan is in use (see [`Engine::set_light`]).
-    pub fn light(&self) -> bool {
-        self.light
-    }
-
     /// Lets at most `n` frames (at least one per worker) wait for detection or for the frames
     /// before them, instead of twice the workers plus two: less delay for a live stream, whose
     /// frames then wait in the input while detection is busy, where the ladder sees them.

@@ -181,23 +181,11 @@ fn assert_monotonic(times: &[f64]) {
     }
 }
 
-#[test]
-fn a_tcp_stream_comes_out_whole_in_order_and_covered_in_every_frame() {
-    runtime();
-    let d = tempfile::tempdir().unwrap();
-    let clip = moving_face_clip(d.path());
-    let port = free_port();
-    let mut server = serve(&clip, port, false);
-    std::thread::sleep(Duration::from_millis(500));
-    let out = d.path().join("out.ts");
-    let run = live(port, &out, &[]);
-    std::thread::sleep(Duration::from_secs(12));
-    interrupt(&run);
-    let stats = finish(run);
-    let _ = server.kill();
-    let _ = server.wait();
-    let frames = rgb_frames(&out);
-    let times = frame_times(&out);
+/// A run of 12 s at 10 fps written to `out`: every frame read came out (80 at least), with
+/// monotonic timestamps, and the moving face is covered in every frame (or the frame whole).
+fn assert_whole_and_covered(out: &Path, stats: &serde_json::Value) {
+    let frames = rgb_frames(out);
+    let times = frame_times(out);
     assert!(
         frames.len() >= 80,
         "{} frames in 12 s at 10 fps",
@@ -214,6 +202,50 @@ fn a_tcp_stream_comes_out_whole_in_order_and_covered_in_every_frame() {
             face_centre(k)
         );
     }
+}
+
+/// A run across a reconnection written to `out`: it reconnected, wrote more than `min_frames`
+/// frames with monotonic timestamps and no gap of `max_gap` seconds or more, and every frame
+/// shows the fill colour on the face (wherever the restarted clip put it) or is covered whole.
+fn assert_runs_on_across_a_reconnection(
+    out: &Path,
+    stats: &serde_json::Value,
+    min_frames: usize,
+    max_gap: f64,
+) {
+    assert!(stats["reconnects"].as_u64().unwrap() >= 1, "{stats}");
+    let frames = rgb_frames(out);
+    let times = frame_times(out);
+    assert_eq!(frames.len() as u64, stats["frames_out"].as_u64().unwrap());
+    assert!(frames.len() > min_frames, "{} frames", frames.len());
+    assert_monotonic(&times);
+    let worst = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(worst < max_gap, "a gap of {worst} s");
+    for (k, f) in frames.iter().enumerate() {
+        let fill = f.chunks_exact(3).filter(|p| magenta(p)).count();
+        assert!(
+            fill > 1500 || whole_frame_black(f),
+            "frame {k}: {fill} px of fill"
+        );
+    }
+}
+
+#[test]
+fn a_tcp_stream_comes_out_whole_in_order_and_covered_in_every_frame() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let clip = moving_face_clip(d.path());
+    let port = free_port();
+    let mut server = serve(&clip, port, false);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.path().join("out.ts");
+    let run = live(port, &out, &[]);
+    std::thread::sleep(Duration::from_secs(12));
+    interrupt(&run);
+    let stats = finish(run);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_whole_and_covered(&out, &stats);
     // The ladder was not needed for long on a 360p stream at 10 fps.
     assert!(stats["covered_behind"].as_u64().unwrap() < 10, "{stats}");
 }
@@ -238,24 +270,8 @@ fn a_dropped_camera_is_reconnected_and_the_output_runs_on() {
     let stats = finish(run);
     let _ = second.kill();
     let _ = second.wait();
-    assert!(stats["reconnects"].as_u64().unwrap() >= 1, "{stats}");
-    let frames = rgb_frames(&out);
-    let times = frame_times(&out);
-    assert_eq!(frames.len() as u64, stats["frames_out"].as_u64().unwrap());
-    assert!(frames.len() > 60, "{} frames", frames.len());
-    assert_monotonic(&times);
     // No gap is written: time runs on at the frame rate across the reconnection.
-    let worst = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    assert!(worst < 0.25, "a gap of {worst} s");
-    // Every frame shows the fill colour on the face (wherever the restarted clip put it), or is
-    // covered whole.
-    for (k, f) in frames.iter().enumerate() {
-        let fill = f.chunks_exact(3).filter(|p| magenta(p)).count();
-        assert!(
-            fill > 1500 || whole_frame_black(f),
-            "frame {k}: {fill} px of fill"
-        );
-    }
+    assert_runs_on_across_a_reconnection(&out, &stats, 60, 0.25);
 }
 
 /// RTSP out: ffmpeg listens as an RTSP receiver (Debian's ffmpeg can receive a published RTSP
@@ -366,24 +382,7 @@ fn an_rtsp_camera_read_over_tcp_comes_out_whole_in_order_and_covered() {
     interrupt(&run);
     let stats = finish(run);
     kill_group(camera);
-    let frames = rgb_frames(&out);
-    let times = frame_times(&out);
-    assert!(
-        frames.len() >= 80,
-        "{} frames in 12 s at 10 fps",
-        frames.len()
-    );
-    assert_eq!(frames.len() as u64, stats["frames_out"].as_u64().unwrap());
-    assert_eq!(stats["frames_in"], stats["frames_out"], "{stats}");
-    assert_eq!(times.len(), frames.len());
-    assert_monotonic(&times);
-    for (k, f) in frames.iter().enumerate() {
-        assert!(
-            covered_at(f, face_centre(k)) > 0.9 || whole_frame_black(f),
-            "frame {k}: the face at {:?} is not covered",
-            face_centre(k)
-        );
-    }
+    assert_whole_and_covered(&out, &stats);
 }
 
 /// RTSP in over UDP, the camera killed and restarted: the run reconnects and the output runs on,
@@ -411,24 +410,10 @@ fn an_rtsp_camera_over_udp_that_restarts_is_reconnected() {
     interrupt(&run);
     let stats = finish(run);
     kill_group(second);
-    assert!(stats["reconnects"].as_u64().unwrap() >= 1, "{stats}");
-    let frames = rgb_frames(&out);
-    let times = frame_times(&out);
-    assert_eq!(frames.len() as u64, stats["frames_out"].as_u64().unwrap());
-    assert!(frames.len() > 70, "{} frames", frames.len());
-    assert_monotonic(&times);
     // The 1.5 s the camera was away are not written as a gap: time runs on. (UDP itself may lose
     // a frame or two, at the start of a session above all, and the stream's own timestamps keep
     // such a hole: 0.3 s was seen.)
-    let worst = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    assert!(worst < 1.0, "a gap of {worst} s");
-    for (k, f) in frames.iter().enumerate() {
-        let fill = f.chunks_exact(3).filter(|p| magenta(p)).count();
-        assert!(
-            fill > 1500 || whole_frame_black(f),
-            "frame {k}: {fill} px of fill"
-        );
-    }
+    assert_runs_on_across_a_reconnection(&out, &stats, 70, 1.0);
 }
 
 /// A camera that is not there, and an output that cannot be written: each a clear error that
