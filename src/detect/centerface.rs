@@ -23,7 +23,6 @@ pub(crate) struct CenterFace {
     model: ModelData,
     sessions: Arc<Sessions>,
     input: String,
-    tensor: TensorBuilder,
     threshold: f32,
 }
 
@@ -42,7 +41,6 @@ impl CenterFace {
             model,
             sessions,
             input,
-            tensor: TensorBuilder::default(),
             threshold,
         })
     }
@@ -68,41 +66,47 @@ impl ModelRunner for CenterFace {
             mean: [0.0; 3],
             scale: 1.0,
         };
-        let affine = self.tensor.build_scaled(frame, region, scale, norm);
         let (model, threshold) = (&self.model, self.threshold);
-        run_model(model, &self.sessions, &self.input, &self.tensor, |outs| {
-            let heat = outs[0].view();
-            let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
-            let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
-            let mut found = Vec::new();
-            for i in 0..gh {
-                for j in 0..gw {
-                    let score = heat[[0, 0, i, j]];
-                    // `!(>)` also skips NaN.
-                    if !(score > threshold) {
-                        continue;
+        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, norm);
+        run_model(
+            model,
+            &self.sessions,
+            &self.input,
+            build,
+            |outs, affine, _| {
+                let heat = outs[0].view();
+                let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
+                let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
+                let mut found = Vec::new();
+                for i in 0..gh {
+                    for j in 0..gw {
+                        let score = heat[[0, 0, i, j]];
+                        // `!(>)` also skips NaN.
+                        if !(score > threshold) {
+                            continue;
+                        }
+                        let h = size[[0, 0, i, j]].exp() * STRIDE;
+                        let w = size[[0, 1, i, j]].exp() * STRIDE;
+                        let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
+                        let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
+                        let b = BBox::from_center(cx, cy, w, h);
+                        let landmarks = (0..5)
+                            .map(|k| {
+                                let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
+                                let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
+                                affine.point(lx, ly)
+                            })
+                            .collect();
+                        found.push(Detection {
+                            class: model.class,
+                            score,
+                            bbox: affine.bbox(&b),
+                            landmarks,
+                        });
                     }
-                    let h = size[[0, 0, i, j]].exp() * STRIDE;
-                    let w = size[[0, 1, i, j]].exp() * STRIDE;
-                    let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
-                    let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
-                    let b = BBox::from_center(cx, cy, w, h);
-                    let landmarks = (0..5)
-                        .map(|k| {
-                            let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
-                            let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
-                            affine.point(lx, ly)
-                        })
-                        .collect();
-                    found.push(Detection {
-                        class: model.class,
-                        score,
-                        bbox: affine.bbox(&b),
-                        landmarks,
-                    });
                 }
-            }
-            Ok(super::nms::nms(found, NMS_IOU))
-        })
+                Ok(super::nms::nms(found, NMS_IOU))
+            },
+        )
     }
 }

@@ -175,32 +175,38 @@ pub(crate) fn check_outputs(
     }
 }
 
-/// Runs a session of `sessions` on the packed tensor and hands the `f32` outputs to `decode`.
-pub(crate) fn run_model<F>(
+/// Builds the input tensor with `build` (in this thread's scratch builder, see
+/// [`preprocess::with_scratch`]), runs a session of `sessions` on it and hands the `f32` outputs,
+/// the tensor-to-frame mapping and the tensor's size to `decode`.
+pub(crate) fn run_model<B, F>(
     model: &ModelData,
     sessions: &Sessions,
     input: &str,
-    tensor: &TensorBuilder,
+    build: B,
     decode: F,
 ) -> Result<Vec<Detection>>
 where
-    F: FnOnce(&[ArrayViewD<'_, f32>]) -> Result<Vec<Detection>>,
+    B: FnOnce(&mut TensorBuilder) -> preprocess::Affine,
+    F: FnOnce(&[ArrayViewD<'_, f32>], preprocess::Affine, (u32, u32)) -> Result<Vec<Detection>>,
 {
-    let (w, h) = tensor.size;
-    sessions.with(|session| {
-        let value = TensorRef::from_array_view((
-            [1usize, 3, h as usize, w as usize],
-            tensor.data.as_slice(),
-        ))
-        .map_err(|e| Error::inference(&model.name, e))?;
-        let outputs = session
-            .run(ort::inputs![input => value])
+    preprocess::with_scratch(|tensor| {
+        let affine = build(tensor);
+        let (w, h) = tensor.size;
+        sessions.with(|session| {
+            let value = TensorRef::from_array_view((
+                [1usize, 3, h as usize, w as usize],
+                tensor.data.as_slice(),
+            ))
             .map_err(|e| Error::inference(&model.name, e))?;
-        let views = (0..outputs.len())
-            .map(|i| outputs[i].try_extract_array::<f32>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::inference(&model.name, e))?;
-        decode(&views)
+            let outputs = session
+                .run(ort::inputs![input => value])
+                .map_err(|e| Error::inference(&model.name, e))?;
+            let views = (0..outputs.len())
+                .map(|i| outputs[i].try_extract_array::<f32>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::inference(&model.name, e))?;
+            decode(&views, affine, (w, h))
+        })
     })
 }
 

@@ -70,7 +70,6 @@ pub(crate) struct Retina {
     model: ModelData,
     sessions: Arc<Sessions>,
     input: String,
-    tensor: TensorBuilder,
     threshold: f32,
     sizes: &'static [[f32; 2]; 3],
     /// Output indices of loc, conf and landmarks.
@@ -119,7 +118,6 @@ impl Retina {
             model,
             sessions,
             input,
-            tensor: TensorBuilder::default(),
             threshold,
             sizes,
             outputs,
@@ -148,58 +146,65 @@ impl ModelRunner for Retina {
             mean: [104.0, 117.0, 123.0],
             scale: 1.0,
         };
-        let affine = self.tensor.build_scaled(frame, region, scale, norm);
-        let (tw, th) = self.tensor.size;
-        if (self.priors.0, self.priors.1) != (tw, th) {
-            self.priors = (tw, th, priors(tw, th, self.sizes));
-        }
         let (model, threshold, [li, ci, mi]) = (&self.model, self.threshold, self.outputs);
-        let priors = &self.priors.2;
-        run_model(model, &self.sessions, &self.input, &self.tensor, |outs| {
-            let (loc, conf, marks) = (outs[li].view(), outs[ci].view(), outs[mi].view());
-            if loc.shape()[1] != priors.len()
-                || conf.shape()[1] != priors.len()
-                || marks.shape()[1] != priors.len()
-            {
-                return Err(Error::model(
+        let (cache, sizes) = (&mut self.priors, self.sizes);
+        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, norm);
+        run_model(
+            model,
+            &self.sessions,
+            &self.input,
+            build,
+            |outs, affine, (tw, th)| {
+                if (cache.0, cache.1) != (tw, th) {
+                    *cache = (tw, th, priors(tw, th, sizes));
+                }
+                let priors = &cache.2;
+                let (loc, conf, marks) = (outs[li].view(), outs[ci].view(), outs[mi].view());
+                if loc.shape()[1] != priors.len()
+                    || conf.shape()[1] != priors.len()
+                    || marks.shape()[1] != priors.len()
+                {
+                    return Err(Error::model(
                     &model.path,
                     format!("produced {} boxes for a {tw}x{th} input, but RetinaFace-style priors number {}", loc.shape()[1], priors.len()),
                 ));
-            }
-            let points = marks.shape()[2] / 2;
-            let mut found = Vec::new();
-            for (n, p) in priors.iter().enumerate() {
-                let score = conf[[0, n, 1]];
-                if !(score > threshold) {
-                    continue;
                 }
-                let b = decode_box(
-                    p,
-                    [
-                        loc[[0, n, 0]],
-                        loc[[0, n, 1]],
-                        loc[[0, n, 2]],
-                        loc[[0, n, 3]],
-                    ],
-                    tw,
-                    th,
-                );
-                let landmarks = (0..points)
-                    .map(|k| {
-                        let x = (p.cx + marks[[0, n, 2 * k]] * VARIANCE[0] * p.w) * tw as f32;
-                        let y = (p.cy + marks[[0, n, 2 * k + 1]] * VARIANCE[0] * p.h) * th as f32;
-                        affine.point(x, y)
-                    })
-                    .collect();
-                found.push(Detection {
-                    class: model.class,
-                    score,
-                    bbox: affine.bbox(&b),
-                    landmarks,
-                });
-            }
-            Ok(super::nms::nms(found, NMS_IOU))
-        })
+                let points = marks.shape()[2] / 2;
+                let mut found = Vec::new();
+                for (n, p) in priors.iter().enumerate() {
+                    let score = conf[[0, n, 1]];
+                    if !(score > threshold) {
+                        continue;
+                    }
+                    let b = decode_box(
+                        p,
+                        [
+                            loc[[0, n, 0]],
+                            loc[[0, n, 1]],
+                            loc[[0, n, 2]],
+                            loc[[0, n, 3]],
+                        ],
+                        tw,
+                        th,
+                    );
+                    let landmarks = (0..points)
+                        .map(|k| {
+                            let x = (p.cx + marks[[0, n, 2 * k]] * VARIANCE[0] * p.w) * tw as f32;
+                            let y =
+                                (p.cy + marks[[0, n, 2 * k + 1]] * VARIANCE[0] * p.h) * th as f32;
+                            affine.point(x, y)
+                        })
+                        .collect();
+                    found.push(Detection {
+                        class: model.class,
+                        score,
+                        bbox: affine.bbox(&b),
+                        landmarks,
+                    });
+                }
+                Ok(super::nms::nms(found, NMS_IOU))
+            },
+        )
     }
 }
 

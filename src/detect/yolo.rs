@@ -23,7 +23,6 @@ pub(crate) struct Yolo {
     model: ModelData,
     sessions: Arc<Sessions>,
     input: String,
-    tensor: TensorBuilder,
     threshold: f32,
     size: (u32, u32),
 }
@@ -62,7 +61,6 @@ impl Yolo {
             model,
             sessions,
             input,
-            tensor: TensorBuilder::default(),
             threshold,
             size,
         })
@@ -95,41 +93,46 @@ impl ModelRunner for Yolo {
             mean: [0.0; 3],
             scale: 1.0 / 255.0,
         };
-        let affine = self
-            .tensor
-            .build(frame, region, (nw, nh), (sw, sh), (px, py), PAD, norm);
         let (model, threshold) = (&self.model, self.threshold);
-        run_model(model, &self.sessions, &self.input, &self.tensor, |outs| {
-            let out = outs[0].view();
-            let (rows, anchors) = (out.shape()[1], out.shape()[2]);
-            if rows < 5 {
-                return Err(Error::model(
-                    &model.path,
-                    format!("output has {rows} rows, expected at least 5"),
-                ));
-            }
-            let mut found = Vec::new();
-            for a in 0..anchors {
-                let score = (4..rows)
-                    .map(|r| out[[0, r, a]])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                if !(score > threshold) {
-                    continue;
+        let build =
+            |t: &mut TensorBuilder| t.build(frame, region, (nw, nh), (sw, sh), (px, py), PAD, norm);
+        run_model(
+            model,
+            &self.sessions,
+            &self.input,
+            build,
+            |outs, affine, _| {
+                let out = outs[0].view();
+                let (rows, anchors) = (out.shape()[1], out.shape()[2]);
+                if rows < 5 {
+                    return Err(Error::model(
+                        &model.path,
+                        format!("output has {rows} rows, expected at least 5"),
+                    ));
                 }
-                let b = BBox::from_center(
-                    out[[0, 0, a]],
-                    out[[0, 1, a]],
-                    out[[0, 2, a]],
-                    out[[0, 3, a]],
-                );
-                found.push(Detection {
-                    class: model.class,
-                    score,
-                    bbox: affine.bbox(&b),
-                    landmarks: Vec::new(),
-                });
-            }
-            Ok(super::nms::nms(found, NMS_IOU))
-        })
+                let mut found = Vec::new();
+                for a in 0..anchors {
+                    let score = (4..rows)
+                        .map(|r| out[[0, r, a]])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    if !(score > threshold) {
+                        continue;
+                    }
+                    let b = BBox::from_center(
+                        out[[0, 0, a]],
+                        out[[0, 1, a]],
+                        out[[0, 2, a]],
+                        out[[0, 3, a]],
+                    );
+                    found.push(Detection {
+                        class: model.class,
+                        score,
+                        bbox: affine.bbox(&b),
+                        landmarks: Vec::new(),
+                    });
+                }
+                Ok(super::nms::nms(found, NMS_IOU))
+            },
+        )
     }
 }

@@ -322,7 +322,8 @@ pub fn bench_stream(
     let start = Instant::now();
     'passes: loop {
         let mut ictx = super::open_input(clip, max_pixels)?;
-        let (vindex, decoder) = super::decode::open_decoder(&ictx, clip, max_pixels, 0)?;
+        let (vindex, decoder) =
+            super::decode::open_decoder(&ictx, clip, max_pixels, crate::cores())?;
         let streams = vec![None; ictx.nb_streams() as usize];
         let (_keep, spent) = std::sync::mpsc::channel();
         let left = frames.map(|f| f.saturating_sub(pushed as usize));

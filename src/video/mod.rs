@@ -98,7 +98,8 @@ pub struct VideoOptions {
     pub workers: usize,
     /// Threads the clip may keep busy; 0 means one per core. Each detection worker gets
     /// `budget / workers` ONNX Runtime threads, and FFmpeg's decoder and encoder get `budget`
-    /// threads (with 0, FFmpeg chooses: x264 takes about 1.5 per core).
+    /// threads each (not FFmpeg's own choice, which for x264 is 1.5 per core: every frame thread
+    /// holds frames).
     pub thread_budget: usize,
     /// Stop after this many frames (for benchmarks); `None` reads the whole clip.
     pub max_frames: Option<usize>,
@@ -209,8 +210,8 @@ impl VideoOptions {
     }
 
     /// Spends a budget of `jobs` threads on a clip: one detection worker per thread, each with
-    /// one ONNX Runtime thread, and `jobs` decoder and encoder threads; when the budget is the
-    /// whole machine FFmpeg's codecs choose for themselves (x264 takes about 1.5 per core).
+    /// one ONNX Runtime thread, and `jobs` decoder and encoder threads (0 stands for a budget of
+    /// every core).
     pub fn set_thread_budget(&mut self, jobs: usize) {
         let jobs = jobs.max(1);
         self.workers = jobs;
