@@ -15,6 +15,7 @@ fn native(model: models::ShippedModel, threshold: f32, long_side: u32) -> ModelD
         max_upscale: 1.0,
         tiles: Tiles::Off,
         widen: 1.0,
+        tile_zoom: 1.0,
     };
     ModelDetector::new(model.load().unwrap(), threshold, plan, 2).unwrap()
 }
@@ -187,6 +188,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
         max_upscale: 2.0,
         tiles,
         widen: 1.0,
+        tile_zoom: 1.0,
     };
     let cf = || models::CENTERFACE.load().unwrap();
     let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
@@ -212,6 +214,7 @@ fn a_model_of_the_wrong_family_is_refused_with_its_path() {
             max_upscale: 1.0,
             tiles: Tiles::Off,
             widen: 1.0,
+            tile_zoom: 1.0,
         };
         match ModelDetector::new(data, 0.5, plan, 1) {
             Err(Error::Model { path: p, reason }) => {
