@@ -275,6 +275,36 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_scratch_is_reused_and_a_nested_call_gets_its_own() {
+        let frame = RgbImage::from_pixel(64, 32, image::Rgb([10, 20, 30]));
+        let norm = Normalize {
+            bgr: false,
+            mean: [0.0; 3],
+            scale: 1.0,
+        };
+        let whole = Rect::full(64, 32);
+        let outer = with_scratch(|tb| {
+            tb.build_scaled(&frame, whole, [2.0, 2.0], norm);
+            let inner = with_scratch(|nested| {
+                nested.build_scaled(&frame, whole, [0.5, 0.5], norm);
+                nested.size
+            });
+            // The nested build went to another builder: this one still holds its own tensor.
+            assert_eq!(inner, (32, 32));
+            assert_eq!(tb.size, (128, 64));
+            assert_eq!(tb.data.len(), 128 * 64 * 3);
+            tb.data.as_ptr() as usize
+        });
+        // The next call on this thread gets the same buffers back, already large enough.
+        let again = with_scratch(|tb| {
+            tb.build_scaled(&frame, whole, [1.0, 1.0], norm);
+            assert_eq!(tb.data[0], 10.0);
+            tb.data.as_ptr() as usize
+        });
+        assert_eq!(outer, again);
+    }
+
+    #[test]
     fn plain_resize_of_a_tile_maps_to_frame_pixels() {
         let mut frame = RgbImage::new(200, 100);
         frame.put_pixel(150, 60, image::Rgb([255, 0, 0]));
