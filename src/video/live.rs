@@ -9,11 +9,10 @@
 //!   it pushes lag behind the stream's own clock, and the delay it adds to the latest frames out.
 //!   When either passes [`LiveOptions::max_lag`], it first detects fewer frames (every 2nd, then
 //!   4th frame, masks held across the gaps; the balanced preset's models already take turns),
-//!   then detects with lighter plans (a smaller
-//!   working size, no tiles: [`crate::detect::PassPlan::light`]), and if it is still behind it
-//!   covers whole frames without detecting them until it has caught up ([`Fault::Behind`]). A
-//!   frame is never passed clear and never queued without bound; every rung and covered frame
-//!   is counted.
+//!   then detects with lighter plans (a smaller working size, no tiles:
+//!   [`crate::detect::PassPlan::light`]), and if it is still behind it covers whole frames
+//!   without detecting them until it has caught up ([`Fault::Behind`]). A frame is never passed
+//!   clear and never queued without bound; every rung and covered frame is counted.
 //! * **Reconnects.** When a network input ends or fails after it has streamed, the runner
 //!   reconnects with back-off (0.5 s doubling to [`LiveOptions::max_backoff`]); no frame is made
 //!   up for the gap, and output timestamps go on from where they stopped, so players and muxers
