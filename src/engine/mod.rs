@@ -20,7 +20,7 @@
 //! the host API in the host's buffer). A front wires a source of frames to a [`FrameSink`]
 //! through the engine.
 //!
-//! Frames in flight are bounded (twice the workers plus two waiting for detection, plus the
+//! Frames in flight are bounded (the workers plus two waiting for detection, plus the
 //! tracker's look-ahead), so memory does not grow with the length of a stream.
 
 pub mod gate;
