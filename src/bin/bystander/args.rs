@@ -452,8 +452,9 @@ pub struct Settings {
     #[arg(long)]
     pub plate_model: Vec<String>,
     /// Clips: run every model on every detected frame, instead of letting the balanced preset's
-    /// two models per class take turns frame by frame (about 1.5x slower end to end) and the fast
-    /// preset's plate model run on every second detected frame.
+    /// two models per class take turns frame by frame (about 1.5x slower end to end), and the
+    /// fast preset's two face models take turns and its plate model run on every second detected
+    /// frame.
     #[arg(long)]
     pub no_interleave: bool,
     /// Files processed at once (default: one per core); cores are shared between jobs and
