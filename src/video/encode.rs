@@ -470,6 +470,12 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
     if name.starts_with("libx26") {
         dict.set("crf", &opts.crf.to_string());
         dict.set("preset", &opts.preset);
+        if name == "libx264" {
+            // x264's threaded look-ahead keeps its own buffer of frames (about 28 MB at 1080p
+            // with two threads); without it the same bytes come out (checked on crowd_1080p),
+            // and the encoder thread is not what a clip waits for (BENCHMARKS.md, "Memory").
+            dict.set("x264-params", "sync-lookahead=0");
+        }
         if opts.zero_latency {
             dict.set("tune", "zerolatency");
         }
@@ -696,4 +702,22 @@ fn add_copied_stream(
     }
     ost.set_metadata(md);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x264_runs_without_its_threaded_look_ahead_and_other_encoders_are_left_alone() {
+        let opts = VideoOptions::default();
+        let x264 = encoder_options("libx264", &opts);
+        assert_eq!(x264.get("x264-params"), Some("sync-lookahead=0"));
+        assert_eq!(x264.get("preset"), Some(opts.preset.as_str()));
+        assert_eq!(encoder_options("libx265", &opts).get("x264-params"), None);
+        assert_eq!(
+            encoder_options("libvpx-vp9", &opts).get("x264-params"),
+            None
+        );
+    }
 }
