@@ -860,8 +860,8 @@ fn preset(
     // half of what every model finds on a static camera (room_432p_long: 0.493 of the reference,
     // at any working size), and RetinaFace finds much of the rest at less than half
     // CenterFace's cost per run; with turns, a detected frame still runs one face model (see
-    // [`DetectConfig::for_clips`]). Photos keep CenterFace alone: both models on every photo
-    // cost more than the preset is for.
+    // [`DetectConfig::for_clips`]). Photos keep CenterFace alone: a photo has no next frame to
+    // take a turn on, so it would run both.
     if clip && recall == Recall::Fast && class == Class::Face {
         models.push((models::RETINAFACE, 0.2, plan(640, 2.0, Tiles::Off)));
     }

@@ -472,8 +472,9 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
         dict.set("preset", &opts.preset);
         if name == "libx264" {
             // x264's threaded look-ahead keeps its own buffer of frames (about 28 MB at 1080p
-            // with two threads); without it the same bytes come out (checked on crowd_1080p),
-            // and the encoder thread is not what a clip waits for (BENCHMARKS.md, "Memory").
+            // with two threads). Without it the same bytes come out (checked on crowd_1080p);
+            // the default preset is no slower, the fast one, which waits more on the encoder,
+            // about 5 % (BENCHMARKS.md, "Memory", third pass).
             dict.set("x264-params", "sync-lookahead=0");
         }
         if opts.zero_latency {
