@@ -357,7 +357,8 @@ impl<T: Send> Engine<T> {
         let workers = pool.as_ref().map_or(1, |p| p.workers());
         // Two frames beyond one per worker keep every worker fed while a slow frame (tiles) holds
         // the order up; each frame waiting is a decoded picture and its RGB copy (9 MB at 1080p).
-        // Twice the workers plus two was measured as no faster on crowd_1080p, 25 MB larger.
+        // Twice the workers plus two (two frames more on 2 cores, 19 MB at 1080p) was measured as
+        // no faster on crowd_1080p.
         let max_waiting = workers + 2;
         let gate = GateConfig {
             enabled: cfg.gate.enabled && cfg.rotation == 0 && pool.is_some(),
