@@ -15,7 +15,9 @@ Why these choices:
   every score to zero (tried: no plate found at all).
 
 The outputs go to OUT (default models/), named NAME_int8.onnx; the script prints each file's
-sha256 and its time per run against the float model (one thread, 20 runs).
+sha256 and its time per run against the float model (one thread, 20 runs). The shipped YOLOv8
+files are then rewritten to take any input size by scripts/yolo_any_size.py (models/README.md):
+run this on the exported 640 x 640 file, then that on its output.
 
 Usage: scripts/quantize.py [--out DIR] [--models plate_yolov8n_pyplatex,centerface,...]
 Needs: pip install onnxruntime==1.31.1 onnx numpy pillow (in a throwaway venv).

@@ -86,11 +86,13 @@ pub const PLATE_RETINA: ShippedModel = ShippedModel {
     class: Class::Plate,
 };
 
-/// A YOLOv8n single-class plate detector (see models/README.md for its licence caveat).
+/// A YOLOv8n single-class plate detector (see models/README.md for its licence caveat), its detect
+/// head rewritten by `scripts/yolo_any_size.py` to take any input size that is a multiple of 32
+/// (the same output as the exported file on 640 x 640), so that a wide frame is not padded square.
 pub const PLATE_YOLO: ShippedModel = ShippedModel {
     name: "plate-yolo",
-    file: "plate_yolov8n_pyplatex.onnx",
-    sha256: "8903b3701555fbbdb00847fce6d798d6e2c44e27b6d1e8c31e2fd8dd15aa7dfb",
+    file: "plate_yolov8n_pyplatex_anysize.onnx",
+    sha256: "1354519fa03154d56f0bb96de2d4623775c6d7b2d8f0189a37be16d877a1428f",
     family: Family::Yolo,
     class: Class::Plate,
 };
@@ -98,10 +100,11 @@ pub const PLATE_YOLO: ShippedModel = ShippedModel {
 /// [`PLATE_YOLO`] quantized to int8 (QDQ) by `scripts/quantize.py`, its detect head kept in
 /// float: about 1.5 times as fast on this machine's AVX2 cores, and the same plates found on the dev
 /// photos (models/README.md). The balanced and fast presets use it; max keeps the float model.
+/// Rewritten to take any input size as [`PLATE_YOLO`] is.
 pub const PLATE_YOLO_INT8: ShippedModel = ShippedModel {
     name: "plate-yolo-int8",
-    file: "plate_yolov8n_pyplatex_int8.onnx",
-    sha256: "d043fbd46ea15d1f2fcc77b316be99afed326e429ad27c323b0c65296f9959e2",
+    file: "plate_yolov8n_pyplatex_int8_anysize.onnx",
+    sha256: "11207cc6b16c272f597e2ff554ef5b3e11f5683aeb8b9aaee7daaf979b04aaa5",
     family: Family::Yolo,
     class: Class::Plate,
 };

@@ -121,7 +121,9 @@ pub(crate) trait ModelRunner: Send {
         scale: [f32; 2],
     ) -> Result<Vec<Detection>>;
 
-    /// The input size of a model that only takes one size.
+    /// The input size of a model that only takes one size, or that is scaled as if it did: the
+    /// shipped YOLOv8 files take any multiple of 32 but are scaled into 640 x 640 like the
+    /// originals (only the padding is cut), so tiles and crops are planned for 640 x 640.
     fn fixed_input(&self) -> Option<(u32, u32)> {
         None
     }
@@ -772,9 +774,10 @@ impl Default for DetectConfig {
     }
 }
 
-/// The fast preset's plate model runs on one detected frame in this many on clips: YOLOv8n at
-/// 640 x 640 costs twice CenterFace at 640 px, and a plate (a car) moves predictably enough for the
-/// tracker to carry its box between looks (see [`DetectConfig::for_clips`]).
+/// The fast preset's plate model runs on one detected frame in this many on clips: YOLOv8n padded
+/// to 640 x 640 cost twice CenterFace at 640 px (on a 16:9 frame it now runs at 640 x 384, about
+/// 0.6 of that), and a plate (a car) moves predictably enough for the tracker to carry its box
+/// between looks (see [`DetectConfig::for_clips`]).
 pub const FAST_PLATE_PERIOD: usize = 2;
 
 /// The preset's models for a class: model, threshold, plan, and clip period (see

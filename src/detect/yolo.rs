@@ -1,6 +1,10 @@
 //! YOLOv8 detect head with N classes (the shipped plate model has one).
 //!
-//! Input `[1, 3, S, S]` RGB / 255, the region letterboxed (aspect kept, centred, padded with 114).
+//! Input `[1, 3, H, W]` RGB / 255, the region letterboxed (aspect kept, centred, padded with 114).
+//! Exported YOLOv8 files have a fixed input, 640 x 640; the shipped ones were rewritten to take
+//! any size that is a multiple of 32 (`scripts/yolo_any_size.py`), and for them the padding is
+//! cut to what rounding up to 32 needs: a 16:9 region scaled to 640 x 360 runs as 640 x 384, not
+//! 640 x 640, at 0.6 of the cost and at the same scale, so the same objects at the same size.
 //! Output `[1, 4 + N, A]`: for each of A anchors, centre x, centre y, width, height in input pixels,
 //! then N class scores (already sigmoid, no objectness). The best class score is the score; every
 //! class maps to the model's [`Class`](crate::geometry::Class).
@@ -24,7 +28,40 @@ pub(crate) struct Yolo {
     sessions: Arc<Sessions>,
     input: String,
     threshold: f32,
+    /// The fixed input, or for a model that takes any size the most it is given (the size it was
+    /// trained at), which sets the scale.
     size: (u32, u32),
+    /// Whether the input size is free (symbolic height and width), so padding is kept to the
+    /// multiple of [`STRIDE`].
+    free: bool,
+}
+
+/// The coarsest stride of a YOLOv8 head: a free-size input must be a multiple of it.
+const STRIDE: u32 = 32;
+
+/// The input a region gets: letterboxed into `size`, and for a free-size model only as much of
+/// `size` as the scaled region needs, rounded up to [`STRIDE`]. Returns the scaled region's size,
+/// the input's size and the padding before the region.
+fn input_layout(
+    region: Rect,
+    size: (u32, u32),
+    free: bool,
+) -> ((u32, u32), (u32, u32), (u32, u32)) {
+    let (nw, nh, px, py) = letterbox_layout(region, size.0, size.1);
+    if !free {
+        return ((nw, nh), size, (px, py));
+    }
+    let fit = |n: u32, max: u32| {
+        n.div_ceil(STRIDE)
+            .saturating_mul(STRIDE)
+            .clamp(STRIDE, max.max(STRIDE))
+    };
+    let (sw, sh) = (fit(nw, size.0), fit(nh, size.1));
+    (
+        (nw, nh),
+        (sw, sh),
+        ((sw - nw.min(sw)) / 2, (sh - nh.min(sh)) / 2),
+    )
 }
 
 impl Yolo {
@@ -49,10 +86,11 @@ impl Yolo {
                 .unwrap_or(-1);
             Ok((input.name().to_string(), dims, rows))
         })?;
-        // Exported YOLO models have a fixed square input; symbolic sizes fall back to 640.
-        let size = match dims.as_slice() {
-            [_, _, h, w] if *h > 0 && *w > 0 => (*w as u32, *h as u32),
-            _ => (640, 640),
+        // Exported YOLO models have a fixed square input; a free size (symbolic height and width)
+        // is fitted to each region, at the scale of the 640 x 640 the shipped ones were trained at.
+        let (size, free) = match dims.as_slice() {
+            [_, _, h, w] if *h > 0 && *w > 0 => ((*w as u32, *h as u32), false),
+            _ => ((640, 640), true),
         };
         if rows != -1 && rows < 5 {
             return Err(Error::model(&model.path, format!("not a YOLOv8 detect head: output has {rows} rows, expected 4 box rows plus at least one class")));
@@ -63,6 +101,7 @@ impl Yolo {
             input,
             threshold,
             size,
+            free,
         })
     }
 }
@@ -86,8 +125,7 @@ impl ModelRunner for Yolo {
         region: Rect,
         _scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
-        let (sw, sh) = self.size;
-        let (nw, nh, px, py) = letterbox_layout(region, sw, sh);
+        let ((nw, nh), (sw, sh), (px, py)) = input_layout(region, self.size, self.free);
         let norm = Normalize {
             bgr: false,
             mean: [0.0; 3],
@@ -134,5 +172,53 @@ impl ModelRunner for Yolo {
                 Ok(super::nms::nms(found, NMS_IOU))
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(w: u32, h: u32) -> Rect {
+        Rect { x: 0, y: 0, w, h }
+    }
+
+    #[test]
+    fn a_wide_frame_is_padded_only_to_the_next_multiple_of_32() {
+        let (scaled, input, pad) = input_layout(region(1920, 1080), (640, 640), true);
+        assert_eq!((scaled, input, pad), ((640, 360), (640, 384), (0, 12)));
+        // A fixed-input model keeps its square.
+        let (scaled, input, pad) = input_layout(region(1920, 1080), (640, 640), false);
+        assert_eq!((scaled, input, pad), ((640, 360), (640, 640), (0, 140)));
+    }
+
+    /// Over regions of every shape from 1 x 1 to 4K, a free-size input scales the region exactly
+    /// as the fixed 640 x 640 input does (the same objects at the same size), holds it whole,
+    /// centred, in whole multiples of 32, and is never larger than the fixed input.
+    #[test]
+    fn a_free_size_input_keeps_the_fixed_inputs_scale_on_any_region() {
+        let sizes = (0..60u32).map(|i| 1 + i * i * i % 3840 + i);
+        for w in sizes.clone() {
+            for h in sizes.clone().map(|h| h.min(2160)) {
+                let r = region(w, h);
+                let (fixed, _, _) = input_layout(r, (640, 640), false);
+                let ((nw, nh), (sw, sh), (px, py)) = input_layout(r, (640, 640), true);
+                assert_eq!((nw, nh), fixed, "{w} x {h}");
+                assert!(
+                    sw % STRIDE == 0 && sh % STRIDE == 0,
+                    "{w} x {h}: {sw} x {sh}"
+                );
+                assert!(sw <= 640 && sh <= 640, "{w} x {h}: {sw} x {sh}");
+                assert!(nw + px <= sw && nh + py <= sh, "{w} x {h}: region cut");
+                assert!(
+                    sw - nw < STRIDE && sh - nh < STRIDE,
+                    "{w} x {h}: more padding than needed"
+                );
+                assert!(
+                    px == (sw - nw) / 2 && py == (sh - nh) / 2,
+                    "{w} x {h}: not centred"
+                );
+            }
+        }
     }
 }

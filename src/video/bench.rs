@@ -34,8 +34,8 @@ pub struct ModelSetting {
     pub name: String,
     /// sha256 of the file.
     pub sha256: String,
-    /// Long side of the whole-frame pass; `None` for a model with a fixed input size (YOLOv8
-    /// exports), which letterboxes every frame to that size instead.
+    /// Long side of the whole-frame pass; `None` for a YOLOv8 model, which letterboxes every
+    /// frame into its input instead (640 x 640; the shipped ones pad only to a multiple of 32).
     pub working_size: Option<u32>,
     /// Tiling.
     pub tiles: crate::detect::Tiles,

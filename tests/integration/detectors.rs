@@ -105,6 +105,36 @@ fn int8_yolo_plate_model_finds_the_drawn_plate_like_the_float_one() {
     assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
 }
 
+/// The shipped YOLOv8 files take any input size (`scripts/yolo_any_size.py`): the 960 x 640 scene
+/// runs as 640 x 448, and the same scene pasted into a square grey frame as 640 x 640. If the
+/// rewritten head placed its anchors wrong on a non-square input, the two boxes would not agree.
+#[test]
+fn yolo_finds_the_same_plate_on_a_wide_input_as_on_a_square_one() {
+    runtime();
+    let scene = rgb("plate_scene.jpg");
+    let (w, h) = scene.dimensions();
+    let mut square = image::RgbImage::from_pixel(w, w, image::Rgb([114, 114, 114]));
+    let top = (w - h) / 2;
+    image::imageops::replace(&mut square, &scene, 0, top as i64);
+    let mut detector = native(models::PLATE_YOLO_INT8, 0.3, 960);
+    let wide = detector.detect(&scene).unwrap();
+    let padded = detector.detect(&square).unwrap();
+    let (a, b) = (single(&wide, Class::Plate), single(&padded, Class::Plate));
+    let moved = bystander::BBox {
+        y1: b.bbox.y1 - top as f32,
+        y2: b.bbox.y2 - top as f32,
+        ..b.bbox
+    };
+    assert!(a.bbox.iou(&moved) > 0.9, "{:?} against {moved:?}", a.bbox);
+    assert!(
+        (a.score - b.score).abs() < 0.1,
+        "{} against {}",
+        a.score,
+        b.score
+    );
+    assert!(a.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
+}
+
 #[test]
 fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
     runtime();

@@ -477,10 +477,10 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             "  model {} (sha256 {}): {}, tiles {:?}, threshold {}, runs on {}",
             m.name,
             m.sha256,
-            m.working_size
-                .map_or("fixed input size".to_string(), |s| format!(
-                    "working size {s}"
-                )),
+            m.working_size.map_or(
+                "letterboxed into the model's input".to_string(),
+                |s| format!("working size {s}")
+            ),
             m.tiles,
             m.threshold,
             m.turn
