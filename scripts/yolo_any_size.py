@@ -5,10 +5,10 @@ Why: Ultralytics exports YOLOv8 with a fixed 640 x 640 input, and bystander lett
 region into it. A 16:9 frame fills 640 x 360 of it, so 44 % of every whole-frame run is spent on
 padding. Only the detect head ties the network to its input size: its anchor centres and strides
 are stored as constants for 8400 anchors (80 x 80 + 40 x 40 + 20 x 20), and two reshapes of the
-box distribution name 8400. Everything before them is convolutions, concatenations and resizes by
-scale factors. This script replaces the constants with the same values computed from each level's
-feature-map shape (centres j + 0.5, i + 0.5 in row-major order per level, level strides 8, 16,
-32), and the reshapes' 8400 with -1. The weights are not touched: on a 640 x 640 input the
+box distribution name 8400. Everything before them is convolutions, pooling, splits,
+concatenations and resizes by scale factors. This script replaces the constants with the same
+values computed from each level's feature-map shape (centres j + 0.5, i + 0.5 in row-major order
+per level, level strides 8, 16, 32), and the reshapes' 8400 with -1. The weights are not touched: on a 640 x 640 input the
 rewritten model gives the same output as the original, which `--check` verifies.
 
 Usage: scripts/yolo_any_size.py IN.onnx OUT.onnx [--check]
