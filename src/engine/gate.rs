@@ -201,7 +201,7 @@ impl Gate {
     }
 
     /// Decides where detection looks on frame `index` (a frame that is detected).
-    pub fn look(&mut self, index: usize, image: &RgbImage) -> Look {
+    pub fn look(&mut self, index: usize, image: &dyn super::Picture) -> Look {
         if !self.cfg.enabled {
             self.stats.swept_frames += 1;
             return Look::Full;
@@ -215,7 +215,8 @@ impl Gate {
             self.hot = vec![0; self.cols * self.rows];
             self.last_sweep = None;
         }
-        cell_means(image, &mut self.sums, &mut self.current);
+        let (sums, current) = (&mut self.sums, &mut self.current);
+        image.with_rgb(&mut |rgb| cell_means(rgb, sums, current));
         let t = self.cfg.threshold;
         let changed = if self.reference.len() == self.current.len() {
             self.current

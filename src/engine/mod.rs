@@ -16,14 +16,16 @@
 //!   [`Fault`], the cause kept, never clear.
 //!
 //! The engine does not paint: each [`Output`] carries the [`Region`]s to paint, and the front
-//! paints them in its own pixel format (the clip encoder on RGB and then the decoded YUV picture,
-//! the host API in the host's buffer). A front wires a source of frames to a [`FrameSink`]
-//! through the engine.
+//! paints them in its own pixel format (the clip encoder on the decoded YUV picture, through RGB
+//! rectangles; the host API in the host's buffer). A front keeps its frames in flight in its own
+//! form too (a [`Picture`]: a clip's frames stay YUV, and only detection sees them as RGB). A
+//! front wires a source of frames to a [`FrameSink`] through the engine.
 //!
 //! Frames in flight are bounded (the workers plus two waiting for detection, plus the
 //! tracker's look-ahead), so memory does not grow with the length of a stream.
 
 pub mod gate;
+mod picture;
 pub mod pool;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -38,6 +40,7 @@ use crate::geometry::{Class, Detection};
 use crate::redact::{RedactConfig, Region};
 use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
 use gate::{Gate, GateConfig, GateStats};
+pub use picture::Picture;
 pub use pool::{box_from_upright, upright};
 
 /// Why a frame left the engine covered whole.
@@ -203,11 +206,11 @@ pub(crate) fn check_range(
 /// }
 /// ```
 #[derive(Debug)]
-pub struct Output<T> {
+pub struct Output<T, P = RgbImage> {
     /// Its position in the sequence, from 0.
     pub index: usize,
     /// The frame's pixels as pushed (not painted yet).
-    pub image: RgbImage,
+    pub image: P,
     /// What the front pushed with it.
     pub payload: T,
     /// The boxes redacted on it: detections, held and back-filled boxes.
@@ -236,13 +239,13 @@ pub struct Output<T> {
 /// engine.finish(&mut sink)?;
 /// # Ok::<(), bystander::Error>(())
 /// ```
-pub trait FrameSink<T> {
+pub trait FrameSink<T, P = RgbImage> {
     /// Takes the next frame, in order.
-    fn frame(&mut self, out: Output<T>) -> Result<()>;
+    fn frame(&mut self, out: Output<T, P>) -> Result<()>;
 }
 
-impl<T, F: FnMut(Output<T>) -> Result<()>> FrameSink<T> for F {
-    fn frame(&mut self, out: Output<T>) -> Result<()> {
+impl<T, P, F: FnMut(Output<T, P>) -> Result<()>> FrameSink<T, P> for F {
+    fn frame(&mut self, out: Output<T, P>) -> Result<()> {
         self(out)
     }
 }
@@ -282,9 +285,9 @@ pub struct EngineStats {
     pub gate: GateStats,
 }
 
-struct Slot<T> {
+struct Slot<T, P> {
     index: usize,
-    image: Arc<RgbImage>,
+    image: Arc<P>,
     payload: T,
     fault: Option<Fault>,
     /// `None`: not detected; `Some(None)`: awaiting the workers; `Some(Some(r))`: answered.
@@ -294,8 +297,8 @@ struct Slot<T> {
 }
 
 /// A frame handed to the tracker, waiting for its look-ahead.
-struct Held<T> {
-    image: Arc<RgbImage>,
+struct Held<T, P> {
+    image: Arc<P>,
     payload: T,
     fault: Option<Fault>,
 }
@@ -312,7 +315,7 @@ struct Held<T> {
 /// assert!(out[0].fault.is_some());
 /// # Ok::<(), bystander::Error>(())
 /// ```
-pub struct Engine<T> {
+pub struct Engine<T, P = RgbImage> {
     pool: Option<pool::Pool>,
     tracker: Tracker,
     redact: RedactConfig,
@@ -320,18 +323,18 @@ pub struct Engine<T> {
     /// Whether detection uses the light plans (see [`Engine::set_light`]).
     light: bool,
     max_waiting: usize,
-    slots: VecDeque<Slot<T>>,
-    held: BTreeMap<usize, Held<T>>,
+    slots: VecDeque<Slot<T, P>>,
+    held: BTreeMap<usize, Held<T, P>>,
     next_index: usize,
     flicker: FlickerCounter,
     stats: EngineStats,
     gate: Gate,
 }
 
-impl<T: Send> Engine<T> {
+impl<T: Send, P: Picture + Clone> Engine<T, P> {
     /// Starts the detector pool of `cfg` (every session is built before this returns, so a bad
     /// model or a missing runtime is an error here, not on a frame).
-    pub fn new(cfg: &EngineConfig) -> Result<Engine<T>> {
+    pub fn new(cfg: &EngineConfig) -> Result<Engine<T, P>> {
         cfg.validate()?;
         let mut detect = cfg.detect.for_clips();
         detect.intra_threads = cfg.intra_threads;
@@ -341,7 +344,7 @@ impl<T: Send> Engine<T> {
 
     /// An engine without detectors, for boxes given frame by frame ([`Engine::push_given`]):
     /// rendering a reviewed detections file.
-    pub fn given(redact: RedactConfig) -> Engine<T> {
+    pub fn given(redact: RedactConfig) -> Engine<T, P> {
         let cfg = EngineConfig {
             track: TrackConfig {
                 hold: 0,
@@ -353,10 +356,10 @@ impl<T: Send> Engine<T> {
         Engine::with_pool(None, &cfg)
     }
 
-    fn with_pool(pool: Option<pool::Pool>, cfg: &EngineConfig) -> Engine<T> {
+    fn with_pool(pool: Option<pool::Pool>, cfg: &EngineConfig) -> Engine<T, P> {
         let workers = pool.as_ref().map_or(1, |p| p.workers());
         // Two frames beyond one per worker keep every worker fed while a slow frame (tiles) holds
-        // the order up; each frame waiting is a decoded picture and its RGB copy (9 MB at 1080p).
+        // the order up; each frame waiting is a picture (a clip's: 3 MB of YUV at 1080p).
         // Twice the workers plus two (two frames more on 2 cores, 19 MB at 1080p) was measured as
         // no faster on crowd_1080p.
         let max_waiting = workers + 2;
@@ -422,10 +425,10 @@ impl<T: Send> Engine<T> {
     /// order. Waits while too many frames are in flight.
     pub fn push(
         &mut self,
-        image: RgbImage,
+        image: P,
         payload: T,
         fault: Option<Fault>,
-        sink: &mut dyn FrameSink<T>,
+        sink: &mut dyn FrameSink<T, P>,
     ) -> Result<()> {
         let index = self.next_index;
         self.next_index += 1;
@@ -433,9 +436,15 @@ impl<T: Send> Engine<T> {
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
-                let look = self.gate.look(index, &image);
+                let look = self.gate.look(index, &*image);
                 let turn = index / self.detect_every;
-                pool.send(index, Arc::clone(&image), turn, look, self.light)?;
+                pool.send(
+                    index,
+                    Arc::clone(&image) as Arc<dyn Picture>,
+                    turn,
+                    look,
+                    self.light,
+                )?;
                 self.stats.detected_frames += 1;
                 self.stats.light_frames += usize::from(self.light);
                 Some(None)
@@ -457,11 +466,11 @@ impl<T: Send> Engine<T> {
     /// with a `fault` it is covered whole instead.
     pub fn push_given(
         &mut self,
-        image: RgbImage,
+        image: P,
         payload: T,
         fault: Option<Fault>,
         boxes: Vec<Detection>,
-        sink: &mut dyn FrameSink<T>,
+        sink: &mut dyn FrameSink<T, P>,
     ) -> Result<()> {
         let index = self.next_index;
         self.next_index += 1;
@@ -478,18 +487,18 @@ impl<T: Send> Engine<T> {
 
     /// Releases the frames whose detection has finished, in order, without waiting: for a front
     /// that has no frame to push just now (a live stream between two frames).
-    pub fn poll(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    pub fn poll(&mut self, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         self.drain(false, sink)
     }
 
     /// Waits for every frame in detection and releases what the tracker lets go (all of them
     /// when there is no look-ahead), without ending the stream.
-    pub fn wait(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    pub fn wait(&mut self, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         self.drain(true, sink)
     }
 
     /// Releases every frame still in flight (at the end of a stream).
-    pub fn finish(&mut self, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    pub fn finish(&mut self, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         self.drain(true, sink)?;
         for f in self.tracker.finish() {
             self.release(f, sink)?;
@@ -529,7 +538,7 @@ impl<T: Send> Engine<T> {
 
     /// Collects answers and moves finished frames, in order, through the tracker; with `all`,
     /// waits for every answer, else only while too many frames wait.
-    fn drain(&mut self, all: bool, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    fn drain(&mut self, all: bool, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         loop {
             while let Some(a) = self.pool.as_ref().and_then(|p| p.try_answer()) {
                 self.store(a);
@@ -563,7 +572,7 @@ impl<T: Send> Engine<T> {
     }
 
     /// Hands a finished slot to the tracker (or straight out, with given boxes).
-    fn advance(&mut self, slot: Slot<T>, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    fn advance(&mut self, slot: Slot<T, P>, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         let Slot {
             index,
             image,
@@ -632,7 +641,7 @@ impl<T: Send> Engine<T> {
         }
     }
 
-    fn release(&mut self, f: TrackedFrame, sink: &mut dyn FrameSink<T>) -> Result<()> {
+    fn release(&mut self, f: TrackedFrame, sink: &mut dyn FrameSink<T, P>) -> Result<()> {
         let Held {
             image,
             payload,

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use image::RgbImage;
 
 use super::gate::Look;
+use super::Picture;
 use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Detection};
@@ -21,7 +22,7 @@ use crate::geometry::{BBox, Detection};
 /// A frame to detect on: its index, its pixels and its turn among the interleaved models.
 struct Job {
     index: usize,
-    image: Arc<RgbImage>,
+    image: Arc<dyn Picture>,
     turn: usize,
     look: Look,
     /// Whether to detect with the light plan (`PassPlan::light`).
@@ -88,7 +89,7 @@ impl Pool {
     pub fn send(
         &self,
         index: usize,
-        image: Arc<RgbImage>,
+        image: Arc<dyn Picture>,
         turn: usize,
         look: Look,
         light: bool,
@@ -170,8 +171,19 @@ fn work(
         };
         set.set_light(light);
         took.fill(0.0);
+        // The frame as RGB lives only while it is detected (see `Picture`).
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            detect_upright(&mut set, &image, turn, &look, rotation, &mut took)
+            let mut result = None;
+            image.with_rgb(&mut |rgb| {
+                result = Some(detect_upright(
+                    &mut set, rgb, turn, &look, rotation, &mut took,
+                ));
+            });
+            result.unwrap_or_else(|| {
+                Err(Error::Engine {
+                    reason: "the frame's pixels were never handed over".into(),
+                })
+            })
         }))
         .unwrap_or_else(|_| {
             Err(Error::Engine {

@@ -241,24 +241,24 @@ pub fn to_rgb(data: &[u8], layout: &FrameLayout) -> Result<RgbImage> {
 }
 
 fn yuv_to_rgb(data: &[u8], layout: &FrameLayout, out: &mut [u8]) {
-    let w = layout.width as usize;
+    let (w, h) = (layout.width, layout.height);
     let [ys, s1, s2] = layout.strides;
     let [yo, o1, o2] = layout.offsets;
-    for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-        let luma = &data[yo + y * ys..][..w];
-        let cy = y / 2;
-        for (x, d) in dst.chunks_exact_mut(3).enumerate() {
-            let cx = x / 2;
-            let (cb, cr) = match layout.format {
-                PixelFormat::Nv12 => {
-                    let i = o1 + cy * s1 + cx * 2;
-                    (data[i], data[i + 1])
-                }
-                _ => (data[o1 + cy * s1 + cx], data[o2 + cy * s2 + cx]),
-            };
-            d.copy_from_slice(&yuv::rgb_of(luma[x], cb, cr));
-        }
-    }
+    let planes = match layout.format {
+        PixelFormat::Nv12 => yuv::Planes {
+            y: (&data[yo..], ys),
+            cb: (&data[o1..], s1),
+            cr: (&data[o1 + 1..], s1),
+            step: 2,
+        },
+        _ => yuv::Planes {
+            y: (&data[yo..], ys),
+            cb: (&data[o1..], s1),
+            cr: (&data[o2..], s2),
+            step: 1,
+        },
+    };
+    yuv::rgb_rect(&planes, (0, 0, w, h), out, w as usize);
 }
 
 /// The pixel rectangles `regions` can have changed in a `w` x `h` frame, widened to even

@@ -67,6 +67,42 @@ pub fn even(rect: Rect, w: u32, h: u32) -> Rect {
     )
 }
 
+/// The planes of a 4:2:0 picture, to read from: luma, then each chroma plane with its stride,
+/// and `step`, the bytes between two samples of one chroma plane (1 for I420's separate planes, 2
+/// for NV12's interleaved pairs, with `cr` starting one byte after `cb`).
+pub struct Planes<'a> {
+    /// Luma and its stride.
+    pub y: (&'a [u8], usize),
+    /// Cb from its first sample, and its stride.
+    pub cb: (&'a [u8], usize),
+    /// Cr from its first sample, and its stride.
+    pub cr: (&'a [u8], usize),
+    /// Bytes from one chroma sample to the next in a row.
+    pub step: usize,
+}
+
+/// Writes the RGB pixels of `rect` of the 4:2:0 picture `p` into the `w`-wide, row-packed `rgb`
+/// (each chroma sample used for its 2x2 block, as FFmpeg's scaler does on an unscaled
+/// conversion). Nothing outside `rect` is written.
+pub fn rgb_rect(p: &Planes, rect: Rect, rgb: &mut [u8], w: usize) {
+    let (x0, y0, x1, y1) = (
+        rect.0 as usize,
+        rect.1 as usize,
+        rect.2 as usize,
+        rect.3 as usize,
+    );
+    let ((yp, ys), (cb, cbs), (cr, crs)) = (p.y, p.cb, p.cr);
+    for row in y0..y1 {
+        let luma = &yp[row * ys..];
+        let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
+        let dst = &mut rgb[(row * w + x0) * 3..(row * w + x1) * 3];
+        for (x, d) in (x0..x1).zip(dst.chunks_exact_mut(3)) {
+            let c = x / 2 * p.step;
+            d.copy_from_slice(&rgb_of(luma[x], cb[c], cr[c]));
+        }
+    }
+}
+
 /// Writes the RGB pixels of `rect` (of the `w`-wide, row-packed `rgb`) into the luma plane
 /// `y` (`stride` bytes a row).
 pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) {

@@ -343,9 +343,10 @@ pub fn bench_stream(
                 continue;
             };
             any = true;
-            let (w, h) = f.image.dimensions();
+            let image = f.picture.into_rgb();
+            let (w, h) = image.dimensions();
             // The host's frame: BGR, as OpenCV and most camera SDKs give it.
-            let mut bgr = f.image.into_raw();
+            let mut bgr = image.into_raw();
             for p in bgr.chunks_exact_mut(3) {
                 p.swap(0, 2);
             }

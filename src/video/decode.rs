@@ -1,7 +1,8 @@
-//! The source side of a clip: demux, decode, convert to RGB, and account for every frame.
+//! The source side of a clip: demux, decode, keep a copy of each picture, and account for every
+//! frame.
 //!
-//! A [`Source`] yields, in file order, the video frames (upright pixels for detection, the
-//! decoded picture for the encoder, timestamps) and the packets of the other streams that are
+//! A [`Source`] yields, in file order, the video frames (a copy of the decoded picture, or RGB
+//! where the encoder cannot take that back; timestamps) and the packets of the other streams that are
 //! copied. Frames the decoder flags as corrupt come out marked; frames it never produces (corrupt
 //! packets) come out as covered stand-ins at their own timestamps, so the output keeps every
 //! frame of the input.
@@ -18,20 +19,19 @@ use ff::{codec, format, frame, media, Packet, Rational};
 use ffmpeg_next as ff;
 use image::RgbImage;
 
+use super::picture::ClipPicture;
 use super::video_err;
 use crate::engine::Fault;
 use crate::error::{Error, Result};
 
 /// One video frame for the engine.
 pub(super) struct DecodedFrame {
-    /// The pixels in RGB (black for a lost frame).
-    pub image: RgbImage,
+    /// The pixels: a copy of the decoded 4:2:0 picture when the encoder can take redacted
+    /// rectangles back into it, else RGB (black for a lost frame).
+    pub picture: ClipPicture,
     /// Presentation time and duration, in the stream's time base.
     pub pts: Option<i64>,
     pub duration: i64,
-    /// A copy of the decoded 4:2:0 picture, when the encoder can take redacted rectangles back
-    /// into it (see `encode`).
-    pub decoded: Option<frame::Video>,
     /// Why it cannot be trusted, if so.
     pub fault: Option<Fault>,
 }
@@ -47,8 +47,8 @@ pub(super) enum Event {
     },
 }
 
-/// Buffers the encoder thread gives back: RGB pixels and a decoded picture's copy.
-pub(super) type Spent = (Vec<u8>, Option<frame::Video>);
+/// Pictures the encoder thread gives back, for their buffers.
+pub(super) type Spent = ClipPicture;
 
 /// The video stream of an open input, decoding.
 pub(super) struct Source<'a> {
@@ -240,8 +240,38 @@ impl<'a> Source<'a> {
         Ok(())
     }
 
-    /// The decoded frame in RGB, with a copy of its picture for the encoder.
+    /// The decoded frame as a copy of its picture when the encoder takes it, else in RGB.
     fn convert(&mut self) -> Result<DecodedFrame> {
+        let (w, h) = self.size;
+        let d = &self.decoded;
+        let (spare_rgb, spare_yuv) = match self.spent.try_recv() {
+            Ok(ClipPicture::Rgb(img)) => (Some(img.into_raw()), None),
+            Ok(ClipPicture::Yuv(f)) => (None, Some(f)),
+            Err(_) => (None, None),
+        };
+        let decoded = (self.encoder_format == Pixel::YUV420P
+            && d.format() == Pixel::YUV420P
+            && (d.width(), d.height()) == (w, h))
+            .then(|| copy_picture(d, spare_yuv, w, h))
+            .flatten();
+        // SAFETY: reading a plain integer field of a frame the decoder just filled.
+        let error_flags = unsafe { (*d.as_ptr()).decode_error_flags };
+        let corrupt = d.is_corrupt() || error_flags != 0;
+        let (pts, duration) = (d.timestamp(), d.packet().duration);
+        let picture = match decoded {
+            Some(f) => ClipPicture::Yuv(f),
+            None => ClipPicture::Rgb(self.rgb(spare_rgb)?),
+        };
+        Ok(DecodedFrame {
+            picture,
+            pts,
+            duration,
+            fault: corrupt.then_some(Fault::Corrupt),
+        })
+    }
+
+    /// The decoded frame converted to RGB in the source's size.
+    fn rgb(&mut self, spare: Option<Vec<u8>>) -> Result<RgbImage> {
         let (w, h) = self.size;
         let d = &self.decoded;
         let conv = match &mut self.to_rgb {
@@ -267,26 +297,7 @@ impl<'a> Source<'a> {
         };
         conv.run(d, &mut self.rgb_frame)
             .map_err(|e| video_err(self.path, "cannot convert a frame", e))?;
-        let (spare_rgb, spare_yuv) = self
-            .spent
-            .try_recv()
-            .map_or((None, None), |(r, y)| (Some(r), y));
-        let image = rgb_image_of(&self.rgb_frame, spare_rgb)?;
-        let decoded = (self.encoder_format == Pixel::YUV420P
-            && d.format() == Pixel::YUV420P
-            && (d.width(), d.height()) == (w, h))
-            .then(|| copy_picture(d, spare_yuv, w, h))
-            .flatten();
-        // SAFETY: reading a plain integer field of a frame the decoder just filled.
-        let error_flags = unsafe { (*d.as_ptr()).decode_error_flags };
-        let corrupt = d.is_corrupt() || error_flags != 0;
-        Ok(DecodedFrame {
-            image,
-            pts: d.timestamp(),
-            duration: d.packet().duration,
-            decoded,
-            fault: corrupt.then_some(Fault::Corrupt),
-        })
+        rgb_image_of(&self.rgb_frame, spare)
     }
 
     /// Checks a frame's time against the packets sent. Once the decoder has reported an error, a
@@ -318,10 +329,9 @@ impl<'a> Source<'a> {
         self.frames += 1;
         let (w, h) = self.size;
         self.ready.push_back(Event::Frame(DecodedFrame {
-            image: RgbImage::new(w, h),
+            picture: ClipPicture::Rgb(RgbImage::new(w, h)),
             pts: Some(pts),
             duration,
-            decoded: None,
             fault: Some(Fault::Lost),
         }));
     }
@@ -329,7 +339,7 @@ impl<'a> Source<'a> {
 
 /// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill
 /// first: this runs for every frame), into a recycled buffer when one is at hand.
-fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> Result<RgbImage> {
+pub(super) fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> Result<RgbImage> {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let (stride, data) = (src.stride(0), src.data(0));
     let mut out = recycled.unwrap_or_default();
@@ -345,7 +355,7 @@ fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> Result<RgbImag
 
 /// A copy of a decoded 4:2:0 picture's pixels (not its side data: closed captions, for one,
 /// would ride along into the output through x264), into a recycled frame when one is at hand.
-fn copy_picture(
+pub(super) fn copy_picture(
     d: &frame::Video,
     spare: Option<frame::Video>,
     w: u32,

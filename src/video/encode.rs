@@ -1,9 +1,10 @@
 //! The sink side of a clip: encode the redacted frames and mux them with the copied streams.
 //!
 //! One encoder thread paints each frame's regions, converts it to the encoder's format, encodes
-//! and muxes it, so that decoding the next frames overlaps encoding the last ones. With a copy of
-//! the frame's decoded 4:2:0 picture, only the redacted rectangles are converted back into it
-//! (see `yuv`): every other pixel is encoded exactly as it was decoded.
+//! and muxes it, so that decoding the next frames overlaps encoding the last ones. A frame that is
+//! still its decoded 4:2:0 picture is painted rectangle by rectangle (see `picture`): only the
+//! redacted rectangles go to RGB and back, and every other pixel is encoded exactly as it was
+//! decoded.
 //!
 //! Which input streams the output carries is decided here too (`keep_stream`): the redacted
 //! picture and the sound, and nothing that could carry a picture or a position that was not
@@ -21,10 +22,10 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::decode::Spent;
+use super::picture::ClipPicture;
 use super::{video_err, DroppedStream, VideoOptions};
 use crate::error::{Error, Result};
-use crate::frame::yuv;
-use crate::redact::{self, Region};
+use crate::redact::Region;
 
 /// Whether `f`'s buffers are ours alone to write: an encoder may keep a reference to a frame it
 /// was given, and a reused frame must not change under it. (If it is shared, FFmpeg gives it
@@ -134,41 +135,22 @@ impl Output {
         Ok(())
     }
 
-    /// Encodes `img`. With `decoded`, a copy of the frame's decoded 4:2:0 picture, only the
-    /// `changed` rectangles (even coordinates, [`yuv::even`]) are converted back from `img` into
-    /// it (see [`yuv`]); without, the whole of `img` is converted. Returns the decoded picture
-    /// for reuse.
+    /// Encodes `picture` (painted already): a decoded 4:2:0 picture as it is, RGB converted
+    /// whole into the encoder's format.
     fn encode(
         &mut self,
-        img: &RgbImage,
-        decoded: Option<frame::Video>,
-        changed: &[yuv::Rect],
+        picture: &mut ClipPicture,
         pts: Option<i64>,
         duration: i64,
         path: &Path,
-    ) -> Result<Option<frame::Video>> {
+    ) -> Result<()> {
         let pts = self.next_pts(pts, duration);
         if duration > 0 {
             self.durations.insert(pts, duration);
         }
-        let mut decoded = decoded;
-        let picture = match &mut decoded {
-            Some(f) => {
-                let (w, h) = (img.width() as usize, img.height() as usize);
-                let ys = f.stride(0);
-                for &r in changed {
-                    yuv::luma_rect(img.as_raw(), w, r, f.data_mut(0), ys);
-                }
-                for plane in [1, 2] {
-                    let stride = f.stride(plane);
-                    for &r in changed {
-                        let out = f.data_mut(plane);
-                        yuv::chroma_rect(img.as_raw(), (w, h), r, (plane, 1), out, stride);
-                    }
-                }
-                f
-            }
-            None => {
+        let picture = match picture {
+            ClipPicture::Yuv(f) => f,
+            ClipPicture::Rgb(img) => {
                 let (w, h, format) = (img.width(), img.height(), self.format);
                 let (rgb, yuv) = self.whole.get_or_insert_with(|| {
                     (
@@ -191,18 +173,15 @@ impl Output {
         self.encoder
             .send_frame(picture)
             .map_err(|e| video_err(path, "cannot encode a frame", e))?;
-        self.receive_packets(path)?;
-        Ok(decoded)
+        self.receive_packets(path)
     }
 }
 
 /// What the calling thread hands the encoder thread, in output order.
 pub(super) enum ToEncoder {
-    /// A frame to paint `regions` on and encode, with a copy of its decoded picture when that
-    /// can take the redacted rectangles back (4:2:0, the encoder's format and size).
+    /// A frame to paint `regions` on and encode.
     Frame {
-        img: RgbImage,
-        decoded: Option<frame::Video>,
+        picture: ClipPicture,
         regions: Vec<Region>,
         pts: Option<i64>,
         duration: i64,
@@ -272,23 +251,23 @@ fn encode_frames(
         octx: parts.octx,
     };
     let mut times = EncodeTimes::default();
+    // RGB for painting on YUV pictures, rectangle by rectangle (see `ClipPicture::paint`).
+    let mut scratch = RgbImage::new(0, 0);
     for msg in rx {
         match msg {
             ToEncoder::Frame {
-                mut img,
-                decoded,
+                mut picture,
                 regions,
                 pts,
                 duration,
             } => {
                 let started = Instant::now();
-                redact::redact_parallel(&mut img, &regions);
-                let changed = crate::frame::changed_rects(&regions, w, h, true);
+                picture.paint(&regions, &mut scratch);
                 times.redact += started.elapsed().as_secs_f64();
                 let started = Instant::now();
-                let decoded = out.encode(&img, decoded, &changed, pts, duration, path)?;
+                out.encode(&mut picture, pts, duration, path)?;
                 times.encode += started.elapsed().as_secs_f64();
-                let _ = spent.send((img.into_raw(), decoded));
+                let _ = spent.send(picture);
             }
             ToEncoder::Packet {
                 packet,

@@ -25,11 +25,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ff::{frame, Dictionary, Rational};
+use ff::{Dictionary, Rational};
 use ffmpeg_next as ff;
 
 use super::decode::{self, Event, Source};
 use super::encode::{self, EncoderLink, ToEncoder};
+use super::picture::ClipPicture;
 use super::VideoOptions;
 use crate::detect::DetectConfig;
 use crate::engine::{Engine, Fault, FrameSink, Output};
@@ -148,7 +149,6 @@ const RUNGS: [Rung; 5] = [
 struct LiveFrame {
     pts: Option<i64>,
     duration: i64,
-    decoded: Option<frame::Video>,
     arrived: Instant,
 }
 
@@ -181,8 +181,8 @@ impl LiveSink {
     }
 }
 
-impl FrameSink<LiveFrame> for LiveSink {
-    fn frame(&mut self, out: Output<LiveFrame>) -> Result<()> {
+impl FrameSink<LiveFrame, ClipPicture> for LiveSink {
+    fn frame(&mut self, out: Output<LiveFrame, ClipPicture>) -> Result<()> {
         let Output {
             image,
             payload,
@@ -195,8 +195,7 @@ impl FrameSink<LiveFrame> for LiveSink {
         self.latencies
             .push_back(payload.arrived.elapsed().as_secs_f64() * 1e3);
         self.link.send(ToEncoder::Frame {
-            img: image,
-            decoded: payload.decoded,
+            picture: image,
             regions,
             pts: payload.pts,
             duration: payload.duration,
@@ -446,7 +445,7 @@ unsafe impl Send for Lent<'_, '_> {}
 /// A live run's state between sessions: the engine, the encoder, the ladder, the counts.
 struct Live<'a> {
     o: &'a LiveOptions,
-    engine: Engine<LiveFrame>,
+    engine: Engine<LiveFrame, ClipPicture>,
     sink: LiveSink,
     ladder: Ladder,
     stats: LiveStats,
@@ -566,10 +565,9 @@ impl Live<'_> {
         let payload = LiveFrame {
             pts: f.pts.map(|p| p + shift),
             duration: f.duration,
-            decoded: f.decoded,
             arrived,
         };
-        self.engine.push(f.image, payload, fault, &mut self.sink)
+        self.engine.push(f.picture, payload, fault, &mut self.sink)
     }
 
     fn report_now(&mut self) {
@@ -677,7 +675,8 @@ pub fn run_live(
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     let kinds = stream_kinds(&ictx);
     let (link, spent) = EncoderLink::start(opened.parts, Path::new(&o.output))?;
-    let mut engine: Engine<LiveFrame> = Engine::new(&video.engine(detect, redact, rotation))?;
+    let mut engine: Engine<LiveFrame, ClipPicture> =
+        Engine::new(&video.engine(detect, redact, rotation))?;
     // One frame waiting beyond those in detection: a frame's delay is its own detection and the
     // wait for one more, and a backlog shows as lag (in the input), where the ladder acts on it.
     engine.set_max_waiting(engine.workers() + 1);
@@ -767,7 +766,12 @@ fn sleep_unless_stopped(seconds: f64) {
     }
 }
 
-fn fill(s: &mut LiveStats, engine: &Engine<LiveFrame>, sink: &LiveSink, started: Instant) {
+fn fill(
+    s: &mut LiveStats,
+    engine: &Engine<LiveFrame, ClipPicture>,
+    sink: &LiveSink,
+    started: Instant,
+) {
     let e = engine.stats();
     s.seconds = started.elapsed().as_secs_f64();
     s.frames_out = sink.written;

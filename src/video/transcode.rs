@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::Once;
 use std::time::Instant;
 
-use ff::{frame, media};
+use ff::media;
 use ffmpeg_next as ff;
 
 use super::decode::{self, Event, Source};
 use super::encode::{self, EncoderLink, ToEncoder};
+use super::picture::ClipPicture;
 use super::{muxer_for, ClipReport, ModelTime, StageTimes, VideoOptions};
 use crate::detect::DetectConfig;
 use crate::engine::{Engine, Fault, FrameSink, Output};
@@ -111,7 +112,6 @@ pub fn render_clip(
 struct ClipFrame {
     pts: Option<i64>,
     duration: i64,
-    decoded: Option<frame::Video>,
 }
 
 /// The engine's sink for a clip: export, progress, and the encoder thread.
@@ -124,8 +124,8 @@ struct ClipSink<'a> {
     written: usize,
 }
 
-impl FrameSink<ClipFrame> for ClipSink<'_> {
-    fn frame(&mut self, out: Output<ClipFrame>) -> Result<()> {
+impl FrameSink<ClipFrame, ClipPicture> for ClipSink<'_> {
+    fn frame(&mut self, out: Output<ClipFrame, ClipPicture>) -> Result<()> {
         let Output {
             index,
             image,
@@ -145,8 +145,7 @@ impl FrameSink<ClipFrame> for ClipSink<'_> {
             ))?;
         }
         self.link.send(ToEncoder::Frame {
-            img: image,
-            decoded: payload.decoded,
+            picture: image,
             regions,
             pts: payload.pts,
             duration: payload.duration,
@@ -248,17 +247,16 @@ impl Clip<'_> {
             let payload = ClipFrame {
                 pts: f.pts,
                 duration: f.duration,
-                decoded: f.decoded,
             };
             match &given {
-                None => engine.push(f.image, payload, f.fault, &mut sink)?,
+                None => engine.push(f.picture, payload, f.fault, &mut sink)?,
                 Some(given) => {
                     // The file's boxes as they are; a frame it lacks, or marks whole, or that
                     // decoded corrupt, is covered whole.
                     let entry = given.get(&index).filter(|e| !e.whole_frame);
                     let fault = f.fault.or(entry.is_none().then_some(Fault::Marked));
                     let boxes = entry.map(|e| e.detections()).unwrap_or_default();
-                    engine.push_given(f.image, payload, fault, boxes, &mut sink)?;
+                    engine.push_given(f.picture, payload, fault, boxes, &mut sink)?;
                 }
             }
             index += 1;
@@ -296,7 +294,7 @@ impl Clip<'_> {
     }
 }
 
-fn fill_report<T: Send>(report: &mut ClipReport, engine: &Engine<T>) {
+fn fill_report<T: Send>(report: &mut ClipReport, engine: &Engine<T, ClipPicture>) {
     let s = engine.stats();
     report.frames = s.frames;
     report.detected_frames = s.detected_frames;

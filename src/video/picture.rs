@@ -1,0 +1,278 @@
+//! A clip frame in flight: the decoded 4:2:0 picture itself wherever the encoder can take it
+//! back, RGB only where it cannot.
+//!
+//! Why: a clip frame waits in the engine for a detection worker, for the tracker's look-ahead and
+//! for the encoder; with an RGB copy beside the decoded picture each 1080p frame in flight was
+//! 9.3 MB, and only detection reads the RGB. Kept as YUV, a frame is 3.1 MB; the detection worker
+//! converts it to RGB into a scratch buffer of its own thread (FFmpeg's scaler, the same
+//! conversion the decoding side made before, so detection sees the same pixels), and a frame
+//! that is not detected is never converted. The encoder paints on RGB made from the YUV picture
+//! only inside the redacted rectangles, and writes those rectangles back (see `frame::yuv`).
+
+use std::cell::RefCell;
+
+use ff::format::Pixel;
+use ff::frame;
+use ff::software::scaling;
+use ffmpeg_next as ff;
+use image::RgbImage;
+
+use crate::engine::Picture;
+use crate::frame::yuv;
+use crate::redact::{self, Region, Style};
+
+/// A clip frame's pixels.
+pub(crate) enum ClipPicture {
+    /// A copy of the decoded picture, YUV 4:2:0 in the encoder's size (see
+    /// `decode::copy_picture`).
+    Yuv(frame::Video),
+    /// RGB: a lost frame's stand-in, or a decoded picture the encoder cannot take back (another
+    /// pixel format or size).
+    Rgb(RgbImage),
+}
+
+impl Clone for ClipPicture {
+    fn clone(&self) -> ClipPicture {
+        match self {
+            ClipPicture::Rgb(img) => ClipPicture::Rgb(img.clone()),
+            ClipPicture::Yuv(f) => {
+                match super::decode::copy_picture(f, None, f.width(), f.height()) {
+                    Some(copy) => ClipPicture::Yuv(copy),
+                    // Out of memory for the copy: RGB instead, which the encoder takes whole.
+                    None => ClipPicture::Rgb(rgb_of_yuv(f).unwrap_or_default()),
+                }
+            }
+        }
+    }
+}
+
+impl Picture for ClipPicture {
+    fn dimensions(&self) -> (u32, u32) {
+        match self {
+            ClipPicture::Rgb(img) => img.dimensions(),
+            ClipPicture::Yuv(f) => (f.width(), f.height()),
+        }
+    }
+
+    fn with_rgb(&self, f: &mut dyn FnMut(&RgbImage)) {
+        match self {
+            ClipPicture::Rgb(img) => f(img),
+            ClipPicture::Yuv(yuv) => SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                if let Some(img) = s.convert(yuv) {
+                    f(img);
+                }
+            }),
+        }
+    }
+}
+
+impl ClipPicture {
+    /// The frame as an RGB image of its own (a copy when it is YUV; black when that fails).
+    pub fn into_rgb(self) -> RgbImage {
+        match self {
+            ClipPicture::Rgb(img) => img,
+            ClipPicture::Yuv(f) => rgb_of_yuv(&f).unwrap_or_default(),
+        }
+    }
+
+    /// Paints `regions`: on RGB directly; on YUV through `scratch`, a frame-sized RGB buffer
+    /// that only the regions' rectangles are converted into, painted on and written back from.
+    pub fn paint(&mut self, regions: &[Region], scratch: &mut RgbImage) {
+        match self {
+            ClipPicture::Rgb(img) => redact::redact_parallel(img, regions),
+            ClipPicture::Yuv(f) => paint_yuv(f, regions, scratch),
+        }
+    }
+}
+
+fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut RgbImage) {
+    let (w, h) = (f.width(), f.height());
+    let rects = crate::frame::changed_rects(regions, w, h, true);
+    if rects.is_empty() {
+        return;
+    }
+    if scratch.dimensions() != (w, h) {
+        *scratch = RgbImage::new(w, h);
+    }
+    // A filled region does not read the pixels under it (a fail-closed frame is one whole fill).
+    if regions.iter().any(|r| !matches!(r.style, Style::Fill(_))) {
+        let planes = yuv::Planes {
+            y: (f.data(0), f.stride(0)),
+            cb: (f.data(1), f.stride(1)),
+            cr: (f.data(2), f.stride(2)),
+            step: 1,
+        };
+        for &r in &rects {
+            yuv::rgb_rect(&planes, r, scratch, w as usize);
+        }
+    }
+    // The painter reads and writes only inside each region's own rectangle, all of which were
+    // just filled: what the scratch holds elsewhere (an earlier frame) is never read.
+    redact::redact_parallel(scratch, regions);
+    let (wu, hu) = (w as usize, h as usize);
+    let ys = f.stride(0);
+    for &r in &rects {
+        yuv::luma_rect(scratch.as_raw(), wu, r, f.data_mut(0), ys);
+    }
+    for plane in [1, 2] {
+        let stride = f.stride(plane);
+        for &r in &rects {
+            yuv::chroma_rect(
+                scratch.as_raw(),
+                (wu, hu),
+                r,
+                (plane, 1),
+                f.data_mut(plane),
+                stride,
+            );
+        }
+    }
+}
+
+/// A detection thread's conversion to RGB: FFmpeg's scaler and its buffers, kept for the next
+/// frame of the same size.
+#[derive(Default)]
+struct Scratch {
+    scaler: Option<scaling::Context>,
+    rgb_frame: Option<frame::Video>,
+    image: RgbImage,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Scratch {
+    /// `yuv` in RGB, or `None` when FFmpeg refuses (the frame then fails detection, and is
+    /// covered whole).
+    fn convert(&mut self, yuv: &frame::Video) -> Option<&RgbImage> {
+        let (w, h, format) = (yuv.width(), yuv.height(), yuv.format());
+        let fits = |c: &scaling::Context| {
+            (c.input().format, c.input().width, c.input().height) == (format, w, h)
+        };
+        if !self.scaler.as_ref().is_some_and(fits) {
+            (self.scaler, self.rgb_frame) = (None, None);
+            let made =
+                scaling::Context::get(format, w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR);
+            self.scaler = Some(made.ok()?);
+        }
+        let scaler = self.scaler.as_mut()?;
+        let rgb = self.rgb_frame.get_or_insert_with(frame::Video::empty);
+        scaler.run(yuv, rgb).ok()?;
+        let buf = std::mem::take(&mut self.image).into_raw();
+        self.image = super::decode::rgb_image_of(rgb, Some(buf)).ok()?;
+        Some(&self.image)
+    }
+}
+
+fn rgb_of_yuv(f: &frame::Video) -> Option<RgbImage> {
+    SCRATCH.with(|s| s.borrow_mut().convert(f).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::BBox;
+    use crate::redact::Area;
+
+    /// A YUV picture with a gradient, and the same frame as RGB through FFmpeg's scaler.
+    fn pictures(w: u32, h: u32) -> (frame::Video, RgbImage) {
+        super::super::transcode::init();
+        let mut f = frame::Video::new(Pixel::YUV420P, w, h);
+        for plane in 0..3 {
+            let stride = f.stride(plane);
+            let (pw, ph) = if plane == 0 {
+                (w, h)
+            } else {
+                (w.div_ceil(2), h.div_ceil(2))
+            };
+            let data = f.data_mut(plane);
+            for y in 0..ph as usize {
+                for x in 0..pw as usize {
+                    // Luma across most of its range; chroma near grey, so that no colour
+                    // clips in RGB.
+                    data[y * stride + x] = match plane {
+                        0 => 40 + (x * 5 + y * 3) % 180,
+                        _ => 108 + (x * 3 + y + plane * 7) % 40,
+                    } as u8;
+                }
+            }
+        }
+        let rgb = rgb_of_yuv(&f).expect("conversion");
+        (f, rgb)
+    }
+
+    #[test]
+    fn a_yuv_frame_detects_on_the_same_pixels_as_the_decoders_rgb() {
+        let (f, rgb) = pictures(96, 64);
+        let picture = ClipPicture::Yuv(f);
+        let mut seen = None;
+        picture.with_rgb(&mut |img| seen = Some(img.clone()));
+        assert_eq!(seen.as_ref(), Some(&rgb));
+        assert_eq!(picture.dimensions(), (96, 64));
+    }
+
+    /// Painting on YUV through the scratch changes only the regions' rectangles, and paints what
+    /// painting the RGB frame and converting it back gives, within the conversions' rounding.
+    #[test]
+    fn painting_on_yuv_matches_painting_on_rgb_inside_and_leaves_the_rest() {
+        for (w, h, boxes) in [
+            (96u32, 64u32, vec![(10.0, 8.0, 41.0, 37.0)]),
+            (
+                97,
+                63,
+                vec![(0.0, 0.0, 20.0, 30.0), (50.0, 20.0, 97.0, 63.0)],
+            ),
+            (64, 64, vec![(-10.0, -10.0, 200.0, 200.0)]),
+        ] {
+            let (f, rgb) = pictures(w, h);
+            let regions: Vec<Region> = boxes
+                .iter()
+                .map(|&(x1, y1, x2, y2)| Region {
+                    area: Area::Ellipse(BBox::new(x1, y1, x2, y2)),
+                    style: Style::Fill([250, 10, 10]),
+                })
+                .chain(std::iter::once(Region {
+                    area: Area::Rect(BBox::new(30.0, 30.0, 50.0, 50.0)),
+                    style: Style::Blur,
+                }))
+                .collect();
+            let before = f.clone();
+            let mut picture = ClipPicture::Yuv(f);
+            // A scratch holding another frame's pixels must not leak into this one.
+            let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]));
+            picture.paint(&regions, &mut scratch);
+            let ClipPicture::Yuv(painted) = &picture else {
+                panic!("the picture changed kind");
+            };
+            let mut expected = rgb.clone();
+            redact::redact(&mut expected, &regions);
+            let rects = crate::frame::changed_rects(&regions, w, h, true);
+            let inside = |x: u32, y: u32| {
+                rects
+                    .iter()
+                    .any(|&(x0, y0, x1, y1)| x >= x0 && x < x1 && y >= y0 && y < y1)
+            };
+            let ys = painted.stride(0);
+            for y in 0..h {
+                for x in 0..w {
+                    let i = y as usize * ys + x as usize;
+                    let (got, was) = (painted.data(0)[i], before.data(0)[i]);
+                    if inside(x, y) {
+                        let p = expected.get_pixel(x, y).0;
+                        let want = yuv_luma(p);
+                        assert!(got.abs_diff(want) <= 3, "({x}, {y}): {got} against {want}");
+                    } else {
+                        assert_eq!(got, was, "({x}, {y}) outside every rectangle changed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn yuv_luma(p: [u8; 3]) -> u8 {
+        let v = 16829 * p[0] as i32 + 33039 * p[1] as i32 + 6416 * p[2] as i32;
+        (16 + ((v + (1 << 15)) >> 16)).clamp(0, 255) as u8
+    }
+}
