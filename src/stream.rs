@@ -39,9 +39,11 @@
 //! # Ok::<(), bystander::Error>(())
 //! ```
 
+use std::cell::RefCell;
+
 use image::RgbImage;
 
-use crate::engine::{Engine, EngineConfig, Output};
+use crate::engine::{Engine, EngineConfig, Output, Picture};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameLayout};
 use crate::geometry::Detection;
@@ -111,10 +113,39 @@ pub struct FrameResult {
 
 /// What travels with a host frame through the engine: its bytes (none for in-place frames),
 /// layout and timestamp.
-struct Host {
-    data: Option<Vec<u8>>,
+/// A host's frame in flight: its own bytes, as pushed. It goes to RGB only on the detection
+/// worker that detects it (into a buffer of that thread), and is painted rectangle by rectangle
+/// (see [`paint_into`]): a frame in flight costs its own size, not that plus an RGB copy.
+#[derive(Clone)]
+struct HostFrame {
+    data: Vec<u8>,
     layout: FrameLayout,
-    pts: i64,
+}
+
+thread_local! {
+    /// A detection thread's RGB picture of the host frame it detects.
+    static RGB: RefCell<RgbImage> = RefCell::new(RgbImage::new(0, 0));
+}
+
+impl Picture for HostFrame {
+    fn dimensions(&self) -> (u32, u32) {
+        (self.layout.width, self.layout.height)
+    }
+
+    fn with_rgb(&self, f: &mut dyn FnMut(&RgbImage)) {
+        let (w, h) = self.dimensions();
+        RGB.with(|rgb| {
+            let mut rgb = rgb.borrow_mut();
+            if rgb.dimensions() != (w, h) {
+                *rgb = RgbImage::new(w, h);
+            }
+            // The buffer was checked against its layout when it was pushed; were it refused
+            // here, the frame would not be detected and would leave covered whole.
+            if frame::read_rects(&self.data, &self.layout, &[(0, 0, w, h)], &mut rgb).is_ok() {
+                f(&rgb);
+            }
+        })
+    }
 }
 
 /// Frames in, redacted frames out, in order; see the module documentation.
@@ -133,7 +164,10 @@ struct Host {
 /// # Ok::<(), bystander::Error>(())
 /// ```
 pub struct Redactor {
-    engine: Engine<Host>,
+    /// Frames carry their pts.
+    engine: Engine<i64, HostFrame>,
+    /// RGB for painting: the redacted rectangles are read into it, painted and written back.
+    scratch: RgbImage,
 }
 
 impl Default for EngineConfig {
@@ -153,6 +187,7 @@ impl Redactor {
     pub fn new(cfg: &StreamConfig) -> Result<Redactor> {
         Ok(Redactor {
             engine: Engine::new(cfg)?,
+            scratch: RgbImage::new(0, 0),
         })
     }
 
@@ -171,15 +206,12 @@ impl Redactor {
         layout: FrameLayout,
         pts: i64,
     ) -> Result<Vec<RedactedFrame>> {
-        let rgb = frame::to_rgb(&data, &layout)?;
-        let host = Host {
-            data: Some(data),
-            layout,
-            pts,
-        };
-        let mut ready = Vec::new();
+        layout.check(data.len())?;
+        let (mut ready, scratch) = (Vec::new(), &mut self.scratch);
         self.engine
-            .push(rgb, host, None, &mut |out| collect(out, &mut ready))?;
+            .push(HostFrame { data, layout }, pts, None, &mut |out| {
+                collect(out, &mut ready, scratch)
+            })?;
         Ok(ready)
     }
 
@@ -204,23 +236,24 @@ impl Redactor {
                 allowed: "0 for in-place redaction (a look-ahead has to hold frames)",
             });
         }
-        let rgb = frame::to_rgb(data, layout)?;
-        let host = Host {
-            data: None,
+        layout.check(data.len())?;
+        // The engine gets a copy to detect on (a borrowed buffer cannot wait in a queue); the
+        // borrowed one is painted.
+        let copy = HostFrame {
+            data: data.to_vec(),
             layout: *layout,
-            pts: 0,
         };
         let mut done = None;
-        let mut sink = |out: Output<Host>| {
+        let mut sink = |out: Output<i64, HostFrame>| {
             done = Some(out);
             Ok(())
         };
-        self.engine.push(rgb, host, None, &mut sink)?;
+        self.engine.push(copy, 0, None, &mut sink)?;
         self.engine.wait(&mut sink)?;
-        let mut out = done.ok_or_else(|| Error::Engine {
+        let out = done.ok_or_else(|| Error::Engine {
             reason: "the frame did not come back".into(),
         })?;
-        paint_into(&mut out.image, &out.regions, data, layout)?;
+        paint_into(&mut self.scratch, &out.regions, data, layout)?;
         Ok(FrameResult {
             boxes: out.boxes,
             regions: out.regions,
@@ -230,8 +263,9 @@ impl Redactor {
 
     /// Releases the frames still held for look-ahead (at the end of a stream).
     pub fn finish(&mut self) -> Result<Vec<RedactedFrame>> {
-        let mut ready = Vec::new();
-        self.engine.finish(&mut |out| collect(out, &mut ready))?;
+        let (mut ready, scratch) = (Vec::new(), &mut self.scratch);
+        self.engine
+            .finish(&mut |out| collect(out, &mut ready, scratch))?;
         Ok(ready)
     }
 
@@ -241,31 +275,46 @@ impl Redactor {
     }
 }
 
-/// Paints `regions` on the RGB picture and writes the changed rectangles into the host's bytes.
+/// Paints `regions` into the host's bytes: the rectangles they cover are read into `scratch` (RGB,
+/// the frame's size), painted there and written back; nothing else in `data` is touched.
 fn paint_into(
-    rgb: &mut RgbImage,
+    scratch: &mut RgbImage,
     regions: &[Region],
     data: &mut [u8],
     layout: &FrameLayout,
 ) -> Result<()> {
-    redact::redact(rgb, regions);
+    let (w, h) = (layout.width, layout.height);
     let yuv = matches!(layout.format, PixelFormat::I420 | PixelFormat::Nv12);
-    let rects = frame::changed_rects(regions, rgb.width(), rgb.height(), yuv);
-    frame::write_back(rgb, &rects, data, layout)
+    let rects = frame::changed_rects(regions, w, h, yuv);
+    if rects.is_empty() {
+        return Ok(());
+    }
+    if scratch.dimensions() != (w, h) {
+        *scratch = RgbImage::new(w, h);
+    }
+    // Every rectangle is read, even under a filled region: all of it is written back, and what
+    // lies outside the region's shape (an ellipse's corners) must be this frame's own pixels.
+    // The painter reads and writes only inside the regions' rectangles.
+    frame::read_rects(data, layout, &rects, scratch)?;
+    redact::redact(scratch, regions);
+    frame::write_back(scratch, &rects, data, layout)
 }
 
-fn collect(out: Output<Host>, ready: &mut Vec<RedactedFrame>) -> Result<()> {
+fn collect(
+    out: Output<i64, HostFrame>,
+    ready: &mut Vec<RedactedFrame>,
+    scratch: &mut RgbImage,
+) -> Result<()> {
     let Output {
-        mut image,
-        payload,
+        image,
+        payload: pts,
         boxes,
         regions,
         fault,
         ..
     } = out;
-    let Host { data, layout, pts } = payload;
-    let mut data = data.unwrap_or_default();
-    paint_into(&mut image, &regions, &mut data, &layout)?;
+    let HostFrame { mut data, layout } = image;
+    paint_into(scratch, &regions, &mut data, &layout)?;
     ready.push(RedactedFrame {
         data,
         layout,
@@ -280,6 +329,64 @@ fn collect(out: Output<Host>, ready: &mut Vec<RedactedFrame>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::geometry::BBox;
+    use crate::redact::{Area, Style};
+
+    /// Painting through rectangles read into a scratch buffer gives the host exactly the bytes
+    /// that painting a whole RGB copy and writing the rectangles back gave, in every format, on
+    /// generated frames and regions (ellipses and rectangles, each style, partly outside the
+    /// frame), with a scratch that holds another frame's pixels.
+    #[test]
+    fn painting_by_rectangles_equals_painting_the_whole_frame() {
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % n
+        };
+        for case in 0..60 {
+            let format = [
+                PixelFormat::Rgb24,
+                PixelFormat::Bgr24,
+                PixelFormat::Rgba,
+                PixelFormat::Bgra,
+                PixelFormat::I420,
+                PixelFormat::Nv12,
+            ][case % 6];
+            let (w, h) = (8 + next(90), 8 + next(70));
+            let stride =
+                format.packed_bytes().map_or(w as usize, |b| w as usize * b) + next(9) as usize;
+            let layout = FrameLayout::with_stride(format, w, h, stride);
+            let data: Vec<u8> = (0..layout.len()).map(|i| (i * 31 % 251) as u8).collect();
+            let regions: Vec<Region> = (0..1 + next(4))
+                .map(|_| {
+                    let (x, y) = (next(w + 20) as f32 - 10.0, next(h + 20) as f32 - 10.0);
+                    let b = BBox::new(x, y, x + 2.0 + next(w) as f32, y + 2.0 + next(h) as f32);
+                    Region {
+                        area: if next(2) == 0 {
+                            Area::Ellipse(b)
+                        } else {
+                            Area::Rect(b)
+                        },
+                        style: [Style::Blur, Style::Pixelate, Style::Fill([200, 30, 90])]
+                            [next(3) as usize],
+                    }
+                })
+                .collect();
+            let mut whole = frame::to_rgb(&data, &layout).unwrap();
+            redact::redact(&mut whole, &regions);
+            let yuv = matches!(format, PixelFormat::I420 | PixelFormat::Nv12);
+            let rects = frame::changed_rects(&regions, w, h, yuv);
+            let mut expected = data.clone();
+            frame::write_back(&whole, &rects, &mut expected, &layout).unwrap();
+            let mut got = data.clone();
+            let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([7, 8, 9]));
+            paint_into(&mut scratch, &regions, &mut got, &layout).unwrap();
+            assert!(got == expected, "case {case}: {format:?} {w}x{h}");
+        }
+    }
 
     #[test]
     fn a_redactor_can_move_between_threads_and_be_shared() {

@@ -216,35 +216,73 @@ impl FrameLayout {
 
 /// The frame in `data` as RGB, for detection.
 pub fn to_rgb(data: &[u8], layout: &FrameLayout) -> Result<RgbImage> {
+    let mut out = RgbImage::new(layout.width, layout.height);
+    read_rects(
+        data,
+        layout,
+        &[(0, 0, layout.width, layout.height)],
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Reads the pixels of `rects` of the frame in `data` (in its own format) into the same
+/// rectangles of `rgb`, which has the frame's size: the inverse of [`write_back`]. Nothing
+/// outside the rectangles is written.
+pub fn read_rects(
+    data: &[u8],
+    layout: &FrameLayout,
+    rects: &[yuv::Rect],
+    rgb: &mut RgbImage,
+) -> Result<()> {
     layout.check(data.len())?;
-    let (w, h) = (layout.width as usize, layout.height as usize);
-    let mut out = vec![0u8; w * h * 3];
+    let (w, h) = (layout.width, layout.height);
+    if rgb.dimensions() != (w, h) {
+        return Err(Error::FrameBuffer {
+            width: rgb.width(),
+            height: rgb.height(),
+            stride: layout.strides[0],
+            len: data.len(),
+        });
+    }
+    let (wu, out) = (w as usize, &mut **rgb);
     match layout.format {
-        PixelFormat::I420 | PixelFormat::Nv12 => yuv_to_rgb(data, layout, &mut out),
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            let planes = yuv_planes(data, layout);
+            for &r in rects {
+                yuv::rgb_rect(&planes, clip(r, w, h), out, wu);
+            }
+        }
         f => {
             let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
             let stride = layout.strides[0];
-            for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-                let row = &data[layout.offsets[0] + y * stride..][..w * bpp];
-                for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
-                    d.copy_from_slice(&[s[order[0]], s[order[1]], s[order[2]]]);
+            for &r in rects {
+                let (x0, y0, x1, y1) = clip(r, w, h);
+                let (x0, x1) = (x0 as usize, x1 as usize);
+                for y in y0 as usize..y1 as usize {
+                    let src = &data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
+                    let dst = &mut out[(y * wu + x0) * 3..(y * wu + x1) * 3];
+                    for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
+                        d.copy_from_slice(&[s[order[0]], s[order[1]], s[order[2]]]);
+                    }
                 }
             }
         }
     }
-    RgbImage::from_raw(w as u32, h as u32, out).ok_or(Error::FrameBuffer {
-        width: layout.width,
-        height: layout.height,
-        stride: layout.strides[0],
-        len: data.len(),
-    })
+    Ok(())
 }
 
-fn yuv_to_rgb(data: &[u8], layout: &FrameLayout, out: &mut [u8]) {
-    let (w, h) = (layout.width, layout.height);
+/// `r` clipped to the `w` x `h` frame.
+fn clip((x0, y0, x1, y1): yuv::Rect, w: u32, h: u32) -> yuv::Rect {
+    let (x1, y1) = (x1.min(w), y1.min(h));
+    (x0.min(x1), y0.min(y1), x1, y1)
+}
+
+/// The planes of a 4:2:0 frame in `data` (checked against `layout` by the caller).
+fn yuv_planes<'a>(data: &'a [u8], layout: &FrameLayout) -> yuv::Planes<'a> {
     let [ys, s1, s2] = layout.strides;
     let [yo, o1, o2] = layout.offsets;
-    let planes = match layout.format {
+    match layout.format {
         PixelFormat::Nv12 => yuv::Planes {
             y: (&data[yo..], ys),
             cb: (&data[o1..], s1),
@@ -257,8 +295,7 @@ fn yuv_to_rgb(data: &[u8], layout: &FrameLayout, out: &mut [u8]) {
             cr: (&data[o2..], s2),
             step: 1,
         },
-    };
-    yuv::rgb_rect(&planes, (0, 0, w, h), out, w as usize);
+    }
 }
 
 /// The pixel rectangles `regions` can have changed in a `w` x `h` frame, widened to even

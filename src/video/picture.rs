@@ -19,7 +19,7 @@ use image::RgbImage;
 
 use crate::engine::Picture;
 use crate::frame::yuv;
-use crate::redact::{self, Region, Style};
+use crate::redact::{self, Region};
 
 /// A clip frame's pixels.
 pub(crate) enum ClipPicture {
@@ -95,17 +95,16 @@ fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut RgbImage) {
     if scratch.dimensions() != (w, h) {
         *scratch = RgbImage::new(w, h);
     }
-    // A filled region does not read the pixels under it (a fail-closed frame is one whole fill).
-    if regions.iter().any(|r| !matches!(r.style, Style::Fill(_))) {
-        let planes = yuv::Planes {
-            y: (f.data(0), f.stride(0)),
-            cb: (f.data(1), f.stride(1)),
-            cr: (f.data(2), f.stride(2)),
-            step: 1,
-        };
-        for &r in &rects {
-            yuv::rgb_rect(&planes, r, scratch, w as usize);
-        }
+    // Every rectangle is read, even under a filled region: the whole rectangle is written back,
+    // and its pixels outside the region's shape (an ellipse's corners) must be this frame's.
+    let planes = yuv::Planes {
+        y: (f.data(0), f.stride(0)),
+        cb: (f.data(1), f.stride(1)),
+        cr: (f.data(2), f.stride(2)),
+        step: 1,
+    };
+    for &r in &rects {
+        yuv::rgb_rect(&planes, r, scratch, w as usize);
     }
     // The painter reads and writes only inside each region's own rectangle, all of which were
     // just filled: what the scratch holds elsewhere (an earlier frame) is never read.
@@ -174,7 +173,7 @@ fn rgb_of_yuv(f: &frame::Video) -> Option<RgbImage> {
 mod tests {
     use super::*;
     use crate::geometry::BBox;
-    use crate::redact::Area;
+    use crate::redact::{Area, Style};
 
     /// A YUV picture with a gradient, and the same frame as RGB through FFmpeg's scaler.
     fn pictures(w: u32, h: u32) -> (frame::Video, RgbImage) {
@@ -226,45 +225,47 @@ mod tests {
             ),
             (64, 64, vec![(-10.0, -10.0, 200.0, 200.0)]),
         ] {
-            let (f, rgb) = pictures(w, h);
-            let regions: Vec<Region> = boxes
-                .iter()
-                .map(|&(x1, y1, x2, y2)| Region {
-                    area: Area::Ellipse(BBox::new(x1, y1, x2, y2)),
-                    style: Style::Fill([250, 10, 10]),
-                })
-                .chain(std::iter::once(Region {
-                    area: Area::Rect(BBox::new(30.0, 30.0, 50.0, 50.0)),
-                    style: Style::Blur,
-                }))
-                .collect();
-            let before = f.clone();
-            let mut picture = ClipPicture::Yuv(f);
-            // A scratch holding another frame's pixels must not leak into this one.
-            let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]));
-            picture.paint(&regions, &mut scratch);
-            let ClipPicture::Yuv(painted) = &picture else {
-                panic!("the picture changed kind");
-            };
-            let mut expected = rgb.clone();
-            redact::redact(&mut expected, &regions);
-            let rects = crate::frame::changed_rects(&regions, w, h, true);
-            let inside = |x: u32, y: u32| {
-                rects
+            for blur in [true, false] {
+                let (f, rgb) = pictures(w, h);
+                let regions: Vec<Region> = boxes
                     .iter()
-                    .any(|&(x0, y0, x1, y1)| x >= x0 && x < x1 && y >= y0 && y < y1)
-            };
-            let ys = painted.stride(0);
-            for y in 0..h {
-                for x in 0..w {
-                    let i = y as usize * ys + x as usize;
-                    let (got, was) = (painted.data(0)[i], before.data(0)[i]);
-                    if inside(x, y) {
-                        let p = expected.get_pixel(x, y).0;
-                        let want = yuv_luma(p);
-                        assert!(got.abs_diff(want) <= 3, "({x}, {y}): {got} against {want}");
-                    } else {
-                        assert_eq!(got, was, "({x}, {y}) outside every rectangle changed");
+                    .map(|&(x1, y1, x2, y2)| Region {
+                        area: Area::Ellipse(BBox::new(x1, y1, x2, y2)),
+                        style: Style::Fill([250, 10, 10]),
+                    })
+                    .chain(blur.then_some(Region {
+                        area: Area::Rect(BBox::new(30.0, 30.0, 50.0, 50.0)),
+                        style: Style::Blur,
+                    }))
+                    .collect();
+                let before = f.clone();
+                let mut picture = ClipPicture::Yuv(f);
+                // A scratch holding another frame's pixels must not leak into this one.
+                let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]));
+                picture.paint(&regions, &mut scratch);
+                let ClipPicture::Yuv(painted) = &picture else {
+                    panic!("the picture changed kind");
+                };
+                let mut expected = rgb.clone();
+                redact::redact(&mut expected, &regions);
+                let rects = crate::frame::changed_rects(&regions, w, h, true);
+                let inside = |x: u32, y: u32| {
+                    rects
+                        .iter()
+                        .any(|&(x0, y0, x1, y1)| x >= x0 && x < x1 && y >= y0 && y < y1)
+                };
+                let ys = painted.stride(0);
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = y as usize * ys + x as usize;
+                        let (got, was) = (painted.data(0)[i], before.data(0)[i]);
+                        if inside(x, y) {
+                            let p = expected.get_pixel(x, y).0;
+                            let want = yuv_luma(p);
+                            assert!(got.abs_diff(want) <= 3, "({x}, {y}): {got} against {want}");
+                        } else {
+                            assert_eq!(got, was, "({x}, {y}) outside every rectangle changed");
+                        }
                     }
                 }
             }
