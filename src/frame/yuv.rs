@@ -55,6 +55,13 @@ fn chroma(row: usize, sum: [i32; 3], n: i32) -> u8 {
     (128 + (v + HALF * n).div_euclid(n << 16)).clamp(0, 255) as u8
 }
 
+/// [`chroma`] of four pixels: `floor(v / 4 / 2^16 + 0.5)` as one shift.
+#[inline]
+fn chroma4(row: usize, sum: [i32; 3]) -> u8 {
+    let v = M[row][0] * sum[0] + M[row][1] * sum[1] + M[row][2] * sum[2];
+    (128 + ((v + HALF * 4) >> 18)).clamp(0, 255) as u8
+}
+
 /// `rect` widened to even coordinates (a 4:2:0 chroma sample covers a 2x2 block) and clipped to
 /// the `w` x `h` picture.
 pub fn even(rect: Rect, w: u32, h: u32) -> Rect {
@@ -92,13 +99,23 @@ pub fn rgb_rect(p: &Planes, rect: Rect, rgb: &mut [u8], w: usize) {
         rect.3 as usize,
     );
     let ((yp, ys), (cb, cbs), (cr, crs)) = (p.y, p.cb, p.cr);
+    let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
     for row in y0..y1 {
         let luma = &yp[row * ys..];
         let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
-        let dst = &mut rgb[(row * w + x0) * 3..(row * w + x1) * 3];
-        for (x, d) in (x0..x1).zip(dst.chunks_exact_mut(3)) {
-            let c = x / 2 * p.step;
-            d.copy_from_slice(&rgb_of(luma[x], cb[c], cr[c]));
+        let (mut x, mut o) = (x0, (row * w + x0) * 3);
+        while x < x1 {
+            // The chroma terms once for the (one or two) pixels sharing the sample: the same
+            // arithmetic as `rgb_of`.
+            let i = x / 2 * p.step;
+            let (u, v) = (cb[i] as i32 - 128, cr[i] as i32 - 128);
+            let (r, g, b) = (CR_R * v, CB_G * u + CR_G * v, CB_B * u);
+            let end = (x / 2 * 2 + 2).min(x1);
+            while x < end {
+                let y = (luma[x] as i32 - 16) * Y_GAIN;
+                rgb[o..o + 3].copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
+                (x, o) = (x + 1, o + 3);
+            }
         }
     }
 }
@@ -140,7 +157,19 @@ pub fn chroma_rect(
         rect.3 as usize,
     );
     for cy in y0 / 2..y1.div_ceil(2) {
+        let whole_rows = 2 * cy + 1 < h;
         for cx in x0 / 2..x1.div_ceil(2) {
+            if whole_rows && 2 * cx + 1 < w {
+                // A whole 2x2 block (every sample but those on an odd edge): the four pixels
+                // are two adjacent pairs of two rows, and the mean's division is a shift.
+                let top = &rgb[(2 * cy * w + 2 * cx) * 3..][..6];
+                let bottom = &rgb[((2 * cy + 1) * w + 2 * cx) * 3..][..6];
+                let sum = [0, 1, 2].map(|c| {
+                    top[c] as i32 + top[c + 3] as i32 + bottom[c] as i32 + bottom[c + 3] as i32
+                });
+                out[cy * stride + cx * step] = chroma4(plane, sum);
+                continue;
+            }
             let (mut sum, mut n) = ([0i32; 3], 0);
             for yy in 2 * cy..(2 * cy + 2).min(h) {
                 for xx in 2 * cx..(2 * cx + 2).min(w) {
@@ -285,6 +314,61 @@ mod round_trip {
                     (back[c] as i32 - rgb[c] as i32).abs() <= 3,
                     "{rgb:?} -> {back:?}"
                 );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rect_tests {
+    use super::*;
+
+    /// `rgb_rect` on any rectangle (odd edges, NV12's interleaved chroma) writes exactly what
+    /// `rgb_of` gives each pixel inside it, and nothing outside.
+    #[test]
+    fn rgb_rect_is_rgb_of_pixel_by_pixel_and_writes_only_the_rectangle() {
+        let (w, h) = (13usize, 9usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let luma: Vec<u8> = (0..w * h).map(|i| (i * 37 % 256) as u8).collect();
+        let cb: Vec<u8> = (0..cw * ch).map(|i| (i * 53 % 256) as u8).collect();
+        let cr: Vec<u8> = (0..cw * ch).map(|i| (i * 91 % 256) as u8).collect();
+        let nv: Vec<u8> = cb.iter().zip(&cr).flat_map(|(a, b)| [*a, *b]).collect();
+        let planar = Planes {
+            y: (&luma, w),
+            cb: (&cb, cw),
+            cr: (&cr, cw),
+            step: 1,
+        };
+        let interleaved = Planes {
+            y: (&luma, w),
+            cb: (&nv, cw * 2),
+            cr: (&nv[1..], cw * 2),
+            step: 2,
+        };
+        for p in [&planar, &interleaved] {
+            for rect in [
+                (0, 0, 13, 9),
+                (1, 1, 12, 8),
+                (3, 2, 4, 7),
+                (5, 0, 5, 9),
+                (12, 8, 13, 9),
+            ] {
+                let mut out = vec![7u8; w * h * 3];
+                rgb_rect(p, rect, &mut out, w);
+                for y in 0..h {
+                    for x in 0..w {
+                        let got = &out[(y * w + x) * 3..][..3];
+                        let inside = (rect.0 as usize..rect.2 as usize).contains(&x)
+                            && (rect.1 as usize..rect.3 as usize).contains(&y);
+                        let (c, r) = ((y / 2) * cw + x / 2, luma[y * w + x]);
+                        let want = if inside {
+                            rgb_of(r, cb[c], cr[c])
+                        } else {
+                            [7; 3]
+                        };
+                        assert_eq!(got, want, "{rect:?} ({x}, {y})");
+                    }
+                }
             }
         }
     }

@@ -1,10 +1,10 @@
 //! The sink side of a clip: encode the redacted frames and mux them with the copied streams.
 //!
-//! One encoder thread paints each frame's regions, converts it to the encoder's format, encodes
-//! and muxes it, so that decoding the next frames overlaps encoding the last ones. A frame that is
-//! still its decoded 4:2:0 picture is painted rectangle by rectangle (see `picture`): only the
-//! redacted rectangles go to RGB and back, and every other pixel is encoded exactly as it was
-//! decoded.
+//! The calling thread paints each frame's regions as it queues it ([`EncoderLink::frame`]); one
+//! encoder thread converts it to the encoder's format, encodes and muxes it, so that decoding the
+//! next frames overlaps encoding the last ones. A frame that is still its decoded 4:2:0 picture is
+//! painted rectangle by rectangle (see `picture`): only the redacted rectangles go to RGB and
+//! back, and every other pixel is encoded exactly as it was decoded.
 //!
 //! Which input streams the output carries is decided here too (`keep_stream`): the redacted
 //! picture and the sound, and nothing that could carry a picture or a position that was not
@@ -179,10 +179,9 @@ impl Output {
 
 /// What the calling thread hands the encoder thread, in output order.
 pub(super) enum ToEncoder {
-    /// A frame to paint `regions` on and encode.
+    /// A frame to encode, painted already.
     Frame {
         picture: ClipPicture,
-        regions: Vec<Region>,
         pts: Option<i64>,
         duration: i64,
     },
@@ -210,13 +209,11 @@ pub(super) struct OutputParts {
 /// The encoder thread's busy seconds.
 #[derive(Default)]
 pub(super) struct EncodeTimes {
-    /// Painting the regions.
-    pub redact: f64,
     /// Converting, encoding and muxing.
     pub encode: f64,
 }
 
-/// The encoder thread: redacts each frame it is given, converts it to the encoder's format,
+/// The encoder thread: takes each painted frame it is given, converts it to the encoder's format,
 /// encodes and muxes it, and copies the other streams' packets in between. It ends at
 /// [`ToEncoder::Finish`] with the file complete, or with an error, or, when the calling thread
 /// gives up first (the channel closes without `Finish`), with the file unfinished.
@@ -251,19 +248,13 @@ fn encode_frames(
         octx: parts.octx,
     };
     let mut times = EncodeTimes::default();
-    // RGB for painting on YUV pictures, rectangle by rectangle (see `ClipPicture::paint`).
-    let mut scratch = RgbImage::new(0, 0);
     for msg in rx {
         match msg {
             ToEncoder::Frame {
                 mut picture,
-                regions,
                 pts,
                 duration,
             } => {
-                let started = Instant::now();
-                picture.paint(&regions, &mut scratch);
-                times.redact += started.elapsed().as_secs_f64();
                 let started = Instant::now();
                 out.encode(&mut picture, pts, duration, path)?;
                 times.encode += started.elapsed().as_secs_f64();
@@ -290,12 +281,19 @@ fn encode_frames(
 }
 
 /// The calling thread's end of the encoder thread: a bounded queue (so frames in flight stay
-/// few) and the thread's result.
+/// few) and the thread's result. Frames are painted here, on the calling thread, before they are
+/// queued: that thread mostly waits for the encoder, and the encoder thread is the one that
+/// bounds a clip's speed when detection keeps up (the fast preset), so painting there would
+/// lengthen the critical path.
 pub(super) struct EncoderLink {
     tx: Option<SyncSender<ToEncoder>>,
     handle: Option<JoinHandle<Result<EncodeTimes>>>,
     /// Seconds the calling thread waited for room in the queue.
     pub waited: f64,
+    /// Seconds the calling thread spent painting.
+    pub painted: f64,
+    /// RGB for painting on YUV pictures, rectangle by rectangle (see `ClipPicture::paint`).
+    scratch: RgbImage,
     /// The output clip, for errors.
     path: std::path::PathBuf,
 }
@@ -318,9 +316,29 @@ impl EncoderLink {
             tx: Some(tx),
             handle: Some(handle),
             waited: 0.0,
+            painted: 0.0,
+            scratch: RgbImage::new(0, 0),
             path: path.to_path_buf(),
         };
         Ok((link, spent))
+    }
+
+    /// Paints `regions` on `picture` and queues it for encoding.
+    pub fn frame(
+        &mut self,
+        mut picture: ClipPicture,
+        regions: &[Region],
+        pts: Option<i64>,
+        duration: i64,
+    ) -> Result<()> {
+        let started = Instant::now();
+        picture.paint(regions, &mut self.scratch);
+        self.painted += started.elapsed().as_secs_f64();
+        self.send(ToEncoder::Frame {
+            picture,
+            pts,
+            duration,
+        })
     }
 
     /// Queues a message for the encoder thread (waits while its queue is full).

@@ -194,12 +194,8 @@ impl FrameSink<LiveFrame, ClipPicture> for LiveSink {
         }
         self.latencies
             .push_back(payload.arrived.elapsed().as_secs_f64() * 1e3);
-        self.link.send(ToEncoder::Frame {
-            picture: image,
-            regions,
-            pts: payload.pts,
-            duration: payload.duration,
-        })?;
+        self.link
+            .frame(image, &regions, payload.pts, payload.duration)?;
         self.written += 1;
         Ok(())
     }

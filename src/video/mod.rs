@@ -10,9 +10,9 @@
 //! The cost is a build-time dependency on libav*-dev and clang, which `scripts/deps` installs.
 //!
 //! Stages overlap on three kinds of thread joined by bounded queues: the calling thread demuxes,
-//! decodes (FFmpeg's frame threads underneath) and holds/tracks; `workers` detection threads each
-//! run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the cores); one
-//! encoder thread redacts, encodes and muxes, so that decoding the next frames overlaps encoding
+//! decodes (FFmpeg's frame threads underneath), holds/tracks and paints; `workers` detection
+//! threads each run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the
+//! cores); one encoder thread encodes and muxes, so that decoding the next frames overlaps encoding
 //! the last ones. Frames in flight are bounded (workers × 2, the tracker's look-ahead and the
 //! encoder's queue of 2), so memory stays flat however long the clip is. A frame in flight is its
 //! decoded YUV picture, not an RGB copy (see `picture`): a detection worker converts the frames it

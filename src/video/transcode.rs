@@ -144,12 +144,8 @@ impl FrameSink<ClipFrame, ClipPicture> for ClipSink<'_> {
                 &boxes,
             ))?;
         }
-        self.link.send(ToEncoder::Frame {
-            picture: image,
-            regions,
-            pts: payload.pts,
-            duration: payload.duration,
-        })?;
+        self.link
+            .frame(image, &regions, payload.pts, payload.duration)?;
         self.written += 1;
         (self.progress)(self.written);
         Ok(())
@@ -272,7 +268,7 @@ impl Clip<'_> {
         let decode_seconds = source.seconds;
         drop(source);
         let ClipSink { link, export, .. } = sink;
-        let waited = link.waited;
+        let (waited, painted) = (link.waited, link.painted);
         let times = link.finish()?;
         fill_report(&mut report, &engine);
         report.stages = StageTimes {
@@ -284,7 +280,7 @@ impl Clip<'_> {
                 .collect(),
             detect_workers: engine.workers(),
             track: engine.stats().track_seconds,
-            redact: times.redact,
+            redact: painted,
             encode: times.encode,
             wait_for_detect: engine.stats().wait_for_detect_seconds,
             wait_for_encode: waited,
