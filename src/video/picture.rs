@@ -68,7 +68,8 @@ impl Picture for ClipPicture {
 }
 
 impl ClipPicture {
-    /// The frame as an RGB image of its own (a copy when it is YUV; black when that fails).
+    /// The frame as an RGB image of its own (a copy when it is YUV; an empty image when FFmpeg
+    /// cannot convert it, which a host-API push then refuses).
     pub fn into_rgb(self) -> RgbImage {
         match self {
             ClipPicture::Rgb(img) => img,
