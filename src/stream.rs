@@ -111,8 +111,6 @@ pub struct FrameResult {
     pub fault: Option<Fault>,
 }
 
-/// What travels with a host frame through the engine: its bytes (none for in-place frames),
-/// layout and timestamp.
 /// A host's frame in flight: its own bytes, as pushed. It goes to RGB only on the detection
 /// worker that detects it (into a buffer of that thread), and is painted rectangle by rectangle
 /// (see [`paint_into`]): a frame in flight costs its own size, not that plus an RGB copy.

@@ -2,10 +2,10 @@
 //! frame.
 //!
 //! A [`Source`] yields, in file order, the video frames (a copy of the decoded picture, or RGB
-//! where the encoder cannot take that back; timestamps) and the packets of the other streams that are
-//! copied. Frames the decoder flags as corrupt come out marked; frames it never produces (corrupt
-//! packets) come out as covered stand-ins at their own timestamps, so the output keeps every
-//! frame of the input.
+//! where the encoder cannot take that back; timestamps) and the packets of the other streams
+//! that are copied. Frames the decoder flags as corrupt come out marked; frames it never produces
+//! (corrupt packets) come out as covered stand-ins at their own timestamps, so the output keeps
+//! every frame of the input.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
