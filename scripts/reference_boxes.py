@@ -80,6 +80,37 @@ def yolo(sess, rgb, thr=0.4):
     return finish(boxes, 1, 1, 0.5)
 
 
+def text(sess, rgb, thr=0.3, binarize=0.3, unclip=3.0):
+    """DBNet: BGR (x/255 - 0.5)/0.5 at a multiple of 32; the map binarized, each 8-connected
+    region one box (flood fill below, not a library's labelling), grown by area*unclip/perimeter."""
+    h, w = rgb.shape[:2]
+    H, W = int(math.ceil(h / 32) * 32), int(math.ceil(w / 32) * 32)
+    im = np.asarray(Image.fromarray(rgb).resize((W, H), Image.BILINEAR), dtype=np.float32)[:, :, ::-1]
+    p = sess.run(None, {sess.get_inputs()[0].name: ((im / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None].copy()})[0][0, 0]
+    on = p > binarize
+    seen = np.zeros_like(on)
+    out = []
+    for y0, x0 in zip(*np.nonzero(on)):
+        if seen[y0, x0]:
+            continue
+        seen[y0, x0] = True
+        todo, pts = [(y0, x0)], []
+        while todo:
+            y, x = todo.pop(); pts.append((y, x))
+            for yy in range(max(0, y - 1), min(H, y + 2)):
+                for xx in range(max(0, x - 1), min(W, x + 2)):
+                    if on[yy, xx] and not seen[yy, xx]:
+                        seen[yy, xx] = True; todo.append((yy, xx))
+        ys, xs = np.array(pts).T
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        score = p[ys, xs].mean()
+        if x2 - x1 < 2 or y2 - y1 < 2 or score < thr:
+            continue
+        d = (x2 - x1) * (y2 - y1) * unclip / (2 * ((x2 - x1) + (y2 - y1)))
+        out.append([(x1 - d) * w / W, (y1 - d) * h / H, (x2 + d) * w / W, (y2 + d) * h / H, score])
+    return out
+
+
 def finish(rows, sx, sy, iou):
     if not rows:
         return []
@@ -97,6 +128,7 @@ if __name__ == "__main__":
         "retinaface": lambda im: retina(S("retinaface_mnet025.onnx"), im, [[16, 32], [64, 128], [256, 512]], 0.5),
         "plate_retina": lambda im: retina(S("plate_retina_clp.onnx"), im, [[24, 48], [96, 192], [384, 768]], 0.3),
         "plate_yolov8n": lambda im: yolo(S("plate_yolov8n_pyplatex.onnx"), im),
+        "plate_text": lambda im: text(S("plate_text_ppocrv4_det.onnx"), im),
     }
     for path in sys.argv[2:]:
         rgb = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))

@@ -23,10 +23,11 @@ impl std::str::FromStr for Family {
             "centerface" => Ok(Family::CenterFace),
             "retina" | "retinaface" => Ok(Family::Retina),
             "yolo" | "yolov8" => Ok(Family::Yolo),
+            "text" | "dbnet" => Ok(Family::Text),
             _ => Err(Error::InvalidSetting {
                 name: "model family",
                 value: s.to_string(),
-                allowed: "one of centerface, retina, yolo",
+                allowed: "one of centerface, retina, yolo, text",
             }),
         }
     }
@@ -42,6 +43,9 @@ pub enum Family {
     Retina,
     /// YOLOv8 detect head `[1, 4 + classes, anchors]`, RGB/255 letterboxed input.
     Yolo,
+    /// A DBNet text detector: one probability map `[1, 1, H, W]`, BGR `(x / 255 - 0.5) / 0.5`
+    /// input; each text region is one box (finds plates as text, see `detect::text`).
+    Text,
 }
 
 /// A detector bystander ships in `models/`.
@@ -109,13 +113,24 @@ pub const PLATE_YOLO_INT8: ShippedModel = ShippedModel {
     class: Class::Plate,
 };
 
+/// PaddleOCR's PP-OCRv4 text detector (Apache-2.0), used as a plate detector with permissively
+/// licensed weights only: a plate is a line of text (see `detect::text` and models/README.md).
+pub const PLATE_TEXT: ShippedModel = ShippedModel {
+    name: "plate-text",
+    file: "plate_text_ppocrv4_det.onnx",
+    sha256: "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+    family: Family::Text,
+    class: Class::Plate,
+};
+
 /// Every shipped model.
-pub const SHIPPED: [ShippedModel; 5] = [
+pub const SHIPPED: [ShippedModel; 6] = [
     CENTERFACE,
     RETINAFACE,
     PLATE_RETINA,
     PLATE_YOLO,
     PLATE_YOLO_INT8,
+    PLATE_TEXT,
 ];
 
 /// Model bytes in memory, verified, shared by every session made from them.

@@ -23,6 +23,7 @@ pub mod preprocess;
 #[cfg(not(feature = "internals"))]
 mod preprocess;
 mod retina;
+mod text;
 mod yolo;
 
 use std::path::PathBuf;
@@ -518,6 +519,7 @@ impl ModelDetector {
             }
             Family::Retina => Box::new(retina::Retina::new(model, sessions, threshold)?),
             Family::Yolo => Box::new(yolo::Yolo::new(model, sessions, threshold)?),
+            Family::Text => Box::new(text::TextBoxes::new(model, sessions, threshold)?),
         };
         Ok(ModelDetector {
             runner,
@@ -704,13 +706,13 @@ impl ModelSource {
         }
     }
 
-    /// A user's model as the command line names it, `FAMILY:PATH` (family centerface, retina or
-    /// yolo), finding `class`.
+    /// A user's model as the command line names it, `FAMILY:PATH` (family centerface, retina,
+    /// yolo or text), finding `class`.
     pub fn parse(spec: &str, class: Class) -> Result<ModelSource> {
         let bad = || Error::InvalidSetting {
             name: "model",
             value: spec.to_string(),
-            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo",
+            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo, text",
         };
         let (family, path) = spec.split_once(':').ok_or_else(bad)?;
         Ok(ModelSource::File {

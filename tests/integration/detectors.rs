@@ -105,6 +105,39 @@ fn int8_yolo_plate_model_finds_the_drawn_plate_like_the_float_one() {
     assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
 }
 
+/// The permissively licensed plate path: PP-OCRv4's text detector finds the plate's characters
+/// as one text region, and its grown box covers the drawn plate under the plate mask (1.2x), as the
+/// Python reference (`scripts/reference_boxes.py`, its own flood fill and resize) found.
+#[test]
+fn text_plate_model_finds_the_drawn_plate() {
+    runtime();
+    let found = native(models::PLATE_TEXT, 0.3, 960)
+        .detect(&rgb("plate_scene.jpg"))
+        .unwrap();
+    let d = single(&found, Class::Plate);
+    assert_matches(d, PLATE_TEXT, 0.95);
+    assert!(d.score > 0.9, "score {}", d.score);
+    let drawn = bbox(PLATE_DRAWN);
+    let inside = d.bbox.scaled(1.2).intersection(&drawn) / drawn.area();
+    assert!(
+        inside >= 0.8,
+        "{inside:.3} of the drawn plate under the mask"
+    );
+}
+
+/// A photo without text gives the text plate model nothing to mask (the astronaut's face and
+/// suit, the flag behind her), at the photo's own size and magnified.
+#[test]
+fn text_plate_model_finds_nothing_on_a_photo_without_text() {
+    runtime();
+    for long_side in [512, 1024] {
+        let found = native(models::PLATE_TEXT, 0.3, long_side)
+            .detect(&rgb("astronaut.jpg"))
+            .unwrap();
+        assert!(found.is_empty(), "at {long_side} px: {found:?}");
+    }
+}
+
 /// The shipped YOLOv8 files take any input size (`scripts/yolo_any_size.py`): the 960 x 640 scene
 /// runs as 640 x 448, and the same scene pasted into a square grey frame as 640 x 640. If the
 /// rewritten head placed its anchors wrong on a non-square input, the two boxes would not agree.
@@ -237,7 +270,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
 fn a_model_of_the_wrong_family_is_refused_with_its_path() {
     runtime();
     let path = models::model_dir().join(models::RETINAFACE.file);
-    for family in [Family::CenterFace, Family::Yolo] {
+    for family in [Family::CenterFace, Family::Yolo, Family::Text] {
         let data = ModelData::from_path(&path, family, Class::Face).unwrap();
         let plan = PassPlan {
             working_size: 640,

@@ -37,5 +37,6 @@ pub const ASTRONAUT_CENTERFACE: [f32; 4] = [181.5, 58.0, 269.9, 178.0];
 pub const ASTRONAUT_RETINAFACE: [f32; 4] = [178.1, 56.7, 273.2, 177.1];
 pub const PLATE_RETINA: [f32; 4] = [402.6, 420.9, 562.5, 464.2];
 pub const PLATE_YOLO: [f32; 4] = [393.3, 413.0, 576.6, 476.3];
+pub const PLATE_TEXT: [f32; 4] = [402.5, 412.5, 583.5, 471.5];
 /// Where make_plate_scene.py drew the plate.
 pub const PLATE_DRAWN: [f32; 4] = [390.0, 420.0, 570.0, 462.0];

@@ -445,7 +445,7 @@ pub struct Settings {
     /// at max, off on clips at balanced and at fast).
     #[arg(long)]
     pub widen: Option<f32>,
-    /// Your own face model: FAMILY:PATH with FAMILY centerface, retina or yolo (repeatable).
+    /// Your own face model: FAMILY:PATH with FAMILY centerface, retina, yolo or text (repeatable).
     #[arg(long)]
     pub face_model: Vec<String>,
     /// Your own plate model: FAMILY:PATH (repeatable).
