@@ -41,9 +41,9 @@ pub struct Options {
     pub tiles: Option<String>,
     /// The widened pass's stretch, 1 to 3.
     pub widen: Option<f32>,
-    /// Own face models, `FAMILY:PATH`.
+    /// Own face models, `FAMILY:PATH` or a shipped model's name.
     pub face_models: Vec<String>,
-    /// Own plate models, `FAMILY:PATH`.
+    /// Own plate models, `FAMILY:PATH` or a shipped model's name (`plate-text`: licence-clean).
     pub plate_models: Vec<String>,
     /// Clips: every model on every frame instead of taking turns.
     pub no_interleave: bool,

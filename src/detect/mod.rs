@@ -706,15 +706,36 @@ impl ModelSource {
         }
     }
 
-    /// A user's model as the command line names it, `FAMILY:PATH` (family centerface, retina,
-    /// yolo or text), finding `class`.
+    /// A model as the command line names it: `FAMILY:PATH` (family centerface, retina, yolo or
+    /// text), a user's file finding `class`, or the name of a shipped model of that class (for
+    /// example `plate-text`, the licence-clean plate model), verified by its sha256.
+    ///
+    /// ```
+    /// use bystander::detect::ModelSource;
+    /// use bystander::Class;
+    /// let m = ModelSource::parse("plate-text", Class::Plate).unwrap();
+    /// assert!(matches!(m, ModelSource::Shipped(s) if s.name == "plate-text"));
+    /// assert!(ModelSource::parse("plate-text", Class::Face).is_err()); // it finds plates
+    /// assert!(matches!(
+    ///     ModelSource::parse("text:my/dbnet.onnx", Class::Plate),
+    ///     Ok(ModelSource::File { .. })
+    /// ));
+    /// ```
     pub fn parse(spec: &str, class: Class) -> Result<ModelSource> {
-        let bad = || Error::InvalidSetting {
+        let bad = || {
+            Error::InvalidSetting {
             name: "model",
             value: spec.to_string(),
-            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo, text",
+            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo, text, or the name of a shipped model of the class (centerface, retinaface, plate-retina, plate-yolo, plate-yolo-int8, plate-text)",
+        }
         };
-        let (family, path) = spec.split_once(':').ok_or_else(bad)?;
+        let Some((family, path)) = spec.split_once(':') else {
+            return models::SHIPPED
+                .into_iter()
+                .find(|m| m.name == spec && m.class == class)
+                .map(ModelSource::Shipped)
+                .ok_or_else(bad);
+        };
         Ok(ModelSource::File {
             path: PathBuf::from(path),
             family: family.parse().map_err(|_| bad())?,

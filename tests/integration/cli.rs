@@ -296,3 +296,41 @@ fn dry_run_lists_and_writes_nothing_and_json_summarises_a_rerun() {
         (Some(0), Some(2), Some(1))
     );
 }
+
+/// The licence-clean plate path by its shipped name: the plate is redacted by the text detector
+/// alone, the report names that model, and naming it for the wrong class is refused.
+#[test]
+fn the_licence_clean_plate_model_is_named_on_the_command_line_and_hides_the_plate() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("car.jpg"), d.path().join("out"));
+    std::fs::copy(fixture("plate_scene.jpg"), &src).unwrap();
+    let o = bystander()
+        .args(["redact", "--quiet", "--json", "--classes", "plate"])
+        .args(["--plate-model", "plate-text", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains("plate-text"), "{summary}");
+    let car = bystander::image_io::load(&out.join("car.jpg"))
+        .unwrap()
+        .image
+        .to_rgb8();
+    assert!(mean_abs_diff(&car, &rgb("plate_scene.jpg"), bbox(PLATE_DRAWN)) > 20.0);
+
+    let o = bystander()
+        .args(["redact", "--face-model", "plate-text", "-o"])
+        .arg(d.path().join("out2"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    // A setting error stops the run before any file (exit 1), unlike a bad file (exit 2).
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("plate-text") && err.contains("FAMILY:PATH"),
+        "{err}"
+    );
+}

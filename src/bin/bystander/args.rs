@@ -445,10 +445,12 @@ pub struct Settings {
     /// at max, off on clips at balanced and at fast).
     #[arg(long)]
     pub widen: Option<f32>,
-    /// Your own face model: FAMILY:PATH with FAMILY centerface, retina, yolo or text (repeatable).
+    /// Face model replacing the preset's: FAMILY:PATH with FAMILY centerface, retina, yolo or text,
+    /// or a shipped model's name (repeatable).
     #[arg(long)]
     pub face_model: Vec<String>,
-    /// Your own plate model: FAMILY:PATH (repeatable).
+    /// Plate model replacing the preset's: FAMILY:PATH, or a shipped model's name; `plate-text` is
+    /// the licence-clean one (Apache-2.0 weights; see models/README.md) (repeatable).
     #[arg(long)]
     pub plate_model: Vec<String>,
     /// Clips: run every model on every detected frame, instead of letting the balanced preset's
