@@ -722,12 +722,13 @@ impl ModelSource {
     /// ));
     /// ```
     pub fn parse(spec: &str, class: Class) -> Result<ModelSource> {
-        let bad = || {
-            Error::InvalidSetting {
+        const ALLOWED: &str = "FAMILY:PATH with FAMILY one of centerface, retina, yolo, text, or \
+            the name of a shipped model of the class (centerface, retinaface, plate-retina, \
+            plate-yolo, plate-yolo-int8, plate-text)";
+        let bad = || Error::InvalidSetting {
             name: "model",
             value: spec.to_string(),
-            allowed: "FAMILY:PATH with FAMILY one of centerface, retina, yolo, text, or the name of a shipped model of the class (centerface, retinaface, plate-retina, plate-yolo, plate-yolo-int8, plate-text)",
-        }
+            allowed: ALLOWED,
         };
         let Some((family, path)) = spec.split_once(':') else {
             return models::SHIPPED
@@ -1189,6 +1190,33 @@ impl Detector for DetectorSet {
 mod tests {
     use super::*;
     use crate::geometry::BBox;
+
+    #[test]
+    fn every_shipped_model_is_named_by_its_class_and_listed_when_a_name_is_wrong() {
+        for m in models::SHIPPED {
+            let other = if m.class == Class::Face {
+                Class::Plate
+            } else {
+                Class::Face
+            };
+            assert!(matches!(
+                ModelSource::parse(m.name, m.class),
+                Ok(ModelSource::Shipped(s)) if s.file == m.file
+            ));
+            assert!(ModelSource::parse(m.name, other).is_err(), "{}", m.name);
+        }
+        let Err(Error::InvalidSetting { allowed, .. }) = ModelSource::parse("nope", Class::Face)
+        else {
+            panic!("an unknown name must be a setting error");
+        };
+        for m in models::SHIPPED {
+            assert!(
+                allowed.contains(m.name),
+                "{} missing from: {allowed}",
+                m.name
+            );
+        }
+    }
 
     #[test]
     fn native_windows_hold_every_pixel_of_every_region() {
