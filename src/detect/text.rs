@@ -30,12 +30,12 @@ use crate::models::ModelData;
 /// Probability above which a map pixel is text (DBNet's inference threshold).
 pub const BINARIZE: f32 = 0.3;
 /// How far a region's box is grown: by `area * UNCLIP / perimeter` on every side, about 1.5 times
-/// the height of a long text line. DBNet is trained to mark each line's core shrunk by 0.4, and
-/// reading text uses 1.5-1.6 to get the characters back; a plate's labelled box also takes its
-/// border and the band above and below the characters (which fill roughly 60 % of its height), so
-/// the box has to reach about four times the core's height. Dev plates (`bystander eval`, 640-px
-/// whole frame): 1.6 covers 219 of 222 (Python probe), 2.2 covers 220, 3.0 all 222, at a masked
-/// share of 0.049 (the YOLOv8n and CLP pair: 0.054).
+/// the height of a long, thin region. DBNet marks a shrunk core of each text line, and reading text
+/// grows it back by 1.5-1.6, to the characters. A plate's box also takes the plate's border and the
+/// band around its characters, so it needs more. On the dev plates (`bystander eval`, 640-px whole
+/// frame) 1.6 covers 219 of 222 (a Python probe), 2.2 covers 220 and 3.0 all 222, at a masked share
+/// of 0.049 (the default's YOLOv8n and CLP: 0.055). The misses at the smaller factors are boxes
+/// over the characters that leave out a band above them.
 pub const UNCLIP: f32 = 3.0;
 /// Regions thinner than this many map pixels are noise.
 const MIN_SIDE: u32 = 2;
