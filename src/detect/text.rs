@@ -111,7 +111,11 @@ impl ModelRunner for TextBoxes {
                     ));
                 }
                 let probs = map.as_standard_layout();
-                let probs = probs.as_slice().unwrap_or(&[]);
+                // Standard layout is contiguous; an error rather than an empty map if it were
+                // not, so that a frame is never passed as having no plate by accident.
+                let probs = probs.as_slice().ok_or_else(|| {
+                    Error::model(&model.path, "gave a probability map that is not contiguous")
+                })?;
                 Ok(regions(probs, tw as usize, th as usize)
                     .into_iter()
                     .filter(|r| r.score >= threshold)
