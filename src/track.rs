@@ -4,8 +4,11 @@
 //! frame is a leak. Each detection is associated with a track by IoU against the track's predicted
 //! box (constant-velocity motion model from its sightings), or, failing that, by distance: a
 //! small object that moves more than its own size per frame (a plate on a passing car) overlaps
-//! nothing of its last box, yet must stay the same track for its motion to be learnt. A track's
-//! mask then
+//! nothing of its last box, yet must stay the same track for its motion to be learnt. Such a
+//! jump may as well be a new object beside one that went unseen (a plate in the next lane), so
+//! the motion it implies is a guess: until a later sighting confirms it, the track is held both
+//! where it was seen and where the guess moves it, and a sighting where it was seen corrects
+//! the guess. A track's mask then
 //!
 //! * **holds** for `hold` frames after its last detection, following the predicted motion and
 //!   widening along it the longer the object goes unseen (its position is less and less known),
@@ -89,6 +92,14 @@ struct Track {
     last_seen: usize,
     /// Per-frame motion of the box centre and size: dx, dy, dw, dh.
     velocity: [f32; 4],
+    /// The velocity is a guess: it comes from one jump to a box that overlapped nothing of an
+    /// older track's (see [`Track::reach`]), which a new object beside a missed one makes as
+    /// well. Until a sighting overlaps one of its two hypotheses, the track holds both; a
+    /// sighting that overlaps where it was seen better than where the guess moves it replaces
+    /// the guess. Before, such a sighting started a new track, and the guessed one ran down the
+    /// frame and grew for its whole hold, up to 14 times its height (two plates in
+    /// neighbouring lanes taken for one plate jumping between them).
+    guessed: bool,
 }
 
 impl Track {
@@ -113,17 +124,43 @@ impl Track {
     /// and faster an object goes unseen, the less its position is known, and the mask covers where
     /// it might be (fail closed). A still object's box does not grow, nor does one that scored
     /// under [`GROW_SCORE`].
-    fn held(&self, index: usize) -> BBox {
+    ///
+    /// A track whose velocity is [guessed](Track::guessed) holds two boxes: one where it was
+    /// last seen, at its size (a new object, still as far as is known), and one moved and
+    /// widened along the guessed motion as above (the older object, moved on), without the
+    /// guessed change of size: the two sightings may be two objects of different sizes.
+    fn held(&self, index: usize) -> Vec<BBox> {
         let n = index.saturating_sub(self.last_seen) as f32;
         let p = self.predict(index);
+        let b = &self.last.bbox;
+        let (cx, cy) = centre(&p);
+        let moved = BBox::from_center(cx, cy, b.width(), b.height());
         if self.last.score < GROW_SCORE {
-            let b = &self.last.bbox;
-            let (cx, cy) = centre(&p);
-            return BBox::from_center(cx, cy, b.width(), b.height());
+            return if self.guessed {
+                vec![*b, moved]
+            } else {
+                vec![moved]
+            };
         }
         let gx = HOLD_SPREAD * self.velocity[0].abs() * n;
         let gy = HOLD_SPREAD * self.velocity[1].abs() * n;
-        BBox::new(p.x1 - gx, p.y1 - gy, p.x2 + gx, p.y2 + gy)
+        if self.guessed {
+            let spread = BBox::new(moved.x1 - gx, moved.y1 - gy, moved.x2 + gx, moved.y2 + gy);
+            return vec![*b, spread];
+        }
+        vec![BBox::new(p.x1 - gx, p.y1 - gy, p.x2 + gx, p.y2 + gy)]
+    }
+
+    /// How well detection `d` on frame `index` overlaps where this object is expected, and
+    /// whether it overlaps the box where it was last seen better than the guessed motion's
+    /// (for a [guessed](Track::guessed) velocity: the guess was wrong).
+    fn overlap(&self, index: usize, d: &BBox) -> (f32, bool) {
+        let along = self.predict(index).iou(d);
+        if !self.guessed {
+            return (along, false);
+        }
+        let still = self.last.bbox.iou(d);
+        (along.max(still), still > along)
     }
 
     fn predict(&self, index: usize) -> BBox {
@@ -245,20 +282,25 @@ impl Tracker {
                     .iter()
                     .enumerate()
                     .filter(|(ti, t)| free(*ti, t))
-                    .map(|(ti, t)| (ti, t.predict(index).iou(&d.bbox)))
-                    .filter(|&(_, iou)| iou >= self.cfg.iou)
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(ti, _)| ti);
+                    .map(|(ti, t)| (ti, t.overlap(index, &d.bbox)))
+                    .filter(|&(_, (iou, _))| iou >= self.cfg.iou)
+                    .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+                    .map(|(ti, (_, wrong_guess))| (ti, wrong_guess));
                 match overlapping {
-                    Some(ti) => {
+                    Some((ti, wrong_guess)) => {
                         matched[ti] = true;
                         let t = &mut self.tracks[ti];
                         interpolate(&mut self.window, t, d, index);
                         let v = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
-                        // Smooth the motion so one jittery box does not throw the prediction.
-                        for (old, new) in t.velocity.iter_mut().zip(v) {
-                            *old = 0.5 * *old + 0.5 * new;
+                        if wrong_guess {
+                            t.velocity = v;
+                        } else {
+                            // Smooth the motion so one jittery box does not throw the prediction.
+                            for (old, new) in t.velocity.iter_mut().zip(v) {
+                                *old = 0.5 * *old + 0.5 * new;
+                            }
                         }
+                        t.guessed = false;
                         t.last = d.clone();
                         t.last_seen = index;
                     }
@@ -275,12 +317,12 @@ impl Tracker {
                             .filter(|(ti, t)| free(*ti, t))
                             .filter_map(|(_, t)| Some((t, t.reach(index, &d.bbox)?)))
                             .min_by(|a, b| a.1.total_cmp(&b.1));
-                        let velocity = match nearest {
+                        let (velocity, guessed) = match nearest {
                             Some((t, _)) => {
                                 interpolate(&mut self.window, t, d, index);
-                                motion(&t.last.bbox, &d.bbox, index - t.last_seen)
+                                (motion(&t.last.bbox, &d.bbox, index - t.last_seen), true)
                             }
-                            None => [0.0; 4],
+                            None => ([0.0; 4], false),
                         };
                         // Like any new object, it is drawn on the frames still in the
                         // look-ahead window.
@@ -291,6 +333,7 @@ impl Tracker {
                             last: d.clone(),
                             last_seen: index,
                             velocity,
+                            guessed,
                         });
                         matched.push(true);
                     }
@@ -304,11 +347,11 @@ impl Tracker {
         self.tracks.retain(|t| !ran || index - t.last_seen <= hold);
         for t in &self.tracks {
             if t.last_seen != index {
-                boxes.push(Detection {
-                    bbox: t.held(index),
+                boxes.extend(t.held(index).into_iter().map(|bbox| Detection {
+                    bbox,
                     landmarks: Vec::new(),
                     ..t.last.clone()
-                });
+                }));
             }
         }
         self.window.push_back(TrackedFrame {
@@ -567,6 +610,65 @@ mod tests {
         );
         assert_eq!(still[2].boxes.len(), 1);
         assert_eq!(still[2].boxes[0].bbox, plate(50.0).bbox);
+    }
+
+    /// Generated cases: plate A is seen on frames 0 and 1, then missed; plate B, of about its
+    /// size, appears below it on frame 3 (no overlap, within the reach of a fast object), stands
+    /// still, and is seen again in place on frame 6. Taking B for A jumping gives B A's motion
+    /// as a guess: B's box must stay covered on every frame of its hold, and once B is seen
+    /// again in place, its held boxes must be its own (before, the guessed track went on holding
+    /// a box running down the frame and growing).
+    #[test]
+    fn a_guessed_jump_holds_the_new_box_in_place_until_a_sighting_corrects_it() {
+        let mut rng = crate::TestRng::new(0x2545_f491_4f6c_dd1d);
+        let cfg = TrackConfig {
+            hold: 8,
+            backfill: 0,
+            iou: 0.2,
+        };
+        for _ in 0..300 {
+            // Whole pixels, so that `covered` samples the edges exactly.
+            let w = 40.0 + rng.below(160) as f32;
+            let h = (w * (0.25 + rng.below(25) as f32 / 100.0)).round();
+            let vx = ((rng.below(21) as f32 - 10.0) / 100.0 * w).round();
+            let wb = (w * (0.8 + rng.below(40) as f32 / 100.0)).round();
+            let hb = (h * (0.8 + rng.below(40) as f32 / 100.0)).round();
+            let dy = (h * (1.3 + rng.below(170) as f32 / 100.0)).round();
+            let at = |x: f32, y: f32, w: f32, h: f32| Detection {
+                class: Class::Plate,
+                score: 0.7,
+                bbox: BBox::new(x, y, x + w, y + h),
+                landmarks: vec![],
+            };
+            let a = |i: usize| at(500.0 + vx * i as f32, 300.0, w, h);
+            let b = at(500.0 + 3.0 * vx, 300.0 + dy, wb, hb);
+            let mut frames = vec![Some(vec![a(0)]), Some(vec![a(1)]), Some(vec![])];
+            frames.extend([Some(vec![b.clone()]), Some(vec![]), Some(vec![])]);
+            frames.push(Some(vec![b.clone()]));
+            frames.extend((0..cfg.hold).map(|_| Some(vec![])));
+            let out = run(cfg, frames);
+            for f in &out[4..] {
+                let c = covered(&b.bbox, &f.boxes);
+                assert!(
+                    c >= 0.99,
+                    "frame {}: B {c:.2} covered by {:?}",
+                    f.index,
+                    f.boxes
+                );
+            }
+            // A's own hold (y from 300) widens along A's measured motion, as it should.
+            for f in &out[7..] {
+                for d in f.boxes.iter().filter(|d| d.bbox.y1 > 300.5) {
+                    assert!(
+                        d.bbox.iou(&b.bbox) > 0.99,
+                        "frame {}: {:?} is not B's {:?}",
+                        f.index,
+                        d.bbox,
+                        b.bbox
+                    );
+                }
+            }
+        }
     }
 
     #[test]
