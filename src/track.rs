@@ -125,30 +125,27 @@ impl Track {
     /// it might be (fail closed). A still object's box does not grow, nor does one that scored
     /// under [`GROW_SCORE`].
     ///
-    /// A track whose velocity is [guessed](Track::guessed) holds two boxes: one where it was
-    /// last seen, at its size (a new object, still as far as is known), and one moved and
+    /// A track whose velocity is [guessed](Track::guessed) also holds a box where it was last
+    /// seen, at its size (a new object, still as far as is known), beside the one moved and
     /// widened along the guessed motion as above (the older object, moved on), without the
     /// guessed change of size: the two sightings may be two objects of different sizes.
-    fn held(&self, index: usize) -> Vec<BBox> {
+    fn held(&self, index: usize) -> (Option<BBox>, BBox) {
         let n = index.saturating_sub(self.last_seen) as f32;
         let p = self.predict(index);
         let b = &self.last.bbox;
         let (cx, cy) = centre(&p);
         let moved = BBox::from_center(cx, cy, b.width(), b.height());
+        let still = self.guessed.then_some(*b);
         if self.last.score < GROW_SCORE {
-            return if self.guessed {
-                vec![*b, moved]
-            } else {
-                vec![moved]
-            };
+            return (still, moved);
         }
         let gx = HOLD_SPREAD * self.velocity[0].abs() * n;
         let gy = HOLD_SPREAD * self.velocity[1].abs() * n;
-        if self.guessed {
-            let spread = BBox::new(moved.x1 - gx, moved.y1 - gy, moved.x2 + gx, moved.y2 + gy);
-            return vec![*b, spread];
-        }
-        vec![BBox::new(p.x1 - gx, p.y1 - gy, p.x2 + gx, p.y2 + gy)]
+        let along = if self.guessed { moved } else { p };
+        (
+            still,
+            BBox::new(along.x1 - gx, along.y1 - gy, along.x2 + gx, along.y2 + gy),
+        )
     }
 
     /// How well detection `d` on frame `index` overlaps where this object is expected, and
@@ -347,7 +344,8 @@ impl Tracker {
         self.tracks.retain(|t| !ran || index - t.last_seen <= hold);
         for t in &self.tracks {
             if t.last_seen != index {
-                boxes.extend(t.held(index).into_iter().map(|bbox| Detection {
+                let (still, along) = t.held(index);
+                boxes.extend(still.into_iter().chain([along]).map(|bbox| Detection {
                     bbox,
                     landmarks: Vec::new(),
                     ..t.last.clone()
