@@ -10,49 +10,39 @@ use image::RgbImage;
 use super::preprocess::{Normalize, Rect, TensorBuilder};
 use std::sync::Arc;
 
-use super::{check_outputs, run_model, ModelRunner, Sessions};
+use super::{Loaded, ModelRunner, Sessions};
 use crate::error::Result;
 use crate::geometry::{BBox, Detection};
 use crate::models::ModelData;
 
+/// The input's channel order and scaling (see the module doc).
+const NORM: Normalize = Normalize {
+    bgr: false,
+    mean: [0.0; 3],
+    scale: 1.0,
+};
 const STRIDE: f32 = 4.0;
 const NMS_IOU: f32 = 0.3;
 
 #[derive(Clone)]
 pub(crate) struct CenterFace {
-    model: ModelData,
-    sessions: Arc<Sessions>,
-    input: String,
-    threshold: f32,
+    loaded: Loaded,
 }
 
 impl CenterFace {
     pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
-        let input = sessions.describe(|session| {
-            check_outputs(
-                &model,
-                session,
-                &[Some(4), Some(4), Some(4), Some(4)],
-                "4 outputs (heatmap, scale, offset, landmarks) of rank 4",
-            )?;
-            Ok(session.inputs()[0].name().to_string())
-        })?;
-        Ok(CenterFace {
-            model,
-            sessions,
-            input,
-            threshold,
-        })
+        let layout = (
+            &[Some(4), Some(4), Some(4), Some(4)][..],
+            "4 outputs (heatmap, scale, offset, landmarks) of rank 4",
+        );
+        let (loaded, ()) = Loaded::new(model, sessions, threshold, layout, |_| Ok(()))?;
+        Ok(CenterFace { loaded })
     }
 }
 
 impl ModelRunner for CenterFace {
-    fn model(&self) -> &ModelData {
-        &self.model
-    }
-
-    fn fork(&self) -> Box<dyn ModelRunner> {
-        Box::new(self.clone())
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     fn detect_region(
@@ -61,52 +51,41 @@ impl ModelRunner for CenterFace {
         region: Rect,
         scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
-        let norm = Normalize {
-            bgr: false,
-            mean: [0.0; 3],
-            scale: 1.0,
-        };
-        let (model, threshold) = (&self.model, self.threshold);
-        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, norm);
-        run_model(
-            model,
-            &self.sessions,
-            &self.input,
-            build,
-            |outs, affine, _| {
-                let heat = outs[0].view();
-                let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
-                let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
-                let mut found = Vec::new();
-                for i in 0..gh {
-                    for j in 0..gw {
-                        let score = heat[[0, 0, i, j]];
-                        // `!(>)` also skips NaN.
-                        if !(score > threshold) {
-                            continue;
-                        }
-                        let h = size[[0, 0, i, j]].exp() * STRIDE;
-                        let w = size[[0, 1, i, j]].exp() * STRIDE;
-                        let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
-                        let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
-                        let b = BBox::from_center(cx, cy, w, h);
-                        let landmarks = (0..5)
-                            .map(|k| {
-                                let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
-                                let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
-                                affine.point(lx, ly)
-                            })
-                            .collect();
-                        found.push(Detection {
-                            class: model.class,
-                            score,
-                            bbox: affine.bbox(&b),
-                            landmarks,
-                        });
+        let (model, threshold) = (&self.loaded.model, self.loaded.threshold);
+        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, NORM);
+        self.loaded.run(build, |outs, affine, _| {
+            let heat = outs[0].view();
+            let (size, offset, marks) = (outs[1].view(), outs[2].view(), outs[3].view());
+            let (gh, gw) = (heat.shape()[2], heat.shape()[3]);
+            let mut found = Vec::new();
+            for i in 0..gh {
+                for j in 0..gw {
+                    let score = heat[[0, 0, i, j]];
+                    // `!(>)` also skips NaN.
+                    if !(score > threshold) {
+                        continue;
                     }
+                    let h = size[[0, 0, i, j]].exp() * STRIDE;
+                    let w = size[[0, 1, i, j]].exp() * STRIDE;
+                    let cy = (i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE;
+                    let cx = (j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE;
+                    let b = BBox::from_center(cx, cy, w, h);
+                    let landmarks = (0..5)
+                        .map(|k| {
+                            let ly = b.y1 + marks[[0, 2 * k, i, j]] * h;
+                            let lx = b.x1 + marks[[0, 2 * k + 1, i, j]] * w;
+                            affine.point(lx, ly)
+                        })
+                        .collect();
+                    found.push(Detection {
+                        class: model.class,
+                        score,
+                        bbox: affine.bbox(&b),
+                        landmarks,
+                    });
                 }
-                Ok(super::nms::nms(found, NMS_IOU))
-            },
-        )
+            }
+            Ok(super::nms::nms(found, NMS_IOU))
+        })
     }
 }

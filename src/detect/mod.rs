@@ -2,9 +2,10 @@
 //!
 //! Three layers, each with one job:
 //!
-//! * a model family (`centerface`, `retina`, `yolo`) turns one rectangle of the frame into
-//!   boxes: preprocess → run → postprocess, sharing `preprocess` (resize, letterbox, tensor
-//!   packing) and `nms`;
+//! * a model family (`centerface`, `retina`, `yolo`, `text`) turns one rectangle of the frame
+//!   into boxes: preprocess → run → postprocess. What is not the family's own lives once: the
+//!   loaded model, its sessions and the run itself (`Loaded`), `preprocess` (resize, letterbox,
+//!   tensor packing) and `nms`; a family adds its input's scaling and its decoder;
 //! * a [`ModelDetector`] decides which rectangles at which scale one model looks at: the whole
 //!   frame at a working size (magnified up to 2× for small frames, because that is what finds
 //!   faces under 20 px), plus native-resolution tiles when the working size shrinks a large
@@ -105,12 +106,11 @@ impl Sessions {
     }
 }
 
-/// One model family's preprocess → run → postprocess over a rectangle of the frame.
-pub(crate) trait ModelRunner: Send {
-    fn model(&self) -> &ModelData;
-
-    /// A runner for another worker: its own buffers, the same sessions.
-    fn fork(&self) -> Box<dyn ModelRunner>;
+/// One model family's preprocess → run → postprocess over a rectangle of the frame. A family's
+/// runner holds a [`Loaded`] model (what every family shares) and its own decoding state.
+pub(crate) trait ModelRunner: Send + Fork {
+    /// The model, its sessions, input and threshold.
+    fn loaded(&self) -> &Loaded;
 
     /// Boxes (NMS applied) in frame pixels for `region` of `frame`, magnified by `scale`
     /// (horizontal, vertical) for the model. Fixed-input models letterbox the region and ignore
@@ -130,9 +130,21 @@ pub(crate) trait ModelRunner: Send {
     }
 }
 
+/// A runner for another worker: its own buffers (a clone), the same sessions (shared through
+/// [`Loaded`]).
+pub(crate) trait Fork {
+    fn fork(&self) -> Box<dyn ModelRunner>;
+}
+
+impl<T: ModelRunner + Clone + 'static> Fork for T {
+    fn fork(&self) -> Box<dyn ModelRunner> {
+        Box::new(self.clone())
+    }
+}
+
 /// Checks the session's single input and its outputs' count and ranks against a family's layout,
 /// so a model of the wrong family is refused when it is loaded rather than decoded into garbage.
-pub(crate) fn check_outputs(
+fn check_outputs(
     model: &ModelData,
     session: &Session,
     ranks: &[Option<usize>],
@@ -178,39 +190,69 @@ pub(crate) fn check_outputs(
     }
 }
 
-/// Builds the input tensor with `build` (in this thread's scratch builder, see
-/// [`preprocess::with_scratch`]), runs a session of `sessions` on it and hands the `f32` outputs,
-/// the tensor-to-frame mapping and the tensor's size to `decode`.
-pub(crate) fn run_model<B, F>(
-    model: &ModelData,
-    sessions: &Sessions,
-    input: &str,
-    build: B,
-    decode: F,
-) -> Result<Vec<Detection>>
-where
-    B: FnOnce(&mut TensorBuilder) -> preprocess::Affine,
-    F: FnOnce(&[ArrayViewD<'_, f32>], preprocess::Affine, (u32, u32)) -> Result<Vec<Detection>>,
-{
-    preprocess::with_scratch(|tensor| {
-        let affine = build(tensor);
-        let (w, h) = tensor.size;
-        sessions.with(|session| {
-            let value = TensorRef::from_array_view((
-                [1usize, 3, h as usize, w as usize],
-                tensor.data.as_slice(),
-            ))
-            .map_err(|e| Error::inference(&model.name, e))?;
-            let outputs = session
-                .run(ort::inputs![input => value])
-                .map_err(|e| Error::inference(&model.name, e))?;
-            let views = (0..outputs.len())
-                .map(|i| outputs[i].try_extract_array::<f32>())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::inference(&model.name, e))?;
-            decode(&views, affine, (w, h))
+/// What every family's runner holds: the model, its sessions (shared by every worker), the name
+/// of its one input and its score threshold. Loading checks the session's layout against the
+/// family's ([`check_outputs`]); [`Loaded::run`] is the one way any family runs its model.
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pub(crate) model: ModelData,
+    sessions: std::sync::Arc<Sessions>,
+    input: String,
+    pub(crate) threshold: f32,
+}
+
+impl Loaded {
+    /// Checks a session of `sessions` against the family's output `ranks` (`expected` says them
+    /// in words for the error), and hands back what `describe` reads from it beside the model.
+    pub(crate) fn new<R>(
+        model: ModelData,
+        sessions: std::sync::Arc<Sessions>,
+        threshold: f32,
+        (ranks, expected): (&[Option<usize>], &str),
+        describe: impl FnOnce(&Session) -> Result<R>,
+    ) -> Result<(Loaded, R)> {
+        let (input, more) = sessions.describe(|session| {
+            check_outputs(&model, session, ranks, expected)?;
+            Ok((session.inputs()[0].name().to_string(), describe(session)?))
+        })?;
+        let loaded = Loaded {
+            model,
+            sessions,
+            input,
+            threshold,
+        };
+        Ok((loaded, more))
+    }
+
+    /// Builds the input tensor with `build` (in this thread's scratch builder, see
+    /// [`preprocess::with_scratch`]), runs an idle session on it and hands the `f32` outputs, the
+    /// tensor-to-frame mapping and the tensor's size to `decode`.
+    pub(crate) fn run<B, F>(&self, build: B, decode: F) -> Result<Vec<Detection>>
+    where
+        B: FnOnce(&mut TensorBuilder) -> preprocess::Affine,
+        F: FnOnce(&[ArrayViewD<'_, f32>], preprocess::Affine, (u32, u32)) -> Result<Vec<Detection>>,
+    {
+        let name = &self.model.name;
+        preprocess::with_scratch(|tensor| {
+            let affine = build(tensor);
+            let (w, h) = tensor.size;
+            self.sessions.with(|session| {
+                let value = TensorRef::from_array_view((
+                    [1usize, 3, h as usize, w as usize],
+                    tensor.data.as_slice(),
+                ))
+                .map_err(|e| Error::inference(name, e))?;
+                let outputs = session
+                    .run(ort::inputs![self.input.as_str() => value])
+                    .map_err(|e| Error::inference(name, e))?;
+                let views = (0..outputs.len())
+                    .map(|i| outputs[i].try_extract_array::<f32>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::inference(name, e))?;
+                decode(&views, affine, (w, h))
+            })
         })
-    })
+    }
 }
 
 /// Whether large frames are also scanned in native-resolution tiles.
@@ -630,7 +672,7 @@ impl Detector for ModelDetector {
     }
 
     fn models(&self) -> Vec<&ModelData> {
-        vec![self.runner.model()]
+        vec![&self.runner.loaded().model]
     }
 }
 
@@ -1171,7 +1213,7 @@ impl DetectorSet {
     pub fn model_names(&self) -> Vec<String> {
         self.detectors
             .iter()
-            .map(|d| d.runner.model().name.clone())
+            .map(|d| d.runner.loaded().model.name.clone())
             .collect()
     }
 }

@@ -10,11 +10,17 @@ use image::RgbImage;
 use super::preprocess::{Normalize, Rect, TensorBuilder};
 use std::sync::Arc;
 
-use super::{check_outputs, run_model, ModelRunner, Sessions};
+use super::{Loaded, ModelRunner, Sessions};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 use crate::models::ModelData;
 
+/// The input's channel order and scaling (see the module doc).
+const NORM: Normalize = Normalize {
+    bgr: true,
+    mean: [104.0, 117.0, 123.0],
+    scale: 1.0,
+};
 const STEPS: [u32; 3] = [8, 16, 32];
 const FACE_SIZES: [[f32; 2]; 3] = [[16.0, 32.0], [64.0, 128.0], [256.0, 512.0]];
 const PLATE_SIZES: [[f32; 2]; 3] = [[24.0, 48.0], [96.0, 192.0], [384.0, 768.0]];
@@ -67,10 +73,7 @@ pub fn decode_box(p: &Prior, loc: [f32; 4], w: u32, h: u32) -> BBox {
 
 #[derive(Clone)]
 pub(crate) struct Retina {
-    model: ModelData,
-    sessions: Arc<Sessions>,
-    input: String,
-    threshold: f32,
+    loaded: Loaded,
     sizes: &'static [[f32; 2]; 3],
     /// Output indices of loc, conf and landmarks.
     outputs: [usize; 3],
@@ -80,14 +83,12 @@ pub(crate) struct Retina {
 
 impl Retina {
     pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
-        let (input, last) = sessions.describe(|session| {
-            check_outputs(
-                &model,
-                session,
-                &[Some(3), Some(3), Some(3)],
-                "3 outputs (loc, conf, landmarks) of rank 3",
-            )?;
-            let last: Vec<i64> = session
+        let layout = (
+            &[Some(3), Some(3), Some(3)][..],
+            "3 outputs (loc, conf, landmarks) of rank 3",
+        );
+        let (loaded, last) = Loaded::new(model, sessions, threshold, layout, |session| {
+            Ok(session
                 .outputs()
                 .iter()
                 .map(|o| {
@@ -96,9 +97,9 @@ impl Retina {
                         .and_then(|s| s.last().copied())
                         .unwrap_or(-1)
                 })
-                .collect();
-            Ok((session.inputs()[0].name().to_string(), last))
+                .collect::<Vec<i64>>())
         })?;
+        let model = &loaded.model;
         let find = |pred: &dyn Fn(i64) -> bool| last.iter().position(|&d| pred(d));
         let outputs = match (find(&|d| d == 4), find(&|d| d == 2), find(&|d| d == 8 || d == 10)) {
             (Some(l), Some(c), Some(m)) => [l, c, m],
@@ -115,10 +116,7 @@ impl Retina {
             &FACE_SIZES
         };
         Ok(Retina {
-            model,
-            sessions,
-            input,
-            threshold,
+            loaded,
             sizes,
             outputs,
             priors: (0, 0, Vec::new()),
@@ -127,12 +125,8 @@ impl Retina {
 }
 
 impl ModelRunner for Retina {
-    fn model(&self) -> &ModelData {
-        &self.model
-    }
-
-    fn fork(&self) -> Box<dyn ModelRunner> {
-        Box::new(self.clone())
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     fn detect_region(
@@ -141,20 +135,11 @@ impl ModelRunner for Retina {
         region: Rect,
         scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
-        let norm = Normalize {
-            bgr: true,
-            mean: [104.0, 117.0, 123.0],
-            scale: 1.0,
-        };
-        let (model, threshold, [li, ci, mi]) = (&self.model, self.threshold, self.outputs);
+        let (loaded, [li, ci, mi]) = (&self.loaded, self.outputs);
+        let (model, threshold) = (&loaded.model, loaded.threshold);
         let (cache, sizes) = (&mut self.priors, self.sizes);
-        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, norm);
-        run_model(
-            model,
-            &self.sessions,
-            &self.input,
-            build,
-            |outs, affine, (tw, th)| {
+        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, NORM);
+        loaded.run(build, |outs, affine, (tw, th)| {
                 if (cache.0, cache.1) != (tw, th) {
                     *cache = (tw, th, priors(tw, th, sizes));
                 }

@@ -22,7 +22,7 @@ use image::RgbImage;
 use super::preprocess::{Normalize, Rect, TensorBuilder};
 use std::sync::Arc;
 
-use super::{check_outputs, run_model, ModelRunner, Sessions};
+use super::{Loaded, ModelRunner, Sessions};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Detection};
 use crate::models::ModelData;
@@ -38,43 +38,33 @@ pub const BINARIZE: f32 = 0.3;
 /// over the characters that leave out a band above them.
 pub const UNCLIP: f32 = 3.0;
 /// Regions thinner than this many map pixels are noise.
+/// The input's channel order and scaling (see the module doc).
+const NORM: Normalize = Normalize {
+    bgr: true,
+    mean: [127.5; 3],
+    scale: 2.0 / 255.0,
+};
 const MIN_SIDE: u32 = 2;
 
 #[derive(Clone)]
 pub(crate) struct TextBoxes {
-    model: ModelData,
-    sessions: Arc<Sessions>,
-    input: String,
-    threshold: f32,
+    loaded: Loaded,
 }
 
 impl TextBoxes {
     pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
-        let input = sessions.describe(|session| {
-            check_outputs(
-                &model,
-                session,
-                &[Some(4)],
-                "1 output (a text probability map) of rank 4",
-            )?;
-            Ok(session.inputs()[0].name().to_string())
-        })?;
-        Ok(TextBoxes {
-            model,
-            sessions,
-            input,
-            threshold,
-        })
+        let layout = (
+            &[Some(4)][..],
+            "1 output (a text probability map) of rank 4",
+        );
+        let (loaded, ()) = Loaded::new(model, sessions, threshold, layout, |_| Ok(()))?;
+        Ok(TextBoxes { loaded })
     }
 }
 
 impl ModelRunner for TextBoxes {
-    fn model(&self) -> &ModelData {
-        &self.model
-    }
-
-    fn fork(&self) -> Box<dyn ModelRunner> {
-        Box::new(self.clone())
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     fn detect_region(
@@ -83,19 +73,9 @@ impl ModelRunner for TextBoxes {
         region: Rect,
         scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
-        let norm = Normalize {
-            bgr: true,
-            mean: [127.5; 3],
-            scale: 2.0 / 255.0,
-        };
-        let (model, threshold) = (&self.model, self.threshold);
-        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, norm);
-        run_model(
-            model,
-            &self.sessions,
-            &self.input,
-            build,
-            |outs, affine, (tw, th)| {
+        let (model, threshold) = (&self.loaded.model, self.loaded.threshold);
+        let build = |t: &mut TensorBuilder| t.build_scaled(frame, region, scale, NORM);
+        self.loaded.run(build, |outs, affine, (tw, th)| {
                 let map = outs[0].view();
                 let shape = map.shape();
                 if shape[0] != 1

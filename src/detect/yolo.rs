@@ -14,20 +14,23 @@ use image::RgbImage;
 use super::preprocess::{letterbox_layout, Normalize, Rect, TensorBuilder};
 use std::sync::Arc;
 
-use super::{check_outputs, run_model, ModelRunner, Sessions};
+use super::{Loaded, ModelRunner, Sessions};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Detection};
 use crate::models::ModelData;
 
+/// The input's channel order and scaling (see the module doc).
+const NORM: Normalize = Normalize {
+    bgr: false,
+    mean: [0.0; 3],
+    scale: 1.0 / 255.0,
+};
 const NMS_IOU: f32 = 0.5;
 const PAD: u8 = 114;
 
 #[derive(Clone)]
 pub(crate) struct Yolo {
-    model: ModelData,
-    sessions: Arc<Sessions>,
-    input: String,
-    threshold: f32,
+    loaded: Loaded,
     /// The fixed input, or for a model that takes any size the most it is given (the size it was
     /// trained at), which sets the scale.
     size: (u32, u32),
@@ -66,15 +69,9 @@ fn input_layout(
 
 impl Yolo {
     pub(crate) fn new(model: ModelData, sessions: Arc<Sessions>, threshold: f32) -> Result<Self> {
-        let (input, dims, rows) = sessions.describe(|session| {
-            check_outputs(
-                &model,
-                session,
-                &[Some(3)],
-                "1 output [1, 4 + classes, anchors]",
-            )?;
-            let input = &session.inputs()[0];
-            let dims: Vec<i64> = input
+        let layout = (&[Some(3)][..], "1 output [1, 4 + classes, anchors]");
+        let (loaded, (dims, rows)) = Loaded::new(model, sessions, threshold, layout, |session| {
+            let dims: Vec<i64> = session.inputs()[0]
                 .dtype()
                 .tensor_shape()
                 .map(|s| s.to_vec())
@@ -84,7 +81,7 @@ impl Yolo {
                 .tensor_shape()
                 .and_then(|s| s.get(1).copied())
                 .unwrap_or(-1);
-            Ok((input.name().to_string(), dims, rows))
+            Ok((dims, rows))
         })?;
         // Exported YOLO models have a fixed square input; a free size (symbolic height and width)
         // is fitted to each region, at the scale of the 640 x 640 the shipped ones were trained at.
@@ -93,26 +90,15 @@ impl Yolo {
             _ => ((640, 640), true),
         };
         if rows != -1 && rows < 5 {
-            return Err(Error::model(&model.path, format!("not a YOLOv8 detect head: output has {rows} rows, expected 4 box rows plus at least one class")));
+            return Err(Error::model(&loaded.model.path, format!("not a YOLOv8 detect head: output has {rows} rows, expected 4 box rows plus at least one class")));
         }
-        Ok(Yolo {
-            model,
-            sessions,
-            input,
-            threshold,
-            size,
-            free,
-        })
+        Ok(Yolo { loaded, size, free })
     }
 }
 
 impl ModelRunner for Yolo {
-    fn model(&self) -> &ModelData {
-        &self.model
-    }
-
-    fn fork(&self) -> Box<dyn ModelRunner> {
-        Box::new(self.clone())
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     fn fixed_input(&self) -> Option<(u32, u32)> {
@@ -126,52 +112,41 @@ impl ModelRunner for Yolo {
         _scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
         let ((nw, nh), (sw, sh), (px, py)) = input_layout(region, self.size, self.free);
-        let norm = Normalize {
-            bgr: false,
-            mean: [0.0; 3],
-            scale: 1.0 / 255.0,
-        };
-        let (model, threshold) = (&self.model, self.threshold);
+        let (model, threshold) = (&self.loaded.model, self.loaded.threshold);
         let build =
-            |t: &mut TensorBuilder| t.build(frame, region, (nw, nh), (sw, sh), (px, py), PAD, norm);
-        run_model(
-            model,
-            &self.sessions,
-            &self.input,
-            build,
-            |outs, affine, _| {
-                let out = outs[0].view();
-                let (rows, anchors) = (out.shape()[1], out.shape()[2]);
-                if rows < 5 {
-                    return Err(Error::model(
-                        &model.path,
-                        format!("output has {rows} rows, expected at least 5"),
-                    ));
+            |t: &mut TensorBuilder| t.build(frame, region, (nw, nh), (sw, sh), (px, py), PAD, NORM);
+        self.loaded.run(build, |outs, affine, _| {
+            let out = outs[0].view();
+            let (rows, anchors) = (out.shape()[1], out.shape()[2]);
+            if rows < 5 {
+                return Err(Error::model(
+                    &model.path,
+                    format!("output has {rows} rows, expected at least 5"),
+                ));
+            }
+            let mut found = Vec::new();
+            for a in 0..anchors {
+                let score = (4..rows)
+                    .map(|r| out[[0, r, a]])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                if !(score > threshold) {
+                    continue;
                 }
-                let mut found = Vec::new();
-                for a in 0..anchors {
-                    let score = (4..rows)
-                        .map(|r| out[[0, r, a]])
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    if !(score > threshold) {
-                        continue;
-                    }
-                    let b = BBox::from_center(
-                        out[[0, 0, a]],
-                        out[[0, 1, a]],
-                        out[[0, 2, a]],
-                        out[[0, 3, a]],
-                    );
-                    found.push(Detection {
-                        class: model.class,
-                        score,
-                        bbox: affine.bbox(&b),
-                        landmarks: Vec::new(),
-                    });
-                }
-                Ok(super::nms::nms(found, NMS_IOU))
-            },
-        )
+                let b = BBox::from_center(
+                    out[[0, 0, a]],
+                    out[[0, 1, a]],
+                    out[[0, 2, a]],
+                    out[[0, 3, a]],
+                );
+                found.push(Detection {
+                    class: model.class,
+                    score,
+                    bbox: affine.bbox(&b),
+                    landmarks: Vec::new(),
+                });
+            }
+            Ok(super::nms::nms(found, NMS_IOU))
+        })
     }
 }
 
