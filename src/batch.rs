@@ -415,7 +415,13 @@ pub fn settings_record(
 fn request(settings: &serde_json::Value) -> serde_json::Value {
     let mut r = settings.clone();
     if let Some(video) = r.get_mut("video").and_then(|v| v.as_object_mut()) {
-        for k in ["workers", "thread_budget", "max_pixels", "max_frames"] {
+        for k in [
+            "workers",
+            "thread_budget",
+            "codec_threads",
+            "max_pixels",
+            "max_frames",
+        ] {
             video.remove(k);
         }
     }

@@ -162,7 +162,8 @@ impl Options {
     }
 
     /// Clip settings for clips detected with `detect`: the preset's rules (the fast preset's
-    /// detect-every, a hold that bridges skipped frames), the thread budget, every range checked.
+    /// detect-every, a hold that bridges skipped frames, the codec threads), the thread budget,
+    /// every range checked.
     #[cfg(feature = "video")]
     pub fn video_options(&self, detect: &DetectConfig) -> Result<crate::video::VideoOptions> {
         let mut v = crate::video::VideoOptions::for_detect(detect);
@@ -180,7 +181,7 @@ impl Options {
         v.gate = self.gate(v.gate);
         v.set_thread_budget(self.jobs()?);
         v.validate()?;
-        Ok(v.held_across_skips())
+        Ok(v.held_across_skips().codecs_paced_by(detect))
     }
 
     /// Everything a batch run needs besides the plan: the thread budget, the pixel budget, the

@@ -622,11 +622,12 @@ fn add_video_stream(
         .add_stream(codec)
         .map_err(|e| video_err(output, "cannot add the video stream", e))?;
     let mut enc_ctx = codec::context::Context::new_with_codec(codec);
-    // One thread per core of the budget, not FFmpeg's choice: x264 would take 1.5 per core, and
-    // each of its frame threads holds frames (20 MB more at 1080p on 2 cores, no faster).
+    // The options' threads (one per core of the budget, or one where detection sets the pace),
+    // not FFmpeg's choice: x264 would take 1.5 per core, and each of its frame threads holds
+    // frames (20 MB more at 1080p on 2 cores, no faster).
     enc_ctx.set_threading(codec::threading::Config {
         kind: codec::threading::Type::Frame,
-        count: opts.threads(),
+        count: opts.ffmpeg_threads(),
         ..Default::default()
     });
     let mut enc = enc_ctx

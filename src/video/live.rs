@@ -649,6 +649,9 @@ pub fn run_live(
     let mut video = o.video.clone();
     video.zero_latency = true;
     video.max_frames = None;
+    // A live stream is encoded in real time whatever detection does (it falls back to lighter
+    // plans instead of falling behind): the encoder keeps the budget.
+    video.codec_threads = None;
     let name = Path::new(&o.input);
     let mut ictx = open_input(o, &url)?;
     let (vindex, first_decoder) = decode::open_decoder(&ictx, name, video.max_pixels, 1)?;

@@ -104,6 +104,9 @@ pub struct VideoOptions {
     /// threads each (not FFmpeg's own choice, which for x264 is 1.5 per core: every frame thread
     /// holds frames).
     pub thread_budget: usize,
+    /// FFmpeg's decoder and encoder threads; `None`: one per thread of the budget. See
+    /// [`VideoOptions::codecs_paced_by`] for when one is enough.
+    pub codec_threads: Option<usize>,
     /// Stop after this many frames (for benchmarks); `None` reads the whole clip.
     pub max_frames: Option<usize>,
     /// Live streams: encode without look-ahead or B-frames (x264's `zerolatency`), so the encoder
@@ -131,6 +134,7 @@ impl Default for VideoOptions {
             gate: crate::engine::gate::GateConfig::default(),
             workers: crate::cores(),
             thread_budget: 0,
+            codec_threads: None,
             max_frames: None,
             zero_latency: false,
             keyframe_interval: None,
@@ -156,6 +160,24 @@ impl VideoOptions {
         self
     }
 
+    /// These options with one FFmpeg thread for the decoder and one for the encoder where
+    /// detection sets the pace: at the balanced and max presets, detecting every frame, ungated.
+    /// There detection takes most of both cores (crowd_1080p: about 5 frames a second, where one
+    /// x264 thread at veryfast encodes 1080p at 20 or more), so a second codec thread shortens
+    /// nothing, and each of FFmpeg's frame threads holds frames of its own: about 34 MB at 1080p,
+    /// with the same pictures out (BENCHMARKS.md, "Codec threads"). The fast preset, a gated run
+    /// or a skipping schedule is paced by the encoder and keeps the budget. An explicit
+    /// [`VideoOptions::codec_threads`] is left as it is.
+    pub fn codecs_paced_by(mut self, detect: &DetectConfig) -> VideoOptions {
+        if detect.recall != crate::detect::Recall::Fast
+            && self.detect_every == 1
+            && !self.gate.enabled
+        {
+            self.codec_threads.get_or_insert(1);
+        }
+        self
+    }
+
     /// These options with a look-ahead of at least the gate's sweep period, so that in a file a
     /// face first found by a sweep is also covered on every frame since the previous sweep (see
     /// [`crate::engine::gate`]). Live streams, which have no look-ahead to spare, do not take it.
@@ -172,6 +194,9 @@ impl VideoOptions {
         self.gate.validate()?;
         crate::engine::check_range("detect-every", self.detect_every, 1, 100, "1 to 100")?;
         crate::engine::check_range("workers", self.workers, 1, 256, "1 to 256")?;
+        if let Some(n) = self.codec_threads {
+            crate::engine::check_range("codec threads", n, 1, 256, "1 to 256")?;
+        }
         let crf_max = if self
             .encoder
             .as_deref()
@@ -219,6 +244,14 @@ impl VideoOptions {
         let jobs = jobs.max(1);
         self.workers = jobs;
         self.thread_budget = if jobs >= crate::cores() { 0 } else { jobs };
+    }
+
+    /// FFmpeg's decoder and encoder threads: [`VideoOptions::codec_threads`], at most the
+    /// budget, or the budget.
+    pub fn ffmpeg_threads(&self) -> usize {
+        self.codec_threads
+            .unwrap_or_else(|| self.threads())
+            .clamp(1, self.threads())
     }
 
     /// The threads the clip may keep busy: the budget, or every core when it is 0.
@@ -343,5 +376,53 @@ mod tests {
         assert_eq!(muxer_for(Path::new("a/B.MKV")), Some("matroska"));
         assert_eq!(muxer_for(Path::new("x.mp4")), Some("mp4"));
         assert!(!is_video_path(Path::new("x.jpg")));
+    }
+
+    #[test]
+    fn codecs_get_one_thread_only_where_detection_sets_the_pace() {
+        use crate::detect::Recall;
+        let detect = |recall| DetectConfig {
+            recall,
+            ..Default::default()
+        };
+        let budget = |n| VideoOptions {
+            thread_budget: n,
+            ..Default::default()
+        };
+        for recall in [Recall::Balanced, Recall::Max] {
+            let v = budget(2).codecs_paced_by(&detect(recall));
+            assert_eq!((v.codec_threads, v.ffmpeg_threads()), (Some(1), 1));
+        }
+        // Paced by the encoder: the fast preset, a skipping schedule, a gated run.
+        let fast = budget(2).codecs_paced_by(&detect(Recall::Fast));
+        assert_eq!((fast.codec_threads, fast.ffmpeg_threads()), (None, 2));
+        let mut skipping = budget(2);
+        skipping.detect_every = 3;
+        assert_eq!(
+            skipping
+                .codecs_paced_by(&detect(Recall::Balanced))
+                .codec_threads,
+            None
+        );
+        let mut gated = budget(2);
+        gated.gate.enabled = true;
+        assert_eq!(
+            gated
+                .codecs_paced_by(&detect(Recall::Balanced))
+                .codec_threads,
+            None
+        );
+        // An explicit choice stays, within the budget.
+        let mut chosen = budget(2);
+        chosen.codec_threads = Some(8);
+        let chosen = chosen.codecs_paced_by(&detect(Recall::Balanced));
+        assert_eq!(
+            (chosen.codec_threads, chosen.ffmpeg_threads()),
+            (Some(8), 2)
+        );
+        chosen.validate().unwrap();
+        let mut zero = budget(2);
+        zero.codec_threads = Some(0);
+        assert!(zero.validate().is_err());
     }
 }

@@ -175,7 +175,7 @@ impl Clip<'_> {
         drop(crate::files::open_regular(input, "input")?);
         let mut ictx = super::open_input(input, opts.max_pixels)?;
         let (vindex, decoder) =
-            decode::open_decoder(&ictx, input, opts.max_pixels, opts.threads())?;
+            decode::open_decoder(&ictx, input, opts.max_pixels, opts.ffmpeg_threads())?;
         let ist = ictx
             .stream(vindex)
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
