@@ -101,8 +101,8 @@ pub struct VideoOptions {
     pub workers: usize,
     /// Threads the clip may keep busy; 0 means one per core. Each detection worker gets
     /// `budget / workers` ONNX Runtime threads, and FFmpeg's decoder and encoder get `budget`
-    /// threads each (not FFmpeg's own choice, which for x264 is 1.5 per core: every frame thread
-    /// holds frames).
+    /// threads each unless [`VideoOptions::codec_threads`] says fewer (not FFmpeg's own choice,
+    /// which for x264 is 1.5 per core: every frame thread holds frames).
     pub thread_budget: usize,
     /// FFmpeg's decoder and encoder threads; `None`: one per thread of the budget. See
     /// [`VideoOptions::codecs_paced_by`] for when one is enough.
@@ -165,7 +165,8 @@ impl VideoOptions {
     /// There detection takes most of both cores (crowd_1080p: about 5 frames a second, where one
     /// x264 thread at veryfast encodes 1080p at 20 or more), so a second codec thread shortens
     /// nothing, and each of FFmpeg's frame threads holds frames of its own: about 34 MB at 1080p,
-    /// with the same pictures out (BENCHMARKS.md, "Codec threads"). The fast preset, a gated run
+    /// at the same speed, size and quality (x264's frame threads limit its motion search slightly,
+    /// so the bytes differ; BENCHMARKS.md, "Codec threads"). The fast preset, a gated run
     /// or a skipping schedule is paced by the encoder and keeps the budget. An explicit
     /// [`VideoOptions::codec_threads`] is left as it is.
     pub fn codecs_paced_by(mut self, detect: &DetectConfig) -> VideoOptions {
