@@ -286,6 +286,61 @@ fn a_moving_face_is_redacted_on_every_frame() {
     );
 }
 
+/// Cameras and NVRs record other formats than 8-bit 4:2:0 H.264: HEVC at 10 bits, Motion JPEG
+/// at full range (yuvj420p) in AVI, 4:2:2. The same moving face, re-encoded into each, is
+/// hidden on every frame, and each clip keeps its frame count; away from the face the picture
+/// stays the input's, within the encoder's loss (both decoded to RGB by FFmpeg).
+#[test]
+fn a_moving_face_is_redacted_in_camera_formats() {
+    let d = tempfile::tempdir().unwrap();
+    let walk = d.path().join("walk.mp4");
+    let face_at = moving_face_clip(&walk);
+    let formats: [(&str, &[&str]); 3] = [
+        (
+            "hevc10.mp4",
+            &[
+                "-c:v",
+                "libx265",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-x265-params",
+                "log-level=error",
+            ],
+        ),
+        (
+            "mjpeg.avi",
+            &["-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-q:v", "3"],
+        ),
+        ("x422.mkv", &["-c:v", "libx264", "-pix_fmt", "yuv422p"]),
+    ];
+    for (name, codec) in formats {
+        let input = d.path().join(name);
+        let mut args = vec!["-i", walk.to_str().unwrap()];
+        args.extend_from_slice(codec);
+        args.push(input.to_str().unwrap());
+        ffmpeg(&args);
+        let out = d.path().join(format!("out_{name}"));
+        redact(&input, &out, &["--classes", "face"]);
+        let red = out.join(name);
+        let (orig, redacted) = (rgb_frames(&input, 480, 270), rgb_frames(&red, 480, 270));
+        assert_eq!(orig.len(), 50, "{name}: the fixture's frames");
+        assert_face_hidden_on_every_frame(&orig, &redacted, 480, &face_at);
+        // Away from the face (the top-left corner, grey on every frame) only the encoder's loss.
+        for (n, (a, b)) in orig.iter().zip(&redacted).enumerate() {
+            let corner = (0..20).flat_map(|y| (0..20).map(move |x| (y * 480 + x) * 3));
+            let worst = corner
+                .flat_map(|i| (0..3).map(move |c| i + c))
+                .map(|i| (a[i] as i32 - b[i] as i32).abs())
+                .max()
+                .unwrap();
+            assert!(
+                worst <= 6,
+                "{name} frame {n}: the background moved by {worst} levels"
+            );
+        }
+    }
+}
+
 /// A still camera: grey for 10 frames, then the astronaut cuts in and stays where it is for 40
 /// frames. With `--gating` most frames are searched in regions only, yet the face is hidden on
 /// every frame it shows: the cut changes its cells, and once found it stays in view while it does
