@@ -128,6 +128,19 @@ pub(crate) trait ModelRunner: Send + Fork {
     fn fixed_input(&self) -> Option<(u32, u32)> {
         None
     }
+
+    /// Boxes for `region` at exactly `scale`, padded only as the model needs, for a model that
+    /// [`fixed_input`](ModelRunner::fixed_input) plans as fixed but that takes any size: so a crop
+    /// is seen as the whole-frame pass sees that part of the frame. `None` where the model's
+    /// input is truly fixed.
+    fn detect_region_at(
+        &mut self,
+        _frame: &RgbImage,
+        _region: Rect,
+        _scale: f32,
+    ) -> Option<Result<Vec<Detection>>> {
+        None
+    }
 }
 
 /// A runner for another worker: its own buffers (a clone), the same sessions (shared through
@@ -471,6 +484,15 @@ fn windows_around(regions: &[Rect], size: (u32, u32), w: u32, h: u32) -> Vec<Rec
     out
 }
 
+/// How much a free-size YOLOv8 crop is grown on each side, as a share of its long side, when
+/// gating hands it regions of a frame it plans whole (`ModelDetector::crops_at_frame_scale`).
+/// A plate's score depends on the vehicle around it, and the gate's regions hug what changed:
+/// tight crops (no growth) lost 4 of 103 reference plate boxes on three shared clips, boxes
+/// scoring 0.30 to 0.38 that tipped under the threshold; grown by half, the crops covered the same
+/// boxes as the whole frame and cost YOLOv8n a third less on cars_432p (BENCHMARKS.md, "Gated
+/// YOLOv8n crops").
+pub const CROP_CONTEXT: f32 = 0.5;
+
 /// Long side of a face box, as a share of the frame's long side, from which the face must score
 /// at least [`LARGE_FACE_SCORE`]. A face that large fills the model's view and scores high; a box
 /// that large just over the preset's threshold is mostly a false face (on footage without faces
@@ -602,11 +624,12 @@ impl ModelDetector {
 impl ModelDetector {
     /// Detects only inside `regions` of the frame (the change gate's crops, see
     /// [`crate::engine::gate`]): each at native resolution, or magnified as much as the plan
-    /// magnifies the whole frame where that is more, never shrunk. A fixed-input model (YOLOv8 at
-    /// 640 x 640) costs the same whatever it looks at: on a frame its plan looks at whole, it
-    /// does so when there is any region (a crop letterboxed to its input was tried: on
-    /// room_432p_long it found fewer of the boxes the whole-frame view finds); on a frame its plan
-    /// tiles, it looks at native windows of its input's size holding the regions
+    /// magnifies the whole frame where that is more, never shrunk. A model planned as fixed-input
+    /// (YOLOv8 at 640 x 640): on a frame its plan looks at whole, it looks at the regions at the
+    /// whole-frame pass's own scale where it takes any input size (the shipped files), and at
+    /// the whole frame where its input is truly fixed (a crop letterboxed to its input was
+    /// tried: on room_432p_long it found fewer of the boxes the whole-frame view finds); on a
+    /// frame its plan tiles, it looks at native windows of its input's size holding the regions
     /// (`windows_around`) when they are fewer than its passes. Where the crops would cost a model
     /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
     /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
@@ -618,13 +641,23 @@ impl ModelDetector {
         }
         let full = self.passes(w, h);
         if let Some((fw, fh)) = self.runner.fixed_input() {
-            // A fixed-input model costs the same on any rectangle. On a frame its plan looks at
-            // whole, it does so, as it would without gating, and gating saves only the frames with
-            // nothing to look at. Where its plan adds native tiles (the frame is larger than its
-            // input), it looks at native windows of its input's size around the regions, fewer
-            // than the tiles, so a small plate keeps its pixels at a fraction of the tiles' cost.
+            // A truly fixed input costs the same on any rectangle: on a frame its plan looks at
+            // whole, it does so, as it would without gating, and gating saves only the frames
+            // with nothing to look at; a free-size model looks at the regions at the frame's
+            // scale instead, seeing each as the whole-frame pass does. Where the plan adds native
+            // tiles (the frame is larger than the input), it looks at native windows of the
+            // input's size around the regions, fewer than the tiles, so a small plate keeps its
+            // pixels at a fraction of the tiles' cost.
+            if !full.iter().any(|p| p.tile) {
+                // The scale the whole frame is letterboxed at.
+                let scale = (fw as f32 / w as f32).min(fh as f32 / h as f32);
+                return match self.crops_at_frame_scale(frame, regions, scale) {
+                    Some(found) => found,
+                    None => self.detect(frame),
+                };
+            }
             let windows = windows_around(regions, (fw, fh), w, h);
-            if !full.iter().any(|p| p.tile) || windows.len() >= full.len() {
+            if windows.len() >= full.len() {
                 return self.detect(frame);
             }
             let mut all = Vec::new();
@@ -649,6 +682,39 @@ impl ModelDetector {
             all.extend(self.runner.detect_region(frame, region, [scale, scale])?);
         }
         Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+    }
+
+    /// A free-size model whose plan looks at the frame whole: each region, grown by
+    /// [`CROP_CONTEXT`], at the whole frame's `scale`, when that costs fewer input pixels
+    /// (each side padded to the model's stride) than the frame. `None` where the model cannot,
+    /// or the frame costs less.
+    fn crops_at_frame_scale(
+        &mut self,
+        frame: &RgbImage,
+        regions: &[Rect],
+        scale: f32,
+    ) -> Option<Result<Vec<Detection>>> {
+        let (w, h) = frame.dimensions();
+        let grown = regions
+            .iter()
+            .map(|r| r.grown((r.w.max(r.h) as f32 * CROP_CONTEXT) as u32, w, h))
+            .collect();
+        let regions = Rect::merge_overlapping(grown);
+        let padded = |r: &Rect| {
+            let side = |n: u32| ((n as f32 * scale).round().max(1.0) as u32).div_ceil(32) * 32;
+            side(r.w) as u64 * side(r.h) as u64
+        };
+        if regions.iter().map(padded).sum::<u64>() >= padded(&Rect::full(w, h)) {
+            return None;
+        }
+        let mut all = Vec::new();
+        for region in regions {
+            match self.runner.detect_region_at(frame, region, scale)? {
+                Ok(found) => all.extend(found),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU)))
     }
 }
 

@@ -32,6 +32,50 @@ impl Rect {
         Rect { x: 0, y: 0, w, h }
     }
 
+    /// Whether the two share a pixel.
+    pub fn overlaps(&self, other: &Rect) -> bool {
+        self.x < other.x + other.w
+            && other.x < self.x + self.w
+            && self.y < other.y + other.h
+            && other.y < self.y + self.h
+    }
+
+    /// This rectangle grown by `margin` pixels on every side, inside a `w` x `h` frame.
+    pub fn grown(&self, margin: u32, w: u32, h: u32) -> Rect {
+        let (x, y) = (self.x.saturating_sub(margin), self.y.saturating_sub(margin));
+        Rect {
+            x,
+            y,
+            w: (self.x + self.w).saturating_add(margin).min(w).max(x) - x,
+            h: (self.y + self.h).saturating_add(margin).min(h).max(y) - y,
+        }
+    }
+
+    /// Replaces overlapping rectangles by their enclosing one until none overlap, so that an
+    /// object on the border of two is seen whole in their union.
+    pub fn merge_overlapping(mut rects: Vec<Rect>) -> Vec<Rect> {
+        let mut i = 0;
+        while i < rects.len() {
+            let mut merged = false;
+            let mut j = i + 1;
+            while j < rects.len() {
+                if rects[i].overlaps(&rects[j]) {
+                    let b = rects.swap_remove(j);
+                    rects[i] = rects[i].enclosing(&b);
+                    merged = true;
+                } else {
+                    j += 1;
+                }
+            }
+            if merged {
+                i = 0;
+            } else {
+                i += 1;
+            }
+        }
+        rects
+    }
+
     /// The smallest rectangle holding this one and `other`.
     pub fn enclosing(&self, other: &Rect) -> Rect {
         let (x, y) = (self.x.min(other.x), self.y.min(other.y));
@@ -249,6 +293,53 @@ impl TensorBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Grown rectangles hold the original, stay inside the frame, and grow by the margin
+    /// wherever the frame leaves room; merged ones hold every input and overlap none.
+    #[test]
+    fn grown_and_merged_rectangles_hold_their_inputs_inside_the_frame() {
+        let (w, h) = (300u32, 200u32);
+        let mut seed = 7u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 8) % n
+        };
+        for _ in 0..500 {
+            let (x, y) = (next(w), next(h));
+            let r = Rect {
+                x,
+                y,
+                w: 1 + next(w - x),
+                h: 1 + next(h - y),
+            };
+            let m = next(80);
+            let g = r.grown(m, w, h);
+            assert!(g.x + g.w <= w && g.y + g.h <= h, "{r:?} grown {m}: {g:?}");
+            assert_eq!(g.x, r.x.saturating_sub(m));
+            assert_eq!(g.y + g.h, (r.y + r.h + m).min(h));
+            assert_eq!(g.enclosing(&r), g);
+        }
+        for _ in 0..200 {
+            let rects: Vec<Rect> = (0..1 + next(8))
+                .map(|_| {
+                    let (x, y) = (next(w), next(h));
+                    Rect {
+                        x,
+                        y,
+                        w: 1 + next(w - x),
+                        h: 1 + next(h - y),
+                    }
+                })
+                .collect();
+            let merged = Rect::merge_overlapping(rects.clone());
+            for r in &rects {
+                assert!(merged.iter().any(|m| m.enclosing(r) == *m), "{r:?} lost");
+            }
+            for (i, a) in merged.iter().enumerate() {
+                assert!(merged[i + 1..].iter().all(|b| !a.overlaps(b)));
+            }
+        }
+    }
 
     #[test]
     fn letterbox_centres_and_maps_back() {

@@ -42,14 +42,22 @@ pub(crate) struct Yolo {
 /// The coarsest stride of a YOLOv8 head: a free-size input must be a multiple of it.
 const STRIDE: u32 = 32;
 
+/// A region's size once scaled, the input's size, and the padding before the region.
+type Layout = ((u32, u32), (u32, u32), (u32, u32));
+
+/// The input of a free-size model for `region` at `scale` (at most `size`, the size the model
+/// was trained at), padded to [`STRIDE`] and centred.
+fn layout_at(region: Rect, scale: f32, size: (u32, u32)) -> Layout {
+    let side = |n: u32, max: u32| ((n as f32 * scale).round() as u32).clamp(1, max.max(1));
+    let (nw, nh) = (side(region.w, size.0), side(region.h, size.1));
+    let (sw, sh) = (nw.div_ceil(STRIDE) * STRIDE, nh.div_ceil(STRIDE) * STRIDE);
+    ((nw, nh), (sw, sh), ((sw - nw) / 2, (sh - nh) / 2))
+}
+
 /// The input a region gets: letterboxed into `size`, and for a free-size model only as much of
 /// `size` as the scaled region needs, rounded up to [`STRIDE`]. Returns the scaled region's size,
 /// the input's size and the padding before the region.
-fn input_layout(
-    region: Rect,
-    size: (u32, u32),
-    free: bool,
-) -> ((u32, u32), (u32, u32), (u32, u32)) {
+fn input_layout(region: Rect, size: (u32, u32), free: bool) -> Layout {
     let (nw, nh, px, py) = letterbox_layout(region, size.0, size.1);
     if !free {
         return ((nw, nh), size, (px, py));
@@ -111,7 +119,32 @@ impl ModelRunner for Yolo {
         region: Rect,
         _scale: [f32; 2],
     ) -> Result<Vec<Detection>> {
-        let ((nw, nh), (sw, sh), (px, py)) = input_layout(region, self.size, self.free);
+        let layout = input_layout(region, self.size, self.free);
+        self.run_layout(frame, region, layout)
+    }
+
+    fn detect_region_at(
+        &mut self,
+        frame: &RgbImage,
+        region: Rect,
+        scale: f32,
+    ) -> Option<Result<Vec<Detection>>> {
+        if !self.free {
+            return None;
+        }
+        Some(self.run_layout(frame, region, layout_at(region, scale, self.size)))
+    }
+}
+
+impl Yolo {
+    /// Runs the model on `region` scaled to `nw` x `nh`, placed at `(px, py)` in an `sw` x `sh`
+    /// input.
+    fn run_layout(
+        &mut self,
+        frame: &RgbImage,
+        region: Rect,
+        ((nw, nh), (sw, sh), (px, py)): Layout,
+    ) -> Result<Vec<Detection>> {
         let (model, threshold) = (&self.loaded.model, self.loaded.threshold);
         let build =
             |t: &mut TensorBuilder| t.build(frame, region, (nw, nh), (sw, sh), (px, py), PAD, NORM);
@@ -165,6 +198,36 @@ mod tests {
         // A fixed-input model keeps its square.
         let (scaled, input, pad) = input_layout(region(1920, 1080), (640, 640), false);
         assert_eq!((scaled, input, pad), ((640, 360), (640, 640), (0, 140)));
+    }
+
+    /// A crop at a whole-frame pass's scale: scaled by that scale (rounded), padded to whole
+    /// multiples of 32 by less than 32, centred; never more than the trained input.
+    #[test]
+    fn a_crop_at_the_frames_scale_is_scaled_by_it_and_padded_to_the_stride() {
+        let sizes = (0..40u32).map(|i| 1 + i * i * i % 3840 + i);
+        for (fw, fh) in [
+            (768, 432),
+            (1920, 1080),
+            (640, 480),
+            (3840, 2160),
+            (176, 144),
+        ] {
+            let scale = 640.0 / fw.max(fh) as f32;
+            for w in sizes.clone().map(|w| w.min(fw)) {
+                for h in sizes.clone().map(|h| h.min(fh)) {
+                    let ((nw, nh), (sw, sh), (px, py)) = layout_at(region(w, h), scale, (640, 640));
+                    let want = |n: u32| ((n as f32 * scale).round() as u32).max(1);
+                    assert_eq!((nw, nh), (want(w), want(h)), "{w} x {h} of {fw} x {fh}");
+                    assert!(sw % STRIDE == 0 && sh % STRIDE == 0 && sw <= 640 && sh <= 640);
+                    assert!(sw - nw < STRIDE && sh - nh < STRIDE, "{w} x {h}: padding");
+                    assert_eq!(
+                        (px, py),
+                        ((sw - nw) / 2, (sh - nh) / 2),
+                        "{w} x {h}: centred"
+                    );
+                }
+            }
+        }
     }
 
     /// Over regions of every shape from 1 x 1 to 4K, a free-size input scales the region exactly

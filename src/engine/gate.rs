@@ -269,7 +269,7 @@ impl Gate {
             }
         }
         rects.extend(objects.iter().map(|(_, b)| watch_rect(b, w, h)));
-        let rects = merge(rects);
+        let rects = Rect::merge_overlapping(rects);
         if rects.len() > MAX_REGIONS {
             return self.sweep(index);
         }
@@ -392,35 +392,6 @@ fn to_rect(b: &BBox, w: u32, h: u32) -> Rect {
     let (x, rw) = span(b.x1, b.x2, w);
     let (y, rh) = span(b.y1, b.y2, h);
     Rect { x, y, w: rw, h: rh }
-}
-
-fn overlap(a: &Rect, b: &Rect) -> bool {
-    a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
-}
-
-/// Replaces overlapping rectangles by their enclosing one until none overlap, so that an object
-/// on the border of two regions is seen whole in their union.
-fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
-    let mut i = 0;
-    while i < rects.len() {
-        let mut merged = false;
-        let mut j = i + 1;
-        while j < rects.len() {
-            if overlap(&rects[i], &rects[j]) {
-                let b = rects.swap_remove(j);
-                rects[i] = rects[i].enclosing(&b);
-                merged = true;
-            } else {
-                j += 1;
-            }
-        }
-        if merged {
-            i = 0;
-        } else {
-            i += 1;
-        }
-    }
-    rects
 }
 
 /// Mean luma (BT.601 weights) of each [`CELL`] x [`CELL`] block of `image`, row by row, sampled

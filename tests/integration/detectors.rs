@@ -1,7 +1,7 @@
 //! Each model family against boxes verified with Python onnxruntime, tiling, and model checks.
 
 use bystander::detect::{
-    DetectConfig, Detector, ModelDetector, ModelSource, PassPlan, Recall, Tiles,
+    DetectConfig, Detector, ModelDetector, ModelSource, PassPlan, Recall, Rect, Tiles,
 };
 use bystander::models::{self, Family, ModelData};
 use bystander::{Class, Detection, Error};
@@ -166,6 +166,46 @@ fn yolo_finds_the_same_plate_on_a_wide_input_as_on_a_square_one() {
         b.score
     );
     assert!(a.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
+}
+
+/// Under gating, YOLOv8n (planned whole on this frame) looks at a crop around the plate at the
+/// whole-frame pass's scale: the same plate, at nearly the same score. A crop away from
+/// the plate finds nothing, so the crop, not the whole frame, was run.
+#[test]
+fn gated_yolo_sees_a_crop_as_the_whole_frame_pass_does() {
+    runtime();
+    let scene = rgb("plate_scene.jpg");
+    let mut detector = native(models::PLATE_YOLO_INT8, 0.3, 960);
+    let whole = detector.detect(&scene).unwrap();
+    let around = Rect {
+        x: 300,
+        y: 340,
+        w: 360,
+        h: 180,
+    };
+    let cropped = detector.detect_in(&scene, &[around]).unwrap();
+    let (a, b) = (single(&whole, Class::Plate), single(&cropped, Class::Plate));
+    // The crop's scaled pixel grid is offset from the frame's by a fraction of a pixel, so the
+    // box moves by a few pixels.
+    assert!(
+        a.bbox.iou(&b.bbox) > 0.8,
+        "{:?} against {:?}",
+        a.bbox,
+        b.bbox
+    );
+    assert!(
+        (a.score - b.score).abs() < 0.1,
+        "{} against {}",
+        a.score,
+        b.score
+    );
+    let away = Rect {
+        x: 0,
+        y: 0,
+        w: 240,
+        h: 160,
+    };
+    assert!(detector.detect_in(&scene, &[away]).unwrap().is_empty());
 }
 
 #[test]
