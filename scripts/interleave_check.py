@@ -150,13 +150,14 @@ def main():
                         if share >= 0.8:
                             ok += 1
                             by_class[n][b["class"]][0] += 1
-                        elif n == a.misses:
+                            continue
+                        if n == a.misses:
                             x1, y1, x2, y2 = b["box"]
                             neighbour = near(b, ref.get(i - 1)) or near(b, ref.get(i + 1))
                             print(f"  {n} misses {base} frame {i}: {b['class']} {x2 - x1:.0f}x{y2 - y1:.0f} px at "
                                   f"({x1:.0f}, {y1:.0f}), score {b['score']:.2f}, {share:.2f} of it masked, "
                                   f"{'with' if neighbour else 'no'} reference neighbour", flush=True)
-                        elif n == "interleave":
+                        if n == "interleave":
                             if near(b, ref.get(i - 1)) or near(b, ref.get(i + 1)):
                                 missed["with a neighbour"] += 1
                             else:
