@@ -129,17 +129,23 @@ pub(crate) trait ModelRunner: Send + Fork {
         None
     }
 
-    /// Boxes for `region` at exactly `scale`, padded only as the model needs, for a model that
-    /// [`fixed_input`](ModelRunner::fixed_input) plans as fixed but that takes any size: so a crop
-    /// is seen as the whole-frame pass sees that part of the frame. `None` where the model's
-    /// input is truly fixed.
+    /// The input `region` gets at exactly `scale`, padded only as the model needs, for a model
+    /// that [`fixed_input`](ModelRunner::fixed_input) plans as fixed but that takes any size, so
+    /// that a crop is seen as the whole-frame pass sees that part of the frame
+    /// ([`ModelRunner::detect_region_at`]). `None` where the model's input is truly fixed.
+    fn input_at(&self, _region: Rect, _scale: f32) -> Option<(u32, u32)> {
+        None
+    }
+
+    /// Boxes for `region` at exactly `scale`: [`ModelRunner::detect_region`] for the families
+    /// that honour its scale, the input of [`ModelRunner::input_at`] for the others.
     fn detect_region_at(
         &mut self,
-        _frame: &RgbImage,
-        _region: Rect,
-        _scale: f32,
-    ) -> Option<Result<Vec<Detection>>> {
-        None
+        frame: &RgbImage,
+        region: Rect,
+        scale: f32,
+    ) -> Result<Vec<Detection>> {
+        self.detect_region(frame, region, [scale, scale])
     }
 }
 
@@ -686,8 +692,8 @@ impl ModelDetector {
 
     /// A free-size model whose plan looks at the frame whole: each region, grown by
     /// [`CROP_CONTEXT`], at the whole frame's `scale`, when that costs fewer input pixels
-    /// (each side padded to the model's stride) than the frame. `None` where the model cannot,
-    /// or the frame costs less.
+    /// ([`ModelRunner::input_at`]) than the frame. `None` where the model cannot, or the frame
+    /// costs less.
     fn crops_at_frame_scale(
         &mut self,
         frame: &RgbImage,
@@ -700,16 +706,17 @@ impl ModelDetector {
             .map(|r| r.grown((r.w.max(r.h) as f32 * CROP_CONTEXT) as u32, w, h))
             .collect();
         let regions = Rect::merge_overlapping(grown);
-        let padded = |r: &Rect| {
-            let side = |n: u32| ((n as f32 * scale).round().max(1.0) as u32).div_ceil(32) * 32;
-            side(r.w) as u64 * side(r.h) as u64
+        let pixels = |r: Rect| {
+            let (iw, ih) = self.runner.input_at(r, scale)?;
+            Some(iw as u64 * ih as u64)
         };
-        if regions.iter().map(padded).sum::<u64>() >= padded(&Rect::full(w, h)) {
+        let crops = regions.iter().map(|&r| pixels(r)).sum::<Option<u64>>()?;
+        if crops >= pixels(Rect::full(w, h))? {
             return None;
         }
         let mut all = Vec::new();
         for region in regions {
-            match self.runner.detect_region_at(frame, region, scale)? {
+            match self.runner.detect_region_at(frame, region, scale) {
                 Ok(found) => all.extend(found),
                 Err(e) => return Some(Err(e)),
             }

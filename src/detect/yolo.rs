@@ -123,16 +123,22 @@ impl ModelRunner for Yolo {
         self.run_layout(frame, region, layout)
     }
 
+    fn input_at(&self, region: Rect, scale: f32) -> Option<(u32, u32)> {
+        self.free.then(|| layout_at(region, scale, self.size).1)
+    }
+
     fn detect_region_at(
         &mut self,
         frame: &RgbImage,
         region: Rect,
         scale: f32,
-    ) -> Option<Result<Vec<Detection>>> {
-        if !self.free {
-            return None;
-        }
-        Some(self.run_layout(frame, region, layout_at(region, scale, self.size)))
+    ) -> Result<Vec<Detection>> {
+        let layout = if self.free {
+            layout_at(region, scale, self.size)
+        } else {
+            input_layout(region, self.size, self.free)
+        };
+        self.run_layout(frame, region, layout)
     }
 }
 

@@ -399,20 +399,14 @@ mod tests {
         assert_eq!((fast.codec_threads, fast.ffmpeg_threads()), (None, 2));
         let mut skipping = budget(2);
         skipping.detect_every = 3;
-        assert_eq!(
-            skipping
-                .codecs_paced_by(&detect(Recall::Balanced))
-                .codec_threads,
-            None
-        );
         let mut gated = budget(2);
         gated.gate.enabled = true;
-        assert_eq!(
-            gated
-                .codecs_paced_by(&detect(Recall::Balanced))
-                .codec_threads,
-            None
-        );
+        for v in [skipping, gated] {
+            assert_eq!(
+                v.codecs_paced_by(&detect(Recall::Balanced)).codec_threads,
+                None
+            );
+        }
         // An explicit choice stays, within the budget.
         let mut chosen = budget(2);
         chosen.codec_threads = Some(8);
