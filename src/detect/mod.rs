@@ -490,13 +490,14 @@ fn windows_around(regions: &[Rect], size: (u32, u32), w: u32, h: u32) -> Vec<Rec
     out
 }
 
-/// How much a free-size YOLOv8 crop is grown on each side, as a share of its long side, when
-/// gating hands it regions of a frame it plans whole (`ModelDetector::crops_at_frame_scale`).
-/// A plate's score depends on the vehicle around it, and the gate's regions hug what changed:
-/// tight crops (no growth) lost 4 of 103 reference plate boxes on three shared clips, boxes
-/// scoring 0.30 to 0.38 that tipped under the threshold; grown by half, the crops covered the same
-/// boxes as the whole frame and cost YOLOv8n a third less on cars_432p (BENCHMARKS.md, "Gated
-/// YOLOv8n crops").
+/// How much a gated crop of a frame planned whole is grown on each side, as a share of its long
+/// side (`with_context`), for every free-size model: the face models, and YOLOv8 on frames it
+/// plans whole (`ModelDetector::crops_at_frame_scale`). The gate's regions hug what changed, and a
+/// detector's score depends on what lies around the object: a plate's on the vehicle, a face's on
+/// the head and shoulders. Tight plate crops lost 4 of 103 reference plate boxes on three shared
+/// clips, boxes scoring 0.30 to 0.38 that tipped under the threshold. Tight face crops left 18
+/// more reference face boxes uncovered than the ungated default on four shared clips, crops grown
+/// by half 2 more (BENCHMARKS.md, "Gated YOLOv8n crops" and "Context around gated face crops").
 pub const CROP_CONTEXT: f32 = 0.5;
 
 /// Long side of a face box, as a share of the frame's long side, from which the face must score
@@ -629,8 +630,8 @@ impl ModelDetector {
 
 impl ModelDetector {
     /// Detects only inside `regions` of the frame (the change gate's crops, see
-    /// [`crate::engine::gate`]): each at native resolution, or magnified as much as the plan
-    /// magnifies the whole frame where that is more, never shrunk. A model planned as fixed-input
+    /// [`crate::engine::gate`]): each grown by [`CROP_CONTEXT`], at native resolution, or
+    /// magnified as much as the plan magnifies the whole frame where that is more, never shrunk. A model planned as fixed-input
     /// (YOLOv8 at 640 x 640): on a frame its plan looks at whole, it looks at the regions at the
     /// whole-frame pass's own scale where it takes any input size (the shipped files), and at
     /// the whole frame where its input is truly fixed (a crop letterboxed to its input was
@@ -678,7 +679,10 @@ impl ModelDetector {
             .map(|p| cost(&p.region, p.scale * p.widen, p.scale))
             .sum();
         let scale = full[0].scale.max(1.0).min(self.plan().max_upscale.max(1.0));
-        let crops: Vec<(Rect, f32)> = regions.iter().map(|r| (*r, scale)).collect();
+        let crops: Vec<(Rect, f32)> = with_context(regions, w, h)
+            .into_iter()
+            .map(|r| (r, scale))
+            .collect();
         let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();
         if crop_cost > full_cost {
             return self.detect(frame);
@@ -701,11 +705,7 @@ impl ModelDetector {
         scale: f32,
     ) -> Option<Result<Vec<Detection>>> {
         let (w, h) = frame.dimensions();
-        let grown = regions
-            .iter()
-            .map(|r| r.grown((r.w.max(r.h) as f32 * CROP_CONTEXT) as u32, w, h))
-            .collect();
-        let regions = Rect::merge_overlapping(grown);
+        let regions = with_context(regions, w, h);
         let pixels = |r: Rect| {
             let (iw, ih) = self.runner.input_at(r, scale)?;
             Some(iw as u64 * ih as u64)
@@ -723,6 +723,16 @@ impl ModelDetector {
         }
         Some(Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU)))
     }
+}
+
+/// `regions` each grown by [`CROP_CONTEXT`] of its long side, within the `w` x `h` frame, those
+/// that then overlap merged into one.
+fn with_context(regions: &[Rect], w: u32, h: u32) -> Vec<Rect> {
+    let grown = regions
+        .iter()
+        .map(|r| r.grown((r.w.max(r.h) as f32 * CROP_CONTEXT) as u32, w, h))
+        .collect();
+    Rect::merge_overlapping(grown)
 }
 
 impl Detector for ModelDetector {

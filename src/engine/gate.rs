@@ -80,9 +80,9 @@ pub struct GateConfig {
     pub threshold: u8,
 }
 
-/// Off: on room_432p_long the gate left 0.9 points more of the reference boxes uncovered than
-/// searching every frame whole (BENCHMARKS.md, "Change-gated detection"), so it is not yet safe
-/// to be the default.
+/// Off: on room_432p_long the gate leaves 0.7 points more of the reference boxes uncovered than
+/// searching every frame whole (BENCHMARKS.md, "Change-gated detection" and "Context around
+/// gated face crops"), so it is not yet safe to be the default.
 impl Default for GateConfig {
     fn default() -> Self {
         GateConfig {

@@ -208,6 +208,35 @@ fn gated_yolo_sees_a_crop_as_the_whole_frame_pass_does() {
     assert!(detector.detect_in(&scene, &[away]).unwrap().is_empty());
 }
 
+/// The gate hands the face models the rectangle that changed, which for a talking or turning
+/// head is the middle of the face: the crop is grown by `CROP_CONTEXT` so that the detector sees
+/// the whole head, and finds the face the whole-frame pass finds.
+#[test]
+fn a_gated_face_crop_holding_part_of_a_face_finds_all_of_it() {
+    runtime();
+    let photo = rgb("astronaut.jpg");
+    // Eyes to mouth of the astronaut's face (about 181..270 x 58..178).
+    let middle = Rect {
+        x: 195,
+        y: 90,
+        w: 60,
+        h: 70,
+    };
+    for model in [models::CENTERFACE, models::RETINAFACE] {
+        let mut detector = native(model, 0.5, 512);
+        let whole = detector.detect(&photo).unwrap();
+        let cropped = detector.detect_in(&photo, &[middle]).unwrap();
+        let (a, b) = (single(&whole, Class::Face), single(&cropped, Class::Face));
+        assert!(
+            a.bbox.iou(&b.bbox) > 0.8,
+            "{}: {:?} against {:?}",
+            model.name,
+            a.bbox,
+            b.bbox
+        );
+    }
+}
+
 #[test]
 fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
     runtime();

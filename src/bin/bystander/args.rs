@@ -327,9 +327,9 @@ pub struct VideoArgs {
 #[derive(Args)]
 pub struct GateArgs {
     /// Gate detection by change (fixed cameras): look only where the picture changed and around
-    /// what was found lately, and sweep the whole frame every --sweep-every frames. About twice
-    /// as fast on mostly empty static scenes; off by default because on one shared clip it left
-    /// 0.9 points more of what every model finds uncovered (BENCHMARKS.md).
+    /// what was found lately, and sweep the whole frame every --sweep-every frames. 1.4 to 1.8
+    /// times as fast on the shared static-camera clips; off by default because on one of them it
+    /// leaves 0.7 points more of what every model finds uncovered (BENCHMARKS.md).
     #[arg(long)]
     pub gating: bool,
     /// Frames between whole-frame sweeps of the change gate (1 to 100); with --gating, clips get
