@@ -496,8 +496,9 @@ fn windows_around(regions: &[Rect], size: (u32, u32), w: u32, h: u32) -> Vec<Rec
 /// detector's score depends on what lies around the object: a plate's on the vehicle, a face's on
 /// the head and shoulders. Tight plate crops lost 4 of 103 reference plate boxes on three shared
 /// clips, boxes scoring 0.30 to 0.38 that tipped under the threshold. Tight face crops left 18
-/// more reference face boxes uncovered than the ungated default on four shared clips, crops grown
-/// by half 2 more (BENCHMARKS.md, "Gated YOLOv8n crops" and "Context around gated face crops").
+/// more reference face boxes uncovered than the ungated default on four shared clips; with the
+/// crops grown by half, 2 more (BENCHMARKS.md, "Gated YOLOv8n crops" and "Context around gated
+/// face crops").
 pub const CROP_CONTEXT: f32 = 0.5;
 
 /// Long side of a face box, as a share of the frame's long side, from which the face must score
@@ -631,12 +632,12 @@ impl ModelDetector {
 impl ModelDetector {
     /// Detects only inside `regions` of the frame (the change gate's crops, see
     /// [`crate::engine::gate`]): each grown by [`CROP_CONTEXT`], at native resolution, or
-    /// magnified as much as the plan magnifies the whole frame where that is more, never shrunk. A model planned as fixed-input
-    /// (YOLOv8 at 640 x 640): on a frame its plan looks at whole, it looks at the regions at the
-    /// whole-frame pass's own scale where it takes any input size (the shipped files), and at
-    /// the whole frame where its input is truly fixed (a crop letterboxed to its input was
-    /// tried: on room_432p_long it found fewer of the boxes the whole-frame view finds); on a
-    /// frame its plan tiles, it looks at native windows of its input's size holding the regions
+    /// magnified as much as the plan magnifies the whole frame where that is more, never shrunk.
+    /// A model planned as fixed-input (YOLOv8 at 640 x 640): on a frame its plan looks at whole,
+    /// it looks at the regions at the whole-frame pass's own scale where it takes any input size
+    /// (the shipped files), and at the whole frame where its input is truly fixed (a crop
+    /// letterboxed to its input was tried: on room_432p_long it found fewer of the boxes the
+    /// whole-frame view finds); on a frame its plan tiles, it looks at native windows of its input's size holding the regions
     /// (`windows_around`) when they are fewer than its passes. Where the crops would cost a model
     /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
     /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
