@@ -133,12 +133,10 @@ impl ModelRunner for Yolo {
         region: Rect,
         scale: f32,
     ) -> Result<Vec<Detection>> {
-        let layout = if self.free {
-            layout_at(region, scale, self.size)
-        } else {
-            input_layout(region, self.size, self.free)
-        };
-        self.run_layout(frame, region, layout)
+        if !self.free {
+            return self.detect_region(frame, region, [scale, scale]);
+        }
+        self.run_layout(frame, region, layout_at(region, scale, self.size))
     }
 }
 
