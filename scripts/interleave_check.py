@@ -25,7 +25,7 @@ detections (without hold) and with the neighbours' masks (with hold).
 whose plate model runs on every second detected frame, and `fast-no-interleave`, the fast preset
 with its plate model on every detected frame). Coverage is also printed per class.
 
-`--misses NAME` lists each reference box that schedule NAME leaves uncovered.
+`--misses NAME[,NAME...]` lists each reference box that those schedules leave uncovered.
 
 `--base-bin OLD` with a schedule named `base-NAME` runs NAME with another binary (the build before a
 change), against the same reference.
@@ -99,7 +99,7 @@ def main():
     ap.add_argument("--schedules", default="interleave,every-2")
     ap.add_argument("--bin", default=BIN, help="the bystander binary (default: this checkout's, built first)")
     ap.add_argument("--base-bin", default="", help="another binary (an older build): schedules named base-NAME run NAME with it")
-    ap.add_argument("--misses", default="", help="a schedule whose uncovered reference boxes are listed one by one")
+    ap.add_argument("--misses", default="", help="schedules (comma-separated) whose uncovered reference boxes are listed one by one")
     a = ap.parse_args()
     clips = [os.path.join(DATA, c) for c in a.clips.split(",")] if a.clips else sorted(glob.glob(os.path.join(DATA, "*.mp4")))
     if a.bin == BIN:
@@ -151,7 +151,7 @@ def main():
                             ok += 1
                             by_class[n][b["class"]][0] += 1
                             continue
-                        if n == a.misses:
+                        if n in a.misses.split(","):
                             x1, y1, x2, y2 = b["box"]
                             neighbour = near(b, ref.get(i - 1)) or near(b, ref.get(i + 1))
                             print(f"  {n} misses {base} frame {i}: {b['class']} {x2 - x1:.0f}x{y2 - y1:.0f} px at "

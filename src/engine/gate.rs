@@ -230,19 +230,25 @@ impl Gate {
         let due = self
             .last_sweep
             .is_none_or(|s| index >= s + self.cfg.sweep_every);
+        if self.reference.len() != self.current.len() {
+            // The first frame: every cell is new to every model.
+            self.reference.clone_from(&self.current);
+            self.hot.fill(self.persist);
+        } else {
+            for ((c, r), hot) in self
+                .current
+                .iter()
+                .zip(self.reference.iter_mut())
+                .zip(self.hot.iter_mut())
+            {
+                if c.abs_diff(*r) > t {
+                    *r = *c;
+                    *hot = self.persist;
+                }
+            }
+        }
         if due || changed as f32 > GLOBAL_CHANGE * self.current.len() as f32 {
             return self.sweep(index);
-        }
-        for ((c, r), hot) in self
-            .current
-            .iter()
-            .zip(self.reference.iter_mut())
-            .zip(self.hot.iter_mut())
-        {
-            if c.abs_diff(*r) > t {
-                *r = *c;
-                *hot = self.persist;
-            }
         }
         let mut rects = self.changed_regions();
         for hot in self.hot.iter_mut() {
@@ -280,9 +286,14 @@ impl Gate {
         Look::Regions(rects)
     }
 
+    /// Looks at the whole frame. Where models take turns, only those whose turn it is look: the
+    /// cells that changed stay in view (`hot`) for the others' turns, as on a gated frame, and the
+    /// reference takes the whole frame (every cell was looked at).
     fn sweep(&mut self, index: usize) -> Look {
         self.reference.clone_from(&self.current);
-        self.hot.fill(0);
+        for hot in self.hot.iter_mut() {
+            *hot = hot.saturating_sub(1);
+        }
         self.last_sweep = Some(index);
         self.stats.swept_frames += 1;
         Look::Full
@@ -450,10 +461,37 @@ mod tests {
                 i % cfg.sweep_every == 0,
                 "frame {i}: {look:?}"
             );
-            if look != Look::Full {
-                assert_eq!(look, Look::Regions(vec![]));
+            if i == 1 {
+                // The first frame is new to the model whose turn comes next, too.
+                assert_eq!(look, Look::Regions(vec![Rect::full(320, 240)]));
+            } else if look != Look::Full {
+                assert_eq!(look, Look::Regions(vec![]), "frame {i}");
             }
         }
+    }
+
+    /// A sweep is looked at by the models whose turn it is: what changed on it stays in view for
+    /// the others (two turns here), and is then dropped.
+    #[test]
+    fn a_change_on_a_sweep_stays_in_view_for_the_next_turns() {
+        let cfg = GateConfig::on();
+        let mut g = Gate::new(cfg, 2, 10, 0);
+        for i in 0..cfg.sweep_every {
+            g.look(i, &frame(320, 240, None));
+        }
+        let appeared = frame(320, 240, Some((200, 100, 30)));
+        assert_eq!(g.look(cfg.sweep_every, &appeared), Look::Full);
+        match g.look(cfg.sweep_every + 1, &appeared) {
+            Look::Regions(rs) => assert!(
+                rs.iter().any(|r| inside(r, 200, 100, 30)) && rs.len() == 1,
+                "{rs:?}"
+            ),
+            Look::Full => panic!("not a sweep frame"),
+        }
+        assert_eq!(
+            g.look(cfg.sweep_every + 2, &appeared),
+            Look::Regions(vec![])
+        );
     }
 
     /// Generated cases: an object of random size appears at a random place (and then moves) on an
@@ -501,7 +539,12 @@ mod tests {
         g.look(0, &frame(320, 240, None));
         let brighter = RgbImage::from_pixel(320, 240, image::Rgb([140, 140, 140]));
         assert_eq!(g.look(1, &brighter), Look::Full);
-        assert_eq!(g.look(2, &brighter), Look::Regions(vec![]));
+        // Every cell changed: the next model's turn sees the whole frame as well.
+        assert_eq!(
+            g.look(2, &brighter),
+            Look::Regions(vec![Rect::full(320, 240)])
+        );
+        assert_eq!(g.look(3, &brighter), Look::Regions(vec![]));
     }
 
     #[test]
