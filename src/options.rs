@@ -79,9 +79,10 @@ pub struct Options {
     pub backfill: usize,
     /// Clips: detect on every Nth frame; `None`: the preset's rule.
     pub detect_every: Option<usize>,
-    /// Clips and streams: gate detection by change (see [`crate::engine::gate`]); off by
-    /// default.
-    pub gating: bool,
+    /// Clips and streams: gate detection by change (see [`crate::engine::gate`]); `None`: the
+    /// preset's rule ([`crate::engine::default_file_gating`]: the fast preset gates files),
+    /// off for live streams and the host API.
+    pub gating: Option<bool>,
     /// Clips and streams: frames between whole-frame sweeps of the change gate (1 to 100).
     pub sweep_every: usize,
 }
@@ -114,7 +115,7 @@ impl Default for Options {
             hold: 8,
             backfill: 4,
             detect_every: None,
-            gating: false,
+            gating: None,
             sweep_every: crate::engine::gate::GateConfig::default().sweep_every,
         }
     }
@@ -161,12 +162,31 @@ impl Options {
         Ok((self.max_megapixels * 1e6) as u64)
     }
 
-    /// Clip settings for clips detected with `detect`: the preset's rules (the fast preset's
-    /// detect-every, a hold that bridges skipped frames, the codec threads), the thread budget,
-    /// every range checked.
+    /// Settings for clip files detected with `detect`: the preset's rules (the fast preset's
+    /// detect-every and gate, a hold that bridges skipped frames, the codec threads, a look-ahead
+    /// of at least the sweep period where gated), the thread budget, every range checked.
+    #[cfg(feature = "video")]
+    pub fn file_options(&self, detect: &DetectConfig) -> Result<crate::video::VideoOptions> {
+        let gating = crate::engine::default_file_gating(detect);
+        Ok(self.video_options_gated(detect, gating)?.swept_back())
+    }
+
+    /// Settings for live streams detected with `detect`: as [`Options::file_options`], but gated
+    /// only when asked and without the sweep's look-ahead (a live stream has none to spare).
     #[cfg(feature = "video")]
     pub fn video_options(&self, detect: &DetectConfig) -> Result<crate::video::VideoOptions> {
+        self.video_options_gated(detect, false)
+    }
+
+    /// The video settings, gated by default where `gating` says.
+    #[cfg(feature = "video")]
+    fn video_options_gated(
+        &self,
+        detect: &DetectConfig,
+        gating: bool,
+    ) -> Result<crate::video::VideoOptions> {
         let mut v = crate::video::VideoOptions::for_detect(detect);
+        v.gate.enabled = gating;
         if let Some(n) = self.detect_every {
             v.detect_every = n;
         }
@@ -194,7 +214,7 @@ impl Options {
         export_detections: bool,
     ) -> Result<crate::batch::RunOptions> {
         #[cfg(feature = "video")]
-        let video = self.video_options(detect)?.swept_back();
+        let video = self.file_options(detect)?;
         Ok(crate::batch::RunOptions {
             overwrite,
             export_detections,
@@ -228,10 +248,10 @@ impl Options {
         Ok(cfg)
     }
 
-    /// The gate `base` with these options' switch and sweep period.
+    /// The gate `base` with these options' switch, if set, and sweep period.
     fn gate(&self, base: crate::engine::gate::GateConfig) -> crate::engine::gate::GateConfig {
         crate::engine::gate::GateConfig {
-            enabled: self.gating,
+            enabled: self.gating.unwrap_or(base.enabled),
             sweep_every: self.sweep_every,
             ..base
         }
@@ -318,5 +338,38 @@ impl Options {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+#[cfg(all(test, feature = "video"))]
+mod tests {
+    use super::*;
+
+    /// The gate's switch: the preset's rule in files (the fast preset gates, with a look-ahead of
+    /// a sweep period), off on live streams and the host API unless asked, and what is asked wins.
+    #[test]
+    fn the_fast_preset_gates_files_only_and_an_explicit_switch_wins() {
+        let at = |recall: &str, gating: Option<bool>| Options {
+            recall: recall.into(),
+            gating,
+            ..Options::default()
+        };
+        let gated = |o: &Options| {
+            let detect = o.detect_config(&Class::ALL).unwrap();
+            let file = o.file_options(&detect).unwrap();
+            if file.gate.enabled {
+                assert!(file.track.backfill >= file.gate.sweep_every);
+            }
+            (
+                file.gate.enabled,
+                o.video_options(&detect).unwrap().gate.enabled,
+                o.stream_config().unwrap().gate.enabled,
+            )
+        };
+        assert_eq!(gated(&at("fast", None)), (true, false, false));
+        assert_eq!(gated(&at("balanced", None)), (false, false, false));
+        assert_eq!(gated(&at("max", None)), (false, false, false));
+        assert_eq!(gated(&at("fast", Some(false))), (false, false, false));
+        assert_eq!(gated(&at("balanced", Some(true))), (true, true, true));
     }
 }

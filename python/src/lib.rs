@@ -114,7 +114,7 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             "hold" => o.hold = get!(usize, "a whole number"),
             "backfill" => o.backfill = get!(usize, "a whole number"),
             "detect_every" => o.detect_every = Some(get!(usize, "a whole number")),
-            "gating" => o.gating = get!(bool, "True or False"),
+            "gating" => o.gating = Some(get!(bool, "True or False")),
             "sweep_every" => o.sweep_every = get!(usize, "a whole number"),
             "model_dir" => o.model_dir = Some(get!(PathBuf, "a path")),
             _ => {

@@ -95,7 +95,8 @@ pub struct VideoOptions {
     pub track: TrackConfig,
     /// Run detection on every Nth frame only; the tracker carries masks in between.
     pub detect_every: usize,
-    /// Change- and track-gated detection (see [`crate::engine::gate`]; off by default).
+    /// Change- and track-gated detection (see [`crate::engine::gate`]; off by default, on in
+    /// [`VideoOptions::for_detect`] for the fast preset).
     pub gate: crate::engine::gate::GateConfig,
     /// Detection threads (each with its own sessions).
     pub workers: usize,
@@ -143,15 +144,26 @@ impl Default for VideoOptions {
 }
 
 impl VideoOptions {
-    /// The options of a clip detected with `detect`: the preset's frame schedule (the fast preset
-    /// detects every second frame, see [`crate::engine::default_detect_every`]), everything
-    /// else as [`VideoOptions::default`].
+    /// The options of a clip file detected with `detect`: the preset's frame schedule (the fast
+    /// preset detects every second frame, see [`crate::engine::default_detect_every`]) and gate
+    /// (the fast preset gates files, see [`crate::engine::default_file_gating`], with the
+    /// look-ahead that takes), everything else as [`VideoOptions::default`].
+    ///
+    /// ```
+    /// use bystander::detect::{DetectConfig, Recall};
+    /// use bystander::video::VideoOptions;
+    /// let fast = VideoOptions::for_detect(&DetectConfig { recall: Recall::Fast, ..Default::default() });
+    /// assert!(fast.gate.enabled && fast.detect_every == 2);
+    /// assert!(fast.track.backfill >= fast.gate.sweep_every);
+    /// assert!(!VideoOptions::for_detect(&DetectConfig::default()).gate.enabled);
+    /// ```
     pub fn for_detect(detect: &DetectConfig) -> VideoOptions {
-        VideoOptions {
+        let mut v = VideoOptions {
             detect_every: crate::engine::default_detect_every(detect),
             ..Default::default()
-        }
-        .held_across_skips()
+        };
+        v.gate.enabled = crate::engine::default_file_gating(detect);
+        v.held_across_skips().swept_back()
     }
 
     /// These options with the hold long enough to bridge the frames `detect_every` skips.

@@ -377,6 +377,52 @@ fn a_face_that_appears_and_stands_still_is_covered_on_every_frame_under_gating()
     assert_eq!(report["gate"]["gated_frames"], 0, "{report}");
 }
 
+/// The fast preset gates files by default (it covers more gated than ungated on the shared
+/// clips, see `engine::default_file_gating`): on the same still camera the face is hidden on every
+/// frame it shows, most detected frames are searched in regions, and the look-ahead reaches back
+/// a sweep period. `--no-gating` searches every detected frame whole.
+#[test]
+fn the_fast_preset_gates_files_unless_told_not_to() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("still.mp4");
+    face_clip(&input, "x=150:y=40:enable='gte(n,10)'");
+    let out = d.path().join("out");
+    redact(&input, &out, &["--classes", "face", "--recall", "fast"]);
+    let red = out.join("still.mp4");
+    let (orig, redacted) = (rgb_frames(&input, 480, 270), rgb_frames(&red, 480, 270));
+    assert_face_hidden_on_every_frame(&orig[10..], &redacted[10..], 480, |_| {
+        [150 + 74, 40 + 34, 150 + 95, 40 + 58]
+    });
+    let report = report_of(&red);
+    let gate = &report["gate"];
+    let (swept, gated) = (
+        gate["swept_frames"].as_u64().unwrap(),
+        gate["gated_frames"].as_u64().unwrap(),
+    );
+    // Every second frame is detected.
+    assert_eq!(swept + gated, 25, "{report}");
+    assert!(
+        gated >= 15,
+        "the gate searched too little in regions: {report}"
+    );
+    let video = &report["settings"]["video"];
+    assert_eq!(video["gate"]["enabled"], true, "{report}");
+    assert!(
+        video["track"]["backfill"].as_u64() >= video["gate"]["sweep_every"].as_u64(),
+        "{report}"
+    );
+
+    let whole = d.path().join("whole");
+    redact(
+        &input,
+        &whole,
+        &["--classes", "face", "--recall", "fast", "--no-gating"],
+    );
+    let report = report_of(&whole.join("still.mp4"));
+    assert_eq!(report["gate"]["swept_frames"], 25, "{report}");
+    assert_eq!(report["gate"]["gated_frames"], 0, "{report}");
+}
+
 #[test]
 fn a_rotated_phone_clip_is_detected_upright_and_keeps_its_rotation() {
     let d = tempfile::tempdir().unwrap();

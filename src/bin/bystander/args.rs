@@ -327,11 +327,16 @@ pub struct VideoArgs {
 #[derive(Args)]
 pub struct GateArgs {
     /// Gate detection by change (fixed cameras): look only where the picture changed and around
-    /// what was found lately, and sweep the whole frame every --sweep-every frames. 1.4 to 1.8
-    /// times as fast on the shared static-camera clips; off by default because on one of them it
-    /// leaves 0.7 points more of what every model finds uncovered (BENCHMARKS.md).
-    #[arg(long)]
+    /// what was found lately, and sweep the whole frame every --sweep-every frames. On by default
+    /// for files at --recall fast, where it covers more and runs faster; at the other presets
+    /// 1.4 to 1.8 times as fast on the shared static-camera clips, but off by default because on
+    /// one of them it leaves 0.7 points more of what every model finds uncovered; off by default
+    /// on live streams (BENCHMARKS.md).
+    #[arg(long, overrides_with = "no_gating")]
     pub gating: bool,
+    /// Never gate detection by change: search every detected frame whole.
+    #[arg(long, overrides_with = "gating")]
+    pub no_gating: bool,
     /// Frames between whole-frame sweeps of the change gate (1 to 100); with --gating, clips get
     /// at least this much look-ahead, so a face a sweep finds is covered back to the previous
     /// sweep.
@@ -342,7 +347,11 @@ pub struct GateArgs {
 impl GateArgs {
     /// Writes the gate flags into `o`.
     pub fn fill(&self, o: &mut Options) {
-        o.gating = self.gating;
+        o.gating = match (self.gating, self.no_gating) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
         o.sweep_every = self.sweep_every;
     }
 }
@@ -374,7 +383,7 @@ impl VideoArgs {
             ..Default::default()
         };
         self.fill(&mut o);
-        Ok(o.video_options(detect)?.swept_back())
+        o.file_options(detect)
     }
 }
 
