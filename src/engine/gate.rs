@@ -15,8 +15,10 @@
 //!   a face that stops moving is still looked at on every detected frame, so its mask never
 //!   lapses for want of a look.
 //!
-//! Off by default ([`GateConfig::default`] says why); `--gating` (CLI), `gating=True` (Python) or
-//! [`GateConfig::on`] turns it on.
+//! On by default only for files at the fast preset ([`crate::engine::default_file_gating`] says
+//! why); off at the other presets ([`GateConfig::default`] says why) and on live streams and the
+//! host API, which have no look-ahead to back-fill with. `--gating` / `--no-gating` (CLI),
+//! `gating=True` / `False` (Python) or [`GateConfig::on`] decide it either way.
 //!
 //! The whole frame is searched as without gating ([`Look::Full`]) on the first frame, every
 //! [`GateConfig::sweep_every`] frames, when more than half the cells changed at once (a scene
@@ -80,9 +82,10 @@ pub struct GateConfig {
     pub threshold: u8,
 }
 
-/// Off: on room_432p_long the gate leaves 0.7 points more of the reference boxes uncovered than
-/// searching every frame whole (BENCHMARKS.md, "Change-gated detection" and "Context around
-/// gated face crops"), so it is not yet safe to be the default.
+/// Off: at the balanced preset, on room_432p_long, the gate leaves 0.7 points more of the
+/// reference boxes uncovered than searching every frame whole (BENCHMARKS.md, "Change-gated
+/// detection" and "Context around gated face crops"), so it is not yet safe to be the default
+/// there. The fast preset turns it on for files ([`crate::engine::default_file_gating`]).
 impl Default for GateConfig {
     fn default() -> Self {
         GateConfig {
