@@ -156,8 +156,8 @@ impl Scratch {
     /// straight into the image's buffer, rows packed ([`scale_packed`]). That saves a frame-sized
     /// RGB copy per converting thread (6.2 MB at 1080p, 25 MB at 4K) and a copy of every frame.
     /// Other widths go through a frame of FFmpeg's own, rows padded, and are copied: at a width of
-    /// 98 the packed rows came out different (the scaler's SIMD code works in blocks of 8 pixels
-    /// and shortens a row's last block to stay inside the stride).
+    /// 98 the packed rows came out different from that frame's (the scaler's SIMD code converts
+    /// rows in blocks of 8 pixels; the unit test below checks the widths that take this path).
     fn convert(&mut self, yuv: &frame::Video) -> Option<&RgbImage> {
         let (w, h, format) = (yuv.width(), yuv.height(), yuv.format());
         let fits = |c: &scaling::Context| {
