@@ -295,7 +295,28 @@ impl<'a> Source<'a> {
                 .map_err(|e| video_err(self.path, "no colour converter", e))?,
             ),
         };
-        conv.run(d, &mut self.rgb_frame)
+        if w % 8 == 0 {
+            // Straight into the frame's own buffer where the rows come out the same (see
+            // `picture::scale_packed`); the copy through FFmpeg's frame otherwise, or should it
+            // fail.
+            let mut buf = spare.unwrap_or_default();
+            if super::picture::scale_packed(conv, d, &mut buf).is_some() {
+                if let Some(img) = RgbImage::from_raw(w, h, buf) {
+                    return Ok(img);
+                }
+            }
+            return self.rgb_through_frame(None);
+        }
+        self.rgb_through_frame(spare)
+    }
+
+    /// The decoded frame converted to RGB through FFmpeg's own frame, then copied out, with the
+    /// converter `rgb` set up.
+    fn rgb_through_frame(&mut self, spare: Option<Vec<u8>>) -> Result<RgbImage> {
+        let conv = self.to_rgb.as_mut().ok_or_else(|| Error::Engine {
+            reason: "no colour converter".into(),
+        })?;
+        conv.run(&self.decoded, &mut self.rgb_frame)
             .map_err(|e| video_err(self.path, "cannot convert a frame", e))?;
         rgb_image_of(&self.rgb_frame, spare)
     }

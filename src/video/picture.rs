@@ -183,54 +183,55 @@ impl Scratch {
     }
 }
 
-/// Converts `yuv` with `scaler` (made for exactly its format and size, to RGB24 of the same size)
-/// straight into `buf`, rows packed: `buf` ends up holding exactly 3 × width × height bytes.
-fn scale_packed(
+/// Converts `yuv` with `scaler` (made for exactly its format and size, to RGB24) straight into
+/// `buf`, rows packed: `buf` ends up holding exactly 3 × width × height bytes of the scaler's
+/// output size. `None` where the scaler was made for another input or output, or FFmpeg fails.
+pub(super) fn scale_packed(
     scaler: &mut scaling::Context,
     yuv: &frame::Video,
     buf: &mut Vec<u8>,
 ) -> Option<()> {
-    let (w, h) = (yuv.width(), yuv.height());
-    let fits = (
+    let input = (
         scaler.input().format,
         scaler.input().width,
         scaler.input().height,
-    ) == (yuv.format(), w, h)
-        && (
-            scaler.output().format,
-            scaler.output().width,
-            scaler.output().height,
-        ) == (Pixel::RGB24, w, h);
-    if !fits {
+    );
+    let (ow, oh) = (scaler.output().width, scaler.output().height);
+    if input != (yuv.format(), yuv.width(), yuv.height()) || scaler.output().format != Pixel::RGB24
+    {
         return None;
     }
-    let row = (w as usize).checked_mul(3)?;
-    let len = row.checked_mul(h as usize)?;
+    let row = (ow as usize).checked_mul(3)?;
+    let len = row.checked_mul(oh as usize)?;
     let stride = std::ffi::c_int::try_from(row).ok()?;
-    let rows = std::ffi::c_int::try_from(h).ok()?;
+    let (in_rows, out_rows) = (
+        std::ffi::c_int::try_from(yuv.height()).ok()?,
+        std::ffi::c_int::try_from(oh).ok()?,
+    );
     // Only the slack is zero-filled when the buffer is reused at the same size.
     buf.resize(len + SLACK, 0);
     let null = std::ptr::null_mut();
     let dst: [*mut u8; 4] = [buf.as_mut_ptr(), null, null, null];
     let dst_stride: [std::ffi::c_int; 4] = [stride, 0, 0, 0];
     // SAFETY: the scaler was made for exactly this input (format, width and height, checked
-    // above) and for RGB24 output of the same size; `yuv`'s data and linesize arrays are its
-    // own, valid while it is borrowed. The destination is one plane of `rows` rows of `stride` =
-    // 3 × width bytes in `buf`, which holds `len` bytes plus `SLACK`, and RGB24 has no other
-    // plane. The call writes only into that buffer and returns the rows it wrote.
+    // above) and for RGB24 output; `yuv`'s data and linesize arrays are its own, valid while it
+    // is borrowed, and `in_rows` is its height. The destination is one plane of `out_rows` rows
+    // of `stride` = 3 × output width bytes in `buf`, which holds `len` bytes plus `SLACK`, and
+    // RGB24 has no other plane. The call writes only into that buffer and returns the rows it
+    // wrote.
     let written = unsafe {
         ff::ffi::sws_scale(
             scaler.as_mut_ptr(),
             (*yuv.as_ptr()).data.as_ptr() as *const *const u8,
             (*yuv.as_ptr()).linesize.as_ptr(),
             0,
-            rows,
+            in_rows,
             dst.as_ptr(),
             dst_stride.as_ptr(),
         )
     };
     buf.truncate(len);
-    (written == rows).then_some(())
+    (written == out_rows).then_some(())
 }
 
 fn rgb_of_yuv(f: &frame::Video) -> Option<RgbImage> {
@@ -271,40 +272,67 @@ mod tests {
     }
 
     /// Converting straight into a packed buffer gives the same bytes as FFmpeg's own frame with
-    /// its padded rows, for widths that are multiples of 8 (the ones that take that path), and
-    /// leaves the buffer exactly the picture's size for any width.
+    /// its padded rows, where the output width is a multiple of 8 (the conversions that take that
+    /// path): from the formats decoders give, at the same size and scaled. At any width the
+    /// buffer is exactly the picture's size.
     #[test]
     fn packed_conversion_equals_the_scalers_own_frame() {
-        for (w, h) in [
-            (96u32, 64u32),
-            (64, 2),
-            (1280, 8),
-            (97, 63),
-            (98, 10),
-            (33, 17),
-        ] {
-            let (f, _) = pictures(w, h);
-            let mut scaler = scaling::Context::get(
-                Pixel::YUV420P,
-                w,
-                h,
-                Pixel::RGB24,
-                w,
-                h,
-                scaling::Flags::BILINEAR,
-            )
-            .unwrap();
+        let cases = [
+            (Pixel::YUV420P, (96u32, 64u32), (96u32, 64u32)),
+            (Pixel::YUV420P, (64, 2), (64, 2)),
+            (Pixel::YUV420P, (1280, 8), (1280, 8)),
+            (Pixel::YUV420P, (97, 63), (97, 63)),
+            (Pixel::YUV420P, (98, 10), (98, 10)),
+            (Pixel::YUV420P, (96, 64), (48, 32)),
+            (Pixel::YUV420P, (97, 63), (64, 40)),
+            (Pixel::YUVJ420P, (96, 64), (96, 64)),
+            (Pixel::YUV422P, (96, 64), (96, 64)),
+            (Pixel::YUV444P, (104, 30), (104, 30)),
+            (Pixel::YUV420P10LE, (96, 64), (96, 64)),
+            (Pixel::NV12, (96, 64), (96, 64)),
+            (Pixel::NV12, (96, 64), (200, 100)),
+        ];
+        for (format, (w, h), (ow, oh)) in cases {
+            let (yuv420, _) = pictures(w, h);
+            let mut to_format =
+                scaling::Context::get(Pixel::YUV420P, w, h, format, w, h, scaling::Flags::BILINEAR)
+                    .unwrap();
+            let mut f = frame::Video::empty();
+            to_format.run(&yuv420, &mut f).unwrap();
+            let mut scaler =
+                scaling::Context::get(format, w, h, Pixel::RGB24, ow, oh, scaling::Flags::BILINEAR)
+                    .unwrap();
             let mut own = frame::Video::empty();
             scaler.run(&f, &mut own).unwrap();
             let expected = super::super::decode::rgb_image_of(&own, None).unwrap();
             let mut buf = vec![7u8; 5];
             scale_packed(&mut scaler, &f, &mut buf).unwrap();
-            assert_eq!(buf.len(), (w * h * 3) as usize);
-            // Other widths are converted through the frame (`Scratch::convert`); 98 differs.
-            if w % 8 == 0 {
-                assert!(buf == expected.as_raw().as_slice(), "{w}x{h}");
+            assert_eq!(
+                buf.len(),
+                (ow * oh * 3) as usize,
+                "{format:?} {w}x{h} to {ow}x{oh}"
+            );
+            // Other widths are converted through the frame; at 98 the rows differ.
+            if ow % 8 == 0 {
+                assert!(
+                    buf == expected.as_raw().as_slice(),
+                    "{format:?} {w}x{h} to {ow}x{oh}"
+                );
             }
         }
+        // A scaler made for another input is refused.
+        let (other, _) = pictures(64, 64);
+        let mut scaler = scaling::Context::get(
+            Pixel::YUV420P,
+            96,
+            64,
+            Pixel::RGB24,
+            96,
+            64,
+            scaling::Flags::BILINEAR,
+        )
+        .unwrap();
+        assert!(scale_packed(&mut scaler, &other, &mut Vec::new()).is_none());
     }
 
     #[test]
