@@ -296,9 +296,9 @@ impl<'a> Source<'a> {
             ),
         };
         if w % 8 == 0 {
-            // Straight into the frame's own buffer where the rows come out the same (see
-            // `picture::scale_packed`); the copy through FFmpeg's frame otherwise, or should it
-            // fail.
+            // The scaler writes straight into the image's buffer where the rows come out as
+            // through FFmpeg's frame (see `picture::scale_packed`); through the frame and a copy
+            // otherwise, or should that fail.
             let mut buf = spare.unwrap_or_default();
             if super::picture::scale_packed(conv, d, &mut buf).is_some() {
                 if let Some(img) = RgbImage::from_raw(w, h, buf) {
@@ -310,8 +310,8 @@ impl<'a> Source<'a> {
         self.rgb_through_frame(spare)
     }
 
-    /// The decoded frame converted to RGB through FFmpeg's own frame, then copied out, with the
-    /// converter `rgb` set up.
+    /// The decoded frame converted to RGB into FFmpeg's own frame, then copied out (`rgb` sets
+    /// the converter up first).
     fn rgb_through_frame(&mut self, spare: Option<Vec<u8>>) -> Result<RgbImage> {
         let conv = self.to_rgb.as_mut().ok_or_else(|| Error::Engine {
             reason: "no colour converter".into(),
