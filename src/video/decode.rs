@@ -295,10 +295,9 @@ impl<'a> Source<'a> {
                 .map_err(|e| video_err(self.path, "no colour converter", e))?,
             ),
         };
-        if w % 8 == 0 {
-            // The scaler writes straight into the image's buffer where the rows come out as
-            // through FFmpeg's frame (see `picture::scale_packed`); through the frame and a copy
-            // otherwise, or should that fail.
+        if super::picture::packs_exactly(conv) {
+            // Straight into the image's buffer; through FFmpeg's frame and a copy should that
+            // fail.
             let mut buf = spare.unwrap_or_default();
             if super::picture::scale_packed(conv, d, &mut buf).is_some() {
                 if let Some(img) = RgbImage::from_raw(w, h, buf) {

@@ -152,12 +152,9 @@ impl Scratch {
     /// `yuv` in RGB, or `None` when FFmpeg refuses (the frame then fails detection, and is
     /// covered whole).
     ///
-    /// Where the width is a multiple of 8 pixels (every common video size), the scaler writes
-    /// straight into the image's buffer, rows packed ([`scale_packed`]). That saves a frame-sized
-    /// RGB copy per converting thread (6.2 MB at 1080p, 25 MB at 4K) and a copy of every frame.
-    /// Other widths go through a frame of FFmpeg's own, rows padded, and are copied: at a width of
-    /// 98 the packed rows came out different from that frame's (the scaler's SIMD code converts
-    /// rows in blocks of 8 pixels; the unit test below checks the widths that take this path).
+    /// Straight into the image's buffer where that gives FFmpeg's bytes ([`packs_exactly`]):
+    /// that saves a frame-sized RGB copy per converting thread (6.2 MB at 1080p, 25 MB at 4K)
+    /// and a copy of every frame. Otherwise through a frame of FFmpeg's own, and copied.
     fn convert(&mut self, yuv: &frame::Video) -> Option<&RgbImage> {
         let (w, h, format) = (yuv.width(), yuv.height(), yuv.format());
         let fits = |c: &scaling::Context| {
@@ -171,7 +168,7 @@ impl Scratch {
         }
         let scaler = self.scaler.as_mut()?;
         let mut buf = std::mem::take(&mut self.image).into_raw();
-        if w % 8 != 0 {
+        if !packs_exactly(scaler) {
             let rgb = self.rgb_frame.get_or_insert_with(frame::Video::empty);
             scaler.run(yuv, rgb).ok()?;
             self.image = super::decode::rgb_image_of(rgb, Some(buf)).ok()?;
@@ -181,6 +178,14 @@ impl Scratch {
         self.image = RgbImage::from_raw(w, h, buf)?;
         Some(&self.image)
     }
+}
+
+/// Whether [`scale_packed`] gives the same bytes as a conversion into FFmpeg's own frame (rows
+/// padded) for this scaler: where its output width is a multiple of 8 pixels, every common video
+/// size. At a width of 98 the packed rows came out different (the scaler's SIMD code converts
+/// rows in blocks of 8 pixels); the unit test checks the widths that pack.
+pub(super) fn packs_exactly(scaler: &scaling::Context) -> bool {
+    scaler.output().width % 8 == 0
 }
 
 /// Converts `yuv` with `scaler` (made for exactly its format and size, to RGB24) straight into
@@ -313,7 +318,7 @@ mod tests {
                 "{format:?} {w}x{h} to {ow}x{oh}"
             );
             // Other widths are converted through the frame; at 98 the rows differ.
-            if ow % 8 == 0 {
+            if packs_exactly(&scaler) {
                 assert!(
                     buf == expected.as_raw().as_slice(),
                     "{format:?} {w}x{h} to {ow}x{oh}"
