@@ -580,6 +580,9 @@ pub fn run(
     let run_all = || {
         let mut out: Vec<(usize, Outcome)> =
             photos.par_iter().map(|(i, j)| (*i, run_one(j))).collect();
+        if !clips.is_empty() {
+            workers.release();
+        }
         out.extend(clips.iter().map(|(i, j)| (*i, run_one(j))));
         out
     };

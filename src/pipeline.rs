@@ -270,6 +270,13 @@ impl Workers {
         out
     }
 
+    /// Drops the idle redactors and their ONNX Runtime sessions; a later job builds one again.
+    /// The batch calls this when its photos are done: a clip's engine builds its own detectors
+    /// (for the clip plan), and would otherwise hold these beside them.
+    pub fn release(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The settings the redactors are built with.
     pub fn configs(&self) -> (&DetectConfig, &RedactConfig) {
         (&self.detect, &self.redact)

@@ -93,6 +93,14 @@ pub fn info() -> Result<RuntimeInfo> {
     runtime().map(|r| r.info.clone())
 }
 
+/// Whether every session allocates from the one shared arena (see `register_shared_arena`);
+/// for the tests, which check that ONNX Runtime took its configuration.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub fn shared_arena() -> Result<bool> {
+    runtime().map(|r| r.shared_arena)
+}
+
 /// The shared ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<&'static Environment> {
     runtime().map(|r| &r.env)
@@ -151,15 +159,30 @@ fn init(path: &Path, source: &'static str) -> std::result::Result<Runtime, Strin
     })
 }
 
+/// The size of the shared arena's first region, in bytes: twice what two workers' largest runs
+/// hold at once on a 1080p clip at the default (about 120 MB). It is address space reserved, not
+/// memory: pages become resident only as tensors reach them (under Linux's strict overcommit,
+/// `vm.overcommit_memory = 2`, it does count against the commit limit). Runs that need more get
+/// a second region, twice as large.
+pub(crate) const ARENA_FIRST_REGION: usize = 256 << 20;
+
 /// Registers one arena allocator for CPU memory in the environment, for every session to use
 /// (`session.use_env_allocators`).
 ///
 /// Why: by default each session has its own arena, which keeps the peak of that session's
 /// activations for the life of the process, so memory is the sum of every model's peak times
 /// every worker (1.18 GB on a 1080p clip with 2 workers and 4 models). With one arena, memory is
-/// the peak of what runs at the same time (the arena grows by exactly what is asked, not to the
-/// next power of two). Measured on crowd_1080p at the default preset, with memory patterns off as
-/// well: 757 MB, at the same speed.
+/// the peak of what runs at the same time. Measured on crowd_1080p at the default preset, with
+/// memory patterns off as well: 757 MB, at the same speed.
+///
+/// The arena starts as one region of [`ARENA_FIRST_REGION`] bytes. Before, it grew by exactly
+/// what each allocation asked (`kSameAsRequested`), one region per growth, and chunks of two
+/// regions never merge: when two workers' runs interleaved so that a model's largest tensor
+/// (about 50 MB for CenterFace at 960 px) found no free run of that size, the arena took a new region
+/// and kept it. About one clip run in two peaked 50 MB higher for that alone (crowd_1080p:
+/// 487,556–488,840 or 536,524–539,328 KiB). In one region, freed chunks merge with their
+/// neighbours and the region's pages are touched only as far as its high-water mark, so resident
+/// memory follows what the runs really hold at once (BENCHMARKS.md, "One arena region").
 fn register_shared_arena(env: &Environment) -> std::result::Result<(), String> {
     use ort::sys::{OrtAllocatorType, OrtArenaCfg, OrtMemType, OrtMemoryInfo};
     use ort::AsPointer;
@@ -179,12 +202,17 @@ fn register_shared_arena(env: &Environment) -> std::result::Result<(), String> {
             &mut info,
         ))?;
         let mut cfg: *mut OrtArenaCfg = std::ptr::null_mut();
-        let keys = [c"arena_extend_strategy".as_ptr()];
-        let values = [1usize];
+        // `kNextPowerOfTwo` (0): the strategy under which ONNX Runtime honours the first
+        // region's size; were the runs ever to need more, the next region doubles.
+        let keys = [
+            c"arena_extend_strategy".as_ptr(),
+            c"initial_chunk_size_bytes".as_ptr(),
+        ];
+        let values = [0usize, ARENA_FIRST_REGION];
         let made = check((api.CreateArenaCfgV2)(
             keys.as_ptr(),
             values.as_ptr(),
-            1,
+            keys.len(),
             &mut cfg,
         ));
         let registered = made.and_then(|()| {

@@ -717,6 +717,29 @@ fn item6_a_panic_in_one_files_work_fails_that_file_only() {
     assert!(!out.join("b.png").exists());
 }
 
+// Every session allocates from one arena, in one first region: a key ONNX Runtime refused would
+// leave each session its own arena, silently (see `runtime::register_shared_arena`).
+#[test]
+fn onnx_runtime_takes_the_shared_arena_configuration() {
+    runtime();
+    assert_eq!(bystander::runtime::shared_arena().ok(), Some(true));
+}
+
+// A batch drops its photo redactors before its clips (`Workers::release`); a job after that gets
+// a redactor built again, which finds what the first one found.
+#[test]
+fn a_released_pool_builds_its_redactor_again_with_the_same_detections() {
+    runtime();
+    use bystander::{detect::DetectConfig, pipeline::Workers, redact::RedactConfig};
+    let workers = Workers::new(DetectConfig::default(), RedactConfig::default()).unwrap();
+    let photo = rgb("astronaut.jpg");
+    let before = workers.with(|r| r.detect(&photo)).unwrap();
+    assert!(!before.is_empty(), "the fixture has a face");
+    workers.release();
+    let after = workers.with(|r| r.detect(&photo)).unwrap();
+    assert_eq!(before, after);
+}
+
 // 7. One pixel budget for photos and clip frames, checked before allocation.
 #[test]
 fn item7_photos_and_clips_over_the_pixel_budget_are_refused_from_their_headers() {
