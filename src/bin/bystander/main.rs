@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 /// Why: by default each thread that allocates gets an arena of its own (up to eight per core),
 /// and memory freed into one is not reused by the others: the decoder, the detection workers and
 /// the encoder each kept their own free memory. With one arena, crowd_1080p at the default peaks
-/// at 461,232–463,256 KiB against 483,200–491,292 KiB, at the same speed (BENCHMARKS.md, "One
+/// at 461,232–463,104 KiB against 483,200–491,292 KiB, at the same speed (BENCHMARKS.md, "One
 /// arena region"). This is the command line's choice for its own process; the library leaves a
 /// host's allocator alone.
 fn one_malloc_arena() {
