@@ -340,7 +340,10 @@ pub unsafe extern "C" fn bystander_layout_len(layout: *const BystanderLayout) ->
 
 /// Uses the ONNX Runtime library at `path` (a `libonnxruntime.so` of version 1.31); call before
 /// the first `bystander_create`. Without it, `ORT_DYLIB_PATH`, the system's library and
-/// bystander's cache are tried.
+/// bystander's cache are tried. Loading the runtime sets `ORT_DISABLE_TELEMETRY=1` in the
+/// process environment first, unless it is already `1` (ONNX Runtime's own telemetry records
+/// and uploads usage events otherwise): a host with threads that read the environment sets it
+/// itself before this call.
 #[no_mangle]
 pub unsafe extern "C" fn bystander_set_runtime_library(path: *const c_char) -> BystanderStatus {
     guard(|| {

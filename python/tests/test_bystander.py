@@ -8,6 +8,7 @@ ffmpeg on PATH, and the shared data next to the checkout (`../shared/data`, or B
 import json
 import os
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -240,3 +241,24 @@ def test_the_jpeg_itself_gives_the_cli_boxes(tmp_path):
     _, cli_boxes = cli_redact(need(PHOTO), str(tmp_path))
     boxes = bystander.redact_frame(bystander.read_image(PHOTO))
     same_boxes(boxes, cli_boxes)
+
+
+def test_onnx_runtime_telemetry_is_off_from_import(tmp_path, photo_png):
+    # ONNX Runtime's own telemetry writes a device id and usage events under
+    # $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
+    # ORT_DISABLE_TELEMETRY=1 is set before it starts. A fresh interpreter with no CI variable (ONNX
+    # Runtime is silent under CI) and a cache of its own, even when its environment says 0.
+    script = (
+        "import os, sys, bystander\n"
+        "assert os.environ['ORT_DISABLE_TELEMETRY'] == '1'\n"
+        "frame = bystander.read_image(sys.argv[1])\n"
+        "assert bystander.redact_frame(frame), 'the photo has faces'\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CI", "GITHUB_ACTIONS", "TF_BUILD", "ORT_DISABLE_TELEMETRY")
+    }
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path), ORT_DISABLE_TELEMETRY="0")
+    subprocess.run([sys.executable, "-c", script, photo_png], env=env, check=True)
+    assert not (tmp_path / "Microsoft").exists()

@@ -106,7 +106,34 @@ pub fn environment() -> Result<&'static Environment> {
     runtime().map(|r| &r.env)
 }
 
+/// Turns ONNX Runtime's own telemetry off, before the library is loaded.
+///
+/// Why: the Linux and macOS builds of ONNX Runtime 1.31 (the PyPI wheel's library among them)
+/// carry Microsoft's 1DS telemetry. Unless told otherwise, every process that starts ONNX Runtime
+/// keeps a device id and a queue of events (the executable's path, the OS, the CPU model, whether
+/// it runs in a container) under `$XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime`, and
+/// uploads the queue over HTTPS whenever Microsoft's collector can be reached. A redaction tool
+/// on a camera's network must neither record that nor open a connection. ONNX Runtime reads
+/// `ORT_DISABLE_TELEMETRY` when it starts, so it is set here, once, before the first library is
+/// loaded: to `1`, whatever it held. A host whose other threads read the environment meanwhile
+/// can set it to `1` itself before its first call into bystander (the Python package does, on
+/// import); bystander then leaves the environment untouched. A host that started ONNX Runtime on
+/// its own earlier has started its telemetry too, which no later setting stops.
+pub const TELEMETRY_SWITCH: &str = "ORT_DISABLE_TELEMETRY";
+
+fn telemetry_off() {
+    if std::env::var_os(TELEMETRY_SWITCH).is_some_and(|v| v == "1") {
+        return;
+    }
+    // Not `unsafe` in this edition, but racy in the way the Rust documentation describes: C code
+    // on another thread reading the environment at this moment could see it change. This runs once,
+    // in the runtime's initialisation under its lock, before ONNX Runtime (whose threads would
+    // read it) exists; the command line gets here before it starts any thread.
+    std::env::set_var(TELEMETRY_SWITCH, "1");
+}
+
 fn load(given: Option<&Path>) -> std::result::Result<Runtime, String> {
+    telemetry_off();
     let mut tried = Vec::new();
     if let Some(path) = given {
         return init(path, "given").map_err(|e| format!("{}: {e}", Shown(path)));

@@ -740,6 +740,48 @@ fn a_released_pool_builds_its_redactor_again_with_the_same_detections() {
     assert_eq!(before, after);
 }
 
+// ONNX Runtime's Linux build records a device id and usage events (the executable's path among
+// them) under $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
+// ORT_DISABLE_TELEMETRY=1 is set before it starts; the library sets it, overriding a 0. Run with an
+// environment of its own: no CI variable (ONNX Runtime is silent under CI) and a cache folder of
+// its own.
+#[test]
+fn onnx_runtime_telemetry_is_off_before_the_runtime_starts() {
+    runtime();
+    let library = bystander::runtime::info().unwrap().library;
+    for inherited in [None, Some("0")] {
+        let d = tempfile::tempdir().unwrap();
+        let mut cmd = bystander();
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", d.path())
+            .env("XDG_CACHE_HOME", d.path())
+            .env("BYSTANDER_CACHE_DIR", bystander::runtime::cache_dir());
+        if library.is_absolute() {
+            cmd.env("ORT_DYLIB_PATH", &library);
+        }
+        if let Some(v) = inherited {
+            cmd.env(bystander::runtime::TELEMETRY_SWITCH, v);
+        }
+        let out = d.path().join("out");
+        let o = cmd
+            .arg("redact")
+            .arg(fixture("astronaut.jpg"))
+            .arg("-o")
+            .arg(&out)
+            .arg("-q")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.join("astronaut.jpg").is_file());
+        let telemetry = d.path().join("Microsoft");
+        assert!(
+            !telemetry.exists(),
+            "ONNX Runtime wrote {telemetry:?} ({inherited:?})"
+        );
+    }
+}
+
 // 7. One pixel budget for photos and clip frames, checked before allocation.
 #[test]
 fn item7_photos_and_clips_over_the_pixel_budget_are_refused_from_their_headers() {

@@ -10,6 +10,11 @@ in place. Keyword options are the command line's flags with ``_`` for ``-`` (``r
 ONNX Runtime comes from the ``onnxruntime`` wheel, a dependency of this package: its shared
 library is loaded directly (the ``onnxruntime`` Python module is never imported). Set
 ``ORT_DYLIB_PATH`` to use another copy of version 1.31. The models ship inside the package.
+
+Importing this package sets ``ORT_DISABLE_TELEMETRY=1``: ONNX Runtime's Linux and macOS builds
+otherwise record a device id and usage events on disk and upload them to Microsoft. Import
+bystander before anything else that starts ONNX Runtime (``import onnxruntime``), as a runtime
+already started keeps its telemetry.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ import importlib.util
 import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Union
+
+# Before the native module and ONNX Runtime are loaded, and under the interpreter's lock, so that
+# the library finds it set and never has to write the environment itself (see the runtime module).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 from . import _bystander
 from ._bystander import ConfigError, Error, InputError, RuntimeFault
