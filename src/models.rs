@@ -9,7 +9,7 @@
 use crate::files::Shown;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -133,7 +133,8 @@ pub const SHIPPED: [ShippedModel; 6] = [
     PLATE_TEXT,
 ];
 
-/// Model bytes in memory, verified, shared by every session made from them.
+/// A model's bytes, verified, with what bystander needs to know of them. Made with
+/// [`ShippedModel::load`], [`ModelData::from_path`] or [`ModelData::from_bytes`].
 #[derive(Clone, Debug)]
 pub struct ModelData {
     /// A name for messages: the shipped name, or the file name.
@@ -146,8 +147,12 @@ pub struct ModelData {
     pub family: Family,
     /// What the model finds.
     pub class: Class,
-    /// The file's contents.
+    /// The file's contents. A running detector keeps its model without them when they came from
+    /// a file: it reads the file again, and checks its sha256, if it ever needs one more session.
     pub bytes: Arc<Vec<u8>>,
+    /// Whether `path` is the file the bytes were read from, so that they can be read again
+    /// rather than held; false for bytes handed over in memory.
+    from_file: bool,
 }
 
 /// The folder shipped models are read from when no folder is given
@@ -195,23 +200,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 impl ShippedModel {
-    /// Reads and verifies this model from [`model_dir`]; cached for the life of the process.
+    /// Reads and verifies this model from [`model_dir`].
     pub fn load(&self) -> Result<ModelData> {
         self.load_in(&model_dir())
     }
 
-    /// Reads and verifies this model from the folder `dir`; cached for the life of the process.
+    /// Reads and verifies this model from the folder `dir`. The bytes are not kept for the life
+    /// of the process: a running detector holds its sessions, not the file's bytes.
     pub fn load_in(&self, dir: &Path) -> Result<ModelData> {
-        static CACHE: OnceLock<Mutex<Vec<ModelData>>> = OnceLock::new();
-        let path = dir.join(self.file);
-        let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = cache.iter().find(|m| m.path == path) {
-            return Ok(m.clone());
-        }
-        let m = self.load_from(&path)?;
-        cache.push(m.clone());
-        Ok(m)
+        self.load_from(&dir.join(self.file))
     }
 
     /// Reads this model from `path`, refusing bytes whose sha256 differs from the shipped one.
@@ -232,6 +229,7 @@ impl ShippedModel {
             family: self.family,
             class: self.class,
             bytes: Arc::new(bytes),
+            from_file: true,
         })
     }
 }
@@ -247,6 +245,7 @@ impl ModelData {
             family,
             class,
             bytes: Arc::new(bytes),
+            from_file: false,
         }
     }
 
@@ -263,7 +262,43 @@ impl ModelData {
             family,
             class,
             bytes: Arc::new(bytes),
+            from_file: true,
         })
+    }
+
+    /// This model for a session pool or a detector to keep: without its bytes when they came
+    /// from a file, as every session they are needed for is then made from
+    /// [`ModelData::session_bytes`]; with them (shared, not copied) when they were handed over in
+    /// memory.
+    ///
+    /// Why: ONNX Runtime copies what it needs into each session, so the file's bytes are only
+    /// needed again when a pool makes one more session. Held for the life of the process they
+    /// were 12.4 MB resident at the default clip preset (CenterFace, RetinaFace and the int8 plate
+    /// model), for a second session that only the plate model ever gets.
+    pub(crate) fn without_bytes(&self) -> ModelData {
+        let mut kept = self.clone();
+        if self.from_file {
+            kept.bytes = Arc::new(Vec::new());
+        }
+        kept
+    }
+
+    /// The bytes to make a session from: those held, or the file read again, refused when its
+    /// sha256 is no longer the one it had when it was loaded (it was replaced while running).
+    pub(crate) fn session_bytes(&self) -> Result<Arc<Vec<u8>>> {
+        if !self.bytes.is_empty() || !self.from_file {
+            return Ok(Arc::clone(&self.bytes));
+        }
+        let bytes = read_model(&self.path)?;
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != self.sha256 {
+            let reason = format!(
+                "changed since it was loaded (sha256 {actual}, loaded with {}); load it again",
+                self.sha256
+            );
+            return Err(Error::model(&self.path, reason));
+        }
+        Ok(Arc::new(bytes))
     }
 }
 

@@ -73,12 +73,13 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// Makes the first session of `model` (so a model ONNX Runtime refuses fails here).
+    /// Makes the first session of `model` (so a model ONNX Runtime refuses fails here). The pool
+    /// keeps the model without the bytes of its file (see [`ModelData::without_bytes`]).
     pub(crate) fn new(model: ModelData, intra_threads: usize) -> Result<std::sync::Arc<Sessions>> {
         let first = crate::runtime::session(&model.name, &model.bytes, intra_threads)?;
         Ok(std::sync::Arc::new(Sessions {
             idle: std::sync::Mutex::new(vec![first]),
-            model,
+            model: model.without_bytes(),
             intra_threads,
         }))
     }
@@ -94,7 +95,8 @@ impl Sessions {
         let mut session = match idle {
             Some(s) => s,
             None => {
-                crate::runtime::session(&self.model.name, &self.model.bytes, self.intra_threads)?
+                let bytes = self.model.session_bytes()?;
+                crate::runtime::session(&self.model.name, &bytes, self.intra_threads)?
             }
         };
         let out = f(&mut session);
@@ -104,6 +106,25 @@ impl Sessions {
             .push(session);
         out
     }
+}
+
+/// For tests: makes a session pool of `model`, calls `then`, and has `at_once` sessions of it
+/// borrowed at once (so the pool makes the ones beyond the first); says whether the pool kept the
+/// model's bytes in memory.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub fn session_pool_probe(model: ModelData, then: impl FnOnce(), at_once: usize) -> Result<bool> {
+    fn borrow(pool: &Sessions, n: usize) -> Result<()> {
+        match n {
+            0 | 1 => pool.with(|_| Ok(())),
+            _ => pool.with(|_| borrow(pool, n - 1)),
+        }
+    }
+    let pool = Sessions::new(model, 1)?;
+    let held = !pool.model.bytes.is_empty();
+    then();
+    borrow(&pool, at_once)?;
+    Ok(held)
 }
 
 /// One model family's preprocess → run → postprocess over a rectangle of the frame. A family's
@@ -235,7 +256,7 @@ impl Loaded {
             Ok((session.inputs()[0].name().to_string(), describe(session)?))
         })?;
         let loaded = Loaded {
-            model,
+            model: model.without_bytes(),
             sessions,
             input,
             threshold,

@@ -740,6 +740,40 @@ fn a_released_pool_builds_its_redactor_again_with_the_same_detections() {
     assert_eq!(before, after);
 }
 
+// A running detector holds its sessions, not its model files' bytes: a pool that needs one more
+// session reads the file again and refuses it if it was replaced; bytes handed over in memory are
+// kept, as there is nothing to read them from.
+#[test]
+fn a_session_pool_reads_its_model_file_again_and_refuses_a_replaced_one() {
+    runtime();
+    use bystander::detect::session_pool_probe;
+    use bystander::models::{ModelData, RETINAFACE};
+    let d = tempfile::tempdir().unwrap();
+    let copy = d.path().join("faces.onnx");
+    std::fs::copy(bystander::models::model_dir().join(RETINAFACE.file), &copy).unwrap();
+    let from_file = || RETINAFACE.load_from(&copy).unwrap();
+    assert_eq!(session_pool_probe(from_file(), || (), 3).ok(), Some(false));
+
+    let model = from_file();
+    let replace = || {
+        let mut bytes = std::fs::read(&copy).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&copy, bytes).unwrap();
+    };
+    let err = session_pool_probe(model, replace, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("faces.onnx") && err.contains("changed since it was loaded"),
+        "{err}"
+    );
+
+    let bytes = std::fs::read(bystander::models::model_dir().join(RETINAFACE.file)).unwrap();
+    let held = ModelData::from_bytes("faces", bytes, RETINAFACE.family, RETINAFACE.class);
+    assert_eq!(session_pool_probe(held, || (), 2).ok(), Some(true));
+}
+
 // ONNX Runtime's Linux build records a device id and usage events (the executable's path among
 // them) under $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
 // ORT_DISABLE_TELEMETRY=1 is set before it starts; the library sets it, overriding a 0. Run with an
