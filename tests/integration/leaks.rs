@@ -774,26 +774,32 @@ fn a_session_pool_reads_its_model_file_again_and_refuses_a_replaced_one() {
     assert_eq!(session_pool_probe(held, || (), 2).ok(), Some(true));
 }
 
-// ONNX Runtime's Linux build records a device id and usage events (the executable's path among
-// them) under $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
-// ORT_DISABLE_TELEMETRY=1 is set before it starts; the library sets it, overriding a 0. Run with an
-// environment of its own: no CI variable (ONNX Runtime is silent under CI) and a cache folder of
-// its own.
-#[test]
-fn onnx_runtime_telemetry_is_off_before_the_runtime_starts() {
+/// The command line in an environment of its own: no CI variable (ONNX Runtime's telemetry is
+/// silent under CI), no telemetry switch, and a cache folder `home` of its own, with the ONNX
+/// Runtime library the tests use.
+fn cli_in_a_clean_environment(home: &Path) -> Command {
     runtime();
     let library = bystander::runtime::info().unwrap().library;
+    let mut cmd = bystander();
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home)
+        .env("BYSTANDER_CACHE_DIR", bystander::runtime::cache_dir());
+    if library.is_absolute() {
+        cmd.env("ORT_DYLIB_PATH", &library);
+    }
+    cmd
+}
+
+// ONNX Runtime's Linux build records a device id and usage events (the executable's path among
+// them) under $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
+// ORT_DISABLE_TELEMETRY=1 is set before it starts; the library sets it, overriding a 0.
+#[test]
+fn onnx_runtime_telemetry_is_off_before_the_runtime_starts() {
     for inherited in [None, Some("0")] {
         let d = tempfile::tempdir().unwrap();
-        let mut cmd = bystander();
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", d.path())
-            .env("XDG_CACHE_HOME", d.path())
-            .env("BYSTANDER_CACHE_DIR", bystander::runtime::cache_dir());
-        if library.is_absolute() {
-            cmd.env("ORT_DYLIB_PATH", &library);
-        }
+        let mut cmd = cli_in_a_clean_environment(d.path());
         if let Some(v) = inherited {
             cmd.env(bystander::runtime::TELEMETRY_SWITCH, v);
         }
@@ -814,6 +820,82 @@ fn onnx_runtime_telemetry_is_off_before_the_runtime_starts() {
             "ONNX Runtime wrote {telemetry:?} ({inherited:?})"
         );
     }
+}
+
+// Redacting files opens no network connection: the run is killed (SIGSYS) by the kernel the
+// moment anything in the process, bystander or a library it loads, asks for a socket. ONNX
+// Runtime's telemetry did, a second into a clip, to look up its collector's address.
+#[test]
+fn redacting_photos_and_clips_opens_no_socket() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(fixture("astronaut.jpg"), src.join("astronaut.jpg")).unwrap();
+    let clip = src.join("street.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=6",
+        "-pix_fmt",
+        "yuv420p",
+        s(&clip),
+    ]);
+    let mut cmd = cli_in_a_clean_environment(d.path());
+    let filter = no_socket_filter();
+    // SAFETY: the closure runs in the forked child before exec and only makes two `prctl` system
+    // calls on memory prepared before the fork (`filter` outlives the spawn); it allocates
+    // nothing, as a child of a threaded parent must not.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = d.path().join("out");
+    let o = cmd
+        .args([OsStr::new("redact"), src.as_os_str(), OsStr::new("-o")])
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_ne!(
+        o.status.signal(),
+        Some(libc::SIGSYS),
+        "something in the run asked for a socket"
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("astronaut.jpg").is_file() && out.join("street.mp4").is_file());
+}
+
+/// A seccomp program that kills the process on `socket(2)` and allows every other call.
+fn no_socket_filter() -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    vec![
+        op(LD_W_ABS, 0, 0, 0), // the system call's number (seccomp_data.nr)
+        op(JEQ_K, 0, 1, libc::SYS_socket as u32),
+        op(RET_K, 0, 0, KILL_PROCESS),
+        op(RET_K, 0, 0, ALLOW),
+    ]
 }
 
 // 7. One pixel budget for photos and clip frames, checked before allocation.
