@@ -70,6 +70,8 @@ pub(crate) struct Sessions {
     model: ModelData,
     intra_threads: usize,
     idle: std::sync::Mutex<Vec<Session>>,
+    /// Signalled each time a session is put back, for a worker waiting for one.
+    returned: std::sync::Condvar,
 }
 
 impl Sessions {
@@ -81,6 +83,7 @@ impl Sessions {
             idle: std::sync::Mutex::new(vec![first]),
             model: model.without_bytes(),
             intra_threads,
+            returned: std::sync::Condvar::new(),
         }))
     }
 
@@ -89,42 +92,72 @@ impl Sessions {
         self.with(|s| f(s))
     }
 
-    /// Runs `f` on an idle session (made when none is idle), then puts it back.
+    /// Runs `f` on an idle session, then puts it back.
     fn with<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut session = match idle {
-            Some(s) => s,
-            None => {
-                let bytes = self.model.session_bytes()?;
-                crate::runtime::session(&self.model.name, &bytes, self.intra_threads)?
-            }
-        };
+        let mut session = self.borrow();
         let out = f(&mut session);
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(session);
+        self.returned.notify_one();
         out
+    }
+
+    /// An idle session; when every one is busy, a new one, or, when none can be made (the model's
+    /// file was replaced or removed while running, see [`ModelData::session_bytes`], or ONNX
+    /// Runtime refuses one more), the first that another worker puts back. There always is one:
+    /// the pool made its first when it was created, and a worker holds at most one session of a
+    /// model at a time. A frame is then detected a little later, never failed for it.
+    fn borrow(&self) -> Session {
+        if let Some(s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return s;
+        }
+        let made = self.model.session_bytes().and_then(|bytes| {
+            crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
+        });
+        if let Ok(s) = made {
+            return s;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(s) = idle.pop() {
+                return s;
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
-/// For tests: makes a session pool of `model`, calls `then`, and has `at_once` sessions of it
-/// borrowed at once (so the pool makes the ones beyond the first); says whether the pool kept the
-/// model's bytes in memory.
+/// For tests: makes a session pool of `model`, calls `then`, and runs `workers` threads that
+/// each borrow a session for 200 ms at the same time (an error if any of them failed); says
+/// whether the pool kept the model's bytes in memory and how many sessions it had at the end.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
-pub fn session_pool_probe(model: ModelData, then: impl FnOnce(), at_once: usize) -> Result<bool> {
-    fn borrow(pool: &Sessions, n: usize) -> Result<()> {
-        match n {
-            0 | 1 => pool.with(|_| Ok(())),
-            _ => pool.with(|_| borrow(pool, n - 1)),
-        }
-    }
+pub fn session_pool_probe(
+    model: ModelData,
+    then: impl FnOnce(),
+    workers: usize,
+) -> Result<(bool, usize)> {
     let pool = Sessions::new(model, 1)?;
     let held = !pool.model.bytes.is_empty();
     then();
-    borrow(&pool, at_once)?;
-    Ok(held)
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    pool.with(|_| {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .try_for_each(|run| run.join().expect("a probe thread panicked"))
+    })?;
+    let sessions = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
+    Ok((held, sessions))
 }
 
 /// One model family's preprocess → run → postprocess over a rectangle of the frame. A family's
