@@ -92,16 +92,33 @@ impl Sessions {
         self.with(|s| f(s))
     }
 
-    /// Runs `f` on an idle session, then puts it back.
+    /// Runs `f` on an idle session, then puts it back (also when `f` panics, so that a worker
+    /// waiting for it in [`Sessions::borrow`] is never left waiting).
     fn with<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
-        let mut session = self.borrow();
-        let out = f(&mut session);
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(session);
-        self.returned.notify_one();
-        out
+        struct Lent<'a> {
+            pool: &'a Sessions,
+            session: Option<Session>,
+        }
+        impl Drop for Lent<'_> {
+            fn drop(&mut self) {
+                if let Some(session) = self.session.take() {
+                    let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    idle.push(session);
+                    self.pool.returned.notify_one();
+                }
+            }
+        }
+        let mut lent = Lent {
+            pool: self,
+            session: Some(self.borrow()),
+        };
+        match lent.session.as_mut() {
+            Some(session) => f(session),
+            // Not reached: the session is only taken back when `lent` is dropped.
+            None => Err(Error::Engine {
+                reason: format!("no session of {} to run", self.model.name),
+            }),
+        }
     }
 
     /// An idle session; when every one is busy, a new one, or, when none can be made (the model's
@@ -130,31 +147,41 @@ impl Sessions {
 }
 
 /// For tests: makes a session pool of `model`, calls `then`, and runs `workers` threads that
-/// each borrow a session for 200 ms at the same time (an error if any of them failed); says
-/// whether the pool kept the model's bytes in memory and how many sessions it had at the end.
+/// each borrow a session for 200 ms at the same time (an error if any of them failed; with
+/// `first_panics`, the first panics while it holds its session, and that one is not counted);
+/// says whether the pool kept the model's bytes in memory and how many sessions it had at the end.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn session_pool_probe(
     model: ModelData,
     then: impl FnOnce(),
     workers: usize,
+    first_panics: bool,
 ) -> Result<(bool, usize)> {
     let pool = Sessions::new(model, 1)?;
     let held = !pool.model.bytes.is_empty();
     then();
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    pool.with(|_| {
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        Ok(())
-                    })
+            .map(|i| {
+                let pool = &pool;
+                scope.spawn(move || {
+                    let panics = first_panics && i == 0;
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        pool.with(|_| {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            assert!(!panics, "the probe's first worker panics, as asked");
+                            Ok(())
+                        })
+                    }));
+                    run.unwrap_or(Ok(())).map_err(|e| (!panics).then_some(e))
                 })
             })
             .collect();
-        runs.into_iter()
-            .try_for_each(|run| run.join().expect("a probe thread panicked"))
+        runs.into_iter().try_for_each(|run| match run.join() {
+            Ok(Err(Some(e))) => Err(e),
+            _ => Ok(()),
+        })
     })?;
     let sessions = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
     Ok((held, sessions))

@@ -742,42 +742,51 @@ fn a_released_pool_builds_its_redactor_again_with_the_same_detections() {
 
 // A running detector holds its sessions, not its model files' bytes: a pool that needs one more
 // session reads the file again. One whose file was replaced or removed meanwhile makes none from
-// it, and its workers take turns with the sessions it has, never failing a frame for it. Bytes
-// handed over in memory are kept, as there is nothing to read them from.
+// it, and its workers take turns with the sessions it has, never failing a frame for it, even
+// after a worker panicked holding one. Bytes handed over in memory are kept, as there is nothing to
+// read them from.
 #[test]
 fn a_session_pool_reads_its_model_file_again_and_never_uses_a_replaced_one() {
     runtime();
     use bystander::detect::session_pool_probe;
-    use bystander::models::{ModelData, RETINAFACE};
+    use bystander::models::{ModelData, CENTERFACE, RETINAFACE};
     let d = tempfile::tempdir().unwrap();
     let copy = d.path().join("faces.onnx");
-    std::fs::copy(bystander::models::model_dir().join(RETINAFACE.file), &copy).unwrap();
+    let shipped = |m: &bystander::models::ShippedModel| bystander::models::model_dir().join(m.file);
+    std::fs::copy(shipped(&RETINAFACE), &copy).unwrap();
     let from_file = || RETINAFACE.load_from(&copy).unwrap();
     // Three workers at once: three sessions, made from the file.
-    assert_eq!(
-        session_pool_probe(from_file(), || (), 3).ok(),
-        Some((false, 3))
-    );
-
+    let probe = |then: &dyn Fn(), first_panics| {
+        session_pool_probe(from_file(), then, 3, first_panics).map_err(|e| e.to_string())
+    };
+    assert_eq!(probe(&|| (), false), Ok((false, 3)));
     // Replaced by another model that loads as well (it would run through the wrong decoder).
     let replace = || {
-        let other = bystander::models::model_dir().join(bystander::models::CENTERFACE.file);
-        std::fs::copy(other, &copy).unwrap();
+        std::fs::copy(shipped(&CENTERFACE), &copy).unwrap();
     };
-    assert_eq!(
-        session_pool_probe(from_file(), replace, 3).ok(),
-        Some((false, 1))
-    );
-    std::fs::copy(bystander::models::model_dir().join(RETINAFACE.file), &copy).unwrap();
+    assert_eq!(probe(&replace, false), Ok((false, 1)));
+    std::fs::copy(shipped(&RETINAFACE), &copy).unwrap();
     let remove = || std::fs::remove_file(&copy).unwrap();
-    assert_eq!(
-        session_pool_probe(from_file(), remove, 3).ok(),
-        Some((false, 1))
-    );
+    assert_eq!(probe(&remove, false), Ok((false, 1)));
+    // A worker that panics while holding the only session gives it back; a waiting one would
+    // otherwise wait for ever, so the probe runs on a thread of its own, under a time limit.
+    std::fs::copy(shipped(&RETINAFACE), &copy).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let model = from_file();
+    let gone = copy.clone();
+    std::thread::spawn(move || {
+        let remove = || std::fs::remove_file(&gone).unwrap();
+        let _ = tx.send(session_pool_probe(model, remove, 3, true).map_err(|e| e.to_string()));
+    });
+    let after_panic = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(after_panic, Ok(Ok((false, 1))), "the workers after a panic");
 
-    let bytes = std::fs::read(bystander::models::model_dir().join(RETINAFACE.file)).unwrap();
+    let bytes = std::fs::read(shipped(&RETINAFACE)).unwrap();
     let held = ModelData::from_bytes("faces", bytes, RETINAFACE.family, RETINAFACE.class);
-    assert_eq!(session_pool_probe(held, || (), 2).ok(), Some((true, 2)));
+    assert_eq!(
+        session_pool_probe(held, || (), 2, false).map_err(|e| e.to_string()),
+        Ok((true, 2))
+    );
 }
 
 /// The command line in an environment of its own: no CI variable (ONNX Runtime's telemetry is
