@@ -106,7 +106,8 @@ pub fn environment() -> Result<&'static Environment> {
     runtime().map(|r| &r.env)
 }
 
-/// Turns ONNX Runtime's own telemetry off, before the library is loaded.
+/// The environment variable that turns ONNX Runtime's own telemetry off; bystander sets it to
+/// `1` before it loads the library.
 ///
 /// Why: the Linux and macOS builds of ONNX Runtime 1.31 (the PyPI wheel's library among them)
 /// carry Microsoft's 1DS telemetry. Unless told otherwise, every process that starts ONNX Runtime
@@ -121,6 +122,7 @@ pub fn environment() -> Result<&'static Environment> {
 /// its own earlier has started its telemetry too, which no later setting stops.
 pub const TELEMETRY_SWITCH: &str = "ORT_DISABLE_TELEMETRY";
 
+/// Sets [`TELEMETRY_SWITCH`] to `1` unless it already is.
 fn telemetry_off() {
     if std::env::var_os(TELEMETRY_SWITCH).is_some_and(|v| v == "1") {
         return;
