@@ -161,21 +161,29 @@ pub fn session_pool_probe(
     let pool = Sessions::new(model, 1)?;
     let held = !pool.model.bytes.is_empty();
     then();
+    // The first worker holds the pool's first session before the others start, so that they all
+    // need more sessions than there are, and a panicking first worker panics holding one.
+    let (holding, first_holds) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..workers)
             .map(|i| {
-                let pool = &pool;
-                scope.spawn(move || {
+                let (pool, holding) = (&pool, holding.clone());
+                let run = scope.spawn(move || {
                     let panics = first_panics && i == 0;
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         pool.with(|_| {
+                            let _ = holding.send(());
                             std::thread::sleep(std::time::Duration::from_millis(200));
                             assert!(!panics, "the probe's first worker panics, as asked");
                             Ok(())
                         })
                     }));
                     run.unwrap_or(Ok(())).map_err(|e| (!panics).then_some(e))
-                })
+                });
+                if i == 0 {
+                    let _ = first_holds.recv();
+                }
+                run
             })
             .collect();
         runs.into_iter().try_for_each(|run| match run.join() {
