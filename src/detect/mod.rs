@@ -110,15 +110,9 @@ impl Sessions {
         }
         let mut lent = Lent {
             pool: self,
-            session: Some(self.borrow()),
+            session: None,
         };
-        match lent.session.as_mut() {
-            Some(session) => f(session),
-            // Not reached: the session is only taken back when `lent` is dropped.
-            None => Err(Error::Engine {
-                reason: format!("no session of {} to run", self.model.name),
-            }),
-        }
+        f(lent.session.get_or_insert_with(|| self.borrow()))
     }
 
     /// An idle session; when every one is busy, a new one, or, when none can be made (the model's

@@ -66,9 +66,10 @@ fn one_malloc_arena() {
 ///
 /// Why: x264 asks for huge pages (`madvise`) for its frame buffers, and rounds each one up to a
 /// whole 2 MiB page; where the kernel grants them on request, every frame x264 holds takes that
-/// rounding and is resident whole. Without them crowd_1080p peaks 7–13 MB lower, at the same
-/// speed and with byte-identical output (BENCHMARKS.md, "Model bytes and huge pages"). Like
-/// [`one_malloc_arena`], this is the command line's choice for its own process only.
+/// rounding and is resident whole. Without them crowd_1080p peaked 6.5–8 MB lower at the default
+/// and 13 MB lower at fast (medians), at the same speed and with byte-identical output
+/// (BENCHMARKS.md, "Model bytes and huge pages"). Like [`one_malloc_arena`], this is the command
+/// line's choice for its own process only.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: `PR_SET_THP_DISABLE` takes plain integer arguments and only sets a flag of this
