@@ -41,6 +41,8 @@ pub struct Options {
     pub tiles: Option<String>,
     /// The widened pass's stretch, 1 to 3.
     pub widen: Option<f32>,
+    /// Rotations the frame is also searched in: 1, 2, 4 or 8 (see [`crate::detect::rotate`]).
+    pub rotations: Option<u32>,
     /// Own face models, `FAMILY:PATH` or a shipped model's name.
     pub face_models: Vec<String>,
     /// Own plate models, `FAMILY:PATH` or a shipped model's name (`plate-text`: licence-clean).
@@ -96,6 +98,7 @@ impl Default for Options {
             working_size: None,
             tiles: None,
             widen: None,
+            rotations: None,
             face_models: Vec::new(),
             plate_models: Vec::new(),
             no_interleave: false,
@@ -300,6 +303,7 @@ impl Options {
             working_size: self.working_size,
             tiles: self.tiles.as_deref().map(parse_tiles).transpose()?,
             widen: self.widen,
+            rotations: self.rotations,
             models,
             model_dir: self.model_dir.clone(),
             // Jobs run side by side; each session gets its share of the cores.

@@ -60,7 +60,8 @@ fn config_err(msg: String) -> PyErr {
 }
 
 /// The keyword options every function takes, named as the command line's flags with `_` for `-`.
-const OPTION_NAMES: &str = "classes, recall, threshold, working_size, tiles, widen, face_model, \
+const OPTION_NAMES: &str =
+    "classes, recall, threshold, working_size, tiles, widen, rotations, face_model, \
     plate_model, no_interleave, jobs, style, fill_color, shape, mask_scale, zones, \
     max_megapixels, encoder, crf, preset, keep_metadata, keep_subtitles, hold, backfill, \
     detect_every, gating, sweep_every, model_dir";
@@ -96,6 +97,7 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             "working_size" => o.working_size = Some(get!(u32, "a whole number")),
             "tiles" => o.tiles = Some(get!(String, "auto, off or COLSxROWS")),
             "widen" => o.widen = Some(get!(f32, "a number")),
+            "rotations" => o.rotations = Some(get!(u32, "1, 2, 4 or 8")),
             "face_model" => o.face_models = list(&v)?,
             "plate_model" => o.plate_models = list(&v)?,
             "no_interleave" => o.no_interleave = get!(bool, "True or False"),

@@ -134,6 +134,9 @@ def test_errors_are_typed_and_name_what_was_wrong(tmp_path, photo_png):
         bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), style="smudge")
     with pytest.raises(bystander.ConfigError, match="jobs"):
         bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), jobs=0)
+    with pytest.raises(bystander.ConfigError, match="rotations"):
+        bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), rotations=3)
+    assert bystander.redact_frame(np.zeros((10, 10, 3), np.uint8), rotations=4) == []
     # A file that cannot be opened is an I/O fault (RuntimeFault), named with its path.
     with pytest.raises(bystander.Error, match="missing.png"):
         bystander.read_image(str(tmp_path / "missing.png"))

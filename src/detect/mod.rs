@@ -24,6 +24,7 @@ pub mod preprocess;
 #[cfg(not(feature = "internals"))]
 mod preprocess;
 mod retina;
+pub mod rotate;
 mod text;
 mod yolo;
 
@@ -391,6 +392,15 @@ pub struct PassPlan {
     /// How much tiles magnify: automatic tiles are the working size (a fixed-input model's
     /// input) divided by this, and every tile is magnified up to it (1: native resolution).
     pub tile_zoom: f32,
+    /// In how many evenly spaced rotations the frame is searched (1, 2, 4 or 8; 1: upright
+    /// only): every pass above is made again on the frame rotated by each multiple of
+    /// `360 / rotations` degrees, for faces that are not upright (see [`rotate`]).
+    #[serde(skip_serializing_if = "is_one")]
+    pub rotations: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// One rectangle a model looks at.
@@ -445,6 +455,8 @@ impl PassPlan {
             tiles: Tiles::Off,
             widen: 1.0,
             tile_zoom: 1.0,
+            // Kept: a camera that shows faces rotated shows them so whatever the load.
+            rotations: self.rotations,
         }
     }
 
@@ -706,6 +718,15 @@ impl ModelDetector {
         }
     }
 
+    /// Searches the frame in `rotations` evenly spaced rotations from the next frame on (see
+    /// [`PassPlan::rotations`]; a value outside [`rotate::ALLOWED`] is taken as the next one up).
+    pub fn set_rotations(&mut self, rotations: u32) {
+        self.plan.rotations = rotate::ALLOWED
+            .into_iter()
+            .find(|&n| n >= rotations)
+            .unwrap_or(8);
+    }
+
     /// Uses the light plan ([`PassPlan::light`]) from the next frame on, or the configured one.
     pub fn set_light(&mut self, light: bool) {
         self.light = light;
@@ -724,9 +745,53 @@ impl ModelDetector {
     /// (`windows_around`) when they are fewer than its passes. Where the crops would cost a model
     /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
     /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
-    /// whole).
+    /// whole). With [`PassPlan::rotations`], the regions are searched in each rotation of the
+    /// frame too.
     pub fn detect_in(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
+        self.each_rotation(frame, |me, f, rotation| {
+            let regions: Vec<Rect> = match rotation {
+                None => regions.to_vec(),
+                Some(t) => regions.iter().map(|r| t.rect_forward(*r)).collect(),
+            };
+            me.detect_in_upright(f, &regions)
+        })
+    }
+
+    /// The frame searched by `search` upright and in each rotation of the plan
+    /// ([`PassPlan::rotations`]), the boxes found in a rotation brought back to the frame, all
+    /// merged.
+    fn each_rotation(
+        &mut self,
+        frame: &RgbImage,
+        mut search: impl FnMut(
+            &mut Self,
+            &RgbImage,
+            Option<&rotate::Rotation>,
+        ) -> Result<Vec<Detection>>,
+    ) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
+        let rotations = rotate::Rotation::others(self.plan().rotations, w, h);
+        let mut all = search(self, frame, None)?;
+        if rotations.is_empty() || w == 0 || h == 0 {
+            return Ok(all);
+        }
+        for t in &rotations {
+            let rotated = t.apply(frame);
+            let found = search(self, &rotated, Some(t))?;
+            all.extend(found.into_iter().map(|d| t.detection_back(d)));
+        }
+        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+    }
+
+    /// [`ModelDetector::detect_in`] on the frame as it is.
+    fn detect_in_upright(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
+        let (w, h) = frame.dimensions();
+        let regions: Vec<Rect> = regions
+            .iter()
+            .filter(|r| r.w > 0 && r.h > 0)
+            .copied()
+            .collect();
+        let regions = &regions[..];
         if w == 0 || h == 0 || regions.is_empty() {
             return Ok(Vec::new());
         }
@@ -744,12 +809,12 @@ impl ModelDetector {
                 let scale = (fw as f32 / w as f32).min(fh as f32 / h as f32);
                 return match self.crops_at_frame_scale(frame, regions, scale) {
                     Some(found) => found,
-                    None => self.detect(frame),
+                    None => self.detect_upright(frame),
                 };
             }
             let windows = windows_around(regions, (fw, fh), w, h);
             if windows.len() >= full.len() {
-                return self.detect(frame);
+                return self.detect_upright(frame);
             }
             let mut all = Vec::new();
             for window in windows {
@@ -769,7 +834,7 @@ impl ModelDetector {
             .collect();
         let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();
         if crop_cost > full_cost {
-            return self.detect(frame);
+            return self.detect_upright(frame);
         }
         let mut all = Vec::new();
         for (region, scale) in crops {
@@ -821,6 +886,17 @@ fn with_context(regions: &[Rect], w: u32, h: u32) -> Vec<Rect> {
 
 impl Detector for ModelDetector {
     fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        self.each_rotation(frame, |me, f, _| me.detect_upright(f))
+    }
+
+    fn models(&self) -> Vec<&ModelData> {
+        vec![&self.runner.loaded().model]
+    }
+}
+
+impl ModelDetector {
+    /// Every pass of the plan over the frame as it is.
+    fn detect_upright(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
         if w == 0 || h == 0 {
             return Ok(Vec::new());
@@ -836,10 +912,6 @@ impl Detector for ModelDetector {
             );
         }
         Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
-    }
-
-    fn models(&self) -> Vec<&ModelData> {
-        vec![&self.runner.loaded().model]
     }
 }
 
@@ -970,6 +1042,12 @@ pub struct DetectConfig {
     /// Overrides the widened pass's stretch for every model that takes a free input size
     /// (1 to 3; 1 turns the pass off). See [`WIDEN`].
     pub widen: Option<f32>,
+    /// Also searches every frame rotated, in this many evenly spaced rotations (1, 2, 4 or 8;
+    /// `None` and 1: upright only), with every model: 2 for a camera mounted upside down, 4 for
+    /// people lying down, 8 for a ceiling-mounted fisheye, where faces point at the middle of the
+    /// picture at every angle. Each rotation costs one more detection of the frame. See
+    /// [`rotate`].
+    pub rotations: Option<u32>,
     /// Replaces the preset's models for their class.
     pub models: Vec<ModelSource>,
     /// The folder the shipped models are read from; `None` looks where [`models::model_dir`]
@@ -998,6 +1076,7 @@ impl Default for DetectConfig {
             working_size: None,
             tiles: None,
             widen: None,
+            rotations: None,
             models: Vec::new(),
             model_dir: None,
             intra_threads: crate::cores(),
@@ -1026,6 +1105,7 @@ fn preset(
         tiles,
         widen: 1.0,
         tile_zoom: 1.0,
+        rotations: 1,
     };
     let zoomed = |p: PassPlan| PassPlan {
         tile_zoom: PLATE_TILE_ZOOM,
@@ -1150,6 +1230,15 @@ impl DetectConfig {
                 });
             }
         }
+        if let Some(n) = self.rotations {
+            if !rotate::ALLOWED.contains(&n) {
+                return Err(Error::InvalidSetting {
+                    name: "rotations",
+                    value: n.to_string(),
+                    allowed: "1 (upright only), 2, 4 or 8",
+                });
+            }
+        }
         let mut out = Vec::new();
         for &class in &self.classes {
             let custom: Vec<&ModelSource> =
@@ -1192,6 +1281,9 @@ impl DetectConfig {
                 }
                 if let Some(w) = self.widen {
                     plan.widen = w;
+                }
+                if let Some(n) = self.rotations {
+                    plan.rotations = n;
                 }
                 out.push(ModelChoice {
                     model,
@@ -1561,6 +1653,7 @@ mod tests {
                 } else {
                     PLATE_TILE_ZOOM
                 },
+                rotations: 1,
             };
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let full = plan.passes(w, h, fixed);
@@ -1585,6 +1678,7 @@ mod tests {
             tiles: Tiles::Auto,
             widen: 1.0,
             tile_zoom: 1.0,
+            rotations: 1,
         };
         let p = plan.passes(416, 416, None);
         assert_eq!(p.len(), 1);
@@ -1721,6 +1815,23 @@ mod tests {
                 "{err}"
             );
         }
+        for bad in [0, 3, 16] {
+            let cfg = DetectConfig {
+                rotations: Some(bad),
+                ..Default::default()
+            };
+            let err = cfg.resolve().unwrap_err().to_string();
+            assert!(
+                err.contains("rotations") && err.contains("1 (upright only), 2, 4 or 8"),
+                "{err}"
+            );
+        }
+        // A valid count reaches every model's plan.
+        let cfg = DetectConfig {
+            rotations: Some(4),
+            ..Default::default()
+        };
+        assert!(cfg.resolve().unwrap().iter().all(|c| c.plan.rotations == 4));
     }
 
     #[test]
@@ -1731,6 +1842,7 @@ mod tests {
             tiles: Tiles::Auto,
             widen: 1.0,
             tile_zoom: 1.0,
+            rotations: 1,
         }
         .widened();
         // A 416 px square: the plain pass magnifies 2x; widened, it is 624 x 416, so 832/624.

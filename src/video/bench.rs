@@ -39,6 +39,8 @@ pub struct ModelSetting {
     pub working_size: Option<u32>,
     /// Tiling.
     pub tiles: crate::detect::Tiles,
+    /// Rotations each frame is searched in (1: upright only; see [`crate::detect::rotate`]).
+    pub rotations: u32,
     /// Score threshold.
     pub threshold: f32,
     /// The detected frames it runs on: `[n, k]` for the `k`-th of every `n` (interleaved
@@ -228,6 +230,7 @@ pub fn bench_clip(
                     working_size: (c.model.family != crate::models::Family::Yolo)
                         .then_some(c.plan.working_size),
                     tiles: c.plan.tiles,
+                    rotations: c.plan.rotations,
                     threshold: c.threshold,
                     turn: turn.map(|(n, k)| [n, k]),
                 })

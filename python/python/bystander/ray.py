@@ -163,7 +163,7 @@ def _fan_out(jobs, options, cpus, actors, max_retries, overwrite, export_detecti
 # The command line's options, as `bystander redact --help` lists them.
 _OPTIONS = [
     ("classes", str), ("recall", str), ("threshold", float), ("working-size", int),
-    ("tiles", str), ("widen", float), ("face-model", list), ("plate-model", list),
+    ("tiles", str), ("widen", float), ("rotations", int), ("face-model", list), ("plate-model", list),
     ("no-interleave", bool), ("style", str), ("fill-color", str), ("shape", str),
     ("mask-scale", float), ("zones", str), ("max-megapixels", float), ("encoder", str),
     ("crf", int), ("preset", str), ("keep-metadata", bool), ("keep-subtitles", bool),

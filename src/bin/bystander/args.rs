@@ -454,6 +454,12 @@ pub struct Settings {
     /// at max, off on clips at balanced and at fast).
     #[arg(long)]
     pub widen: Option<f32>,
+    /// Also search every frame rotated, in this many evenly spaced rotations, for faces that are
+    /// not upright: 2 for a camera mounted upside down, 4 for people lying down, 8 for a
+    /// ceiling-mounted fisheye, whose faces point at the middle at every angle (1, 2, 4 or 8;
+    /// default 1, upright only; each rotation costs one more detection of every frame).
+    #[arg(long)]
+    pub rotations: Option<u32>,
     /// Face model replacing the preset's: FAMILY:PATH with FAMILY centerface, retina, yolo or text,
     /// or a shipped model's name (repeatable).
     #[arg(long)]
@@ -484,6 +490,7 @@ impl Settings {
             working_size: self.working_size,
             tiles: self.tiles.clone(),
             widen: self.widen,
+            rotations: self.rotations,
             face_models: self.face_model.clone(),
             plate_models: self.plate_model.clone(),
             no_interleave: self.no_interleave,

@@ -510,7 +510,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     );
     for m in &s.models {
         println!(
-            "  model {} (sha256 {}): {}, tiles {:?}, threshold {}, runs on {}",
+            "  model {} (sha256 {}): {}, tiles {:?}{}, threshold {}, runs on {}",
             m.name,
             m.sha256,
             m.working_size.map_or(
@@ -518,6 +518,11 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
                 |s| format!("working size {s}")
             ),
             m.tiles,
+            if m.rotations > 1 {
+                format!(", {} rotations", m.rotations)
+            } else {
+                String::new()
+            },
             m.threshold,
             m.turn
                 .map_or("every detected frame".to_string(), |[n, k]| format!(
