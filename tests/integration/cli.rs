@@ -334,3 +334,57 @@ fn the_licence_clean_plate_model_is_named_on_the_command_line_and_hides_the_plat
         "{err}"
     );
 }
+
+/// Rotated passes are part of what an output was made with: an output made upright is redone when
+/// the rerun asks for rotations (and its report records them), then kept on the same request.
+#[test]
+fn a_rerun_with_rotations_redoes_what_was_made_upright() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("a.jpg"), d.path().join("out"));
+    std::fs::copy(fixture("astronaut.jpg"), &src).unwrap();
+    let run = |extra: &[&str]| {
+        let o = bystander()
+            .args(["redact", "--json", "--classes", "face"])
+            .args(extra)
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v["redacted"].as_u64().unwrap(),
+            v["kept"].as_u64().unwrap(),
+            v,
+        )
+    };
+    assert_eq!(run(&[]).0, 1);
+    assert_eq!(run(&[]).1, 1, "the same request keeps the output");
+    let (redacted, _, v) = run(&["--rotations", "4"]);
+    assert_eq!(redacted, 1, "rotations were asked for: redone");
+    let plans = &v["files"][0]["report"]["settings"]["photo_models"];
+    assert!(
+        plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["plan"]["rotations"] == 4),
+        "{plans}"
+    );
+    assert_eq!(run(&["--rotations", "4"]).1, 1);
+    // A count the detectors do not take is refused, naming what is allowed.
+    let o = bystander()
+        .args(["redact", "--rotations", "3"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("rotations") && err.contains("1 (upright only), 2, 4 or 8"),
+        "{err}"
+    );
+}
