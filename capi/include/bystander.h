@@ -125,6 +125,12 @@ typedef struct BystanderConfig {
    * (`BYSTANDER_MODEL_DIR`, or `models/` beside the program).
    */
   const char *model_dir;
+  /**
+   * Rotations each frame is also searched in, for faces that are not upright: 0 or 1 upright
+   * only (default), 2 for a camera mounted upside down, 4 for people lying down, 8 for a
+   * ceiling-mounted fisheye. Each costs one more detection of every frame.
+   */
+  uint32_t rotations;
 } BystanderConfig;
 
 /**

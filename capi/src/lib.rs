@@ -117,6 +117,10 @@ pub struct BystanderConfig {
     /// Folder of bystander's model files; NULL looks where the library does
     /// (`BYSTANDER_MODEL_DIR`, or `models/` beside the program).
     pub model_dir: *const c_char,
+    /// Rotations each frame is also searched in, for faces that are not upright: 0 or 1 upright
+    /// only (default), 2 for a camera mounted upside down, 4 for people lying down, 8 for a
+    /// ceiling-mounted fisheye. Each costs one more detection of every frame.
+    pub rotations: u32,
 }
 
 /// One redacted box.
@@ -295,6 +299,7 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
                 style: 0,
                 fill_rgb: [0, 0, 0],
                 model_dir: std::ptr::null(),
+                rotations: 1,
             })
         };
         BystanderStatus::Ok
@@ -393,11 +398,22 @@ fn stream_config(c: &BystanderConfig) -> Result<StreamConfig, BystanderStatus> {
         let bytes = unsafe { CStr::from_ptr(c.model_dir) }.to_bytes();
         Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
     };
+    let rotations = match c.rotations {
+        0 | 1 => None,
+        n if bystander::detect::rotate::ALLOWED.contains(&n) => Some(n),
+        n => {
+            return Err(fail(
+                BystanderStatus::Config,
+                format!("rotations {n} is not 0 or 1 (upright only), 2, 4 or 8"),
+            ))
+        }
+    };
     let detect = DetectConfig {
         classes,
         recall,
         threshold: (c.threshold != 0.0).then_some(c.threshold),
         model_dir,
+        rotations,
         ..Default::default()
     };
     let mut redact = RedactConfig::default();
@@ -770,6 +786,17 @@ mod tests {
                 .to_string_lossy()
                 .into_owned();
             assert!(msg.contains("recall 7"), "{msg}");
+            bystander_config_default(&mut c);
+            assert_eq!(c.rotations, 1);
+            c.rotations = 3;
+            assert_eq!(bystander_create(&c, &mut h), BystanderStatus::Config);
+            let msg = CStr::from_ptr(bystander_last_error())
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                msg.contains("rotations 3") && msg.contains("2, 4 or 8"),
+                "{msg}"
+            );
         }
     }
 }
