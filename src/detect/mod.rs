@@ -748,12 +748,17 @@ impl ModelDetector {
     /// whole). With [`PassPlan::rotations`], the regions are searched in each rotation of the
     /// frame too.
     pub fn detect_in(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
-        self.each_rotation(frame, |me, f, rotation| {
-            let regions: Vec<Rect> = match rotation {
-                None => regions.to_vec(),
-                Some(t) => regions.iter().map(|r| t.rect_forward(*r)).collect(),
-            };
-            me.detect_in_upright(f, &regions)
+        self.each_rotation(frame, |me, f, rotation| match rotation {
+            None => me.detect_in_upright(f, regions),
+            Some(t) => {
+                // A region rotated and clipped to the canvas can be empty; it has nothing to see.
+                let rotated: Vec<Rect> = regions
+                    .iter()
+                    .map(|r| t.rect_forward(*r))
+                    .filter(|r| r.w > 0 && r.h > 0)
+                    .collect();
+                me.detect_in_upright(f, &rotated)
+            }
         })
     }
 
@@ -786,12 +791,6 @@ impl ModelDetector {
     /// [`ModelDetector::detect_in`] on the frame as it is.
     fn detect_in_upright(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
-        let regions: Vec<Rect> = regions
-            .iter()
-            .filter(|r| r.w > 0 && r.h > 0)
-            .copied()
-            .collect();
-        let regions = &regions[..];
         if w == 0 || h == 0 || regions.is_empty() {
             return Ok(Vec::new());
         }
