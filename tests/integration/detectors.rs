@@ -471,6 +471,62 @@ fn turned_astronaut(scale: f32, quarters: u32) -> (image::RgbImage, [f32; 4]) {
     }
 }
 
+/// Gating and rotations together: the gate's regions are searched in each rotation of the frame,
+/// and only the regions. The frame holds the astronaut upright, then upside down twice; the region
+/// is the middle face.
+#[test]
+fn gated_regions_are_searched_in_every_rotation_and_nowhere_else() {
+    runtime();
+    let (upright, first) = turned_astronaut(1.0, 0);
+    let (flipped, flipped_face) = turned_astronaut(1.0, 2);
+    let (w, h) = upright.dimensions();
+    let mut frame = image::RgbImage::new(3 * w, h);
+    image::imageops::replace(&mut frame, &upright, 0, 0);
+    image::imageops::replace(&mut frame, &flipped, w as i64, 0);
+    image::imageops::replace(&mut frame, &flipped, 2 * w as i64, 0);
+    let shifted = |panel: u32| {
+        let dx = (panel * w) as f32;
+        let [x1, y1, x2, y2] = flipped_face;
+        [x1 + dx, y1, x2 + dx, y2]
+    };
+    let faces = [first, shifted(1), shifted(2)];
+    let [x1, y1, x2, y2] = faces[1];
+    let region = Rect {
+        x: x1 as u32,
+        y: y1 as u32,
+        w: (x2 - x1) as u32,
+        h: (y2 - y1) as u32,
+    };
+    // CenterFace at 0.8 at native size finds the upright face (0.929) and not the upside-down
+    // ones (0.571).
+    let found_in = |turns| {
+        let mut d = native(models::CENTERFACE, 0.8, 3 * w);
+        d.set_rotations(turns);
+        let whole = d.detect(&frame).unwrap();
+        (whole, d.detect_in(&frame, &[region]).unwrap())
+    };
+    let on = |found: &[Detection]| {
+        faces.map(|face| {
+            found
+                .iter()
+                .filter(|d| d.bbox.iou(&bbox(face)) > 0.5)
+                .count()
+        })
+    };
+    let (whole, gated) = found_in(1);
+    assert_eq!(on(&whole), [1, 0, 0], "upright, whole frame: {whole:?}");
+    assert!(gated.is_empty(), "upright, the region: {gated:?}");
+    let (whole, gated) = found_in(4);
+    assert_eq!(on(&whole), [1, 1, 1], "four turns, whole frame: {whole:?}");
+    // The half turn finds the upside-down face in the region; the faces outside it, upright or
+    // not, are seen by no pass.
+    assert_eq!(
+        (on(&gated), gated.len()),
+        ([0, 1, 0], 1),
+        "four turns, the region: {gated:?}"
+    );
+}
+
 #[test]
 fn rotated_passes_find_the_astronaut_whichever_way_up_as_they_find_it_upright() {
     runtime();
