@@ -246,6 +246,21 @@ def test_the_jpeg_itself_gives_the_cli_boxes(tmp_path):
     same_boxes(boxes, cli_boxes)
 
 
+def test_the_licence_clean_plate_model_ships_in_the_package(tmp_path):
+    # `plate_model="plate-text"` (Apache-2.0 weights only) is the plate path for a host that
+    # cannot take the AGPL-encumbered YOLOv8n files; it has to work from the installed package.
+    scene = os.path.join(ROOT, "tests", "fixtures", "plate_scene.jpg")
+    _, cli_boxes = cli_redact(scene, str(tmp_path), "--plate-model", "plate-text", "--classes", "plate")
+    boxes = bystander.redact_frame(
+        bystander.read_image(scene), plate_model="plate-text", classes=["plate"]
+    )
+    assert boxes and all(b["class"] == "plate" for b in boxes), boxes
+    same_boxes(boxes, cli_boxes)
+    # The best box is on the plate tests/fixtures/make_plate_scene.py drew at (390, 420)-(570, 462).
+    x1, y1, x2, y2 = max(boxes, key=lambda b: b["score"])["box"]
+    assert x1 <= 400 and y1 <= 430 and x2 >= 560 and y2 >= 452 and (x2 - x1) < 260, boxes
+
+
 def test_onnx_runtime_telemetry_is_off_from_import(tmp_path, photo_png):
     # ONNX Runtime's own telemetry writes a device id and usage events under
     # $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime and uploads them, unless
