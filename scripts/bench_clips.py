@@ -51,15 +51,11 @@ def timed(cmd):
 def command(tool, clip, out):
     if tool in ("ffmpeg", "ffmpeg-same", "ffmpeg-medium"):
         preset = "medium" if tool == "ffmpeg-medium" else "veryfast"
-        same = []
-        if tool == "ffmpeg-same":
-            n = str(os.cpu_count())
-            same = ["-threads", n]
-        cmd = ["ffmpeg", "-v", "error", "-y"] + same + ["-i", clip, "-map", "0:v:0", "-map", "0:a?", "-c:v",
-                                                         "libx264", "-crf", "23", "-preset", preset]
-        if same:
-            cmd += ["-x264-params", f"threads={same[1]}:sync-lookahead=0"]
-        return cmd + ["-c:a", "copy", os.path.join(out, f"{tool}.mp4")]
+        n = os.cpu_count()
+        threads = ["-threads", str(n)] if tool == "ffmpeg-same" else []
+        x264 = ["-x264-params", f"threads={n}:sync-lookahead=0"] if tool == "ffmpeg-same" else []
+        return (["ffmpeg", "-v", "error", "-y"] + threads + ["-i", clip, "-map", "0:v:0", "-map", "0:a?", "-c:v",
+                "libx264", "-crf", "23", "-preset", preset] + x264 + ["-c:a", "copy", os.path.join(out, f"{tool}.mp4")])
     if tool == "default":
         return [BIN, "redact", clip, "-o", os.path.join(out, "default"), "--overwrite", "--quiet"]
     if tool == "fast":
@@ -136,8 +132,7 @@ def main():
         for t in tools:
             ratio = lambda ref: f"{fps[t] / fps[ref]:.2f}" if ref in fps else "-"
             runs = " ".join(f"{w:.1f}" for w, _ in res[t])
-            rss = max(r for _, r in res[t]) / 1024
-            emit(f"| {name} | {n} | {t} | {fps[t]:.2f} | {runs} | {rss:.0f} | {ratio('deface')} | {ratio('ffmpeg')} |")
+            emit(f"| {name} | {n} | {t} | {fps[t]:.2f} | {runs} | {peaks[name][t] / 1024:.0f} | {ratio('deface')} | {ratio('ffmpeg')} |")
     crowd = fps_by.get("crowd_1080p.mp4", {})
     rss_by = peaks.get("crowd_1080p.mp4", {})
     met = lambda ok: "met" if ok else "**missed**"
