@@ -299,13 +299,26 @@ pub(super) struct EncoderLink {
 }
 
 impl EncoderLink {
-    /// Frames queued for the encoder thread beyond the one it is working on.
-    const QUEUE: usize = 2;
+    /// Frames queued for a file's encoder thread beyond the one it is working on.
+    ///
+    /// Why six: where detection keeps up (the fast preset), the encoder sets a clip's pace, and
+    /// the calling thread feeds it in bursts: it waits for a detection, decodes, paints. With two
+    /// frames queued the encoder sat idle for 1.15–1.31 s of a fast run on crowd_1080p; with six,
+    /// for 0.58 s (BENCHMARKS.md, "A deeper encoder queue"). The cost is at most four more decoded
+    /// frames in flight (12 MB at 1080p), paid only while the encoder is behind.
+    pub const FILE_QUEUE: usize = 6;
 
-    /// Starts the encoder thread on `parts`; the receiver gets the frame buffers it is done with,
-    /// for the decoding side to fill again.
-    pub fn start(parts: OutputParts, path: &Path) -> Result<(EncoderLink, Receiver<Spent>)> {
-        let (tx, rx) = mpsc::sync_channel(Self::QUEUE);
+    /// Frames queued for a live stream's encoder: a frame queued is a frame of delay.
+    pub const LIVE_QUEUE: usize = 2;
+
+    /// Starts the encoder thread on `parts`, with room for `queue` frames waiting; the receiver
+    /// gets the frame buffers it is done with, for the decoding side to fill again.
+    pub fn start(
+        parts: OutputParts,
+        path: &Path,
+        queue: usize,
+    ) -> Result<(EncoderLink, Receiver<Spent>)> {
+        let (tx, rx) = mpsc::sync_channel(queue);
         let (spent_tx, spent) = mpsc::channel();
         let owned = path.to_path_buf();
         let handle = std::thread::Builder::new()

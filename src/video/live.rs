@@ -673,7 +673,8 @@ pub fn run_live(
     let (w, h) = (first_decoder.width(), first_decoder.height());
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     let kinds = stream_kinds(&ictx);
-    let (link, spent) = EncoderLink::start(opened.parts, Path::new(&o.output))?;
+    let (link, spent) =
+        EncoderLink::start(opened.parts, Path::new(&o.output), EncoderLink::LIVE_QUEUE)?;
     let mut engine: Engine<LiveFrame, ClipPicture> =
         Engine::new(&video.engine(detect, redact, rotation))?;
     // One frame waiting beyond those in detection: a frame's delay is its own detection and the

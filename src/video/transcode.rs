@@ -192,7 +192,7 @@ impl Clip<'_> {
             opts,
             ff::Dictionary::new(),
         )?;
-        let (link, spent) = EncoderLink::start(opened.parts, self.output)?;
+        let (link, spent) = EncoderLink::start(opened.parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
             Boxes::Detect(detect) => Engine::new(&opts.engine(detect, redact_cfg, rotation))?,
             Boxes::Given(d, path) => {

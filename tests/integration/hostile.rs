@@ -555,11 +555,25 @@ fn a_missing_or_altered_model_is_refused_at_start_with_its_path_and_expected_sha
     }
     let photo = d.path().join("p.jpg");
     std::fs::copy(fixture("astronaut.jpg"), &photo).unwrap();
+    // A batch of clips only builds no photo redactor up front (`Workers::deferred`): its models
+    // must be refused at start all the same.
+    let clip = d.path().join("c.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-t",
+        "0.5",
+        "-pix_fmt",
+        "yuv420p",
+        clip.to_str().unwrap(),
+    ]);
     let cf = bystander::models::CENTERFACE;
-    let run = || {
+    let run = |input: &Path| {
         bystander()
             .arg("redact")
-            .arg(&photo)
+            .arg(input)
             .arg("-o")
             .arg(d.path().join("out"))
             .env("BYSTANDER_MODEL_DIR", &models)
@@ -572,20 +586,25 @@ fn a_missing_or_altered_model_is_refused_at_start_with_its_path_and_expected_sha
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let o = run();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains(&path.display().to_string()) && e.contains(cf.sha256),
-        "{e}"
-    );
+    for input in [&photo, &clip] {
+        let o = run(input);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {e}", input.display());
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(cf.sha256),
+            "{e}"
+        );
+    }
     // Missing.
     std::fs::remove_file(&path).unwrap();
-    let o = run();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(e.contains(&path.display().to_string()), "{e}");
+    for input in [&photo, &clip] {
+        let o = run(input);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {e}", input.display());
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
     assert!(!d.path().join("out/p.jpg").exists(), "nothing written");
+    assert!(!d.path().join("out/c.mp4").exists(), "nothing written");
 }
 
 #[test]

@@ -147,7 +147,12 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let workers = Workers::new(detect, redact)?;
+    // A batch of clips needs no photo redactor: each clip's engine builds its own detectors.
+    let workers = if plan.jobs.iter().all(|j| batch::is_clip(&j.input)) {
+        Workers::deferred(detect, redact)?
+    } else {
+        Workers::new(detect, redact)?
+    };
     let outcomes = batch::run(&plan, &workers, &opts, &progress);
     progress.finish();
     let summary = batch::summary(&a.output, &plan, &outcomes);
