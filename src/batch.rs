@@ -675,6 +675,8 @@ fn redact_one(
             record["fail_closed_frames"] = r.fail_closed_frames.into();
             record["lost_frames"] = r.lost_frames.into();
             record["decode_errors"] = r.decode_errors.into();
+            record["unreadable_packets"] = r.unreadable_packets.into();
+            record["unread_frames"] = r.unread_frames.into();
             record["rotation"] = r.rotation.into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());

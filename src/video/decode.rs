@@ -76,6 +76,12 @@ pub(super) struct Source<'a> {
     pub decode_errors: usize,
     /// Frames written as stand-ins for frames the decoder never produced.
     pub lost_frames: usize,
+    /// Packets the demuxer found damaged or missing and skipped (see [`Source::read_packet`]).
+    pub unreadable_packets: usize,
+    /// Packets of the video stream read.
+    pub video_packets: u64,
+    /// The error that stopped the demuxer before the end of the input, if one did.
+    pub read_error: Option<ff::Error>,
     /// Seconds spent demuxing, decoding and converting.
     pub seconds: f64,
 }
@@ -118,6 +124,9 @@ impl<'a> Source<'a> {
             tracking_lost: true,
             decode_errors: 0,
             lost_frames: 0,
+            unreadable_packets: 0,
+            video_packets: 0,
+            read_error: None,
             seconds: 0.0,
         }
     }
@@ -138,11 +147,40 @@ impl<'a> Source<'a> {
                 return Ok(None);
             }
             let started = Instant::now();
-            let next = self.ictx.packets().next().map(|(s, p)| (s.index(), p));
+            let next = self.read_packet();
             self.seconds += started.elapsed().as_secs_f64();
             match next {
                 Some((stream, packet)) => self.packet(stream, packet)?,
                 None => self.end()?,
+            }
+        }
+    }
+
+    /// The next packet of any stream; `None` at the end of the input or when reading failed.
+    ///
+    /// Why not FFmpeg's packet iterator: it skips damaged packets and ends on any other error
+    /// without a word, so a clip whose read failed half-way (an I/O error) came out shorter than
+    /// its input as if it were whole. Here a damaged packet is skipped and counted, and any other
+    /// error is kept in `read_error` for the caller to decide on. (An MP4 cut short ends in a
+    /// plain end of file where its data does; the caller compares the video packets read with the
+    /// frames the index lists.)
+    fn read_packet(&mut self) -> Option<(usize, Packet)> {
+        /// Damaged packets skipped before reading gives up: a demuxer that reported damage
+        /// without moving on would otherwise loop for ever. A truncated hour of 30 fps video with
+        /// its audio lists about 300,000 samples.
+        const MAX_UNREADABLE: usize = 1 << 22;
+        let mut packet = Packet::empty();
+        loop {
+            match packet.read(self.ictx) {
+                Ok(()) => return Some((packet.stream(), packet)),
+                Err(ff::Error::Eof) => return None,
+                Err(ff::Error::InvalidData) if self.unreadable_packets < MAX_UNREADABLE => {
+                    self.unreadable_packets += 1;
+                }
+                Err(e) => {
+                    self.read_error = Some(e);
+                    return None;
+                }
             }
         }
     }
@@ -158,6 +196,7 @@ impl<'a> Source<'a> {
             }
             return Ok(());
         }
+        self.video_packets += 1;
         // SAFETY: reading the flags field of a packet the demuxer just filled.
         let discard =
             unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;

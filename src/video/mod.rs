@@ -307,6 +307,12 @@ pub struct ClipReport {
     /// Frames the decoder never produced (corrupt packets); written as covered frames at their
     /// timestamps and included in `fail_closed_frames`.
     pub lost_frames: usize,
+    /// Packets of any stream that the demuxer found damaged and skipped.
+    pub unreadable_packets: usize,
+    /// Video frames the input's index lists beyond the packets it holds, as in an MP4 cut short
+    /// while it was copied (its demuxer ends where the data does); 0 where the container keeps
+    /// no count. They are not in the output, which is as much shorter than the input claims.
+    pub unread_frames: u64,
     /// Detections of faces over all frames (detector output, before hold).
     pub faces: usize,
     /// Detections of plates.

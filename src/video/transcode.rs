@@ -180,6 +180,8 @@ impl Clip<'_> {
             .stream(vindex)
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
         let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
+        // The video frames the container's index lists (0 where it keeps no count).
+        let listed = u64::try_from(ist.frames()).unwrap_or(0);
         let (w, h) = (decoder.width(), decoder.height());
         let octx = super::open::output(self.tmp, self.muxer)
             .map_err(|e| super::video_err(self.output, "cannot create", e))?;
@@ -257,12 +259,22 @@ impl Clip<'_> {
             }
             index += 1;
         }
+        if let Some(e) = source.read_error {
+            // A prefix of the clip is not the clip: fail, and leave no output.
+            return Err(super::video_err(input, "reading stopped before the end", e));
+        }
         engine.finish(&mut sink)?;
         let mut report = ClipReport {
             rotation,
             dropped_streams: opened.dropped,
             decode_errors: source.decode_errors,
             lost_frames: source.lost_frames,
+            unreadable_packets: source.unreadable_packets,
+            // Only a whole run can tell: `max_frames` stops early on purpose.
+            unread_frames: match opts.max_frames {
+                None => listed.saturating_sub(source.video_packets),
+                Some(_) => 0,
+            },
             ..Default::default()
         };
         let decode_seconds = source.seconds;

@@ -601,6 +601,55 @@ fn frames_lost_to_corrupt_packets_are_written_covered_at_their_timestamps() {
 }
 
 #[test]
+fn an_mp4_cut_short_is_redacted_as_far_as_it_goes_and_says_how_much_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    // Index first (faststart), as a camera's finished clip is: cut in half, the index still
+    // lists every frame, and the demuxer ends where the data does.
+    let whole = d.path().join("whole.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-movflags",
+        "+faststart",
+        whole.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = d.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = d.path().join("out");
+    let text = redact(&whole, &out, &["--recall", "fast"]);
+    assert!(!text.contains("does not hold"), "{text}");
+    let report = report_of(&out.join("whole.mp4"));
+    assert_eq!(report["frames"], 50, "{report}");
+    assert_eq!(report["unread_frames"], 0, "{report}");
+    let text = redact(&cut, &out, &["--recall", "fast"]);
+    let report = report_of(&out.join("cut.mp4"));
+    let (frames, unread) = (
+        report["frames"].as_u64().unwrap(),
+        report["unread_frames"].as_u64().unwrap(),
+    );
+    // Roughly half the frames made it; the rest are counted, give or take the packet the cut
+    // went through (read, but not a whole frame).
+    assert!((10..45).contains(&frames), "{report}");
+    assert!((49..=51).contains(&(frames + unread)), "{report}");
+    assert!(
+        text.contains(&format!(
+            "{unread} frames the input lists but does not hold"
+        )),
+        "{text}"
+    );
+    assert_eq!(frame_times(&out.join("cut.mp4")).len() as u64, frames);
+}
+
+#[test]
 fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
     let d = tempfile::tempdir().unwrap();
     let input = d.path().join("long.mp4");

@@ -170,6 +170,16 @@ impl Observer for Progress {
                             frames as f64 / secs,
                             get("fail_closed_frames")
                         );
+                        let unread = get("unread_frames");
+                        if unread > 0 {
+                            line += &format!(
+                                ", {unread} frames the input lists but does not hold (cut short?) left out"
+                            );
+                        }
+                        let damaged = get("unreadable_packets");
+                        if damaged > 0 {
+                            line += &format!(", {damaged} damaged packets of the input skipped");
+                        }
                     }
                     line += &format!(" ({:.2} s)", r["seconds"].as_f64().unwrap_or(0.0));
                 }
