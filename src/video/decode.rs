@@ -76,7 +76,7 @@ pub(super) struct Source<'a> {
     pub decode_errors: usize,
     /// Frames written as stand-ins for frames the decoder never produced.
     pub lost_frames: usize,
-    /// Packets the demuxer found damaged or missing and skipped (see [`Source::read_packet`]).
+    /// Packets the demuxer found damaged and skipped (see [`Source::read_packet`]).
     pub unreadable_packets: usize,
     /// Packets of the video stream read.
     pub video_packets: u64,

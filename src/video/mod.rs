@@ -14,9 +14,9 @@
 //! threads each run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the
 //! cores); one encoder thread encodes and muxes, so that decoding the next frames overlaps encoding
 //! the last ones. Frames in flight are bounded (workers × 2, the tracker's look-ahead and the
-//! encoder's queue: 6 frames for a file, 2 for a live stream), so memory stays flat however long the clip is. A frame in flight is its
-//! decoded YUV picture, not an RGB copy (see `picture`): a detection worker converts the frames it
-//! detects, into a buffer of its own.
+//! encoder's queue: 6 frames for a file, 2 for a live stream), so memory stays flat however long
+//! the clip is. A frame in flight is its decoded YUV picture, not an RGB copy (see `picture`): a
+//! detection worker converts the frames it detects, into a buffer of its own.
 //!
 //! Fail closed: a frame the decoder flags as corrupt, or whose detection fails, is written fully
 //! redacted and counted; a clip whose container cannot be read fails as a whole and leaves no
