@@ -677,6 +677,7 @@ fn redact_one(
             record["decode_errors"] = r.decode_errors.into();
             record["unreadable_packets"] = r.unreadable_packets.into();
             record["unread_frames"] = r.unread_frames.into();
+            record["unread_seconds"] = r.unread_seconds.into();
             record["rotation"] = r.rotation.into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());

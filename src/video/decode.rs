@@ -80,6 +80,9 @@ pub(super) struct Source<'a> {
     pub unreadable_packets: usize,
     /// Packets of the video stream read.
     pub video_packets: u64,
+    /// Where the data read ends, in seconds: the latest end (timestamp plus duration) of any
+    /// packet of any stream, to hold against the duration the container declares.
+    pub data_end: Option<f64>,
     /// The error that stopped the demuxer before the end of the input, if one did.
     pub read_error: Option<ff::Error>,
     /// Seconds spent demuxing, decoding and converting.
@@ -126,6 +129,7 @@ impl<'a> Source<'a> {
             lost_frames: 0,
             unreadable_packets: 0,
             video_packets: 0,
+            data_end: None,
             read_error: None,
             seconds: 0.0,
         }
@@ -172,7 +176,10 @@ impl<'a> Source<'a> {
         let mut packet = Packet::empty();
         loop {
             match packet.read(self.ictx) {
-                Ok(()) => return Some((packet.stream(), packet)),
+                Ok(()) => {
+                    self.note_end(&packet);
+                    return Some((packet.stream(), packet));
+                }
                 Err(ff::Error::Eof) => return None,
                 Err(ff::Error::InvalidData) if self.unreadable_packets < MAX_UNREADABLE => {
                     self.unreadable_packets += 1;
@@ -182,6 +189,20 @@ impl<'a> Source<'a> {
                     return None;
                 }
             }
+        }
+    }
+
+    /// Moves [`Source::data_end`] to the end of `packet` if that is later.
+    fn note_end(&mut self, packet: &Packet) {
+        let (Some(t), Some(tb)) = (
+            packet.pts().or(packet.dts()),
+            self.time_bases.get(packet.stream()),
+        ) else {
+            return;
+        };
+        let end = (t as f64 + packet.duration().max(0) as f64) * f64::from(*tb);
+        if end.is_finite() && self.data_end.is_none_or(|e| end > e) {
+            self.data_end = Some(end);
         }
     }
 
@@ -431,6 +452,52 @@ pub(super) fn copy_picture(
 }
 
 /// Stream display rotation, degrees clockwise, from the stream's display matrix.
+/// How far short of its declared end an input's data may stop and still count as whole: muxers
+/// round, and count the last packet's duration or not.
+const END_SLACK_SECONDS: f64 = 1.0;
+
+/// The duration of `ictx` in seconds where its header declares one (an MP4's index, Matroska's
+/// segment duration, AVI's frame count), `None` where FFmpeg worked it out from the timestamps it
+/// read (MPEG-TS), which says nothing about data that is not there. The duration alone, not added
+/// to the first timestamp: a muxer that wrote the end time instead of the length then makes a
+/// cut-short file look whole, never a whole file look cut short.
+pub(super) fn declared_end(ictx: &format::context::Input) -> Option<f64> {
+    // SAFETY: reading a plain field of an input context that `ictx` keeps open.
+    let method = unsafe { (*ictx.as_ptr()).duration_estimation_method };
+    let from_header = method == ff::ffi::AVDurationEstimationMethod::AVFMT_DURATION_FROM_STREAM;
+    let duration = ictx.duration();
+    (from_header && duration > 0 && duration != ff::ffi::AV_NOPTS_VALUE)
+        .then(|| duration as f64 / f64::from(ff::ffi::AV_TIME_BASE))
+}
+
+/// Video frames an input's index lists beyond the packets read, when they are more than
+/// [`END_SLACK_SECONDS`] of video at `fps`; 0 otherwise. The slack is for AVI, whose header also
+/// counts the empty chunks a muxer writes for skipped frames, which hold no packet.
+pub(super) fn unread_frames(listed: u64, read: u64, fps: f64) -> u64 {
+    let missing = listed.saturating_sub(read);
+    let slack = if fps.is_finite() && fps > 0.0 {
+        (fps * END_SLACK_SECONDS).ceil() as u64
+    } else {
+        1
+    };
+    if missing > slack {
+        missing
+    } else {
+        0
+    }
+}
+
+/// Seconds of an input's declared duration beyond the end of the data read from it (see
+/// [`Source::data_end`]), in milliseconds; 0 within [`END_SLACK_SECONDS`].
+pub(super) fn unread_seconds(declared: Option<f64>, data_end: Option<f64>) -> f64 {
+    let missing = declared.unwrap_or(0.0) - data_end.unwrap_or(0.0);
+    if missing > END_SLACK_SECONDS {
+        (missing * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
 pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
     for sd in stream.side_data() {
         if sd.kind() == codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
@@ -493,4 +560,27 @@ pub(super) fn open_decoder(
     }
     crate::image_io::check_pixels(path, w, h, max_pixels)?;
     Ok((ist.index(), decoder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unread_frames, unread_seconds};
+
+    #[test]
+    fn a_shortfall_counts_only_beyond_a_second() {
+        // 25 fps: up to 25 frames missing is within the slack, 26 is not.
+        assert_eq!(unread_frames(101, 100, 25.0), 0);
+        assert_eq!(unread_frames(125, 100, 25.0), 0);
+        assert_eq!(unread_frames(126, 100, 25.0), 26);
+        // More read than listed, or no frame rate known.
+        assert_eq!(unread_frames(90, 100, 25.0), 0);
+        assert_eq!(unread_frames(102, 100, f64::NAN), 2);
+        assert_eq!(unread_frames(101, 100, 0.0), 0);
+        assert_eq!(unread_seconds(Some(30.16), Some(29.5)), 0.0);
+        assert_eq!(unread_seconds(Some(30.16), Some(13.52)), 16.64);
+        // Nothing declared (MPEG-TS), or data past the declared end.
+        assert_eq!(unread_seconds(None, Some(13.52)), 0.0);
+        assert_eq!(unread_seconds(Some(10.0), Some(3610.0)), 0.0);
+        assert_eq!(unread_seconds(Some(4.0), None), 4.0);
+    }
 }

@@ -311,8 +311,14 @@ pub struct ClipReport {
     pub unreadable_packets: usize,
     /// Video frames the input's index lists beyond the packets it holds, as in an MP4 cut short
     /// while it was copied (its demuxer ends where the data does); 0 where the container keeps
-    /// no count. They are not in the output, which is as much shorter than the input claims.
+    /// no count, and where they are a second of video or less. They are not in the output, which
+    /// is as much shorter than the input claims.
     pub unread_frames: u64,
+    /// Seconds of the duration the input's header declares beyond the end of its data (more
+    /// than a second), which also tells a cut-short Matroska or WebM file, whose index lists no
+    /// frames; 0 where FFmpeg works the duration out from the data itself (MPEG-TS, fragmented
+    /// MP4).
+    pub unread_seconds: f64,
     /// Detections of faces over all frames (detector output, before hold).
     pub faces: usize,
     /// Detections of plates.

@@ -182,6 +182,9 @@ impl Clip<'_> {
         let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
         // The video frames the container's index lists (0 where it keeps no count).
         let listed = u64::try_from(ist.frames()).unwrap_or(0);
+        let fps = f64::from(ist.avg_frame_rate());
+        // And the duration its header declares, for containers that keep no count.
+        let declared = decode::declared_end(&ictx);
         let (w, h) = (decoder.width(), decoder.height());
         let octx = super::open::output(self.tmp, self.muxer)
             .map_err(|e| super::video_err(self.output, "cannot create", e))?;
@@ -272,8 +275,12 @@ impl Clip<'_> {
             unreadable_packets: source.unreadable_packets,
             // Only a whole run can tell: `max_frames` stops early on purpose.
             unread_frames: match opts.max_frames {
-                None => listed.saturating_sub(source.video_packets),
+                None => decode::unread_frames(listed, source.video_packets, fps),
                 Some(_) => 0,
+            },
+            unread_seconds: match opts.max_frames {
+                None => decode::unread_seconds(declared, source.data_end),
+                Some(_) => 0.0,
             },
             ..Default::default()
         };

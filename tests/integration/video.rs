@@ -600,36 +600,64 @@ fn frames_lost_to_corrupt_packets_are_written_covered_at_their_timestamps() {
     assert!(black >= covered, "{black} black frames, {covered} reported");
 }
 
+/// A generated 4-second clip (25 fps, a keyframe every 10 frames, a tone) in `name`'s container,
+/// with `codec` for the video.
+fn four_seconds(dir: &Path, name: &str, codec: &str, extra: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "4",
+        "-c:v",
+        codec,
+        "-g",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+    path
+}
+
+/// The first half of `path`'s bytes, as a copy interrupted half-way leaves it.
+fn first_half(path: &Path, name: &str) -> std::path::PathBuf {
+    let bytes = std::fs::read(path).unwrap();
+    let cut = path.with_file_name(name);
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    cut
+}
+
 #[test]
 fn an_mp4_cut_short_is_redacted_as_far_as_it_goes_and_says_how_much_is_missing() {
     let d = tempfile::tempdir().unwrap();
     // Index first (faststart), as a camera's finished clip is: cut in half, the index still
     // lists every frame, and the demuxer ends where the data does.
-    let whole = d.path().join("whole.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25",
-        "-t",
-        "2",
-        "-c:v",
+    let whole = four_seconds(
+        d.path(),
+        "whole.mp4",
         "libx264",
-        "-g",
-        "10",
-        "-movflags",
-        "+faststart",
-        whole.to_str().unwrap(),
-    ]);
-    let bytes = std::fs::read(&whole).unwrap();
-    let cut = d.path().join("cut.mp4");
-    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        &["-movflags", "+faststart"],
+    );
+    let cut = first_half(&whole, "cut.mp4");
+    // An AVI's header also counts an empty chunk its muxer wrote (101 frames listed, 100 held):
+    // a whole file, which must not be reported as cut short.
+    let avi = four_seconds(d.path(), "whole.avi", "mpeg4", &[]);
     let out = d.path().join("out");
-    let text = redact(&whole, &out, &["--recall", "fast"]);
-    assert!(!text.contains("does not hold"), "{text}");
-    let report = report_of(&out.join("whole.mp4"));
-    assert_eq!(report["frames"], 50, "{report}");
-    assert_eq!(report["unread_frames"], 0, "{report}");
+    for (input, frames) in [(&whole, 100), (&avi, 100)] {
+        let text = redact(input, &out, &["--recall", "fast"]);
+        assert!(!text.contains("does not hold"), "{text}");
+        let report = report_of(&out.join(input.file_name().unwrap()));
+        assert_eq!(report["frames"], frames, "{report}");
+        assert_eq!(report["unread_frames"], 0, "{report}");
+        assert_eq!(report["unread_seconds"], 0.0, "{report}");
+    }
     let text = redact(&cut, &out, &["--recall", "fast"]);
     let report = report_of(&out.join("cut.mp4"));
     let (frames, unread) = (
@@ -638,8 +666,8 @@ fn an_mp4_cut_short_is_redacted_as_far_as_it_goes_and_says_how_much_is_missing()
     );
     // Roughly half the frames made it; the rest are counted, give or take the packet the cut
     // went through (read, but not a whole frame).
-    assert!((10..45).contains(&frames), "{report}");
-    assert!((49..=51).contains(&(frames + unread)), "{report}");
+    assert!((20..80).contains(&frames), "{report}");
+    assert!((99..=101).contains(&(frames + unread)), "{report}");
     assert!(
         text.contains(&format!(
             "{unread} frames the input lists but does not hold"
@@ -647,6 +675,40 @@ fn an_mp4_cut_short_is_redacted_as_far_as_it_goes_and_says_how_much_is_missing()
         "{text}"
     );
     assert_eq!(frame_times(&out.join("cut.mp4")).len() as u64, frames);
+}
+
+#[test]
+fn a_matroska_clip_cut_short_says_how_many_seconds_its_header_declares_beyond_its_data() {
+    let d = tempfile::tempdir().unwrap();
+    // Matroska lists no frames, but its header declares the duration.
+    let whole = four_seconds(d.path(), "whole.mkv", "libx264", &[]);
+    let cut = first_half(&whole, "cut.mkv");
+    let out = d.path().join("out");
+    let text = redact(&whole, &out, &["--recall", "fast"]);
+    assert!(!text.contains("does not hold"), "{text}");
+    let report = report_of(&out.join("whole.mkv"));
+    assert_eq!(report["frames"], 100, "{report}");
+    assert_eq!(report["unread_seconds"], 0.0, "{report}");
+    let text = redact(&cut, &out, &["--recall", "fast"]);
+    let report = report_of(&out.join("cut.mkv"));
+    let frames = report["frames"].as_u64().unwrap();
+    let missing = report["unread_seconds"].as_f64().unwrap();
+    assert!((20..80).contains(&frames), "{report}");
+    // What is missing is what the output lacks: the frames not written, at 25 fps, give or take
+    // the audio and the last frame's duration.
+    let expected = (100 - frames) as f64 / 25.0;
+    assert!(
+        (missing - expected).abs() < 0.2,
+        "{missing} s against {expected} s: {report}"
+    );
+    assert_eq!(report["unread_frames"], 0, "{report}");
+    assert!(
+        text.contains(&format!(
+            "{missing:.1} s the input declares but does not hold"
+        )),
+        "{text}"
+    );
+    assert_eq!(frame_times(&out.join("cut.mkv")).len() as u64, frames);
 }
 
 #[test]

@@ -171,9 +171,14 @@ impl Observer for Progress {
                             get("fail_closed_frames")
                         );
                         let unread = get("unread_frames");
+                        let unread_s = r["unread_seconds"].as_f64().unwrap_or(0.0);
                         if unread > 0 {
                             line += &format!(
                                 ", {unread} frames the input lists but does not hold (cut short?) left out"
+                            );
+                        } else if unread_s > 0.0 {
+                            line += &format!(
+                                ", {unread_s:.1} s the input declares but does not hold (cut short?) left out"
                             );
                         }
                         let damaged = get("unreadable_packets");
