@@ -264,7 +264,10 @@ impl Clip<'_> {
         }
         if let Some(e) = source.read_error {
             // A prefix of the clip is not the clip: fail, and leave no output.
-            return Err(super::video_err(input, "reading stopped before the end", e));
+            // FFmpeg's own words can mislead here ("Cannot allocate memory" is what a damaged
+            // size field in a fragmented MP4 gives), so say where it stopped and what it may be.
+            let at = format!("reading stopped after {index} frames, before the end (damaged?)");
+            return Err(super::video_err(input, &at, e));
         }
         engine.finish(&mut sink)?;
         let mut report = ClipReport {

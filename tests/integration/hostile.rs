@@ -316,9 +316,53 @@ fn hostile_corpus(dir: &Path) -> Vec<(PathBuf, Expect)> {
         &s("subtitled.mkv"),
     ]);
     list.push((dir.join("subtitled.mkv"), Redacted));
+    // A fragmented MP4 (as cameras record, so that a power cut loses only the last fragment)
+    // whose second fragment claims a 4 GB sample: FFmpeg's read fails there, for good, with
+    // "Cannot allocate memory". The first fragment's frames are no clip: the file fails.
+    ffmpeg(&[
+        "-i",
+        &s("good.mp4"),
+        "-c",
+        "copy",
+        "-movflags",
+        "empty_moov",
+        "-frag_duration",
+        "500000",
+        &s("fragmented.mp4"),
+    ]);
+    list.push((dir.join("fragmented.mp4"), Redacted));
+    let mut fragmented = std::fs::read(dir.join("fragmented.mp4")).unwrap();
+    claim_huge_sample(&mut fragmented, 2);
+    list.push((
+        put("fragment_claims_4gb.mp4", &fragmented),
+        Fails("reading stopped after"),
+    ));
     std::fs::copy(dir.join("alpha.png"), dir.join("new\nline.png")).unwrap();
     list.push((dir.join("new\nline.png"), Redacted));
     list
+}
+
+/// Sets the size of the first sample of the `nth` track run (`trun` box, ISO 14496-12 8.8.8) of a
+/// fragmented MP4 to 0xFFFF_FF00 bytes.
+fn claim_huge_sample(mp4: &mut [u8], nth: usize) {
+    let at = mp4
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"trun")
+        .nth(nth - 1)
+        .map(|(i, _)| i)
+        .expect("a trun box");
+    // Full box: version (1 byte) and flags (3), then the sample count.
+    let flags = u32::from_be_bytes([0, mp4[at + 5], mp4[at + 6], mp4[at + 7]]);
+    assert!(flags & 0x200 != 0, "the run lists sample sizes");
+    let mut field = at + 12;
+    for (present, bytes) in [(0x1, 4), (0x4, 4), (0x100, 4)] {
+        // data offset, first sample's flags, then the first sample's duration
+        if flags & present != 0 {
+            field += bytes;
+        }
+    }
+    mp4[field..field + 4].copy_from_slice(&0xFFFF_FF00u32.to_be_bytes());
 }
 
 fn dims(p: &Path) -> (u32, u32) {
