@@ -342,6 +342,8 @@ pub struct Engine<T, P = RgbImage> {
     flicker: FlickerCounter,
     stats: EngineStats,
     gate: Gate,
+    /// ONNX Runtime threads per worker (0 without detectors).
+    intra_threads: usize,
 }
 
 impl<T: Send, P: Picture + Clone> Engine<T, P> {
@@ -371,6 +373,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
 
     fn with_pool(pool: Option<pool::Pool>, cfg: &EngineConfig) -> Engine<T, P> {
         let workers = pool.as_ref().map_or(1, |p| p.workers());
+        let detecting = pool.is_some();
         // Two frames beyond one per worker keep every worker fed while a slow frame (tiles) holds
         // the order up; each frame waiting is a picture (a clip's: 3 MB of YUV at 1080p).
         // Twice the workers plus two (two frames more on 2 cores, 19 MB at 1080p) was measured as
@@ -397,6 +400,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
             next_index: 0,
             flicker: FlickerCounter::default(),
             stats: EngineStats::default(),
+            intra_threads: if detecting { cfg.intra_threads } else { 0 },
         }
     }
 
@@ -538,6 +542,11 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     /// Detection workers.
     pub fn workers(&self) -> usize {
         self.pool.as_ref().map_or(0, |p| p.workers())
+    }
+
+    /// ONNX Runtime threads each detection worker runs with (0 without detectors).
+    pub fn intra_threads(&self) -> usize {
+        self.intra_threads
     }
 
     fn store(&mut self, a: pool::Answer) {

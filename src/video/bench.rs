@@ -236,7 +236,7 @@ pub fn bench_clip(
                 })
                 .collect(),
             detect_workers: t.detect_workers,
-            intra_threads: (opts.threads() / t.detect_workers.max(1)).max(1),
+            intra_threads: t.intra_threads,
             cores: crate::cores(),
             execution_provider: crate::runtime::execution_provider().to_string(),
             onnxruntime: crate::runtime::ORT_VERSION.to_string(),

@@ -250,6 +250,37 @@ impl VideoOptions {
         }
     }
 
+    /// [`VideoOptions::engine`] for a file whose frames are `w` x `h`, with fewer detection workers
+    /// where the encoder sets the pace on large frames: at the fast preset detecting every second
+    /// frame or less often, on frames of 1920 x 1080 pixels or more, half the budget's threads
+    /// detect (at least one, one ONNX Runtime thread each) and the codecs keep the budget.
+    ///
+    /// Why half: there x264 at veryfast spends more CPU on a frame than the fast preset's
+    /// detection does (crowd_1080p, sampled with `perf`: x264 46 % of the run's CPU, ONNX
+    /// Runtime 30 %), so half the cores meet detection's demand, and a second worker on two cores
+    /// only takes turns with x264 and holds buffers of its own. Measured on 2 cores, one worker
+    /// against two: crowd_1080p 3 % faster and about 30 MB lower, at 1440p as fast and 30–38 MB
+    /// lower, at 4K 1–2.5 % faster and 63 MB lower; at 720p, where detection's share is the
+    /// larger, one worker was 5–8 % slower, and on cars_432p 23–30 % slower, so smaller frames
+    /// keep a worker per thread (BENCHMARKS.md, "One detection worker on large frames at fast").
+    /// The schedule does not change: the same frames are detected, and the gate keeps a change
+    /// in view for as many frames as are in flight, which fewer workers make fewer.
+    pub fn engine_for_frames(
+        &self,
+        detect: &DetectConfig,
+        redact: &crate::redact::RedactConfig,
+        rotation: u32,
+        (w, h): (u32, u32),
+    ) -> crate::engine::EngineConfig {
+        let mut cfg = self.engine(detect, redact, rotation);
+        let large = u64::from(w) * u64::from(h) >= 1920 * 1080;
+        if large && detect.recall == crate::detect::Recall::Fast && self.detect_every >= 2 {
+            cfg.workers = cfg.workers.min((self.threads() / 2).max(1));
+            cfg.intra_threads = 1;
+        }
+        cfg
+    }
+
     /// Spends a budget of `jobs` threads on a clip: one detection worker per thread, each with
     /// one ONNX Runtime thread, and `jobs` decoder and encoder threads (0 stands for a budget of
     /// every core).
@@ -347,6 +378,8 @@ pub struct StageTimes {
     pub detect: Vec<ModelTime>,
     /// Detection workers the clip ran with.
     pub detect_workers: usize,
+    /// ONNX Runtime threads of each detection worker.
+    pub intra_threads: usize,
     /// Hold and back-fill.
     pub track: f64,
     /// Drawing the masks.
@@ -401,6 +434,43 @@ mod tests {
         assert_eq!(muxer_for(Path::new("a/B.MKV")), Some("matroska"));
         assert_eq!(muxer_for(Path::new("x.mp4")), Some("mp4"));
         assert!(!is_video_path(Path::new("x.jpg")));
+    }
+
+    #[test]
+    fn the_fast_preset_gives_large_frames_half_the_budget_for_detection() {
+        use crate::detect::Recall;
+        let redact = crate::redact::RedactConfig::default();
+        let detect = |recall| DetectConfig {
+            recall,
+            ..Default::default()
+        };
+        let fast = detect(Recall::Fast);
+        let budget = |n| {
+            let mut v = VideoOptions::for_detect(&fast);
+            v.set_thread_budget(n);
+            v
+        };
+        let split = |v: &VideoOptions, d: &DetectConfig, size| {
+            let cfg = v.engine_for_frames(d, &redact, 0, size);
+            (cfg.workers, cfg.intra_threads)
+        };
+        for n in [1, 2, 4, 8] {
+            let v = budget(n);
+            // Large frames (either way up): half the threads detect, one ONNX Runtime thread each.
+            for size in [(1920, 1080), (1080, 1920), (3840, 2160)] {
+                let half = (v.threads() / 2).max(1).min(v.workers);
+                assert_eq!(split(&v, &fast, size), (half, 1), "{n} {size:?}");
+                assert!(half < v.workers || v.workers == 1);
+            }
+            // Smaller frames, another preset, or detection on every frame: as configured.
+            let whole = (v.workers, (v.threads() / v.workers).max(1));
+            assert_eq!(split(&v, &fast, (1280, 720)), whole);
+            assert_eq!(split(&v, &fast, (1919, 1080)), whole);
+            assert_eq!(split(&v, &detect(Recall::Balanced), (1920, 1080)), whole);
+            let mut every = v.clone();
+            every.detect_every = 1;
+            assert_eq!(split(&every, &fast, (1920, 1080)), whole);
+        }
     }
 
     #[test]

@@ -199,7 +199,9 @@ impl Clip<'_> {
         )?;
         let (link, spent) = EncoderLink::start(opened.parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
-            Boxes::Detect(detect) => Engine::new(&opts.engine(detect, redact_cfg, rotation))?,
+            Boxes::Detect(detect) => {
+                Engine::new(&opts.engine_for_frames(detect, redact_cfg, rotation, (w, h)))?
+            }
             Boxes::Given(d, path) => {
                 d.check_size(path, w, h)?;
                 Engine::given(redact_cfg.clone())
@@ -301,6 +303,7 @@ impl Clip<'_> {
                 .map(|(model, seconds)| ModelTime { model, seconds })
                 .collect(),
             detect_workers: engine.workers(),
+            intra_threads: engine.intra_threads(),
             track: engine.stats().track_seconds,
             redact: painted,
             encode: times.encode,
