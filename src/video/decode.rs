@@ -451,14 +451,15 @@ pub(super) fn copy_picture(
     (copied >= 0).then_some(copy)
 }
 
-/// Stream display rotation, degrees clockwise, from the stream's display matrix.
 /// How far short of its declared end an input's data may stop and still count as whole: muxers
 /// round, and count the last packet's duration or not.
 const END_SLACK_SECONDS: f64 = 1.0;
 
 /// The duration of `ictx` in seconds where its header declares one (an MP4's index, Matroska's
-/// segment duration, AVI's frame count), `None` where FFmpeg worked it out from the timestamps it
-/// read (MPEG-TS), which says nothing about data that is not there. The duration alone, not added
+/// segment duration), `None` where FFmpeg worked it out from the timestamps it read (MPEG-TS),
+/// which says nothing about data that is not there. (FFmpeg flags a fragmented MP4's and an
+/// AVI's durations as declared too, but works them out from the fragments or chunks present, so
+/// a cut there shows as nothing missing.) The duration alone, not added
 /// to the first timestamp: a muxer that wrote the end time instead of the length then makes a
 /// cut-short file look whole, never a whole file look cut short.
 pub(super) fn declared_end(ictx: &format::context::Input) -> Option<f64> {
@@ -498,6 +499,7 @@ pub(super) fn unread_seconds(declared: Option<f64>, data_end: Option<f64>) -> f6
     }
 }
 
+/// Stream display rotation, degrees clockwise, from the stream's display matrix.
 pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
     for sd in stream.side_data() {
         if sd.kind() == codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
