@@ -12,7 +12,8 @@
 //! Stages overlap on three kinds of thread joined by bounded queues: the calling thread demuxes,
 //! decodes (FFmpeg's frame threads underneath), holds/tracks and paints; `workers` detection
 //! threads each run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the
-//! cores); one encoder thread encodes and muxes, so that decoding the next frames overlaps encoding
+//! cores; at the fast preset on frames of 1080p and up, half as many workers, since x264 sets the
+//! pace there: `VideoOptions::engine_for_frames`); one encoder thread encodes and muxes, so that decoding the next frames overlaps encoding
 //! the last ones. Frames in flight are bounded (workers × 2, the tracker's look-ahead and the
 //! encoder's queue: 6 frames for a file, 2 for a live stream), so memory stays flat however long
 //! the clip is. A frame in flight is its decoded YUV picture, not an RGB copy (see `picture`): a
