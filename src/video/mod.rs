@@ -260,8 +260,9 @@ impl VideoOptions {
     /// detection does (crowd_1080p, sampled with `perf`: x264 46 % of the run's CPU, ONNX
     /// Runtime 30 %), so half the cores meet detection's demand, and a second worker on two cores
     /// only takes turns with x264 and holds buffers of its own. Measured on 2 cores, one worker
-    /// against two: crowd_1080p 3 % faster and about 30 MB lower, at 1440p as fast and 30–38 MB
-    /// lower, at 4K 1–2.5 % faster and 63 MB lower; at 720p, where detection's share is the
+    /// against two (peaks in KiB as `/usr/bin/time` prints them): crowd_1080p 3 % faster and
+    /// 23,508–38,584 KiB lower, at 1440p as fast and 31,340–38,536 KiB lower, at 4K 1–2.5 % faster
+    /// and 63,008–63,920 KiB lower; at 720p, where detection's share is the
     /// larger, one worker was 5–8 % slower, and on cars_432p 23–30 % slower, so smaller frames
     /// keep a worker per thread (BENCHMARKS.md, "One detection worker on large frames at fast").
     /// The schedule does not change: the same frames are detected, and the gate keeps a change
