@@ -520,6 +520,8 @@ pub fn run(
     observer: &dyn Observer,
 ) -> Vec<Outcome> {
     use rayon::prelude::*;
+    // The clips, which run one after another, share their detectors' sessions.
+    let sessions = crate::detect::SessionCache::new();
     let run_one = |job: &Job| -> Outcome {
         let outcome = |status, redone, report, error| Outcome {
             input: job.input.clone(),
@@ -549,7 +551,7 @@ pub fn run(
             if let Err(e) = remove_if_there(&report_path) {
                 return outcome(Status::Failed, redone, None, Some(one_line(&e.to_string())));
             }
-            match redact_one(job, workers, opts, observer) {
+            match redact_one(job, workers, opts, observer, &sessions) {
                 Ok(report) => outcome(Status::Redacted, redone, Some(report), None),
                 Err(e) => outcome(Status::Failed, redone, None, Some(one_line(&e.to_string()))),
             }
@@ -636,6 +638,7 @@ fn redact_one(
     workers: &crate::pipeline::Workers,
     opts: &RunOptions,
     observer: &dyn Observer,
+    sessions: &crate::detect::SessionCache,
 ) -> Result<serde_json::Value> {
     if let Some(parent) = job.output.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -653,7 +656,8 @@ fn redact_one(
         {
             observer.started(job, crate::video::frame_count_estimate(&job.input));
             let (detect, redact) = workers.configs();
-            let detect = detect.for_clips();
+            let mut detect = detect.for_clips();
+            detect.sessions.get_or_insert_with(|| sessions.clone());
             let mut v = opts.video.clone();
             v.set_thread_budget(opts.jobs);
             v.max_pixels = opts.max_pixels;
@@ -690,10 +694,13 @@ fn redact_one(
             record["models"] = opts.settings["clip_models"].clone();
         }
         #[cfg(not(feature = "video"))]
-        return Err(Error::Unsupported {
-            path: job.input.clone(),
-            reason: "this build has no video support (feature `video`)".into(),
-        });
+        {
+            let _ = sessions;
+            return Err(Error::Unsupported {
+                path: job.input.clone(),
+                reason: "this build has no video support (feature `video`)".into(),
+            });
+        }
     } else {
         observer.started(job, None);
         let r = workers.with(|r| {

@@ -310,6 +310,7 @@ impl Options {
             intra_threads: (crate::cores() / self.jobs()?).max(1),
             interleave: self.no_interleave.then_some(false),
             clip: false,
+            sessions: None,
         };
         Ok(cfg)
     }

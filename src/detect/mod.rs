@@ -88,6 +88,15 @@ impl Sessions {
         }))
     }
 
+    /// Drops the idle sessions but one: what a previous user of the pool needed more of (two
+    /// workers on one model at once), the next may not; it makes them again if it does.
+    fn keep_one(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .truncate(1);
+    }
+
     /// Reads a session's input and output descriptions (all sessions of a model have the same).
     pub(crate) fn describe<R>(&self, f: impl FnOnce(&Session) -> Result<R>) -> Result<R> {
         self.with(|s| f(s))
@@ -138,6 +147,70 @@ impl Sessions {
             }
             idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+/// ONNX Runtime sessions kept from one detector set to the next, by model (its sha256) and
+/// threads per session: a batch of clips builds each clip's detectors through one cache, so that
+/// every clip after the first reuses the sessions instead of making them again.
+///
+/// Why: making a session is ONNX Runtime's graph optimisation on one core while the other waits.
+/// For the fast clip preset's three models it took 163-203 ms per clip on a 2-core machine, the
+/// whole of a 270p clip's run at times (BENCHMARKS.md, "Sessions kept across a batch's clips").
+/// The models are still read and their sha256 checked for every clip
+/// ([`DetectConfig::resolve`]); a file that changed gets a session of its own, and a shipped model
+/// that changed is refused as before.
+///
+/// A cache holds its sessions until it is dropped; its clones share them.
+#[derive(Clone, Default)]
+pub struct SessionCache {
+    kept: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<(String, usize), std::sync::Arc<Sessions>>>,
+    >,
+}
+
+impl SessionCache {
+    /// An empty cache.
+    pub fn new() -> SessionCache {
+        SessionCache::default()
+    }
+
+    /// How many models' sessions it holds.
+    pub fn len(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sessions of `model` at `intra_threads`: those kept, or new ones, then kept.
+    fn sessions(
+        &self,
+        model: &ModelData,
+        intra_threads: usize,
+    ) -> Result<std::sync::Arc<Sessions>> {
+        let key = (model.sha256.clone(), intra_threads);
+        if let Some(s) = self
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            s.keep_one();
+            return Ok(std::sync::Arc::clone(s));
+        }
+        // Made outside the lock; two builds racing for one model each make one, and one is kept.
+        let made = Sessions::new(model.clone(), intra_threads)?;
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(std::sync::Arc::clone(kept.entry(key).or_insert(made)))
+    }
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionCache({} models)", self.len())
     }
 }
 
@@ -679,7 +752,22 @@ impl ModelDetector {
         plan: PassPlan,
         intra_threads: usize,
     ) -> Result<Self> {
-        let sessions = Sessions::new(model.clone(), intra_threads)?;
+        Self::new_cached(model, threshold, plan, intra_threads, None)
+    }
+
+    /// [`ModelDetector::new`] with the sessions of `cache` when it holds this model's, and
+    /// kept there when it does not.
+    pub fn new_cached(
+        model: ModelData,
+        threshold: f32,
+        plan: PassPlan,
+        intra_threads: usize,
+        cache: Option<&SessionCache>,
+    ) -> Result<Self> {
+        let sessions = match cache {
+            Some(cache) => cache.sessions(&model, intra_threads)?,
+            None => Sessions::new(model.clone(), intra_threads)?,
+        };
         let runner: Box<dyn ModelRunner> = match model.family {
             Family::CenterFace => {
                 Box::new(centerface::CenterFace::new(model, sessions, threshold)?)
@@ -1064,6 +1152,9 @@ pub struct DetectConfig {
     pub interleave: Option<bool>,
     /// Use the preset's plans for clips (set by [`DetectConfig::for_clips`]).
     pub clip: bool,
+    /// Where [`DetectConfig::build`] takes its sessions from and keeps them: a batch's cache,
+    /// shared by its clips; `None` makes new ones for each build.
+    pub sessions: Option<SessionCache>,
 }
 
 impl Default for DetectConfig {
@@ -1081,6 +1172,7 @@ impl Default for DetectConfig {
             intra_threads: crate::cores(),
             interleave: None,
             clip: false,
+            sessions: None,
         }
     }
 }
@@ -1338,13 +1430,17 @@ impl DetectConfig {
         }
     }
 
-    /// Builds the detectors (one ONNX Runtime session per model).
+    /// Builds the detectors (one ONNX Runtime session per model, or those of
+    /// [`DetectConfig::sessions`]).
     pub fn build(&self) -> Result<DetectorSet> {
         let choices = self.resolve()?;
         let turns = self.turns(&choices);
         let detectors = choices
             .into_iter()
-            .map(|c| ModelDetector::new(c.model, c.threshold, c.plan, self.intra_threads))
+            .map(|c| {
+                let cache = self.sessions.as_ref();
+                ModelDetector::new_cached(c.model, c.threshold, c.plan, self.intra_threads, cache)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(DetectorSet { detectors, turns })
     }

@@ -588,3 +588,83 @@ fn rotated_passes_find_the_astronaut_whichever_way_up_as_they_find_it_upright() 
         );
     }
 }
+
+// A batch's clips build their detectors through one cache: the next build makes no session, the
+// boxes are those of a build without it, and a model whose file changed, or another thread count,
+// gets sessions of its own (a session is never run for bytes other than those it was made from).
+#[test]
+fn a_session_cache_serves_the_next_build_and_never_a_changed_model_file() {
+    runtime();
+    use bystander::detect::SessionCache;
+    let cache = SessionCache::new();
+    let cfg = DetectConfig {
+        recall: Recall::Fast,
+        intra_threads: 1,
+        sessions: Some(cache.clone()),
+        ..Default::default()
+    };
+    let photos = [rgb("astronaut.jpg"), rgb("plate_scene.jpg")];
+    let boxes = |cfg: &DetectConfig| {
+        let mut set = cfg.build().unwrap();
+        let found: Vec<Vec<Detection>> = photos.iter().map(|p| set.detect(p).unwrap()).collect();
+        assert!(found.iter().all(|f| !f.is_empty()), "{found:?}");
+        format!("{found:?}")
+    };
+    let first = boxes(&cfg);
+    let models = cfg.build().unwrap().models().len();
+    assert!(models >= 2, "the fast preset has a face and a plate model");
+    assert_eq!(cache.len(), models);
+    assert_eq!(boxes(&cfg), first, "the same boxes from the kept sessions");
+    assert_eq!(cache.len(), models, "the second build made no session");
+    let uncached = DetectConfig {
+        sessions: None,
+        ..cfg.clone()
+    };
+    assert_eq!(boxes(&uncached), first);
+    assert_eq!(
+        cache.len(),
+        models,
+        "a build without the cache leaves it alone"
+    );
+    let two = DetectConfig {
+        intra_threads: 2,
+        ..cfg.clone()
+    };
+    two.build().unwrap();
+    assert_eq!(
+        cache.len(),
+        2 * models,
+        "two threads a session: sessions of their own"
+    );
+
+    // A user's face model file, then the same path with another model of the family in it.
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("faces.onnx");
+    let shipped = |m: &models::ShippedModel| models::model_dir().join(m.file);
+    std::fs::copy(shipped(&models::RETINAFACE), &file).unwrap();
+    let own = DetectConfig {
+        classes: vec![Class::Face],
+        models: vec![ModelSource::File {
+            path: file.clone(),
+            family: Family::Retina,
+            class: Class::Face,
+        }],
+        ..cfg.clone()
+    };
+    let before = own.build().unwrap().models()[0].sha256.clone();
+    assert_eq!(cache.len(), 2 * models + 1);
+    own.build().unwrap();
+    assert_eq!(
+        cache.len(),
+        2 * models + 1,
+        "the file, unchanged: its kept session"
+    );
+    std::fs::copy(shipped(&models::PLATE_RETINA), &file).unwrap();
+    let after = own.build().unwrap();
+    assert_ne!(after.models()[0].sha256, before);
+    assert_eq!(
+        cache.len(),
+        2 * models + 2,
+        "the changed file got a session of its own"
+    );
+}
