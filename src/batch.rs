@@ -20,8 +20,8 @@
 //! A panic in one file's work (a bug, a decoder fault) is that file's failure; the batch goes on.
 //!
 //! Clips run one after another, each with the whole budget, and share their detectors' ONNX
-//! Runtime sessions ([`crate::detect::SessionCache`]): making them took 163–203 ms of one core per
-//! clip, much of a short event clip's run.
+//! Runtime sessions ([`crate::detect::SessionCache`]): building a clip's engine took 159–200 ms of one core
+//! per clip at the fast preset, much of a short event clip's run.
 
 use std::path::{Path, PathBuf};
 

@@ -155,8 +155,8 @@ impl Sessions {
 /// every clip after the first reuses the sessions instead of making them again.
 ///
 /// Why: making a session is ONNX Runtime's graph optimisation on one core while the other waits.
-/// For the fast clip preset's three models it took 163-203 ms per clip on a 2-core machine, the
-/// whole of a 270p clip's run at times (BENCHMARKS.md, "Sessions kept across a batch's clips").
+/// With the fast clip preset's three models, a clip's engine took 159-200 ms to build on a 2-core
+/// machine, much of a 270p clip's run (BENCHMARKS.md, "Sessions kept across a batch's clips").
 /// The models are still read and their sha256 checked for every clip
 /// ([`DetectConfig::resolve`]); a file that changed gets a session of its own, and a shipped model
 /// that changed is refused as before.
