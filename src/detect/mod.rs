@@ -707,10 +707,13 @@ pub fn plausible(d: &Detection, w: u32, h: u32) -> bool {
     }
 }
 
-/// Keeps finite, non-empty boxes, clipped to the frame, that pass the size-dependent threshold.
-fn sanitize(dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
+/// Keeps finite, non-empty boxes, clipped to the frame, that pass the size-dependent threshold;
+/// with `close_ups`, plate boxes pass it whatever their height (see
+/// [`ModelDetector::close_up_plates`]).
+fn sanitize(dets: Vec<Detection>, w: u32, h: u32, close_ups: bool) -> Vec<Detection> {
     dets.into_iter()
-        .filter(|d| d.bbox.is_finite() && d.score.is_finite() && plausible(d, w, h))
+        .filter(|d| d.bbox.is_finite() && d.score.is_finite())
+        .filter(|d| plausible(d, w, h) || (close_ups && d.class == Class::Plate))
         .map(|mut d| {
             d.bbox = d.bbox.clipped(w, h);
             d
@@ -742,6 +745,8 @@ pub struct ModelDetector {
     plan: PassPlan,
     /// Whether the light plan ([`PassPlan::light`]) is in use.
     light: bool,
+    /// See [`ModelDetector::close_up_plates`].
+    close_ups: bool,
 }
 
 impl ModelDetector {
@@ -780,7 +785,26 @@ impl ModelDetector {
             runner,
             plan,
             light: false,
+            close_ups: false,
         })
+    }
+
+    /// Keeps plate boxes at least [`LARGE_PLATE`] of the frame high whatever their score (off by
+    /// default; [`DetectConfig::build`] turns it on for photos). A frame-filling plate is a
+    /// close-up: something a person photographs, never what a doorbell or NVR camera records, so
+    /// on clips and streams such a box stays a false plate unless it scores
+    /// [`LARGE_PLATE_SCORE`]. Photos keep it: on the shared plate photos cropped so that each
+    /// plate fills 65 % or 80 % of the height (444 close-ups), the clip rule left 4 uncovered and
+    /// no rule 2, and many real close-ups score just above the rule's bar (a bar of 0.7 left 51,
+    /// 0.75 left 162); a frame-sized false box over a photo is more blur, never a leak
+    /// (BENCHMARKS.md, "Small frames and the plate model").
+    pub fn close_up_plates(&mut self, keep: bool) {
+        self.close_ups = keep;
+    }
+
+    /// [`sanitize`] with this detector's rule for close-up plates.
+    fn sanitize(&self, dets: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
+        sanitize(dets, w, h, self.close_ups)
     }
 
     /// A detector for another worker: its own buffers, sharing this one's sessions.
@@ -789,6 +813,7 @@ impl ModelDetector {
             runner: self.runner.fork(),
             plan: self.plan,
             light: self.light,
+            close_ups: self.close_ups,
         }
     }
 
@@ -873,7 +898,7 @@ impl ModelDetector {
             let found = search(self, &rotated, Some(t))?;
             all.extend(found.into_iter().map(|d| t.detection_back(d)));
         }
-        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+        Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
     }
 
     /// [`ModelDetector::detect_in`] on the frame as it is.
@@ -907,7 +932,7 @@ impl ModelDetector {
             for window in windows {
                 all.extend(self.runner.detect_region(frame, window, [1.0, 1.0])?);
             }
-            return Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU));
+            return Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU));
         }
         let cost = |r: &Rect, sx: f32, sy: f32| r.w as f32 * sx * r.h as f32 * sy;
         let full_cost: f32 = full
@@ -927,7 +952,7 @@ impl ModelDetector {
         for (region, scale) in crops {
             all.extend(self.runner.detect_region(frame, region, [scale, scale])?);
         }
-        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+        Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
     }
 
     /// A free-size model whose plan looks at the frame whole: each region, grown by
@@ -957,7 +982,10 @@ impl ModelDetector {
                 Err(e) => return Some(Err(e)),
             }
         }
-        Some(Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU)))
+        Some(Ok(nms::merge_enclosing(
+            self.sanitize(all, w, h),
+            MERGE_IOU,
+        )))
     }
 }
 
@@ -998,7 +1026,7 @@ impl ModelDetector {
                     .filter(|d| !(pass.tile && cut_and_large(d, pass.region, w, h))),
             );
         }
-        Ok(nms::merge_enclosing(sanitize(all, w, h), MERGE_IOU))
+        Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
     }
 }
 
@@ -1439,7 +1467,15 @@ impl DetectConfig {
             .into_iter()
             .map(|c| {
                 let cache = self.sessions.as_ref();
-                ModelDetector::new_cached(c.model, c.threshold, c.plan, self.intra_threads, cache)
+                let mut d = ModelDetector::new_cached(
+                    c.model,
+                    c.threshold,
+                    c.plan,
+                    self.intra_threads,
+                    cache,
+                )?;
+                d.close_up_plates(!self.clip);
+                Ok(d)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(DetectorSet { detectors, turns })
@@ -1683,6 +1719,31 @@ mod tests {
                     plausible(&d, w, h),
                     !large || score >= least,
                     "{d:?} in {w}x{h}"
+                );
+            }
+        }
+        // Photos keep a frame-filling plate box whatever its score, clips only from the bar on;
+        // faces are held to their own rule either way.
+        for (score, kept_by_clips) in [(0.3, false), (0.59, false), (0.6, true), (0.9, true)] {
+            let close_up = Detection {
+                class: Class::Plate,
+                score,
+                bbox: BBox::new(10.0, 20.0, 620.0, 460.0),
+                landmarks: Vec::new(),
+            };
+            let face = Detection {
+                class: Class::Face,
+                ..close_up.clone()
+            };
+            for photo in [false, true] {
+                let kept = sanitize(vec![close_up.clone(), face.clone()], 640, 480, photo);
+                let plates = kept.iter().filter(|d| d.class == Class::Plate).count();
+                assert_eq!(plates == 1, photo || kept_by_clips, "{score} photo {photo}");
+                let faces = kept.iter().filter(|d| d.class == Class::Face).count();
+                assert_eq!(
+                    faces == 1,
+                    score >= LARGE_FACE_SCORE,
+                    "{score} photo {photo}"
                 );
             }
         }
