@@ -689,7 +689,8 @@ pub const LARGE_FACE_SCORE: f32 = 0.2;
 /// a barrel-distorted frame's dark corners make the whole picture look like a plate, boxed 0.82 to
 /// 0.97 of the frame high at scores 0.19 to 0.51, and on the hard clip one such box, scoring 0.36
 /// to 0.51, hid every plate by accident on 80 % of the frames. The tallest real plates of the dev
-/// photos are boxed 0.33 to 0.43 of the frame high and score 0.51 to 0.79.
+/// photos are boxed 0.33 to 0.43 of the frame high and score 0.51 to 0.79. Photos are exempt: a
+/// person does photograph a plate close up (see [`ModelDetector::close_up_plates`]).
 pub const LARGE_PLATE: f32 = 0.6;
 /// The least score of a plate box at least [`LARGE_PLATE`] of the frame's height.
 pub const LARGE_PLATE_SCORE: f32 = 0.6;
