@@ -10,7 +10,9 @@
 //!   frame at a working size (magnified up to 2× for small frames, because that is what finds
 //!   faces under 20 px), plus native-resolution tiles when the working size shrinks a large
 //!   frame; small boxes cut by a tile's edge are kept (an object wider than the tiles' overlap
-//!   is cut in every tile, and only its pieces cover it) and passes are merged by enclosure;
+//!   is cut in every tile, and only its pieces cover it) and passes are merged by enclosure; where
+//!   the plan says so (the plate YOLO), boxes just under the threshold get a second look,
+//!   magnified, and are kept only if it scores them over it ([`SECOND_LOOK_ZOOM`]);
 //! * a [`DetectorSet`] runs the models chosen for each class and merges their boxes by
 //!   enclosure, so a tight box from one model never shrinks a looser one from another.
 //!
@@ -36,7 +38,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::error::{Error, Result};
-use crate::geometry::{Class, Detection};
+use crate::geometry::{BBox, Class, Detection};
 use crate::models::{self, Family, ModelData};
 pub use preprocess::Rect;
 use preprocess::TensorBuilder;
@@ -470,6 +472,15 @@ pub struct PassPlan {
     /// `360 / rotations` degrees, for faces that are not upright (see [`rotate`]).
     #[serde(skip_serializing_if = "is_one")]
     pub rotations: u32,
+    /// When above 1, boxes scoring from [`NEAR_MISS`] up to the threshold are looked at again,
+    /// magnified this many times with some context around them (see [`SECOND_LOOK_ZOOM`]); 1
+    /// turns the second look off.
+    #[serde(skip_serializing_if = "is_off")]
+    pub second_look: f32,
+}
+
+fn is_off(zoom: &f32) -> bool {
+    *zoom <= 1.0
 }
 
 fn is_one(n: &u32) -> bool {
@@ -512,6 +523,24 @@ pub const LIGHT_WORKING: f32 = 2.0 / 3.0;
 /// hard clip they gained half a point (one plate on a few frames).
 pub const PLATE_TILE_ZOOM: f32 = 1.5;
 
+/// How much the second look magnifies a near miss (a box scoring from [`NEAR_MISS`] up to the
+/// model's threshold), with context around it ([`SECOND_LOOK_CONTEXT`]); a box that magnified would
+/// not fit the model's input is not looked at again. YOLOv8n resolves plates from about 24 px high
+/// at native resolution: a 16-px plate scores 0.004 there and 0.28 to 0.36 at twice the size, and
+/// a 24-px plate turned 45 degrees that scores 0.2 to 0.45 by where the tile cuts, 0.68 to 0.7. The
+/// whole frame magnified costs its area times the zoom squared (1.25 times cost crowd_1080p 1.6
+/// times the time, BENCHMARKS.md "Small frames and the plate model"); a near miss costs a crop a
+/// few times the plate's size, and only where the model already saw something like a plate.
+pub const SECOND_LOOK_ZOOM: f32 = 2.0;
+/// The least score of a near miss (see [`SECOND_LOOK_ZOOM`]).
+pub const NEAR_MISS: f32 = 0.1;
+/// The most near misses one search of a frame looks at again, best first: it bounds what a busy
+/// street costs.
+pub const MAX_SECOND_LOOKS: usize = 8;
+/// Side of a second look's square crop, in multiples of the near miss's long side (plus 32 px):
+/// a plate's score depends on the car around it.
+pub const SECOND_LOOK_CONTEXT: f32 = 3.0;
+
 impl PassPlan {
     /// The plan a live stream falls back to when detection cannot keep up (the last rung of its
     /// ladder before frames are covered whole): two-thirds of the working size ([`LIGHT_WORKING`],
@@ -530,6 +559,7 @@ impl PassPlan {
             tile_zoom: 1.0,
             // Kept: a camera that shows faces rotated shows them so whatever the load.
             rotations: self.rotations,
+            second_look: 1.0,
         }
     }
 
@@ -743,6 +773,9 @@ fn cut_and_large(d: &Detection, tile: Rect, frame_w: u32, frame_h: u32) -> bool 
 /// One model with its pass plan.
 pub struct ModelDetector {
     runner: Box<dyn ModelRunner>,
+    /// The score a box must exceed; the runner decodes from [`NEAR_MISS`] up where the plan has a
+    /// second look ([`PassPlan::second_look`]), and [`ModelDetector::finish`] sorts them.
+    threshold: f32,
     plan: PassPlan,
     /// Whether the light plan ([`PassPlan::light`]) is in use.
     light: bool,
@@ -774,16 +807,20 @@ impl ModelDetector {
             Some(cache) => cache.sessions(&model, intra_threads)?,
             None => Sessions::new(model.clone(), intra_threads)?,
         };
+        let decode = if plan.second_look > 1.0 {
+            threshold.min(NEAR_MISS)
+        } else {
+            threshold
+        };
         let runner: Box<dyn ModelRunner> = match model.family {
-            Family::CenterFace => {
-                Box::new(centerface::CenterFace::new(model, sessions, threshold)?)
-            }
-            Family::Retina => Box::new(retina::Retina::new(model, sessions, threshold)?),
-            Family::Yolo => Box::new(yolo::Yolo::new(model, sessions, threshold)?),
-            Family::Text => Box::new(text::TextBoxes::new(model, sessions, threshold)?),
+            Family::CenterFace => Box::new(centerface::CenterFace::new(model, sessions, decode)?),
+            Family::Retina => Box::new(retina::Retina::new(model, sessions, decode)?),
+            Family::Yolo => Box::new(yolo::Yolo::new(model, sessions, decode)?),
+            Family::Text => Box::new(text::TextBoxes::new(model, sessions, decode)?),
         };
         Ok(ModelDetector {
             runner,
+            threshold,
             plan,
             light: false,
             close_ups: false,
@@ -812,6 +849,7 @@ impl ModelDetector {
     pub fn fork(&self) -> ModelDetector {
         ModelDetector {
             runner: self.runner.fork(),
+            threshold: self.threshold,
             plan: self.plan,
             light: self.light,
             close_ups: self.close_ups,
@@ -933,7 +971,7 @@ impl ModelDetector {
             for window in windows {
                 all.extend(self.runner.detect_region(frame, window, [1.0, 1.0])?);
             }
-            return Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU));
+            return self.finish(frame, all);
         }
         let cost = |r: &Rect, sx: f32, sy: f32| r.w as f32 * sx * r.h as f32 * sy;
         let full_cost: f32 = full
@@ -953,7 +991,7 @@ impl ModelDetector {
         for (region, scale) in crops {
             all.extend(self.runner.detect_region(frame, region, [scale, scale])?);
         }
-        Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
+        self.finish(frame, all)
     }
 
     /// A free-size model whose plan looks at the frame whole: each region, grown by
@@ -983,11 +1021,98 @@ impl ModelDetector {
                 Err(e) => return Some(Err(e)),
             }
         }
-        Some(Ok(nms::merge_enclosing(
-            self.sanitize(all, w, h),
-            MERGE_IOU,
-        )))
+        Some(self.finish(frame, all))
     }
+}
+
+impl ModelDetector {
+    /// The boxes of one search of `frame`: those over the threshold, plus what a second look
+    /// finds at the near misses (see [`SECOND_LOOK_ZOOM`]), sanitized and merged. Near misses
+    /// themselves are never kept: a box is drawn only where the model scored it over the
+    /// threshold, at one magnification or the other.
+    fn finish(&mut self, frame: &RgbImage, found: Vec<Detection>) -> Result<Vec<Detection>> {
+        let (w, h) = frame.dimensions();
+        let threshold = self.threshold;
+        let (mut kept, near): (Vec<Detection>, Vec<Detection>) =
+            found.into_iter().partition(|d| d.score > threshold);
+        let zoom = self.plan().second_look;
+        if zoom > 1.0 && !near.is_empty() {
+            let fits = self.runner.fixed_input().unwrap_or((u32::MAX, u32::MAX));
+            for (region, zoom, miss) in second_looks(near, &kept, w, h, zoom, fits) {
+                let again = self.runner.detect_region_at(frame, region, zoom)?;
+                kept.extend(
+                    again
+                        .into_iter()
+                        .filter(|d| d.score > threshold && confirms(d, &miss, region)),
+                );
+            }
+        }
+        Ok(nms::merge_enclosing(self.sanitize(kept, w, h), MERGE_IOU))
+    }
+}
+
+/// Whether a box a second look found in `crop` is the near miss `miss` seen better: it overlaps
+/// the near miss and spans less than half the crop either way. YOLOv8n boxes a magnified crop
+/// whole as a plate: on crowd_1080p (no vehicle in it) second looks kept boxes most of their
+/// crop's size over people's clothes, scoring up to 0.79, on 35 of its 105 frames.
+fn confirms(d: &Detection, miss: &BBox, crop: Rect) -> bool {
+    d.bbox.intersection(miss) > 0.0
+        && d.bbox.width() < crop.w as f32 / 2.0
+        && d.bbox.height() < crop.h as f32 / 2.0
+}
+
+/// Whether the point `(x, y)` lies on one of `r`'s pixels.
+fn holds(r: &Rect, x: f32, y: f32) -> bool {
+    x >= r.x as f32 && y >= r.y as f32 && x < (r.x + r.w) as f32 && y < (r.y + r.h) as f32
+}
+
+/// Where a second look goes, and at what magnification: the best [`MAX_SECOND_LOOKS`] of the near
+/// misses that no kept box already covers (their centre outside every kept box) and no earlier
+/// look holds, each in a square crop [`SECOND_LOOK_CONTEXT`] times its long side plus 32 px
+/// (moved inside the `w` x `h` frame, clipped where the frame is smaller), magnified by `zoom`,
+/// or less where that would not fit in `fits`; none where that leaves less than 1.25 (the box was
+/// already seen large enough).
+fn second_looks(
+    mut near: Vec<Detection>,
+    kept: &[Detection],
+    w: u32,
+    h: u32,
+    zoom: f32,
+    fits: (u32, u32),
+) -> Vec<(Rect, f32, BBox)> {
+    near.retain(|d| d.bbox.is_finite() && d.score.is_finite());
+    near.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut looks: Vec<(Rect, f32, BBox)> = Vec::new();
+    for d in near {
+        if looks.len() == MAX_SECOND_LOOKS {
+            break;
+        }
+        let b = &d.bbox;
+        let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+        let under = |k: &Detection| {
+            let k = &k.bbox;
+            cx >= k.x1 && cx <= k.x2 && cy >= k.y1 && cy <= k.y2
+        };
+        if kept.iter().any(under) || looks.iter().any(|(r, _, _)| holds(r, cx, cy)) {
+            continue;
+        }
+        let side = (b.width().max(b.height()) * SECOND_LOOK_CONTEXT + 32.0).ceil();
+        let zoom = zoom.min(fits.0 as f32 / side).min(fits.1 as f32 / side);
+        if !(zoom >= 1.25) {
+            continue;
+        }
+        let span = |c: f32, len: u32| {
+            let n = (side.ceil() as u32).clamp(1, len);
+            let start = (c - n as f32 / 2.0).round().clamp(0.0, (len - n) as f32) as u32;
+            (start, n)
+        };
+        if w == 0 || h == 0 {
+            break;
+        }
+        let ((x, rw), (y, rh)) = (span(cx, w), span(cy, h));
+        looks.push((Rect { x, y, w: rw, h: rh }, zoom, d.bbox));
+    }
+    looks
 }
 
 /// `regions` each grown by [`CROP_CONTEXT`] of its long side, within the `w` x `h` frame, those
@@ -1027,7 +1152,7 @@ impl ModelDetector {
                     .filter(|d| !(pass.tile && cut_and_large(d, pass.region, w, h))),
             );
         }
-        Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
+        self.finish(frame, all)
     }
 }
 
@@ -1226,9 +1351,13 @@ fn preset(
         widen: 1.0,
         tile_zoom: 1.0,
         rotations: 1,
+        second_look: 1.0,
     };
+    // The plate YOLO's magnified tiles (photos and max; clips keep native ones) and its second
+    // look at near misses (everywhere but the fast preset).
     let zoomed = |p: PassPlan| PassPlan {
         tile_zoom: PLATE_TILE_ZOOM,
+        second_look: SECOND_LOOK_ZOOM,
         ..p
     };
     let mut models: Vec<(models::ShippedModel, f32, PassPlan)> = match (recall, class) {
@@ -1811,6 +1940,7 @@ mod tests {
                     PLATE_TILE_ZOOM
                 },
                 rotations: 1,
+                second_look: 1.0,
             };
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let full = plan.passes(w, h, fixed);
@@ -1836,6 +1966,7 @@ mod tests {
             widen: 1.0,
             tile_zoom: 1.0,
             rotations: 1,
+            second_look: 1.0,
         };
         let p = plan.passes(416, 416, None);
         assert_eq!(p.len(), 1);
@@ -2000,6 +2131,7 @@ mod tests {
             widen: 1.0,
             tile_zoom: 1.0,
             rotations: 1,
+            second_look: 1.0,
         }
         .widened();
         // A 416 px square: the plain pass magnifies 2x; widened, it is 624 x 416, so 832/624.
@@ -2054,5 +2186,68 @@ mod tests {
             turns(&models),
             vec![Some((2, 0)), Some((2, 1)), Some((2, 1))]
         );
+    }
+
+    #[test]
+    fn second_looks_hold_their_near_miss_inside_the_frame_and_skip_what_is_kept() {
+        // Generated frames and near misses: every look is a crop inside the frame that holds its
+        // near miss's centre, magnified at least 1.25 times and no more than asked or than fits
+        // the input; no look goes to a near miss a kept box already covers, none to one an
+        // earlier look holds, and never more than MAX_SECOND_LOOKS; the best near misses go first.
+        let mut rng = crate::TestRng::new(47);
+        let fits = (640, 640);
+        let mut total = 0;
+        for _ in 0..500 {
+            let (w, h) = (rng.below(2500) + 1, rng.below(1500) + 1);
+            let box_at = |rng: &mut crate::TestRng, most: f32| {
+                let (x, y) = (rng.unit() * w as f32, rng.unit() * h as f32);
+                let (bw, bh) = (1.0 + rng.unit() * most, 1.0 + rng.unit() * most);
+                BBox::new(x, y, x + bw, y + bh)
+            };
+            let det = |bbox, score| Detection {
+                class: Class::Plate,
+                score,
+                bbox,
+                landmarks: Vec::new(),
+            };
+            let kept: Vec<Detection> = (0..rng.below(4))
+                .map(|_| det(box_at(&mut rng, 200.0), 0.9))
+                .collect();
+            let near: Vec<Detection> = (0..rng.below(20))
+                .map(|_| det(box_at(&mut rng, 300.0), 0.1 + rng.unit() * 0.2))
+                .collect();
+            let looks = second_looks(near.clone(), &kept, w, h, SECOND_LOOK_ZOOM, fits);
+            assert!(looks.len() <= MAX_SECOND_LOOKS);
+            total += looks.len();
+            let mut last_score = f32::INFINITY;
+            for (i, (r, zoom, miss)) in looks.iter().enumerate() {
+                assert!(
+                    r.w > 0 && r.h > 0 && r.x + r.w <= w && r.y + r.h <= h,
+                    "{r:?} in {w}x{h}"
+                );
+                assert!((1.25..=SECOND_LOOK_ZOOM).contains(zoom), "{zoom}");
+                assert!(
+                    r.w as f32 * zoom <= 640.5 && r.h as f32 * zoom <= 640.5,
+                    "{r:?} x {zoom}"
+                );
+                let (cx, cy) = ((miss.x1 + miss.x2) / 2.0, (miss.y1 + miss.y2) / 2.0);
+                // A centre on the frame's far edge (or past it) has no pixel to hold it.
+                if cx < w as f32 && cy < h as f32 {
+                    assert!(holds(r, cx, cy), "{miss:?} outside its look {r:?}");
+                }
+                assert!(
+                    !looks[..i].iter().any(|(e, _, _)| holds(e, cx, cy)),
+                    "{miss:?} looked at twice"
+                );
+                assert!(!kept.iter().any(|k| {
+                    let k = &k.bbox;
+                    cx >= k.x1 && cx <= k.x2 && cy >= k.y1 && cy <= k.y2
+                }));
+                let score = near.iter().find(|d| d.bbox == *miss).unwrap().score;
+                assert!(score <= last_score);
+                last_score = score;
+            }
+        }
+        assert!(total > 1000, "only {total} looks generated");
     }
 }

@@ -12,11 +12,7 @@ use crate::support::*;
 fn native(model: models::ShippedModel, threshold: f32, long_side: u32) -> ModelDetector {
     let plan = PassPlan {
         working_size: long_side,
-        max_upscale: 1.0,
-        tiles: Tiles::Off,
-        widen: 1.0,
-        tile_zoom: 1.0,
-        rotations: 1,
+        ..plain_640()
     };
     ModelDetector::new(model.load().unwrap(), threshold, plan, 2).unwrap()
 }
@@ -90,6 +86,72 @@ fn yolo_plate_model_finds_the_drawn_plate() {
     assert_matches(d, PLATE_YOLO, 0.95);
     assert!((d.score - 0.744).abs() < 0.03, "score {}", d.score);
     assert!(d.bbox.iou(&bbox(PLATE_DRAWN)) > 0.6);
+}
+
+/// One whole-frame look at 640 px, nothing more.
+fn plain_640() -> PassPlan {
+    PassPlan {
+        working_size: 640,
+        max_upscale: 1.0,
+        tiles: Tiles::Off,
+        widen: 1.0,
+        tile_zoom: 1.0,
+        rotations: 1,
+        second_look: 1.0,
+    }
+}
+
+/// The drawn plate shrunk by `factor` and pasted, at (`at`, `at`), into a 640 x 640 grey frame; and
+/// its box there.
+fn small_plate(factor: f32, at: u32) -> (image::RgbImage, bystander::BBox) {
+    let scene = rgb("plate_scene.jpg");
+    let (w, h) = scene.dimensions();
+    let (sw, sh) = ((w as f32 * factor) as u32, (h as f32 * factor) as u32);
+    let small = image::imageops::resize(&scene, sw, sh, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(640, 640, image::Rgb([120, 120, 120]));
+    image::imageops::replace(&mut frame, &small, at as i64, at as i64);
+    let [x1, y1, x2, y2] = PLATE_DRAWN;
+    let (kx, ky) = (sw as f32 / w as f32, sh as f32 / h as f32);
+    let at = at as f32;
+    let b = bystander::BBox::new(at + x1 * kx, at + y1 * ky, at + x2 * kx, at + y2 * ky);
+    (frame, b)
+}
+
+/// The second look at near misses finds plates too small for YOLOv8n at native resolution. The
+/// drawn plate shrunk to 7 to 8 px high on a 640 x 640 frame: the int8 plate model's one native pass
+/// finds nothing there, and a second look at twice the size, where the native pass saw something
+/// like a plate under the threshold, finds it and boxes it so that the plate mask covers it.
+#[test]
+fn a_second_look_at_near_misses_finds_plates_too_small_for_the_native_pass() {
+    runtime();
+    let detector = |second_look| {
+        let plan = PassPlan {
+            second_look,
+            ..plain_640()
+        };
+        ModelDetector::new(models::PLATE_YOLO_INT8.load().unwrap(), 0.3, plan, 2).unwrap()
+    };
+    let (mut once, mut twice) = (detector(1.0), detector(2.0));
+    for factor in [0.17, 0.18, 0.19] {
+        let (frame, plate) = small_plate(factor, 150);
+        let under = |found: &[Detection]| {
+            found
+                .iter()
+                .map(|d| d.bbox.scaled(1.2).intersection(&plate) / plate.area())
+                .fold(0.0f32, f32::max)
+        };
+        let native = once.detect(&frame).unwrap();
+        assert!(
+            under(&native) < 0.5,
+            "{factor}: native pass found {native:?}"
+        );
+        let found = twice.detect(&frame).unwrap();
+        assert!(
+            under(&found) >= 0.8,
+            "{factor}: plate {plate:?}, second look found {found:?}"
+        );
+        assert!(found.iter().all(|d| d.score > 0.3));
+    }
 }
 
 /// The int8 copy finds the drawn plate where the float model does: the same box within a few
@@ -323,6 +385,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
         widen: 1.0,
         tile_zoom: 1.0,
         rotations: 1,
+        second_look: 1.0,
     };
     let cf = || models::CENTERFACE.load().unwrap();
     let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
@@ -343,15 +406,7 @@ fn a_model_of_the_wrong_family_is_refused_with_its_path() {
     let path = models::model_dir().join(models::RETINAFACE.file);
     for family in [Family::CenterFace, Family::Yolo, Family::Text] {
         let data = ModelData::from_path(&path, family, Class::Face).unwrap();
-        let plan = PassPlan {
-            working_size: 640,
-            max_upscale: 1.0,
-            tiles: Tiles::Off,
-            widen: 1.0,
-            tile_zoom: 1.0,
-            rotations: 1,
-        };
-        match ModelDetector::new(data, 0.5, plan, 1) {
+        match ModelDetector::new(data, 0.5, plain_640(), 1) {
             Err(Error::Model { path: p, reason }) => {
                 assert_eq!(p, path);
                 assert!(
