@@ -45,6 +45,16 @@ impl BBox {
         self.y2 - self.y1
     }
 
+    /// The centre point `(x, y)`.
+    pub fn centre(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+    }
+
+    /// Whether the point `(x, y)` lies inside or on the edge.
+    pub fn contains(&self, x: f32, y: f32) -> bool {
+        x >= self.x1 && x <= self.x2 && y >= self.y1 && y <= self.y2
+    }
+
     /// Area in square pixels.
     pub fn area(&self) -> f32 {
         self.width().max(0.0) * self.height().max(0.0)
@@ -261,6 +271,9 @@ mod tests {
     fn scaled_keeps_centre() {
         let b = BBox::new(10.0, 20.0, 30.0, 60.0).scaled(1.5);
         assert_eq!(b, BBox::new(5.0, 10.0, 35.0, 70.0));
+        assert_eq!(b.centre(), (20.0, 40.0));
+        assert!(b.contains(20.0, 40.0) && b.contains(5.0, 70.0));
+        assert!(!b.contains(4.9, 40.0) && !b.contains(20.0, 70.1));
         // Past f32's range: infinities on the side the coordinate lies, never NaN.
         let b = BBox::new(-3e38, 1.7e38, 3e38, 3.4e38).scaled(4.0);
         assert_eq!((b.x1, b.x2), (f32::NEG_INFINITY, f32::INFINITY));

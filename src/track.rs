@@ -111,7 +111,7 @@ impl Track {
         let p = self.predict(index);
         let gap = index.saturating_sub(self.last_seen).clamp(1, 3) as f32;
         let size = p.width().max(p.height()).max(d.width()).max(d.height());
-        let (pc, dc) = (centre(&p), centre(d));
+        let (pc, dc) = (p.centre(), d.centre());
         let dist = ((pc.0 - dc.0).powi(2) + (pc.1 - dc.1).powi(2)).sqrt();
         let ratio = (d.width() * d.height()) / (p.width() * p.height()).max(1e-6);
         (dist <= 1.5 * size * gap && (0.5..=2.0).contains(&ratio)).then_some(dist)
@@ -133,7 +133,7 @@ impl Track {
         let n = index.saturating_sub(self.last_seen) as f32;
         let p = self.predict(index);
         let b = &self.last.bbox;
-        let (cx, cy) = centre(&p);
+        let (cx, cy) = p.centre();
         let moved = BBox::from_center(cx, cy, b.width(), b.height());
         let still = self.guessed.then_some(*b);
         if self.last.score < GROW_SCORE {
@@ -175,10 +175,6 @@ impl Track {
     }
 }
 
-fn centre(b: &BBox) -> (f32, f32) {
-    ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0)
-}
-
 /// The box a fraction `t` of the way from `a` to `b`.
 fn lerp(a: &BBox, b: &BBox, t: f32) -> BBox {
     let mix = |p: f32, q: f32| p + (q - p) * t;
@@ -193,7 +189,7 @@ fn lerp(a: &BBox, b: &BBox, t: f32) -> BBox {
 /// Per-frame motion of the centre and size from box `o` to box `n`, `steps` frames later.
 fn motion(o: &BBox, n: &BBox, steps: usize) -> [f32; 4] {
     let gap = steps.max(1) as f32;
-    let ((ox, oy), (nx, ny)) = (centre(o), centre(n));
+    let ((ox, oy), (nx, ny)) = (o.centre(), n.centre());
     [
         (nx - ox) / gap,
         (ny - oy) / gap,

@@ -526,8 +526,9 @@ pub const PLATE_TILE_ZOOM: f32 = 1.5;
 /// How much the second look magnifies a near miss (a box scoring from [`NEAR_MISS`] up to the
 /// model's threshold), with context around it ([`SECOND_LOOK_CONTEXT`]); a box that magnified would
 /// not fit the model's input is not looked at again. YOLOv8n resolves plates from about 24 px high
-/// at native resolution: a 16-px plate scores 0.004 there and 0.28 to 0.36 at twice the size, and
-/// a 24-px plate turned 45 degrees that scores 0.2 to 0.45 by where the tile cuts, 0.68 to 0.7. The
+/// at native resolution: on the hard plate clip a 16-px plate scored 0.004 there, 0.25 to 0.36 at
+/// 1.5 times and 0.19 to 0.28 at twice the size (by model copy, float or int8), and a 24-px plate
+/// turned 45 degrees 0.02 to 0.45 by where the crop cut, 0.68 to 0.71 at twice the size. The
 /// whole frame magnified costs its area times the zoom squared (1.25 times cost crowd_1080p 1.6
 /// times the time, BENCHMARKS.md "Small frames and the plate model"); a near miss costs a crop a
 /// few times the plate's size, and only where the model already saw something like a plate.
@@ -1086,20 +1087,21 @@ fn second_looks(
     zoom: f32,
     fits: (u32, u32),
 ) -> Vec<(Rect, f32, BBox)> {
+    let mut looks: Vec<(Rect, f32, BBox)> = Vec::new();
+    if w == 0 || h == 0 {
+        return looks;
+    }
     near.retain(|d| d.bbox.is_finite() && d.score.is_finite());
     near.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut looks: Vec<(Rect, f32, BBox)> = Vec::new();
     for d in near {
         if looks.len() == MAX_SECOND_LOOKS {
             break;
         }
         let b = &d.bbox;
-        let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
-        let under = |k: &Detection| {
-            let k = &k.bbox;
-            cx >= k.x1 && cx <= k.x2 && cy >= k.y1 && cy <= k.y2
-        };
-        if kept.iter().any(under) || looks.iter().any(|(r, _, _)| holds(r, cx, cy)) {
+        let (cx, cy) = b.centre();
+        if kept.iter().any(|k| k.bbox.contains(cx, cy))
+            || looks.iter().any(|(r, _, _)| holds(r, cx, cy))
+        {
             continue;
         }
         let side = (b.width().max(b.height()) * SECOND_LOOK_CONTEXT + 32.0).ceil();
@@ -1108,13 +1110,10 @@ fn second_looks(
             continue;
         }
         let span = |c: f32, len: u32| {
-            let n = (side.ceil() as u32).clamp(1, len);
+            let n = (side as u32).clamp(1, len);
             let start = (c - n as f32 / 2.0).round().clamp(0.0, (len - n) as f32) as u32;
             (start, n)
         };
-        if w == 0 || h == 0 {
-            break;
-        }
         let ((x, rw), (y, rh)) = (span(cx, w), span(cy, h));
         looks.push((Rect { x, y, w: rw, h: rh }, zoom, d.bbox));
     }
@@ -2236,7 +2235,7 @@ mod tests {
                     r.w as f32 * zoom <= 640.5 && r.h as f32 * zoom <= 640.5,
                     "{r:?} x {zoom}"
                 );
-                let (cx, cy) = ((miss.x1 + miss.x2) / 2.0, (miss.y1 + miss.y2) / 2.0);
+                let (cx, cy) = miss.centre();
                 // A centre on the frame's far edge (or past it) has no pixel to hold it.
                 if cx < w as f32 && cy < h as f32 {
                     assert!(holds(r, cx, cy), "{miss:?} outside its look {r:?}");
@@ -2245,10 +2244,7 @@ mod tests {
                     !looks[..i].iter().any(|(e, _, _)| holds(e, cx, cy)),
                     "{miss:?} looked at twice"
                 );
-                assert!(!kept.iter().any(|k| {
-                    let k = &k.bbox;
-                    cx >= k.x1 && cx <= k.x2 && cy >= k.y1 && cy <= k.y2
-                }));
+                assert!(!kept.iter().any(|k| k.bbox.contains(cx, cy)));
                 let score = near.iter().find(|d| d.bbox == *miss).unwrap().score;
                 assert!(score <= last_score);
                 last_score = score;

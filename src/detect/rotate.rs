@@ -191,7 +191,10 @@ impl Rotation {
     /// rotated back too.
     pub fn detection_back(&self, mut d: Detection) -> Detection {
         let b = d.bbox;
-        let (cx, cy) = self.back((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+        let (cx, cy) = {
+            let (x, y) = b.centre();
+            self.back(x, y)
+        };
         let (a, e) = (b.width() / 2.0, b.height() / 2.0);
         let hw = ((a * self.cos).powi(2) + (e * self.sin).powi(2)).sqrt();
         let hh = ((a * self.sin).powi(2) + (e * self.cos).powi(2)).sqrt();
@@ -271,7 +274,10 @@ mod tests {
                     // A round face: the ellipse inscribed in a square box rotated is the same box.
                     let s = b.width().min(b.height());
                     let sq = BBox::new(b.x1, b.y1, b.x1 + s, b.y1 + s);
-                    let (cx, cy) = rotation.forward((sq.x1 + sq.x2) / 2.0, (sq.y1 + sq.y2) / 2.0);
+                    let (cx, cy) = {
+                        let (x, y) = sq.centre();
+                        rotation.forward(x, y)
+                    };
                     let on_canvas = BBox::from_center(cx, cy, s, s);
                     let back = rotation.detection_back(det(on_canvas)).bbox;
                     assert!(
@@ -326,7 +332,7 @@ mod tests {
                 y1 + 1.0 + rng.unit() * 300.0,
             );
             let back = r.detection_back(det(b)).bbox;
-            let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+            let (cx, cy) = b.centre();
             for k in 0..64 {
                 let t = k as f32 * std::f32::consts::TAU / 64.0;
                 let p = (
