@@ -472,9 +472,11 @@ pub struct PassPlan {
     /// `360 / rotations` degrees, for faces that are not upright (see [`rotate`]).
     #[serde(skip_serializing_if = "is_one")]
     pub rotations: u32,
-    /// When above 1, boxes scoring from [`NEAR_MISS`] up to the threshold are looked at again,
-    /// magnified this many times with some context around them (see [`SECOND_LOOK_ZOOM`]); 1
-    /// turns the second look off. Only YOLOv8 models take it (it was measured with them).
+    /// When above 1, boxes scoring from [`NEAR_MISS`] up to the threshold, and in a sequence the
+    /// places where objects were found on earlier frames ([`ModelDetector::set_hints`]), are
+    /// looked at again, magnified this many times with some context around them (see
+    /// [`SECOND_LOOK_ZOOM`]); 1 turns the second look off. Only YOLOv8 models take it (it was
+    /// measured with them).
     #[serde(skip_serializing_if = "is_off")]
     pub second_look: f32,
 }
@@ -535,11 +537,14 @@ pub const PLATE_TILE_ZOOM: f32 = 1.5;
 pub const SECOND_LOOK_ZOOM: f32 = 2.0;
 /// The least score of a near miss (see [`SECOND_LOOK_ZOOM`]).
 pub const NEAR_MISS: f32 = 0.1;
-/// The most near misses one search of a frame looks at again, best first: it bounds what a busy
-/// street costs.
+/// The most near misses one search of a frame looks at again, best first, and the most hints
+/// (see [`ModelDetector::set_hints`]), latest first: it bounds what a busy street costs. Apart,
+/// so that the plates found lately never take the near misses' looks (with one bound for both,
+/// hints first, the hard plate clip of seed 21 lost 14 of its 960 plate-frames).
 pub const MAX_SECOND_LOOKS: usize = 8;
-/// Side of a second look's square crop, in multiples of the near miss's long side (plus 32 px):
-/// a plate's score depends on the car around it.
+/// Side of a second look's square crop, in multiples of the near miss's or hint's long side
+/// (plus 32 px): a plate's score depends on the car around it, and a hinted plate may have moved
+/// its own size since it was seen.
 pub const SECOND_LOOK_CONTEXT: f32 = 3.0;
 
 impl PassPlan {
@@ -782,6 +787,8 @@ pub struct ModelDetector {
     light: bool,
     /// See [`ModelDetector::close_up_plates`].
     close_ups: bool,
+    /// See [`ModelDetector::set_hints`].
+    hints: Vec<BBox>,
 }
 
 impl ModelDetector {
@@ -830,6 +837,7 @@ impl ModelDetector {
             plan,
             light: false,
             close_ups: false,
+            hints: Vec::new(),
         })
     }
 
@@ -859,6 +867,7 @@ impl ModelDetector {
             plan: self.plan,
             light: self.light,
             close_ups: self.close_ups,
+            hints: Vec::new(),
         }
     }
 
@@ -888,6 +897,24 @@ impl ModelDetector {
     /// Uses the light plan ([`PassPlan::light`]) from the next frame on, or the configured one.
     pub fn set_light(&mut self, light: bool) {
         self.light = light;
+    }
+
+    /// Where objects of this detector's class were found on earlier frames of the sequence
+    /// (the engine's `Gate::hints`), for the searches from now on. A detector with a second
+    /// look ([`PassPlan::second_look`]) looks again, magnified, around each hint its own
+    /// search of the frame leaves uncovered, as around a near miss, before the near misses
+    /// (see [`ModelDetector::finish`]): the plate a sighting proves is there is worth more than
+    /// a box the model scored low. Boxes of other classes are ignored; hints apply to the frame
+    /// upright, not to the rotated searches of [`PassPlan::rotations`].
+    pub fn set_hints(&mut self, hints: &[(Class, BBox)]) {
+        let class = self.runner.loaded().model.class;
+        self.hints.clear();
+        self.hints.extend(
+            hints
+                .iter()
+                .filter(|(c, b)| *c == class && b.is_finite())
+                .map(|(_, b)| *b),
+        );
     }
 }
 
@@ -938,11 +965,19 @@ impl ModelDetector {
         if rotations.is_empty() || w == 0 || h == 0 {
             return Ok(all);
         }
-        for t in &rotations {
-            let rotated = t.apply(frame);
-            let found = search(self, &rotated, Some(t))?;
-            all.extend(found.into_iter().map(|d| t.detection_back(d)));
-        }
+        // The hints are boxes on the upright frame.
+        let hints = std::mem::take(&mut self.hints);
+        let mut rotated_searches = || -> Result<()> {
+            for t in &rotations {
+                let rotated = t.apply(frame);
+                let found = search(self, &rotated, Some(t))?;
+                all.extend(found.into_iter().map(|d| t.detection_back(d)));
+            }
+            Ok(())
+        };
+        let searched = rotated_searches();
+        self.hints = hints;
+        searched?;
         Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
     }
 
@@ -1033,23 +1068,37 @@ impl ModelDetector {
 
 impl ModelDetector {
     /// The boxes of one search of `frame`: those over the threshold, plus what a second look
-    /// finds at the near misses (see [`SECOND_LOOK_ZOOM`]), sanitized and merged. Near misses
+    /// finds around the hints this search left uncovered ([`ModelDetector::set_hints`]) and at
+    /// the near misses (see [`SECOND_LOOK_ZOOM`]), sanitized and merged. Near misses and hints
     /// themselves are never kept: a box is drawn only where the model scored it over the
     /// threshold, at one magnification or the other.
     fn finish(&mut self, frame: &RgbImage, found: Vec<Detection>) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
         let threshold = self.threshold;
-        let (mut kept, near): (Vec<Detection>, Vec<Detection>) =
+        let (mut kept, mut near): (Vec<Detection>, Vec<Detection>) =
             found.into_iter().partition(|d| d.score > threshold);
         let zoom = self.plan().second_look;
-        if zoom > 1.0 && !near.is_empty() {
+        if zoom > 1.0 && (!near.is_empty() || !self.hints.is_empty()) {
+            near.retain(|d| d.bbox.is_finite() && d.score.is_finite());
+            near.sort_by(|a, b| b.score.total_cmp(&a.score));
+            // A hinted object may have moved as far as its own size since it was seen.
+            let hinted = self.hints.iter().map(|b| Candidate {
+                around: *b,
+                reach: b.scaled(3.0),
+                hint: true,
+            });
+            let missed = near.iter().map(|d| Candidate {
+                around: d.bbox,
+                reach: d.bbox,
+                hint: false,
+            });
             let fits = self.runner.fixed_input().unwrap_or((u32::MAX, u32::MAX));
-            for (region, zoom, miss) in second_looks(near, &kept, w, h, zoom, fits) {
+            for (region, zoom, c) in second_looks(hinted.chain(missed), &kept, w, h, zoom, fits) {
                 let again = self.runner.detect_region_at(frame, region, zoom)?;
                 kept.extend(
                     again
                         .into_iter()
-                        .filter(|d| d.score > threshold && confirms(d, &miss, region)),
+                        .filter(|d| d.score > threshold && confirms(d, &c.reach, region)),
                 );
             }
         }
@@ -1057,13 +1106,24 @@ impl ModelDetector {
     }
 }
 
-/// Whether a box a second look found in `crop` is the near miss `miss` seen better: it overlaps
-/// the near miss and spans less than half the crop either way. YOLOv8n boxes a magnified crop
-/// whole as a plate: on crowd_1080p (no vehicle in it) second looks kept boxes most of their
-/// crop's size over people's clothes, scoring up to 0.79; every model on every frame without hold
-/// gave 53 plate boxes there instead of 18 (all false), and 20 with this rule.
-fn confirms(d: &Detection, miss: &BBox, crop: Rect) -> bool {
-    d.bbox.intersection(miss) > 0.0
+/// Where a second look goes: around a box (a near miss, or where a hint says an object was), and
+/// what a box found there must overlap to be kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Candidate {
+    around: BBox,
+    reach: BBox,
+    /// A hint (else a near miss): hints and near misses each get up to [`MAX_SECOND_LOOKS`].
+    hint: bool,
+}
+
+/// Whether a box a second look found in `crop` is the object looked for, seen better: it overlaps
+/// `reach` (the near miss, or the hinted box grown by its own size) and spans less than half the
+/// crop either way. YOLOv8n boxes a magnified crop whole as a plate: on crowd_1080p (no vehicle
+/// in it) second looks kept boxes most of their crop's size over people's clothes, scoring up to
+/// 0.79; every model on every frame without hold gave 53 plate boxes there instead of 18 (all
+/// false), and 20 with this rule.
+fn confirms(d: &Detection, reach: &BBox, crop: Rect) -> bool {
+    d.bbox.intersection(reach) > 0.0
         && d.bbox.width() < crop.w as f32 / 2.0
         && d.bbox.height() < crop.h as f32 / 2.0
 }
@@ -1073,31 +1133,35 @@ fn holds(r: &Rect, x: f32, y: f32) -> bool {
     x >= r.x as f32 && y >= r.y as f32 && x < (r.x + r.w) as f32 && y < (r.y + r.h) as f32
 }
 
-/// Where a second look goes, and at what magnification: the best [`MAX_SECOND_LOOKS`] of the near
-/// misses that no kept box already covers (their centre outside every kept box) and no earlier
-/// look holds, each in a square crop [`SECOND_LOOK_CONTEXT`] times its long side plus 32 px
-/// (moved inside the `w` x `h` frame, clipped where the frame is smaller), magnified by `zoom`,
-/// or less where that would not fit in `fits`; none where that leaves less than 1.25 (the box was
-/// already seen large enough).
+/// Where second looks go, and at what magnification: the first [`MAX_SECOND_LOOKS`] hints and the
+/// first [`MAX_SECOND_LOOKS`] near misses of `candidates`, taken in the order given, whose box no
+/// kept box already covers (its centre outside every kept box) and no earlier look holds (one look
+/// serves a near miss and a hint in one place), each in a square crop
+/// [`SECOND_LOOK_CONTEXT`] times the box's long side plus 32 px (moved inside the `w` x `h` frame,
+/// clipped where the frame is smaller), magnified by `zoom`, or less where that would not fit in
+/// `fits`; none where that leaves less than 1.25 (the box was already seen large enough).
 fn second_looks(
-    mut near: Vec<Detection>,
+    candidates: impl IntoIterator<Item = Candidate>,
     kept: &[Detection],
     w: u32,
     h: u32,
     zoom: f32,
     fits: (u32, u32),
-) -> Vec<(Rect, f32, BBox)> {
-    let mut looks: Vec<(Rect, f32, BBox)> = Vec::new();
+) -> Vec<(Rect, f32, Candidate)> {
+    let mut looks: Vec<(Rect, f32, Candidate)> = Vec::new();
     if w == 0 || h == 0 {
         return looks;
     }
-    near.retain(|d| d.bbox.is_finite() && d.score.is_finite());
-    near.sort_by(|a, b| b.score.total_cmp(&a.score));
-    for d in near {
-        if looks.len() == MAX_SECOND_LOOKS {
-            break;
+    let mut counted = [0usize; 2];
+    for c in candidates {
+        let n = &mut counted[usize::from(c.hint)];
+        if *n == MAX_SECOND_LOOKS {
+            continue;
         }
-        let b = &d.bbox;
+        let b = &c.around;
+        if !b.is_finite() {
+            continue;
+        }
         let (cx, cy) = b.centre();
         if kept.iter().any(|k| k.bbox.contains(cx, cy))
             || looks.iter().any(|(r, _, _)| holds(r, cx, cy))
@@ -1115,7 +1179,8 @@ fn second_looks(
             (start, n)
         };
         let ((x, rw), (y, rh)) = (span(cx, w), span(cy, h));
-        looks.push((Rect { x, y, w: rw, h: rh }, zoom, d.bbox));
+        looks.push((Rect { x, y, w: rw, h: rh }, zoom, c));
+        *n += 1;
     }
     looks
 }
@@ -1664,6 +1729,13 @@ impl DetectorSet {
         }
     }
 
+    /// Hints for every detector from the next frame on (see [`ModelDetector::set_hints`]).
+    pub fn set_hints(&mut self, hints: &[(Class, BBox)]) {
+        for d in &mut self.detectors {
+            d.set_hints(hints);
+        }
+    }
+
     /// A set for another worker thread: its own buffers, sharing this set's ONNX Runtime
     /// sessions (see `Sessions`).
     pub fn fork(&self) -> DetectorSet {
@@ -2195,13 +2267,14 @@ mod tests {
 
     #[test]
     fn second_looks_hold_their_near_miss_inside_the_frame_and_skip_what_is_kept() {
-        // Generated frames and near misses: every look is a crop inside the frame that holds its
-        // near miss's centre, magnified at least 1.25 times and no more than asked or than fits
-        // the input; no look goes to a near miss a kept box already covers, none to one an
-        // earlier look holds, and never more than MAX_SECOND_LOOKS; the best near misses go first.
+        // Generated frames, hints and near misses: every look is a crop inside the frame that
+        // holds its box's centre, magnified at least 1.25 times and no more than asked or than
+        // fits the input; no look goes to a box a kept box already covers, none to one an earlier
+        // look holds; never more than MAX_SECOND_LOOKS hints and as many near misses, each taken
+        // in the order given (hints first, near misses best first).
         let mut rng = crate::TestRng::new(47);
         let fits = (640, 640);
-        let mut total = 0;
+        let (mut total, mut hinted) = (0, 0);
         for _ in 0..500 {
             let (w, h) = (rng.below(2500) + 1, rng.below(1500) + 1);
             let box_at = |rng: &mut crate::TestRng, most: f32| {
@@ -2218,14 +2291,37 @@ mod tests {
             let kept: Vec<Detection> = (0..rng.below(4))
                 .map(|_| det(box_at(&mut rng, 200.0), 0.9))
                 .collect();
-            let near: Vec<Detection> = (0..rng.below(20))
-                .map(|_| det(box_at(&mut rng, 300.0), 0.1 + rng.unit() * 0.2))
+            let hints: Vec<Candidate> = (0..rng.below(12))
+                .map(|_| {
+                    let b = box_at(&mut rng, 150.0);
+                    Candidate {
+                        around: b,
+                        reach: b.scaled(3.0),
+                        hint: true,
+                    }
+                })
                 .collect();
-            let looks = second_looks(near.clone(), &kept, w, h, SECOND_LOOK_ZOOM, fits);
-            assert!(looks.len() <= MAX_SECOND_LOOKS);
+            let mut near: Vec<Candidate> = (0..rng.below(20))
+                .map(|_| {
+                    let b = box_at(&mut rng, 300.0);
+                    Candidate {
+                        around: b,
+                        reach: b,
+                        hint: false,
+                    }
+                })
+                .collect();
+            near.sort_by(|a, b| a.around.area().total_cmp(&b.around.area()));
+            let given: Vec<Candidate> = hints.iter().chain(&near).copied().collect();
+            let looks = second_looks(given.clone(), &kept, w, h, SECOND_LOOK_ZOOM, fits);
+            for hint in [true, false] {
+                let n = looks.iter().filter(|(_, _, c)| c.hint == hint).count();
+                assert!(n <= MAX_SECOND_LOOKS);
+                hinted += usize::from(hint) * n;
+            }
             total += looks.len();
-            let mut last_score = f32::INFINITY;
-            for (i, (r, zoom, miss)) in looks.iter().enumerate() {
+            let mut last = 0;
+            for (i, (r, zoom, c)) in looks.iter().enumerate() {
                 assert!(
                     r.w > 0 && r.h > 0 && r.x + r.w <= w && r.y + r.h <= h,
                     "{r:?} in {w}x{h}"
@@ -2235,21 +2331,24 @@ mod tests {
                     r.w as f32 * zoom <= 640.5 && r.h as f32 * zoom <= 640.5,
                     "{r:?} x {zoom}"
                 );
-                let (cx, cy) = miss.centre();
+                let (cx, cy) = c.around.centre();
                 // A centre on the frame's far edge (or past it) has no pixel to hold it.
                 if cx < w as f32 && cy < h as f32 {
-                    assert!(holds(r, cx, cy), "{miss:?} outside its look {r:?}");
+                    assert!(holds(r, cx, cy), "{c:?} outside its look {r:?}");
                 }
                 assert!(
                     !looks[..i].iter().any(|(e, _, _)| holds(e, cx, cy)),
-                    "{miss:?} looked at twice"
+                    "{c:?} looked at twice"
                 );
                 assert!(!kept.iter().any(|k| k.bbox.contains(cx, cy)));
-                let score = near.iter().find(|d| d.bbox == *miss).unwrap().score;
-                assert!(score <= last_score);
-                last_score = score;
+                let at = given.iter().position(|g| g == c).unwrap();
+                assert!(at >= last, "looks out of the order given");
+                last = at;
             }
         }
-        assert!(total > 1000, "only {total} looks generated");
+        assert!(
+            total > 1000 && hinted > 500,
+            "only {total} looks generated, {hinted} hinted"
+        );
     }
 }

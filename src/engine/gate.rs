@@ -259,24 +259,8 @@ impl Gate {
         }
         self.watched
             .retain(|(_, _, seen)| index <= seen + self.watch_for);
-        let lag = self.lag;
-        let mut objects: Vec<(Class, BBox)> = Vec::new();
-        let mut visible: Vec<&(Class, BBox, usize)> = self
-            .watched
-            .iter()
-            .filter(|(_, _, seen)| seen + lag < index)
-            .collect();
-        visible.sort_by_key(|(_, _, seen)| std::cmp::Reverse(*seen));
-        for (c, b, _) in visible {
-            // Sightings of one object on several frames make one region.
-            match objects
-                .iter_mut()
-                .find(|(oc, ob)| oc == c && ob.iou(b) > 0.3)
-            {
-                Some(o) => o.1 = o.1.enclose(b),
-                None => objects.push((*c, *b)),
-            }
-        }
+        // Sightings of one object on several frames make one region.
+        let objects = self.objects(index, |o, b| *o = o.enclose(b));
         rects.extend(objects.iter().map(|(_, b)| watch_rect(b, w, h)));
         let rects = Rect::merge_overlapping(rects);
         if rects.len() > MAX_REGIONS {
@@ -302,11 +286,42 @@ impl Gate {
         Look::Full
     }
 
-    /// Keeps the objects detected on frame `index` in view.
-    pub fn watch(&mut self, index: usize, found: &[Detection]) {
-        if !self.cfg.enabled {
-            return;
+    /// The objects found lately that frame `index` may know of (found on a frame at least
+    /// `lag` before it and at most `watch_for`), latest first: the sightings of one object on
+    /// several frames (same class, IoU over 0.3 with a later one) folded into one box by `fold`.
+    fn objects(&self, index: usize, fold: impl Fn(&mut BBox, &BBox)) -> Vec<(Class, BBox)> {
+        let mut visible: Vec<&(Class, BBox, usize)> = self
+            .watched
+            .iter()
+            .filter(|(_, _, seen)| seen + self.lag < index && index <= seen + self.watch_for)
+            .collect();
+        visible.sort_by_key(|(_, _, seen)| std::cmp::Reverse(*seen));
+        let mut objects: Vec<(Class, BBox)> = Vec::new();
+        for (c, b, _) in visible {
+            match objects
+                .iter_mut()
+                .find(|(oc, ob)| oc == c && ob.iou(b) > 0.3)
+            {
+                Some(o) => fold(&mut o.1, b),
+                None => objects.push((*c, *b)),
+            }
         }
+        objects
+    }
+
+    /// Where each object found lately was last seen, latest first, for frame `index` (gate on
+    /// or off): the places a detector with a second look looks at again, magnified, when its
+    /// search of the frame finds nothing there (see `detect::ModelDetector::set_hints`). A
+    /// small plate that the model finds at native resolution only now and then (on the hard
+    /// plate clip of seed 19, one 16-px plate on 11 of 55 frames, the plate model on every
+    /// frame) is then followed from frame to frame, and its mask does not lapse between the
+    /// lucky ones.
+    pub fn hints(&self, index: usize) -> Vec<(Class, BBox)> {
+        self.objects(index, |_, _| {})
+    }
+
+    /// Keeps the objects detected on frame `index` in view (gate on), and as hints (on or off).
+    pub fn watch(&mut self, index: usize, found: &[Detection]) {
         self.watched
             .extend(found.iter().map(|d| (d.class, d.bbox, index)));
         // Pruned here too, not only on gated frames: a stream of sweeps must not grow the list.
@@ -591,6 +606,49 @@ mod tests {
             g.watch(i, std::slice::from_ref(&d));
         }
         assert!(g.watched.len() <= 17, "{} sightings kept", g.watched.len());
+    }
+
+    #[test]
+    fn hints_come_after_the_frames_in_flight_latest_first_gate_on_or_off() {
+        // Generated sightings: frame `index` gets as hints exactly the objects found on frames
+        // from `index - watch_for` to `index - lag - 1`, one per object (sightings of a moving
+        // object fold into its latest box), the latest first; the gate off changes nothing.
+        let (watch_for, lag) = (12, 4);
+        let mut rng = crate::TestRng::new(5);
+        for enabled in [true, false] {
+            let cfg = GateConfig {
+                enabled,
+                ..GateConfig::on()
+            };
+            let mut g = Gate::new(cfg, 2, watch_for, lag);
+            let mut found: Vec<(usize, BBox)> = Vec::new();
+            for index in 0..300 {
+                let hints = g.hints(index);
+                let want: Vec<BBox> = found
+                    .iter()
+                    .rev()
+                    .filter(|(seen, _)| seen + lag < index && index <= seen + watch_for)
+                    .map(|(_, b)| *b)
+                    .take(1)
+                    .collect();
+                let got: Vec<BBox> = hints.iter().map(|(_, b)| *b).collect();
+                assert_eq!(got, want, "frame {index}, gate {enabled}");
+                assert!(hints.iter().all(|(c, _)| *c == Class::Plate));
+                if rng.below(3) == 0 {
+                    // One plate, drifting 2 px a frame: every sighting overlaps the last.
+                    let x = 100.0 + 2.0 * index as f32;
+                    let b = BBox::new(x, 50.0, x + 60.0, 70.0);
+                    let d = Detection {
+                        bbox: b,
+                        score: 0.9,
+                        class: Class::Plate,
+                        landmarks: Vec::new(),
+                    };
+                    g.watch(index, std::slice::from_ref(&d));
+                    found.push((index, b));
+                }
+            }
+        }
     }
 
     #[test]

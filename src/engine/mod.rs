@@ -468,6 +468,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
                     Arc::clone(&image) as Arc<dyn Picture>,
                     turn,
                     look,
+                    self.gate.hints(index),
                     self.light,
                 )?;
                 self.stats.detected_frames += 1;

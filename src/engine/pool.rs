@@ -17,7 +17,7 @@ use super::gate::Look;
 use super::Picture;
 use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
-use crate::geometry::{BBox, Detection};
+use crate::geometry::{BBox, Class, Detection};
 
 /// A frame to detect on: its index, its pixels and its turn among the interleaved models.
 struct Job {
@@ -25,6 +25,8 @@ struct Job {
     image: Arc<dyn Picture>,
     turn: usize,
     look: Look,
+    /// Where objects were found lately (see `Gate::hints`).
+    hints: Vec<(Class, BBox)>,
     /// Whether to detect with the light plan (`PassPlan::light`).
     light: bool,
 }
@@ -84,14 +86,16 @@ impl Pool {
         })
     }
 
-    /// Queues frame `index`, to be detected where `look` says, with the light plan when `light`
-    /// (waits while the queue is full).
+    /// Queues frame `index`, to be detected where `look` says, looking again where `hints` say
+    /// objects were found lately, with the light plan when `light` (waits while the queue is
+    /// full).
     pub fn send(
         &self,
         index: usize,
         image: Arc<dyn Picture>,
         turn: usize,
         look: Look,
+        hints: Vec<(Class, BBox)>,
         light: bool,
     ) -> Result<()> {
         let stopped = || Error::Engine {
@@ -105,6 +109,7 @@ impl Pool {
                 image,
                 turn,
                 look,
+                hints,
                 light,
             })
             .map_err(|_| stopped())
@@ -164,12 +169,15 @@ fn work(
             image,
             turn,
             look,
+            hints,
             light,
         }) = job
         else {
             break;
         };
         set.set_light(light);
+        // Hints are where objects lay on the stored frame; a frame detected turned has none.
+        set.set_hints(if rotation == 0 { &hints } else { &[] });
         took.fill(0.0);
         // The frame as RGB lives only while it is detected (see `Picture`).
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

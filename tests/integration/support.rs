@@ -40,3 +40,27 @@ pub const PLATE_YOLO: [f32; 4] = [393.3, 413.0, 576.6, 476.3];
 pub const PLATE_TEXT: [f32; 4] = [402.5, 412.5, 583.5, 471.5];
 /// Where make_plate_scene.py drew the plate.
 pub const PLATE_DRAWN: [f32; 4] = [390.0, 420.0, 570.0, 462.0];
+
+/// The drawn plate shrunk by `factor` and pasted, at (`at`, `at`), into a 640 x 640 grey frame; and
+/// its box there.
+pub fn small_plate(factor: f32, at: u32) -> (image::RgbImage, bystander::BBox) {
+    let scene = rgb("plate_scene.jpg");
+    let (w, h) = scene.dimensions();
+    let (sw, sh) = ((w as f32 * factor) as u32, (h as f32 * factor) as u32);
+    let small = image::imageops::resize(&scene, sw, sh, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(640, 640, image::Rgb([120, 120, 120]));
+    image::imageops::replace(&mut frame, &small, at as i64, at as i64);
+    let [x1, y1, x2, y2] = PLATE_DRAWN;
+    let (kx, ky) = (sw as f32 / w as f32, sh as f32 / h as f32);
+    let at = at as f32;
+    let b = bystander::BBox::new(at + x1 * kx, at + y1 * ky, at + x2 * kx, at + y2 * ky);
+    (frame, b)
+}
+
+/// The largest share of `plate` that one plate mask (a box grown 1.2 times, the default) covers.
+pub fn under_plate_masks(found: &[bystander::Detection], plate: &bystander::BBox) -> f32 {
+    found
+        .iter()
+        .map(|d| d.bbox.scaled(1.2).intersection(plate) / plate.area())
+        .fold(0.0f32, f32::max)
+}
