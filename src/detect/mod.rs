@@ -903,7 +903,7 @@ impl ModelDetector {
     /// (the engine's `Gate::hints`), for the searches from now on. A detector with a second
     /// look ([`PassPlan::second_look`]) looks again, magnified, around each hint its own
     /// search of the frame leaves uncovered, as around a near miss, before the near misses
-    /// (see [`ModelDetector::finish`]): the plate a sighting proves is there is worth more than
+    /// (`ModelDetector::finish`): the plate a sighting proves is there is worth more than
     /// a box the model scored low. Boxes of other classes are ignored; hints apply to the frame
     /// upright, not to the rotated searches of [`PassPlan::rotations`].
     pub fn set_hints(&mut self, hints: &[(Class, BBox)]) {
