@@ -197,8 +197,9 @@ fn streams_get_the_video_plan_never_the_photo_plan() {
 /// A plate found once is followed while it shrinks below what the search of a frame finds: the
 /// engine hands the plate model where plates were found lately, and the model looks there again,
 /// magnified (`ModelDetector::set_hints`). The drawn plate is found on the first frames
-/// (7.9 px high) and then drifts on at 5.4 px high, where neither the search of the frame nor its
-/// near misses find it: every frame, long after the hold would have let go, stays covered.
+/// (7.9 px high) and then drifts on at 5.4 px high, where the search of the frame and its near
+/// misses find it only now and then (without hints its mask lapsed from frame 33 on): every
+/// frame, long after the hold would have let go, stays covered.
 #[test]
 fn a_plate_found_once_stays_covered_while_it_drifts_too_small_to_be_found_alone() {
     runtime();
