@@ -539,8 +539,8 @@ pub const SECOND_LOOK_ZOOM: f32 = 2.0;
 /// clips miss score 0.02 to 0.09 on most frames at native resolution; with hints following what a
 /// look finds, 0.05 against 0.1 covered 6,470 against 6,410 of 6,720 plate-frames over seven
 /// seeds, found two real plates more on cars_432p, and drew no more plate boxes on crowd_1080p
-/// (no vehicle in it) at the default, for 0 to 5 % more detection time there (BENCHMARKS.md,
-/// "Hints: second looks where plates were found lately").
+/// (no vehicle in it) at the default, for about 4 % more detection thread-time there
+/// (BENCHMARKS.md, "Hints: second looks where plates were found lately").
 pub const NEAR_MISS: f32 = 0.05;
 /// The most near misses one search of a frame looks at again, best first, and the most hints
 /// (see [`ModelDetector::set_hints`]), latest first: it bounds what a busy street costs. Apart,
@@ -914,12 +914,8 @@ impl ModelDetector {
     pub fn set_hints(&mut self, hints: &[(Class, BBox)]) {
         let class = self.runner.loaded().model.class;
         self.hints.clear();
-        self.hints.extend(
-            hints
-                .iter()
-                .filter(|(c, b)| *c == class && b.is_finite())
-                .map(|(_, b)| *b),
-        );
+        self.hints
+            .extend(hints.iter().filter(|(c, _)| *c == class).map(|(_, b)| *b));
     }
 }
 

@@ -191,10 +191,8 @@ impl Rotation {
     /// rotated back too.
     pub fn detection_back(&self, mut d: Detection) -> Detection {
         let b = d.bbox;
-        let (cx, cy) = {
-            let (x, y) = b.centre();
-            self.back(x, y)
-        };
+        let (x, y) = b.centre();
+        let (cx, cy) = self.back(x, y);
         let (a, e) = (b.width() / 2.0, b.height() / 2.0);
         let hw = ((a * self.cos).powi(2) + (e * self.sin).powi(2)).sqrt();
         let hh = ((a * self.sin).powi(2) + (e * self.cos).powi(2)).sqrt();
@@ -274,10 +272,8 @@ mod tests {
                     // A round face: the ellipse inscribed in a square box rotated is the same box.
                     let s = b.width().min(b.height());
                     let sq = BBox::new(b.x1, b.y1, b.x1 + s, b.y1 + s);
-                    let (cx, cy) = {
-                        let (x, y) = sq.centre();
-                        rotation.forward(x, y)
-                    };
+                    let (x, y) = sq.centre();
+                    let (cx, cy) = rotation.forward(x, y);
                     let on_canvas = BBox::from_center(cx, cy, s, s);
                     let back = rotation.detection_back(det(on_canvas)).bbox;
                     assert!(
