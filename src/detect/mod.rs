@@ -479,6 +479,12 @@ pub struct PassPlan {
     /// measured with them).
     #[serde(skip_serializing_if = "is_off")]
     pub second_look: f32,
+    /// When above 1, each search of a sequence's frame (a clip's or stream's, not a photo's)
+    /// adds one tile of the automatic grid magnified this many times, the next one on each of
+    /// the model's turns, row by row, so the whole frame is seen magnified once per round of the
+    /// grid (see [`ROVING_ZOOM`]). Only where the plan tiles, upright, and not in the light plan.
+    #[serde(skip_serializing_if = "is_off")]
+    pub roving: f32,
 }
 
 fn is_off(zoom: &f32) -> bool {
@@ -524,6 +530,17 @@ pub const LIGHT_WORKING: f32 = 2.0 / 3.0;
 /// native tiles: on crowd_1080p the magnified ones took 1.7 times the default's time, and on the
 /// hard clip they gained half a point (one plate on a few frames).
 pub const PLATE_TILE_ZOOM: f32 = 1.5;
+
+/// The magnification of the plate YOLO's roving tile on clips and streams at the balanced preset
+/// ([`PassPlan::roving`]): one tile of the photo plan's magnified grid ([`PLATE_TILE_ZOOM`]) per
+/// turn, on top of the native tiles, for about a seventh more of the plate model's input pixels
+/// on a 1080p frame (the photo plan's whole grid costs 1.7 times the default's time). Some
+/// plates 16 px high score under [`NEAR_MISS`] at native resolution wherever the tile cuts, and
+/// over the threshold magnified: no native search ever proposes them, so neither the second look
+/// nor the hints it feeds reach them. The roving tile finds such a plate when it passes over it
+/// (once per round of the grid: 18 turns on a 1080p frame, 36 frames at the balanced preset);
+/// from then on the hints keep it covered while the second look still finds it.
+pub const ROVING_ZOOM: f32 = PLATE_TILE_ZOOM;
 
 /// How much the second look magnifies a near miss (a box scoring from [`NEAR_MISS`] up to the
 /// model's threshold), with context around it ([`SECOND_LOOK_CONTEXT`]); a box that magnified would
@@ -571,6 +588,7 @@ impl PassPlan {
             // Kept: a camera that shows faces rotated shows them so whatever the load.
             rotations: self.rotations,
             second_look: 1.0,
+            roving: 1.0,
         }
     }
 
@@ -634,6 +652,35 @@ impl PassPlan {
             }
         }
         out
+    }
+}
+
+impl PassPlan {
+    /// The roving tile of `turn` (see [`PassPlan::roving`]) on a `w` x `h` frame, or `None`
+    /// where the plan has none: the grid [`Tiles::Auto`] plans at that magnification, visited
+    /// row by row, one tile a turn.
+    pub fn roving_tile(
+        &self,
+        w: u32,
+        h: u32,
+        fixed: Option<(u32, u32)>,
+        turn: usize,
+    ) -> Option<Pass> {
+        if self.roving <= 1.0 || self.tiles == Tiles::Off {
+            return None;
+        }
+        let grid = PassPlan {
+            tiles: Tiles::Auto,
+            tile_zoom: self.roving,
+            widen: 1.0,
+            ..*self
+        };
+        let tiles: Vec<Pass> = grid
+            .passes(w, h, fixed)
+            .into_iter()
+            .filter(|p| p.tile)
+            .collect();
+        (!tiles.is_empty()).then(|| tiles[turn % tiles.len()])
     }
 }
 
@@ -794,6 +841,8 @@ pub struct ModelDetector {
     close_ups: bool,
     /// See [`ModelDetector::set_hints`].
     hints: Vec<BBox>,
+    /// See [`ModelDetector::set_turn`].
+    turn: Option<usize>,
 }
 
 impl ModelDetector {
@@ -843,6 +892,7 @@ impl ModelDetector {
             light: false,
             close_ups: false,
             hints: Vec::new(),
+            turn: None,
         })
     }
 
@@ -873,6 +923,7 @@ impl ModelDetector {
             light: self.light,
             close_ups: self.close_ups,
             hints: Vec::new(),
+            turn: None,
         }
     }
 
@@ -916,6 +967,12 @@ impl ModelDetector {
         self.hints.clear();
         self.hints
             .extend(hints.iter().filter(|(c, _)| *c == class).map(|(_, b)| *b));
+    }
+
+    /// Which of this model's turns in a sequence the next search is (`None`: a photo, or a
+    /// frame outside a sequence); it picks the roving tile ([`PassPlan::roving`]).
+    pub fn set_turn(&mut self, turn: Option<usize>) {
+        self.turn = turn;
     }
 }
 
@@ -966,8 +1023,9 @@ impl ModelDetector {
         if rotations.is_empty() || w == 0 || h == 0 {
             return Ok(all);
         }
-        // The hints are boxes on the upright frame.
+        // The hints are boxes on the upright frame, and the roving tile is searched upright.
         let hints = std::mem::take(&mut self.hints);
+        let turn = self.turn.take();
         let mut rotated_searches = || -> Result<()> {
             for t in &rotations {
                 let rotated = t.apply(frame);
@@ -978,6 +1036,7 @@ impl ModelDetector {
         };
         let searched = rotated_searches();
         self.hints = hints;
+        self.turn = turn;
         searched?;
         Ok(nms::merge_enclosing(self.sanitize(all, w, h), MERGE_IOU))
     }
@@ -1214,7 +1273,11 @@ impl ModelDetector {
             return Ok(Vec::new());
         }
         let mut all = Vec::new();
-        for pass in self.passes(w, h) {
+        let mut passes = self.passes(w, h);
+        if let Some(turn) = self.turn.filter(|_| !self.light) {
+            passes.extend(self.plan.roving_tile(w, h, self.runner.fixed_input(), turn));
+        }
+        for pass in passes {
             let scale = [pass.scale * pass.widen, pass.scale];
             let found = self.runner.detect_region(frame, pass.region, scale)?;
             all.extend(
@@ -1423,6 +1486,7 @@ fn preset(
         tile_zoom: 1.0,
         rotations: 1,
         second_look: 1.0,
+        roving: 1.0,
     };
     // The plate YOLO's magnified tiles (photos and max; clips keep native ones) and its second
     // look at near misses (everywhere but the fast preset).
@@ -1484,6 +1548,9 @@ fn preset(
                 (Class::Plate, Family::Yolo) => Tiles::Auto,
                 _ => Tiles::Off,
             };
+            if (class, m.family) == (Class::Plate, Family::Yolo) {
+                p.roving = ROVING_ZOOM;
+            }
             p.widen = 1.0;
             p.tile_zoom = 1.0;
             p.working_size = match class {
@@ -1625,11 +1692,12 @@ impl DetectConfig {
     /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated
     /// hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at
     /// least 16 px high and turned at most 45 degrees without the tiles, 0.92 with them; they
-    /// cost 1080p clips more than half their speed). Its two models per class take turns
-    /// ([`DetectConfig::interleave`]): each frame gets a fresh detection from one face and one
-    /// plate model, and each model sees every object at least every second frame, which the hold
-    /// (8 frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
-    /// models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
+    /// cost 1080p clips more than half their speed), and adds one magnified roving tile a turn
+    /// ([`ROVING_ZOOM`]) for the 16-px plates the native tiles never propose. Its two models per
+    /// class take turns ([`DetectConfig::interleave`]): each frame gets a fresh detection from
+    /// one face and one plate model, and each model sees every object at least every second
+    /// frame, which the hold (8 frames) bridges. That halves the inference, 80 % of a clip's
+    /// work, while keeping both models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
     /// override; the max preset keeps its tiles and runs every model on every frame.
     ///
     /// The fast preset interleaves too: its two face models on clips, CenterFace and RetinaFace,
@@ -1780,11 +1848,14 @@ impl DetectorSet {
     ) -> Result<Vec<Detection>> {
         let mut all = Vec::new();
         for (i, d) in self.detectors.iter_mut().enumerate() {
+            let mut turn = index;
             if let (Some(index), Some(Some((n, k)))) = (index, self.turns.get(i)) {
                 if index % n != *k {
                     continue;
                 }
+                turn = Some(index / n);
             }
+            d.set_turn(turn);
             let start = std::time::Instant::now();
             match regions {
                 Some(r) => all.extend(d.detect_in(frame, r)?),
@@ -1974,6 +2045,55 @@ mod tests {
         ));
     }
 
+    /// One round of the roving tile sees every pixel of a frame the plan tiles, magnified and
+    /// within the model's input; there is none where the plan does not tile or roves at 1.
+    #[test]
+    fn one_round_of_the_roving_tile_sees_every_pixel_magnified() {
+        let mut rng = crate::TestRng::new(47);
+        for case in 0..400 {
+            let (w, h) = (16 + rng.below(4000), 16 + rng.below(4000));
+            let tiles = if rng.below(4) == 0 {
+                Tiles::Off
+            } else {
+                Tiles::Auto
+            };
+            let plan = PassPlan {
+                working_size: 640,
+                max_upscale: 1.0,
+                tiles,
+                widen: 1.0,
+                tile_zoom: 1.0,
+                rotations: 1,
+                second_look: 1.0,
+                roving: if case % 10 == 0 { 1.0 } else { ROVING_ZOOM },
+            };
+            let fixed = Some((640, 640));
+            let planned_tiles = plan.passes(w, h, fixed).iter().any(|p| p.tile);
+            let at = |turn| plan.roving_tile(w, h, fixed, turn);
+            if plan.roving <= 1.0 || !planned_tiles {
+                assert!((0..50).all(|t| at(t).is_none()), "{w}x{h} {plan:?}");
+                continue;
+            }
+            // The round: turns until the first tile comes back.
+            let first = at(0).unwrap();
+            let round = (1..10_000).find(|&t| at(t) == Some(first)).unwrap();
+            let mut seen = vec![false; (w * h) as usize];
+            for t in 0..round {
+                let p = at(t).unwrap();
+                let r = p.region;
+                assert!(p.tile && r.x + r.w <= w && r.y + r.h <= h, "{w}x{h}: {p:?}");
+                assert!(p.scale > 1.0 && p.scale <= ROVING_ZOOM, "{w}x{h}: {p:?}");
+                assert!(r.w.max(r.h) as f32 * p.scale <= 640.5, "{w}x{h}: {p:?}");
+                for y in r.y..r.y + r.h {
+                    seen[(y * w + r.x) as usize..(y * w + r.x + r.w) as usize].fill(true);
+                }
+            }
+            assert!(seen.iter().all(|&s| s), "{w}x{h}: a pixel the round misses");
+            // The next turn starts the round again, the same tiles in the same order.
+            assert_eq!(at(round + 1), at(1));
+        }
+    }
+
     #[test]
     fn spans_cover_the_length_with_overlap() {
         for (len, n) in [(1920, 3), (1080, 2), (500, 4), (100, 1)] {
@@ -2019,6 +2139,7 @@ mod tests {
                 },
                 rotations: 1,
                 second_look: 1.0,
+                roving: 1.0,
             };
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let full = plan.passes(w, h, fixed);
@@ -2045,6 +2166,7 @@ mod tests {
             tile_zoom: 1.0,
             rotations: 1,
             second_look: 1.0,
+            roving: 1.0,
         };
         let p = plan.passes(416, 416, None);
         assert_eq!(p.len(), 1);
@@ -2210,6 +2332,7 @@ mod tests {
             tile_zoom: 1.0,
             rotations: 1,
             second_look: 1.0,
+            roving: 1.0,
         }
         .widened();
         // A 416 px square: the plain pass magnifies 2x; widened, it is 624 x 416, so 832/624.

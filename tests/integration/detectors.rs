@@ -98,6 +98,7 @@ fn plain_640() -> PassPlan {
         tile_zoom: 1.0,
         rotations: 1,
         second_look: 1.0,
+        roving: 1.0,
     }
 }
 
@@ -368,6 +369,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
         tile_zoom: 1.0,
         rotations: 1,
         second_look: 1.0,
+        roving: 1.0,
     };
     let cf = || models::CENTERFACE.load().unwrap();
     let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
@@ -743,6 +745,95 @@ fn a_second_look_around_a_hint_finds_a_plate_the_search_alone_misses() {
         assert!(
             d.detect(&frame).unwrap().is_empty(),
             "{factor}: a box over grey"
+        );
+    }
+}
+
+/// The drawn plate scene shrunk by `factor`, placed at `(x, y)` on a grey 1920 x 1080 frame, and
+/// the plate's box there.
+fn small_plate_on_1080p(factor: f32, x: u32, y: u32) -> (image::RgbImage, bystander::BBox) {
+    let (small, plate) = small_plate(factor, 0);
+    let (sw, sh) = (
+        (plate.x2.ceil() as u32 + 40).min(640),
+        (plate.y2.ceil() as u32 + 40).min(640),
+    );
+    let mut frame = image::RgbImage::from_pixel(1920, 1080, image::Rgb([120, 120, 120]));
+    let piece = image::imageops::crop_imm(&small, 0, 0, sw, sh).to_image();
+    image::imageops::replace(&mut frame, &piece, x as i64, y as i64);
+    let (dx, dy) = (x as f32, y as f32);
+    let b = bystander::BBox::new(plate.x1 + dx, plate.y1 + dy, plate.x2 + dx, plate.y2 + dy);
+    (frame, b)
+}
+
+/// The roving tile ([`PassPlan::roving`]) finds a plate too small for the plate YOLO's native
+/// tiles when it passes over it: the drawn plate shrunk to 7.5 and 9 px high on a grey 1080p frame.
+/// Searched without a turn (a photo) or on the light plan, nothing covers it; over one round of
+/// the roving tile, every turn whose tile holds the plate covers it, and no other turn does.
+#[test]
+fn the_roving_tile_finds_a_plate_too_small_for_the_native_tiles_where_it_passes() {
+    runtime();
+    let plan = PassPlan {
+        tiles: Tiles::Auto,
+        roving: bystander::detect::ROVING_ZOOM,
+        ..plain_640()
+    };
+    let mut d = ModelDetector::new(models::PLATE_YOLO_INT8.load().unwrap(), 0.3, plan, 2).unwrap();
+    for (factor, x, y) in [(0.18, 1000, 600), (0.22, 1000, 600), (0.18, 360, 140)] {
+        let (frame, plate) = small_plate_on_1080p(factor, x, y);
+        let under = |found: &[Detection]| under_plate_masks(found, &plate);
+        d.set_turn(None);
+        let alone = d.detect(&frame).unwrap();
+        assert!(
+            under(&alone) < 0.5,
+            "{factor}: found without a turn {alone:?}"
+        );
+        let (mut hits, mut holding) = (0, 0);
+        // 6 x 3 tiles of at most 426 px on a 1080p frame.
+        for turn in 0..18 {
+            let tile = plan
+                .roving_tile(1920, 1080, Some((640, 640)), turn)
+                .unwrap();
+            let r = tile.region;
+            let holds = r.x as f32 <= plate.x1
+                && r.y as f32 <= plate.y1
+                && plate.x2 <= (r.x + r.w) as f32
+                && plate.y2 <= (r.y + r.h) as f32;
+            let apart = plate.x2 < r.x as f32
+                || plate.y2 < r.y as f32
+                || (r.x + r.w) as f32 <= plate.x1
+                || (r.y + r.h) as f32 <= plate.y1;
+            d.set_turn(Some(turn));
+            let found = d.detect(&frame).unwrap();
+            if holds {
+                holding += 1;
+                assert!(
+                    under(&found) >= 0.8,
+                    "{factor}, turn {turn}: tile {r:?} holds {plate:?}, found {found:?}"
+                );
+                hits += 1;
+            } else if apart {
+                assert!(
+                    under(&found) < 0.5,
+                    "{factor}, turn {turn}: found {found:?}"
+                );
+            }
+            // The light plan has no roving tile.
+            if holds {
+                d.set_light(true);
+                assert!(
+                    under(&d.detect(&frame).unwrap()) < 0.5,
+                    "{factor}: light plan"
+                );
+                d.set_light(false);
+            }
+        }
+        assert!(
+            holding >= 1 && hits == holding,
+            "{factor}: {hits} of {holding}"
+        );
+        assert_eq!(
+            plan.roving_tile(1920, 1080, Some((640, 640)), 18),
+            plan.roving_tile(1920, 1080, Some((640, 640)), 0)
         );
     }
 }
