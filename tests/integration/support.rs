@@ -57,6 +57,22 @@ pub fn small_plate(factor: f32, at: u32) -> (image::RgbImage, bystander::BBox) {
     (frame, b)
 }
 
+/// The drawn plate scene shrunk by `factor`, placed at `(x, y)` on a grey 1920 x 1080 frame, and
+/// the plate's box there.
+pub fn small_plate_on_1080p(factor: f32, x: u32, y: u32) -> (image::RgbImage, bystander::BBox) {
+    let (small, plate) = small_plate(factor, 0);
+    let (sw, sh) = (
+        (plate.x2.ceil() as u32 + 40).min(640),
+        (plate.y2.ceil() as u32 + 40).min(640),
+    );
+    let mut frame = image::RgbImage::from_pixel(1920, 1080, image::Rgb([120, 120, 120]));
+    let piece = image::imageops::crop_imm(&small, 0, 0, sw, sh).to_image();
+    image::imageops::replace(&mut frame, &piece, x as i64, y as i64);
+    let (dx, dy) = (x as f32, y as f32);
+    let b = bystander::BBox::new(plate.x1 + dx, plate.y1 + dy, plate.x2 + dx, plate.y2 + dy);
+    (frame, b)
+}
+
 /// The largest share of `plate` that one plate mask (a box grown 1.2 times, the default) covers.
 pub fn under_plate_masks(found: &[bystander::Detection], plate: &bystander::BBox) -> f32 {
     found
