@@ -771,7 +771,7 @@ fn the_roving_tile_finds_a_plate_too_small_for_the_native_tiles_where_it_passes(
             under(&alone) < 0.5,
             "{factor}: found without a turn {alone:?}"
         );
-        let (mut hits, mut holding) = (0, 0);
+        let mut holding = 0;
         // 6 x 3 tiles of at most 426 px on a 1080p frame.
         for turn in 0..18 {
             let tile = plan
@@ -794,27 +794,21 @@ fn the_roving_tile_finds_a_plate_too_small_for_the_native_tiles_where_it_passes(
                     under(&found) >= 0.8,
                     "{factor}, turn {turn}: tile {r:?} holds {plate:?}, found {found:?}"
                 );
-                hits += 1;
-            } else if apart {
-                assert!(
-                    under(&found) < 0.5,
-                    "{factor}, turn {turn}: found {found:?}"
-                );
-            }
-            // The light plan has no roving tile.
-            if holds {
+                // The light plan has no roving tile.
                 d.set_light(true);
                 assert!(
                     under(&d.detect(&frame).unwrap()) < 0.5,
                     "{factor}: light plan"
                 );
                 d.set_light(false);
+            } else if apart {
+                assert!(
+                    under(&found) < 0.5,
+                    "{factor}, turn {turn}: found {found:?}"
+                );
             }
         }
-        assert!(
-            holding >= 1 && hits == holding,
-            "{factor}: {hits} of {holding}"
-        );
+        assert!(holding >= 1, "{factor}: no tile holds {plate:?}");
         assert_eq!(
             plan.roving_tile(1920, 1080, Some((640, 640)), 18),
             plan.roving_tile(1920, 1080, Some((640, 640)), 0)

@@ -234,9 +234,10 @@ fn a_plate_found_once_stays_covered_while_it_drifts_too_small_to_be_found_alone(
 /// The roving tile reaches a host's stream, and with the hints it feeds, a plate too small for
 /// the native tiles stays covered. The drawn plate at 5.8 px high on a grey 1080p frame, drifting
 /// 2 px a frame: the default plan's roving tile holds it whole on the plate YOLO's first turns,
-/// and every frame is covered, with one detection worker and with two (without the roving tile,
-/// the first 6 frames were not: the native search's near misses found the plate from frame 6).
-/// Two runs give the same boxes, whatever the threads' timing.
+/// and every frame is covered, with one detection worker and with two (with the roving tile
+/// turned off, frame 0 was not, and with two workers the first 6 frames were not: the native
+/// search's near misses found the plate from frame 6). Two runs give the same boxes, whatever the
+/// threads' timing.
 #[test]
 fn a_stream_finds_a_small_plate_where_the_roving_tile_passes_and_follows_it() {
     runtime();
