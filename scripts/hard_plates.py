@@ -213,7 +213,7 @@ def paste(canvas, patch, outline, centre):
     return [(x + ox, y + oy) for x, y in outline]
 
 
-def make(out, plates_dir, clips_dir, seed):
+def make(out, plates_dir, clips_dir, seed, clip_size=CLIP_SIZE):
     rng = random.Random(seed)
     plates = load_plates(plates_dir)
     rng.shuffle(plates)
@@ -247,19 +247,19 @@ def make(out, plates_dir, clips_dir, seed):
                                    "size": list(size), "distortion": k, **info}) + "\n")
     ann.close()
     meta.close()
-    make_clip(os.path.join(out, "clip"), plates, clips_dir, rng, tmp)
+    make_clip(os.path.join(out, "clip"), plates, clips_dir, rng, tmp, clip_size)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {fi // PLATES_PER_FRAME + 1} frames, {len(combos)} plates to {photos}; clip to {out}/clip")
 
 
-def make_clip(out, plates, clips_dir, rng, tmp):
+def make_clip(out, plates, clips_dir, rng, tmp, size=CLIP_SIZE):
     """A static camera (mild barrel distortion) over a road: every (height, angle) pair once,
     five plates to a lane, each lane at its own car speed, wrapping round at the frame's sides (a car
     leaving, another entering)."""
     os.makedirs(out, exist_ok=True)
-    w, h = CLIP_SIZE
+    w, h = size
     k = DISTORTIONS[1]
-    bg = background(os.path.join(clips_dir, "cars_432p.mp4"), CLIP_SIZE, 1.0, tmp)
+    bg = background(os.path.join(clips_dir, "cars_432p.mp4"), size, 1.0, tmp)
     combos = [(hh, a) for hh in HEIGHTS for a in ANGLES]
     rng.shuffle(combos)
     speeds = [rng.choice([-1, 1]) * rng.uniform(2, 9) for _ in range(5)]  # px per frame
@@ -340,7 +340,9 @@ def score(out, binary, label, extra, only):
             # plate by accident (a held box grown along a wrong motion, a false box over a car).
             fitting = [(c, m) for c, m in masks if m[3] - m[1] <= 4 * (box[3] - box[1])]
             by_fit.append((b["height"], b["angle"], f["whole_frame"] or covered(box, fitting) >= 0.8))
-    table(f"{label} clip ({CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_FRAMES} frames, plates drifting)", rows)
+    size = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=width,height",
+                           "-of", "csv=p=0:s=x", clip], capture_output=True, text=True).stdout.strip()
+    table(f"{label} clip ({size}, {CLIP_FRAMES} frames, plates drifting)", rows)
     key = [c for hh, aa, c in by_fit if hh >= 16 and aa <= 45]
     print(f"the same, counting only masks at most 4x the plate's height: {sum(key)}/{len(key)} = "
           f"{sum(key) / max(1, len(key)):.3f}")
@@ -385,6 +387,8 @@ def main():
     m.add_argument("--plates", default=os.path.join(SHARED, "plates"))
     m.add_argument("--clips", default=os.path.join(SHARED, "clips"))
     m.add_argument("--seed", type=int, default=17)
+    m.add_argument("--clip-size", default=f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}",
+                   help="the clip's frame size, WxH (the photos keep their sizes)")
     s = sub.add_parser("score")
     s.add_argument("out")
     s.add_argument("--bin", default=BIN)
@@ -397,7 +401,8 @@ def main():
     k.add_argument("--flags", default="", help="more bystander flags, as one string")
     a = ap.parse_args()
     if a.cmd == "make":
-        make(a.out, a.plates, a.clips, a.seed)
+        w, _, h = a.clip_size.partition("x")
+        make(a.out, a.plates, a.clips, a.seed, (int(w), int(h)))
     elif a.cmd == "masked":
         masked(a.clip, a.bin, shlex.split(a.flags))
     else:
