@@ -402,6 +402,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "make":
         w, _, h = a.clip_size.partition("x")
+        if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
+            sys.exit(f"--clip-size {a.clip_size!r}: expected WxH, each at least 64, such as 2560x1440")
         make(a.out, a.plates, a.clips, a.seed, (int(w), int(h)))
     elif a.cmd == "masked":
         masked(a.clip, a.bin, shlex.split(a.flags))
