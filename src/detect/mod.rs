@@ -1697,8 +1697,9 @@ impl DetectConfig {
     /// class take turns ([`DetectConfig::interleave`]): each frame gets a fresh detection from
     /// one face and one plate model, and each model sees every object at least every second
     /// frame, which the hold (8 frames) bridges. That halves the inference, 80 % of a clip's
-    /// work, while keeping both models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
-    /// override; the max preset keeps its tiles and runs every model on every frame.
+    /// work, while keeping both models' view of every object. `--tiles`, `--working-size` and
+    /// `--no-interleave` still override; the max preset keeps its tiles and runs every model on
+    /// every frame.
     ///
     /// The fast preset interleaves too: its two face models on clips, CenterFace and RetinaFace,
     /// take turns on the detected frames, and its one plate model, YOLOv8n, runs on every second

@@ -778,14 +778,10 @@ fn the_roving_tile_finds_a_plate_too_small_for_the_native_tiles_where_it_passes(
                 .roving_tile(1920, 1080, Some((640, 640)), turn)
                 .unwrap();
             let r = tile.region;
-            let holds = r.x as f32 <= plate.x1
-                && r.y as f32 <= plate.y1
-                && plate.x2 <= (r.x + r.w) as f32
-                && plate.y2 <= (r.y + r.h) as f32;
-            let apart = plate.x2 < r.x as f32
-                || plate.y2 < r.y as f32
-                || (r.x + r.w) as f32 <= plate.x1
-                || (r.y + r.h) as f32 <= plate.y1;
+            let (x, y) = (r.x as f32, r.y as f32);
+            let shared =
+                bystander::BBox::new(x, y, x + r.w as f32, y + r.h as f32).intersection(&plate);
+            let (holds, apart) = (shared >= plate.area(), shared <= 0.0);
             d.set_turn(Some(turn));
             let found = d.detect(&frame).unwrap();
             if holds {
