@@ -796,11 +796,45 @@ pub fn plausible(d: &Detection, w: u32, h: u32) -> bool {
     }
 }
 
+/// How many small plate boxes ([`SMALL_PLATE_SHARE`]) inside a plate box at least [`LARGE_PLATE`]
+/// of the frame high make it no plate: a plate has no plates on it. YOLOv8n sees a whole frame as
+/// one plate where the picture is a light, busy rectangle on a dark surround (a fisheye's or a
+/// barrel-corrected lens's dark corners), and scores it like a real close-up: on the hard plate
+/// clip made at 3840 x 2160 (`scripts/hard_plates.py make OUT --clip-size 3840x2160`) such a box,
+/// 0.92 of the frame high and scoring 0.61 to 0.75, was found on 55 of 60 frames and blurred the
+/// whole picture, and on another seed's 1080p clip one scoring 0.61 to 0.70 did on 13 frames. Its
+/// score cannot tell it from a close-up (most real ones score 0.6 to 0.8; see
+/// [`ModelDetector::close_up_plates`]), but what lies inside can: those boxes held the small plates
+/// the tiles found, a real close-up holds its own characters. Two, not one, so that a single small
+/// false box on a real close-up (a sticker, a bolt) never takes the close-up's box away.
+pub const PLATES_ON_A_PLATE: usize = 2;
+/// Height of a plate box, as a share of a large plate box's height, under which it counts as a
+/// small plate inside it ([`PLATES_ON_A_PLATE`]): a real plate's characters are more than half its
+/// height, and the small plates under the frame-sized false boxes were under a twentieth.
+pub const SMALL_PLATE_SHARE: f32 = 0.125;
+
+/// Whether `d` is a plate box at least [`LARGE_PLATE`] of an `h`-high frame with at least
+/// [`PLATES_ON_A_PLATE`] small plate boxes of `all` centred inside it.
+fn plates_on_it(d: &Detection, all: &[Detection], h: u32) -> bool {
+    if d.class != Class::Plate || d.bbox.height() < LARGE_PLATE * h as f32 {
+        return false;
+    }
+    let small = all.iter().filter(|o| {
+        let (cx, cy) = o.bbox.centre();
+        o.class == Class::Plate
+            && o.bbox.height() < SMALL_PLATE_SHARE * d.bbox.height()
+            && d.bbox.contains(cx, cy)
+    });
+    small.count() >= PLATES_ON_A_PLATE
+}
+
 /// Keeps finite, non-empty boxes, clipped to the frame, that pass the size-dependent threshold;
 /// with `close_ups`, plate boxes pass it whatever their height (see
-/// [`ModelDetector::close_up_plates`]).
+/// [`ModelDetector::close_up_plates`]). A frame-high plate box with plates on it
+/// ([`PLATES_ON_A_PLATE`]) goes either way.
 fn sanitize(dets: Vec<Detection>, w: u32, h: u32, close_ups: bool) -> Vec<Detection> {
-    dets.into_iter()
+    let dets: Vec<Detection> = dets
+        .into_iter()
         .filter(|d| d.bbox.is_finite() && d.score.is_finite())
         .filter(|d| plausible(d, w, h) || (close_ups && d.class == Class::Plate))
         .map(|mut d| {
@@ -808,6 +842,12 @@ fn sanitize(dets: Vec<Detection>, w: u32, h: u32, close_ups: bool) -> Vec<Detect
             d
         })
         .filter(|d| d.bbox.area() > 0.0)
+        .collect();
+    let on_a_plate: Vec<bool> = dets.iter().map(|d| plates_on_it(d, &dets, h)).collect();
+    dets.into_iter()
+        .zip(on_a_plate)
+        .filter(|(_, on)| !on)
+        .map(|(d, _)| d)
         .collect()
 }
 
@@ -2044,6 +2084,61 @@ mod tests {
             1000,
             750
         ));
+    }
+
+    /// Generated cases: a frame-high plate box goes, photo or clip, exactly when at least
+    /// `PLATES_ON_A_PLATE` small plate boxes are centred inside it; every other box stays,
+    /// whatever lies inside it, and the small plates always stay.
+    #[test]
+    fn a_frame_high_plate_with_plates_on_it_goes_and_they_stay() {
+        let mut rng = crate::TestRng::new(61);
+        let plate = |score, bbox| Detection {
+            class: Class::Plate,
+            score,
+            bbox,
+            landmarks: Vec::new(),
+        };
+        for case in 0..2000 {
+            let (w, h) = (200 + rng.below(3800), 200 + rng.below(2000));
+            let (fw, fh) = (w as f32, h as f32);
+            // A box from 0.3 to 1.0 of the frame high, scoring over every bar.
+            let bh = fh * (0.3 + rng.unit() * 0.7);
+            let bw = fw * (0.3 + rng.unit() * 0.7);
+            let (x, y) = (rng.unit() * (fw - bw), rng.unit() * (fh - bh));
+            let big = plate(0.9, BBox::new(x, y, x + bw, y + bh));
+            let tall = bh >= LARGE_PLATE * fh;
+            // Boxes inside it, small (under the share) or not, some centred outside it.
+            let mut all = vec![big.clone()];
+            let mut small_inside = 0;
+            for _ in 0..rng.below(4) {
+                let share = rng.unit() * 0.3;
+                let ih = (bh * share).max(2.0);
+                let iw = ih * 2.0;
+                let (cx, cy) = (
+                    x - bw * 0.2 + rng.unit() * bw * 1.4,
+                    y - bh * 0.2 + rng.unit() * bh * 1.4,
+                );
+                let inner = plate(0.5, BBox::from_center(cx, cy, iw, ih));
+                let clipped = inner.bbox.clipped(w, h);
+                let (ccx, ccy) = clipped.centre();
+                if clipped.area() > 0.0
+                    && clipped.height() < SMALL_PLATE_SHARE * bh
+                    && big.bbox.contains(ccx, ccy)
+                {
+                    small_inside += 1;
+                }
+                if clipped.area() > 0.0 {
+                    all.push(inner);
+                }
+            }
+            let goes = tall && small_inside >= PLATES_ON_A_PLATE;
+            for photo in [false, true] {
+                let kept = sanitize(all.clone(), w, h, photo);
+                let big_kept = kept.iter().any(|d| d.bbox == big.bbox);
+                assert_eq!(big_kept, !goes, "case {case} photo {photo}: {all:?}");
+                assert_eq!(kept.len(), all.len() - goes as usize, "case {case}");
+            }
+        }
     }
 
     /// One round of the roving tile sees every pixel of a frame the plan tiles, magnified and
