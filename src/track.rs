@@ -97,8 +97,8 @@ pub const GROW_SCORE: f32 = 0.3;
 /// showed on every second frame, and the size the tracker learnt from the alternation shrank its
 /// prediction until the whole box no longer matched it. Real motion changes a box's size by a few
 /// hundredths a frame, which the prediction follows. So a box under this share of the predicted
-/// area a frame is drawn with the extent the last sighting predicts beside it (see
-/// [`Track::kept_extent`]), and a change beyond it either way teaches the track no change of size.
+/// area a frame is drawn with the extent the last sighting predicts beside it, and a change beyond
+/// it either way teaches the track no change of size.
 pub const SHRINK: f32 = 0.8;
 
 #[derive(Clone, Debug)]

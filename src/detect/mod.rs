@@ -778,7 +778,8 @@ pub const LARGE_FACE_SCORE: f32 = 0.2;
 /// 0.97 of the frame high at scores 0.19 to 0.51, and on the hard clip one such box, scoring 0.36
 /// to 0.51, hid every plate by accident on 80 % of the frames. The tallest real plates of the dev
 /// photos are boxed 0.33 to 0.43 of the frame high and score 0.51 to 0.79. Photos are exempt: a
-/// person does photograph a plate close up (see [`ModelDetector::close_up_plates`]).
+/// person does photograph a plate close up (see [`ModelDetector::close_up_plates`]). Photos and
+/// clips alike drop such a box with plates on it, whatever it scores ([`PLATES_ON_A_PLATE`]).
 pub const LARGE_PLATE: f32 = 0.6;
 /// The least score of a plate box at least [`LARGE_PLATE`] of the frame's height.
 pub const LARGE_PLATE_SCORE: f32 = 0.6;
@@ -936,8 +937,9 @@ impl ModelDetector {
         })
     }
 
-    /// Keeps plate boxes at least [`LARGE_PLATE`] of the frame high whatever their score (off by
-    /// default; [`DetectConfig::build`] turns it on for photos). A frame-filling plate is a
+    /// Keeps plate boxes at least [`LARGE_PLATE`] of the frame high whatever their score, unless
+    /// plates lie on them ([`PLATES_ON_A_PLATE`]) (off by default; [`DetectConfig::build`] turns
+    /// it on for photos). A frame-filling plate is a
     /// close-up: something a person photographs, never what a doorbell or NVR camera records, so
     /// on clips and streams such a box stays a false plate unless it scores
     /// [`LARGE_PLATE_SCORE`]. Photos keep it: on the shared plate photos cropped so that each
