@@ -181,9 +181,16 @@ impl Track {
     /// prediction lags while the motion is still being learnt). Not for a low-scoring last
     /// sighting ([`GROW_SCORE`]), nor where the guessed motion proved wrong (the prediction is then
     /// somewhere else).
-    fn kept_extent(&self, index: usize, d: &Detection, wrong_guess: bool) -> Option<Detection> {
+    /// `resized` is [`Track::resized`] for `d`.
+    fn kept_extent(
+        &self,
+        index: usize,
+        d: &Detection,
+        resized: f32,
+        wrong_guess: bool,
+    ) -> Option<Detection> {
         let p = self.predict(index);
-        let shrunk = self.resized(index, &d.bbox) < SHRINK;
+        let shrunk = resized < SHRINK;
         let (cx, cy) = d.bbox.centre();
         let seen = BBox::from_center(cx, cy, p.width(), p.height());
         (shrunk && !wrong_guess && self.last.score >= GROW_SCORE).then(|| Detection {
@@ -322,12 +329,12 @@ impl Tracker {
                     Some((ti, wrong_guess)) => {
                         matched[ti] = true;
                         let t = &mut self.tracks[ti];
-                        if let Some(kept) = t.kept_extent(index, d, wrong_guess) {
+                        let resized = t.resized(index, &d.bbox);
+                        if let Some(kept) = t.kept_extent(index, d, resized, wrong_guess) {
                             boxes.push(kept);
                         }
                         interpolate(&mut self.window, t, d, index);
                         let mut v = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
-                        let resized = t.resized(index, &d.bbox);
                         if !t.guessed && !(SHRINK..=1.0 / SHRINK).contains(&resized) {
                             // The detector's extent changed, not the object's size (a guessed
                             // motion's size is replaced whole, see `Track::guessed`).
