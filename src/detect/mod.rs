@@ -45,6 +45,20 @@ use preprocess::TensorBuilder;
 
 /// Working size of the balanced preset's face models on clips (see [`DetectConfig::for_clips`]).
 pub const CLIP_WORKING_SIZE: u32 = 960;
+/// Which face model keeps native-resolution tiles on clips at the balanced preset, on frames its
+/// 960-px whole-frame pass shrinks below 0.8 of their size (from 1200 px on): CenterFace.
+///
+/// Whole at 960 px, a 1080p frame's faces reach the models at half their size and a 4K frame's at
+/// a quarter, and the small ones are lost. Measured on the WIDER dev photos laid out in large
+/// frames, at their own size in 1080p and twice it in 4K (`scripts/face_mosaic.py`, `bystander
+/// eval --as-clip`), faces 20 to 40 px high: 0.62 covered in 1080p frames and 0.15 in 4K ones
+/// whole, against 0.87 and 0.85 with CenterFace's tiles (0.88 with both models tiled; in 1080p
+/// frames, 0.70 with RetinaFace alone tiled and 0.87 with CenterFace alone). CenterFace
+/// finds the most small faces, so it alone pays for them: about five times its whole-frame cost
+/// on its turns, and 1.5 times the default's time on crowd_1080p. RetinaFace keeps looking at the
+/// whole frame on its turns, and the hold bridges them (BENCHMARKS.md, "Small faces in large
+/// frames").
+pub const CLIP_FACE_TILES: Family = Family::CenterFace;
 /// Working size of the balanced preset's RetinaFace-style plate model on clips: the same as the
 /// YOLOv8 plate model's fixed input. Larger finds no more plates (openalpr photos: 0.900 of
 /// plates covered by this model alone at 960, 0.910 at 640) and costs twice the time.
@@ -1580,15 +1594,17 @@ fn preset(
             (models::PLATE_RETINA, 0.2, plan(1600, 1.0, Tiles::Off)),
         ],
     };
-    // Clips at the balanced preset: the same models and thresholds on a per-frame budget, no
-    // face tiles and no widened pass (see `DetectConfig::for_clips`).
+    // Clips at the balanced preset: the same models and thresholds on a per-frame budget, tiles
+    // for one model per class and no widened pass (see `DetectConfig::for_clips`).
     if clip && recall == Recall::Balanced {
         for (m, _, p) in &mut models {
             // The plate YOLO keeps its native tiles on frames larger than its input: whole, a
             // 1080p frame shrinks a 24-px plate to 8 px and a 2560-px one to 6, below what it
             // finds (see `scripts/hard_plates.py`); at native resolution (see [`PLATE_TILE_ZOOM`]).
+            // CenterFace keeps them for the same reason (see [`CLIP_FACE_TILES`]).
             p.tiles = match (class, m.family) {
                 (Class::Plate, Family::Yolo) => Tiles::Auto,
+                (Class::Face, f) if f == CLIP_FACE_TILES => Tiles::Auto,
                 _ => Tiles::Off,
             };
             if (class, m.family) == (Class::Plate, Family::Yolo) {
@@ -1727,10 +1743,11 @@ impl DetectConfig {
     }
 
     /// The settings for clips. A clip is detected on every frame and the tracker carries masks
-    /// across misses, so the per-frame budget is what matters. The balanced preset drops the
-    /// face models' tiles; they run their whole-frame pass at 960 px (a 1080p frame at half size,
-    /// where a 30-px face is still 15 px, inside what CenterFace and RetinaFace find). The plate
-    /// models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
+    /// across misses, so the per-frame budget is what matters. The balanced preset runs the face
+    /// models' whole-frame pass at 960 px and drops the widened pass; CenterFace keeps its
+    /// native-resolution tiles on frames over 1200 px, where the whole-frame pass loses faces
+    /// 20 to 40 px high ([`CLIP_FACE_TILES`]), and RetinaFace looks at the whole frame only. The
+    /// plate models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
     /// tiles on frames over 800 px: plates are small in camera footage, and at 640 px a 1080p
     /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated
     /// hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at

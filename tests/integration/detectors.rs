@@ -384,6 +384,63 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
     assert_eq!(hits(tiled.detect(&frame).unwrap()), 1);
 }
 
+/// A `w` x `h` frame with the astronaut's head shrunk so that its face is `face_h` px high, at six
+/// places spread over the frame, and where the six faces are.
+fn small_faces_frame(w: u32, h: u32, face_h: f32) -> (image::RgbImage, Vec<bystander::BBox>) {
+    let src = rgb("astronaut.jpg");
+    let crop = image::imageops::crop_imm(&src, 150, 30, 150, 180).to_image();
+    // The face inside the crop is at about (31..120, 28..148).
+    let s = face_h / 120.0;
+    let (cw, ch) = ((150.0 * s).round() as u32, (180.0 * s).round() as u32);
+    let small = image::imageops::resize(&crop, cw, ch, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(w, h, image::Rgb([96, 100, 104]));
+    let mut faces = Vec::new();
+    for i in 0..6 {
+        let x = ((i % 3) as f32 + 0.3) * w as f32 / 3.2;
+        let y = ((i / 3) as f32 + 0.3) * h as f32 / 2.4;
+        image::imageops::overlay(&mut frame, &small, x as i64, y as i64);
+        let (x, y) = (x.floor(), y.floor());
+        faces.push(bystander::BBox::new(
+            x + 31.0 * s,
+            y + 28.0 * s,
+            x + 120.0 * s,
+            y + 148.0 * s,
+        ));
+    }
+    (frame, faces)
+}
+
+#[test]
+fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
+    runtime();
+    // Faces 28 px high in a 3840x2160 frame: the 960-px whole-frame pass sees them 7 px high and
+    // finds none of them; CenterFace's native tiles find each.
+    let (frame, faces) = small_faces_frame(3840, 2160, 28.0);
+    let mut set = DetectConfig {
+        intra_threads: 2,
+        ..Default::default()
+    }
+    .for_clips()
+    .build()
+    .unwrap();
+    let names = set.model_names();
+    let cf = names.iter().position(|n| n == "centerface").unwrap();
+    let mut took = vec![0.0; names.len()];
+    let found = set.detect_frame_timed(&frame, Some(0), &mut took).unwrap();
+    assert!(
+        took[cf] > 0.0,
+        "frame 0 is CenterFace's turn: {names:?} took {took:?}"
+    );
+    for face in &faces {
+        let best = found
+            .iter()
+            .filter(|d| d.class == Class::Face)
+            .map(|d| d.bbox.iou(face))
+            .fold(0.0, f32::max);
+        assert!(best >= 0.5, "{face:?}: best IoU {best:.2} in {found:?}");
+    }
+}
+
 #[test]
 fn a_model_of_the_wrong_family_is_refused_with_its_path() {
     runtime();

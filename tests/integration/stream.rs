@@ -161,13 +161,17 @@ fn live_view_redacts_a_strided_bgr_buffer_in_place() {
 fn streams_get_the_video_plan_never_the_photo_plan() {
     runtime();
     // The default photo preset tiles a 1080p frame for every model and widens it; a stream must
-    // not, but for the plate YOLO, whose fixed 640-px input would shrink a 1080p frame's small
-    // plates below what it finds: it keeps its native tiles.
+    // not, but for one model per class: the plate YOLO, whose fixed 640-px input would shrink a
+    // 1080p frame's small plates below what it finds, and CenterFace, whose 960-px whole-frame
+    // pass would halve its small faces. They keep their native tiles.
     let cfg = StreamConfig::default();
     let clip = cfg.detect.for_clips().resolve().unwrap();
     for c in &clip {
-        let tiled =
-            c.model.class == Class::Plate && c.model.family == bystander::models::Family::Yolo;
+        use bystander::models::Family;
+        let tiled = matches!(
+            (c.model.class, c.model.family),
+            (Class::Plate, Family::Yolo) | (Class::Face, Family::CenterFace)
+        );
         let want = if tiled {
             bystander::detect::Tiles::Auto
         } else {

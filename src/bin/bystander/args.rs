@@ -394,9 +394,9 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Detect with the settings clips get (at the balanced preset: faces at 960 px without
-    /// tiles, plates at 640 px with the YOLOv8n plate model's native tiles on large frames), to
-    /// see what a preset finds in a clip. Interleaved models are all run, as a still scene gets
+    /// Detect with the settings clips get (at the balanced preset: faces at 960 px with
+    /// CenterFace's native tiles on large frames, plates at 640 px with the YOLOv8n plate
+    /// model's), to see what a preset finds in a clip. Interleaved models are all run, as a still scene gets
     /// them within two frames.
     #[arg(long)]
     pub as_clip: bool,
