@@ -3,6 +3,7 @@
 # as MPEG-TS on tcp://127.0.0.1, bystander reads it for SECONDS and writes MPEG-TS to /dev/null.
 # Prints the last statistics line (frames in/out, detected, covered, latency), peak RSS and CPU time.
 #   scripts/bench_live.sh CLIP [SECONDS] [bystander live options...]
+# BYSTANDER_BIN=PATH runs another build (the one before a change) instead of target/release/bystander.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clip=$1; secs=${2:-40}; shift; shift || true
@@ -12,7 +13,7 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 0.5
 log=$(mktemp)
-/usr/bin/time -f "peak RSS %M KiB; CPU %U s user + %S s system in %e s" target/release/bystander live "tcp://127.0.0.1:$port" -o - \
+/usr/bin/time -f "peak RSS %M KiB; CPU %U s user + %S s system in %e s" "${BYSTANDER_BIN:-target/release/bystander}" live "tcp://127.0.0.1:$port" -o - \
   --stats --stats-interval 5 "$@" >/dev/null 2>"$log" &
 live=$!
 sleep "$secs"
