@@ -189,11 +189,13 @@ impl Track {
         resized: f32,
         wrong_guess: bool,
     ) -> Option<Detection> {
+        if resized >= SHRINK || wrong_guess || self.last.score < GROW_SCORE {
+            return None;
+        }
         let p = self.predict(index);
-        let shrunk = resized < SHRINK;
         let (cx, cy) = d.bbox.centre();
         let seen = BBox::from_center(cx, cy, p.width(), p.height());
-        (shrunk && !wrong_guess && self.last.score >= GROW_SCORE).then(|| Detection {
+        Some(Detection {
             bbox: p.enclose(&seen),
             landmarks: Vec::new(),
             ..self.last.clone()

@@ -55,7 +55,7 @@ pub const CLIP_WORKING_SIZE: u32 = 960;
 /// whole, against 0.87 and 0.85 with CenterFace's tiles (0.88 with both models tiled; in 1080p
 /// frames, 0.70 with RetinaFace alone tiled and 0.87 with CenterFace alone). CenterFace
 /// finds the most small faces, so it alone pays for them: about five times its whole-frame cost
-/// on its turns, and 1.5 times the default's time on crowd_1080p. RetinaFace keeps looking at the
+/// on its turns, and 1.43 times the default's time on crowd_1080p. RetinaFace keeps looking at the
 /// whole frame on its turns, and the hold bridges them (BENCHMARKS.md, "Small faces in large
 /// frames").
 pub const CLIP_FACE_TILES: Family = Family::CenterFace;
@@ -1745,21 +1745,20 @@ impl DetectConfig {
     /// The settings for clips. A clip is detected on every frame and the tracker carries masks
     /// across misses, so the per-frame budget is what matters. The balanced preset runs the face
     /// models' whole-frame pass at 960 px and drops the widened pass; CenterFace keeps its
-    /// native-resolution tiles on frames over 1200 px, where the whole-frame pass loses faces
-    /// 20 to 40 px high ([`CLIP_FACE_TILES`]), and RetinaFace looks at the whole frame only. The
-    /// plate models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
+    /// native-resolution tiles on frames over 1200 px, where the whole-frame pass loses faces 20 to
+    /// 40 px high ([`CLIP_FACE_TILES`]), and RetinaFace looks at the whole frame only. The plate
+    /// models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
     /// tiles on frames over 800 px: plates are small in camera footage, and at 640 px a 1080p
-    /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated
-    /// hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at
-    /// least 16 px high and turned at most 45 degrees without the tiles, 0.92 with them; they
-    /// cost 1080p clips more than half their speed), and adds one magnified roving tile a turn
-    /// ([`ROVING_ZOOM`]) for the 16-px plates the native tiles never propose. Its two models per
-    /// class take turns ([`DetectConfig::interleave`]): each frame gets a fresh detection from
-    /// one face and one plate model, and each model sees every object at least every second
-    /// frame, which the hold (8 frames) bridges. That halves the inference, 80 % of a clip's
-    /// work, while keeping both models' view of every object. `--tiles`, `--working-size` and
-    /// `--no-interleave` still override; the max preset keeps its tiles and runs every model on
-    /// every frame.
+    /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated hard
+    /// plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at least 16 px
+    /// high and turned at most 45 degrees without the tiles, 0.92 with them; they cost 1080p clips
+    /// more than half their speed), and adds one magnified roving tile a turn ([`ROVING_ZOOM`]) for
+    /// the 16-px plates the native tiles never propose. Its two models per class take turns
+    /// ([`DetectConfig::interleave`]): each frame gets a fresh detection from one face and one
+    /// plate model, and each model sees every object at least every second frame, which the hold (8
+    /// frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
+    /// models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
+    /// override; the max preset keeps its tiles and runs every model on every frame.
     ///
     /// The fast preset interleaves too: its two face models on clips, CenterFace and RetinaFace,
     /// take turns on the detected frames, and its one plate model, YOLOv8n, runs on every second
@@ -2087,7 +2086,8 @@ mod tests {
                 );
             }
         }
-        // The frame-sized false plate of the hard plate clip goes; the dev photos' tallest plate stays.
+        // The frame-sized false plate of the hard plate clip goes; the dev photos' tallest plate
+        // stays.
         let plate = |score, bbox| Detection {
             class: Class::Plate,
             score,

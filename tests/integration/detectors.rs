@@ -338,23 +338,36 @@ fn the_default_widened_pass_finds_a_face_squeezed_too_narrow_for_the_plain_passe
     assert_matches(single(&default, Class::Face), expected, 0.5);
 }
 
-/// A 1920x1080 frame with the astronaut's face shrunk to about 22 px high near a tile corner.
-fn small_face_frame() -> (image::RgbImage, bystander::BBox) {
+/// A `w` x `h` frame with the astronaut's head shrunk so that its face is `face_h` px high, its
+/// crop's top-left corner at each of `places`, and where each face is.
+fn heads_frame(
+    w: u32,
+    h: u32,
+    face_h: f32,
+    places: &[(u32, u32)],
+) -> (image::RgbImage, Vec<bystander::BBox>) {
     let src = rgb("astronaut.jpg");
     let crop = image::imageops::crop_imm(&src, 150, 30, 150, 180).to_image();
-    let small = image::imageops::resize(&crop, 25, 30, image::imageops::FilterType::Triangle);
-    let mut frame = image::RgbImage::from_pixel(1920, 1080, image::Rgb([96, 100, 104]));
-    let (x, y) = (1400, 700);
-    image::imageops::overlay(&mut frame, &small, x, y);
-    // The face inside the crop was at about (181..270, 58..178) of the source.
-    let s = 25.0 / 150.0;
-    let face = bystander::BBox::new(
-        x as f32 + 31.0 * s,
-        y as f32 + 28.0 * s,
-        x as f32 + 120.0 * s,
-        y as f32 + 148.0 * s,
-    );
-    (frame, face)
+    // The face inside the crop is at about (31..120, 28..148): (181..270, 58..178) of the source.
+    let s = face_h / 120.0;
+    let (cw, ch) = ((150.0 * s).round() as u32, (180.0 * s).round() as u32);
+    let small = image::imageops::resize(&crop, cw, ch, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::from_pixel(w, h, image::Rgb([96, 100, 104]));
+    let faces = places
+        .iter()
+        .map(|&(x, y)| {
+            image::imageops::overlay(&mut frame, &small, x as i64, y as i64);
+            let (x, y) = (x as f32, y as f32);
+            bystander::BBox::new(x + 31.0 * s, y + 28.0 * s, x + 120.0 * s, y + 148.0 * s)
+        })
+        .collect();
+    (frame, faces)
+}
+
+/// A 1920x1080 frame with the astronaut's face shrunk to 20 px high near a tile corner.
+fn small_face_frame() -> (image::RgbImage, bystander::BBox) {
+    let (frame, faces) = heads_frame(1920, 1080, 20.0, &[(1400, 700)]);
+    (frame, faces[0])
 }
 
 #[test]
@@ -384,38 +397,20 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
     assert_eq!(hits(tiled.detect(&frame).unwrap()), 1);
 }
 
-/// A `w` x `h` frame with the astronaut's head shrunk so that its face is `face_h` px high, at six
-/// places spread over the frame, and where the six faces are.
-fn small_faces_frame(w: u32, h: u32, face_h: f32) -> (image::RgbImage, Vec<bystander::BBox>) {
-    let src = rgb("astronaut.jpg");
-    let crop = image::imageops::crop_imm(&src, 150, 30, 150, 180).to_image();
-    // The face inside the crop is at about (31..120, 28..148).
-    let s = face_h / 120.0;
-    let (cw, ch) = ((150.0 * s).round() as u32, (180.0 * s).round() as u32);
-    let small = image::imageops::resize(&crop, cw, ch, image::imageops::FilterType::Triangle);
-    let mut frame = image::RgbImage::from_pixel(w, h, image::Rgb([96, 100, 104]));
-    let mut faces = Vec::new();
-    for i in 0..6 {
-        let x = ((i % 3) as f32 + 0.3) * w as f32 / 3.2;
-        let y = ((i / 3) as f32 + 0.3) * h as f32 / 2.4;
-        image::imageops::overlay(&mut frame, &small, x as i64, y as i64);
-        let (x, y) = (x.floor(), y.floor());
-        faces.push(bystander::BBox::new(
-            x + 31.0 * s,
-            y + 28.0 * s,
-            x + 120.0 * s,
-            y + 148.0 * s,
-        ));
-    }
-    (frame, faces)
-}
-
 #[test]
 fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     runtime();
     // Faces 28 px high in a 3840x2160 frame: the 960-px whole-frame pass sees them 7 px high and
     // finds none of them; CenterFace's native tiles find each.
-    let (frame, faces) = small_faces_frame(3840, 2160, 28.0);
+    let (w, h) = (3840, 2160);
+    let places: Vec<(u32, u32)> = (0..6)
+        .map(|i| {
+            let x = ((i % 3) as f32 + 0.3) * w as f32 / 3.2;
+            let y = ((i / 3) as f32 + 0.3) * h as f32 / 2.4;
+            (x as u32, y as u32)
+        })
+        .collect();
+    let (frame, faces) = heads_frame(w, h, 28.0, &places);
     let mut set = DetectConfig {
         intra_threads: 2,
         ..Default::default()
