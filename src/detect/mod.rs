@@ -59,6 +59,20 @@ pub const CLIP_WORKING_SIZE: u32 = 960;
 /// whole frame on its turns, and the hold bridges them (BENCHMARKS.md, "Small faces in large
 /// frames").
 pub const CLIP_FACE_TILES: Family = Family::CenterFace;
+/// Over how many of CenterFace's turns its clip tiles ([`CLIP_FACE_TILES`]) are spread
+/// ([`PassPlan::tile_rounds`]): half of them on each turn, in a checkerboard, and on every turn
+/// the tiles that hold a face found lately ([`ModelDetector::set_hints`]). CenterFace takes every
+/// second frame, so a tile with no face in it comes every fourth frame, which the back-fill (4
+/// frames) bridges; neighbouring tiles alternate, so an object in their overlap is seen on every
+/// turn, and the whole-frame pass runs on each. A face being followed keeps every turn: without
+/// that rule, the walkers at the back of crowd_1080p, found now and then at scores 0.15 to 0.25,
+/// lapsed, and the default covered 2130 of 2191 reference face boxes on two 1080p clips against
+/// 2164; with it, 2164. Where faces are few, the tiles cost half: on a static room at 1080p,
+/// CenterFace's time fell by a third and the clip's by 16 to 21 %, at the same coverage; on
+/// crowd_1080p, whose faces fill every tile, nothing changes. The plate YOLO keeps all its tiles: spread the same way, it
+/// covered 76 of those clips' 91 reference plate boxes against 80 (BENCHMARKS.md, "Face tiles
+/// spread over turns").
+pub const CLIP_FACE_TILE_ROUNDS: u32 = 2;
 /// Working size of the balanced preset's RetinaFace-style plate model on clips: the same as the
 /// YOLOv8 plate model's fixed input. Larger finds no more plates (openalpr photos: 0.900 of
 /// plates covered by this model alone at 960, 0.910 at 640) and costs twice the time.
@@ -499,6 +513,15 @@ pub struct PassPlan {
     /// grid (see [`ROVING_ZOOM`]). Only where the plan tiles, upright, and not in the light plan.
     #[serde(skip_serializing_if = "is_off")]
     pub roving: f32,
+    /// Over how many of the model's turns its tiles are spread where it takes turns with another
+    /// model of its class ([`DetectConfig::interleave`]); 1: every tile on every turn. The tiles
+    /// of one turn are every `n`th square of a checkerboard (column plus row, modulo `n`), so at 2
+    /// neighbouring tiles come on alternate turns and an object in their overlap is seen on each
+    /// turn; the tiles that hold one of the detector's hints ([`ModelDetector::set_hints`]) come
+    /// on every turn (see [`CLIP_FACE_TILE_ROUNDS`]). Photos and searches outside a sequence run
+    /// every tile.
+    #[serde(skip_serializing_if = "is_one")]
+    pub tile_rounds: u32,
 }
 
 fn is_off(zoom: &f32) -> bool {
@@ -603,6 +626,7 @@ impl PassPlan {
             rotations: self.rotations,
             second_look: 1.0,
             roving: 1.0,
+            tile_rounds: 1,
         }
     }
 
@@ -616,6 +640,19 @@ impl PassPlan {
 
     /// The passes for a `w` x `h` frame. `fixed` is the input size of a fixed-size model.
     pub fn passes(&self, w: u32, h: u32, fixed: Option<(u32, u32)>) -> Vec<Pass> {
+        self.passes_on_turn(w, h, fixed, None)
+    }
+
+    /// The passes for a `w` x `h` frame on the model's `turn` when it takes turns with another
+    /// model of its class: the tiles of that turn's round ([`PassPlan::tile_rounds`]) only. With
+    /// `None`, or one round, every tile, as [`PassPlan::passes`].
+    pub fn passes_on_turn(
+        &self,
+        w: u32,
+        h: u32,
+        fixed: Option<(u32, u32)>,
+        turn: Option<usize>,
+    ) -> Vec<Pass> {
         let long = w.max(h).max(1) as f32;
         let working = fixed
             .map_or(self.working_size, |(fw, fh)| fw.max(fh))
@@ -651,8 +688,13 @@ impl PassPlan {
             if cols * rows > 1 {
                 let xs = spans(w, cols);
                 let ys = spans(h, rows);
-                for &(y, th) in &ys {
-                    for &(x, tw) in &xs {
+                let rounds = self.tile_rounds.max(1) as usize;
+                let round = turn.map(|t| t % rounds);
+                for (row, &(y, th)) in ys.iter().enumerate() {
+                    for (col, &(x, tw)) in xs.iter().enumerate() {
+                        if round.is_some_and(|r| (col + row) % rounds != r) {
+                            continue;
+                        }
                         let region = Rect { x, y, w: tw, h: th };
                         let scale = (working / tw.max(th) as f32).min(zoom).max(scale);
                         out.push(Pass {
@@ -1323,6 +1365,29 @@ impl Detector for ModelDetector {
 }
 
 impl ModelDetector {
+    /// The tiles that are not in `on_turn` (this turn's round, [`PassPlan::tile_rounds`]) but
+    /// hold a place where an object of this detector's class was found lately (its hints): an
+    /// object being followed is searched on every turn, and only the rest of the frame waits its
+    /// round.
+    fn off_turn_tiles_with_hints(&self, w: u32, h: u32, on_turn: &[Pass]) -> Vec<Pass> {
+        if self.plan().tile_rounds <= 1 || self.hints.is_empty() {
+            return Vec::new();
+        }
+        let holds_a_hint = |r: &Rect| {
+            let tile = BBox {
+                x1: r.x as f32,
+                y1: r.y as f32,
+                x2: (r.x + r.w) as f32,
+                y2: (r.y + r.h) as f32,
+            };
+            self.hints.iter().any(|b| tile.intersection(b) > 0.0)
+        };
+        self.passes(w, h)
+            .into_iter()
+            .filter(|p| p.tile && !on_turn.contains(p) && holds_a_hint(&p.region))
+            .collect()
+    }
+
     /// Every pass of the plan over the frame as it is.
     fn detect_upright(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
@@ -1330,9 +1395,12 @@ impl ModelDetector {
             return Ok(Vec::new());
         }
         let mut all = Vec::new();
-        let mut passes = self.passes(w, h);
-        if let Some(turn) = self.turn.filter(|_| !self.light) {
-            passes.extend(self.plan.roving_tile(w, h, self.runner.fixed_input(), turn));
+        let turn = self.turn.filter(|_| !self.light);
+        let fixed = self.runner.fixed_input();
+        let mut passes = self.plan().passes_on_turn(w, h, fixed, turn);
+        if let Some(turn) = turn {
+            passes.extend(self.off_turn_tiles_with_hints(w, h, &passes));
+            passes.extend(self.plan.roving_tile(w, h, fixed, turn));
         }
         for pass in passes {
             let scale = [pass.scale * pass.widen, pass.scale];
@@ -1544,6 +1612,7 @@ fn preset(
         rotations: 1,
         second_look: 1.0,
         roving: 1.0,
+        tile_rounds: 1,
     };
     // The plate YOLO's magnified tiles (photos and max; clips keep native ones) and its second
     // look at near misses (everywhere but the fast preset).
@@ -1609,6 +1678,9 @@ fn preset(
             };
             if (class, m.family) == (Class::Plate, Family::Yolo) {
                 p.roving = ROVING_ZOOM;
+            }
+            if (class, m.family) == (Class::Face, CLIP_FACE_TILES) {
+                p.tile_rounds = CLIP_FACE_TILE_ROUNDS;
             }
             p.widen = 1.0;
             p.tile_zoom = 1.0;
@@ -1746,19 +1818,20 @@ impl DetectConfig {
     /// across misses, so the per-frame budget is what matters. The balanced preset runs the face
     /// models' whole-frame pass at 960 px and drops the widened pass; CenterFace keeps its
     /// native-resolution tiles on frames over 1200 px, where the whole-frame pass loses faces 20 to
-    /// 40 px high ([`CLIP_FACE_TILES`]), and RetinaFace looks at the whole frame only. The plate
-    /// models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one keeps its native
-    /// tiles on frames over 800 px: plates are small in camera footage, and at 640 px a 1080p
-    /// frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the generated hard
-    /// plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates at least 16 px
-    /// high and turned at most 45 degrees without the tiles, 0.92 with them; they cost 1080p clips
-    /// more than half their speed), and adds one magnified roving tile a turn ([`ROVING_ZOOM`]) for
-    /// the 16-px plates the native tiles never propose. Its two models per class take turns
-    /// ([`DetectConfig::interleave`]): each frame gets a fresh detection from one face and one
-    /// plate model, and each model sees every object at least every second frame, which the hold (8
-    /// frames) bridges. That halves the inference, 80 % of a clip's work, while keeping both
-    /// models' view of every object. `--tiles`, `--working-size` and `--no-interleave` still
-    /// override; the max preset keeps its tiles and runs every model on every frame.
+    /// 40 px high ([`CLIP_FACE_TILES`]), half of them on each of its turns and every one that holds
+    /// a face found lately ([`CLIP_FACE_TILE_ROUNDS`]), and RetinaFace looks at the whole frame
+    /// only. The plate models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one
+    /// keeps its native tiles on frames over 800 px: plates are small in camera footage, and at 640
+    /// px a 1080p frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the
+    /// generated hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates
+    /// at least 16 px high and turned at most 45 degrees without the tiles, 0.92 with them; they
+    /// cost 1080p clips more than half their speed), and adds one magnified roving tile a turn
+    /// ([`ROVING_ZOOM`]) for the 16-px plates the native tiles never propose. Its two models per
+    /// class take turns ([`DetectConfig::interleave`]): each frame gets a fresh detection from one
+    /// face and one plate model, and each model sees every object at least every second frame,
+    /// which the hold (8 frames) bridges. That halves the inference, 80 % of a clip's work, while
+    /// keeping both models' view of every object. `--tiles`, `--working-size` and `--no-interleave`
+    /// still override; the max preset keeps its tiles and runs every model on every frame.
     ///
     /// The fast preset interleaves too: its two face models on clips, CenterFace and RetinaFace,
     /// take turns on the detected frames, and its one plate model, YOLOv8n, runs on every second
@@ -1794,12 +1867,21 @@ impl DetectConfig {
         let turns = self.turns(&choices);
         let detectors = choices
             .into_iter()
-            .map(|c| {
+            .zip(&turns)
+            .map(|(c, turn)| {
                 let cache = self.sessions.as_ref();
+                // A model that runs on every frame has no turns to spread its tiles over.
+                let plan = match turn {
+                    Some(_) => c.plan,
+                    None => PassPlan {
+                        tile_rounds: 1,
+                        ..c.plan
+                    },
+                };
                 let mut d = ModelDetector::new_cached(
                     c.model,
                     c.threshold,
-                    c.plan,
+                    plan,
                     self.intra_threads,
                     cache,
                 )?;
@@ -2161,6 +2243,69 @@ mod tests {
         }
     }
 
+    /// Tiles spread over turns: every turn keeps the whole-frame passes, the turns of one round
+    /// share the tiles out (each tile on exactly one turn, then again), and with two rounds every
+    /// pixel that lies in two tiles or more (their overlap) lies in a tile of every turn.
+    #[test]
+    fn tiles_spread_over_turns_share_out_the_grid_and_keep_the_overlaps_on_every_turn() {
+        let mut rng = crate::TestRng::new(61);
+        for _ in 0..300 {
+            let (w, h) = (16 + rng.below(4000), 16 + rng.below(4000));
+            let rounds = 1 + rng.below(3);
+            let plan = PassPlan {
+                working_size: [640, 960][rng.below(2) as usize],
+                max_upscale: 2.0,
+                tiles: Tiles::Auto,
+                widen: 1.0,
+                tile_zoom: 1.0,
+                rotations: 1,
+                second_look: 1.0,
+                roving: 1.0,
+                tile_rounds: rounds,
+            };
+            let fixed = (rng.below(2) == 0).then_some((640, 640));
+            let case = format!("{w}x{h} rounds {rounds} {fixed:?}");
+            let all = plan.passes(w, h, fixed);
+            assert_eq!(plan.passes_on_turn(w, h, fixed, None), all, "{case}");
+            let (whole, tiles): (Vec<Pass>, Vec<Pass>) = all.iter().partition(|p| !p.tile);
+            let mut dealt: Vec<Pass> = Vec::new();
+            let start = rng.below(5) as usize;
+            for turn in start..start + rounds as usize {
+                let on = plan.passes_on_turn(w, h, fixed, Some(turn));
+                assert_eq!(
+                    on,
+                    plan.passes_on_turn(w, h, fixed, Some(turn + rounds as usize))
+                );
+                let (on_whole, on_tiles): (Vec<Pass>, Vec<Pass>) = on.iter().partition(|p| !p.tile);
+                assert_eq!(on_whole, whole, "{case}");
+                dealt.extend(on_tiles);
+            }
+            assert_eq!(dealt.len(), tiles.len(), "{case}");
+            assert!(tiles.iter().all(|t| dealt.contains(t)), "{case}");
+            if rounds != 2 || tiles.is_empty() {
+                continue;
+            }
+            // Pixels sampled every 13 px: those in two tiles or more are in a tile on each turn.
+            let inside = |r: &Rect, x: u32, y: u32| {
+                (r.x..r.x + r.w).contains(&x) && (r.y..r.y + r.h).contains(&y)
+            };
+            let turns = [0, 1].map(|t| plan.passes_on_turn(w, h, fixed, Some(t)));
+            for y in (0..h).step_by(13) {
+                for x in (0..w).step_by(13) {
+                    if tiles.iter().filter(|t| inside(&t.region, x, y)).count() < 2 {
+                        continue;
+                    }
+                    for on in &turns {
+                        assert!(
+                            on.iter().any(|p| p.tile && inside(&p.region, x, y)),
+                            "{case}: ({x}, {y}) lies in an overlap but in no tile of a turn"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// One round of the roving tile sees every pixel of a frame the plan tiles, magnified and
     /// within the model's input; there is none where the plan does not tile or roves at 1.
     #[test]
@@ -2182,6 +2327,7 @@ mod tests {
                 rotations: 1,
                 second_look: 1.0,
                 roving: if case % 10 == 0 { 1.0 } else { ROVING_ZOOM },
+                tile_rounds: 1,
             };
             let fixed = Some((640, 640));
             let planned_tiles = plan.passes(w, h, fixed).iter().any(|p| p.tile);
@@ -2256,6 +2402,7 @@ mod tests {
                 rotations: 1,
                 second_look: 1.0,
                 roving: 1.0,
+                tile_rounds: 1,
             };
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let full = plan.passes(w, h, fixed);
@@ -2283,6 +2430,7 @@ mod tests {
             rotations: 1,
             second_look: 1.0,
             roving: 1.0,
+            tile_rounds: 1,
         };
         let p = plan.passes(416, 416, None);
         assert_eq!(p.len(), 1);
@@ -2449,6 +2597,7 @@ mod tests {
             rotations: 1,
             second_look: 1.0,
             roving: 1.0,
+            tile_rounds: 1,
         }
         .widened();
         // A 416 px square: the plain pass magnifies 2x; widened, it is 624 x 416, so 832/624.

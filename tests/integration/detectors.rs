@@ -99,6 +99,7 @@ fn plain_640() -> PassPlan {
         rotations: 1,
         second_look: 1.0,
         roving: 1.0,
+        tile_rounds: 1,
     }
 }
 
@@ -383,6 +384,7 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
         rotations: 1,
         second_look: 1.0,
         roving: 1.0,
+        tile_rounds: 1,
     };
     let cf = || models::CENTERFACE.load().unwrap();
     let mut whole = ModelDetector::new(cf(), 0.3, plan(Tiles::Off), 2).unwrap();
@@ -401,7 +403,9 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
 fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     runtime();
     // Faces 28 px high in a 3840x2160 frame: the 960-px whole-frame pass sees them 7 px high and
-    // finds none of them; CenterFace's native tiles find each.
+    // finds none of them; CenterFace's native tiles find each, half the tiles on each of its turns
+    // (frames 0 and 2), so two turns find them all, and one turn finds them all where they were
+    // found lately (hints).
     let (w, h) = (3840, 2160);
     let places: Vec<(u32, u32)> = (0..6)
         .map(|i| {
@@ -421,19 +425,42 @@ fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     let names = set.model_names();
     let cf = names.iter().position(|n| n == "centerface").unwrap();
     let mut took = vec![0.0; names.len()];
-    let found = set.detect_frame_timed(&frame, Some(0), &mut took).unwrap();
-    assert!(
-        took[cf] > 0.0,
-        "frame 0 is CenterFace's turn: {names:?} took {took:?}"
-    );
-    for face in &faces {
-        let best = found
+    let mut on_turn = |set: &mut bystander::detect::DetectorSet, index| {
+        let found = set
+            .detect_frame_timed(&frame, Some(index), &mut took)
+            .unwrap();
+        assert!(
+            took[cf] > 0.0,
+            "frame {index} is CenterFace's turn: {names:?}"
+        );
+        found
+    };
+    let boxed = |found: &[Detection]| -> Vec<bool> {
+        faces
             .iter()
-            .filter(|d| d.class == Class::Face)
-            .map(|d| d.bbox.iou(face))
-            .fold(0.0, f32::max);
-        assert!(best >= 0.5, "{face:?}: best IoU {best:.2} in {found:?}");
-    }
+            .map(|face| {
+                found
+                    .iter()
+                    .filter(|d| d.class == Class::Face)
+                    .any(|d| d.bbox.iou(face) >= 0.5)
+            })
+            .collect()
+    };
+    let first = on_turn(&mut set, 0);
+    let mut both = first.clone();
+    both.extend(on_turn(&mut set, 2));
+    assert!(
+        boxed(&both).iter().all(|&b| b),
+        "{:?} in {both:?}",
+        boxed(&both)
+    );
+    // Turn 0 alone searches half the tiles (three of these faces lie in the others' only)...
+    assert!(boxed(&first).contains(&false), "{first:?}");
+    // ...and those of the other half too where faces were found lately.
+    let hints: Vec<(Class, bystander::BBox)> = faces.iter().map(|f| (Class::Face, *f)).collect();
+    set.set_hints(&hints);
+    let hinted = on_turn(&mut set, 0);
+    assert!(boxed(&hinted).iter().all(|&b| b), "{:?}", boxed(&hinted));
 }
 
 #[test]

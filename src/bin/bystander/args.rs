@@ -396,8 +396,9 @@ pub struct EvalArgs {
     pub json: bool,
     /// Detect with the settings clips get (at the balanced preset: faces at 960 px with
     /// CenterFace's native tiles on large frames, plates at 640 px with the YOLOv8n plate
-    /// model's), to see what a preset finds in a clip. Interleaved models are all run, as a still
-    /// scene gets them within two frames.
+    /// model's), to see what a preset finds in a clip. Interleaved models are all run, with all
+    /// their tiles, as a still scene gets them within two frames (CenterFace's tiles, which a clip
+    /// spreads over two of its turns, within four).
     #[arg(long)]
     pub as_clip: bool,
     /// List each labelled box at least this many pixels high that was not covered, with its
