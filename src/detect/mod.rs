@@ -69,9 +69,9 @@ pub const CLIP_FACE_TILES: Family = Family::CenterFace;
 /// lapsed, and the default covered 2130 of 2191 reference face boxes on two 1080p clips against
 /// 2164; with it, 2164. Where faces are few, the tiles cost half: on a static room at 1080p,
 /// CenterFace's time fell by a third and the clip's by 16 to 21 %, at the same coverage; on
-/// crowd_1080p, whose faces fill every tile, nothing changes. The plate YOLO keeps all its tiles: spread the same way, it
-/// covered 76 of those clips' 91 reference plate boxes against 80 (BENCHMARKS.md, "Face tiles
-/// spread over turns").
+/// crowd_1080p, whose faces fill every tile, nothing changes. The plate YOLO keeps all its tiles:
+/// spread the same way, it covered 76 of those clips' 91 reference plate boxes against 80
+/// (BENCHMARKS.md, "Face tiles spread over turns").
 pub const CLIP_FACE_TILE_ROUNDS: u32 = 2;
 /// Working size of the balanced preset's RetinaFace-style plate model on clips: the same as the
 /// YOLOv8 plate model's fixed input. Larger finds no more plates (openalpr photos: 0.900 of
