@@ -424,8 +424,9 @@ fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     .unwrap();
     let names = set.model_names();
     let cf = names.iter().position(|n| n == "centerface").unwrap();
-    let mut took = vec![0.0; names.len()];
-    let mut on_turn = |set: &mut bystander::detect::DetectorSet, index| {
+    let on_turn = |set: &mut bystander::detect::DetectorSet, index| {
+        // Timed afresh on each call, so each turn shows that CenterFace ran on it.
+        let mut took = vec![0.0; names.len()];
         let found = set
             .detect_frame_timed(&frame, Some(index), &mut took)
             .unwrap();
