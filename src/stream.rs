@@ -43,7 +43,7 @@ use std::cell::RefCell;
 
 use image::RgbImage;
 
-use crate::engine::{Engine, EngineConfig, Output, Picture};
+use crate::engine::{Engine, EngineConfig, Luma, Output, Picture};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameLayout};
 use crate::geometry::Detection;
@@ -142,6 +142,28 @@ impl Picture for HostFrame {
             if frame::read_rects(&self.data, &self.layout, &[(0, 0, w, h)], &mut rgb).is_ok() {
                 f(&rgb);
             }
+        })
+    }
+
+    /// The luma plane of I420 and NV12, the packed pixels of the other formats, as they are:
+    /// measuring change (the engine's) converts nothing.
+    fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
+        let l = &self.layout;
+        let data = self.data.get(l.offsets[0]..).unwrap_or_default();
+        let stride = l.strides[0];
+        f(match l.format.packed_bytes() {
+            Some(bytes) => Luma::Packed {
+                data,
+                stride,
+                bytes,
+                rgb: l.format.rgb_order(),
+            },
+            // BT.601 limited range, as `frame::yuv` converts it for detection.
+            None => Luma::Plane {
+                data,
+                stride,
+                full_range: false,
+            },
         })
     }
 }
@@ -328,6 +350,15 @@ fn collect(
 mod tests {
     use super::*;
 
+    const FORMATS: [PixelFormat; 6] = [
+        PixelFormat::Rgb24,
+        PixelFormat::Bgr24,
+        PixelFormat::Rgba,
+        PixelFormat::Bgra,
+        PixelFormat::I420,
+        PixelFormat::Nv12,
+    ];
+
     use crate::geometry::BBox;
     use crate::redact::{Area, Style};
 
@@ -345,14 +376,7 @@ mod tests {
             seed % n
         };
         for case in 0..60 {
-            let format = [
-                PixelFormat::Rgb24,
-                PixelFormat::Bgr24,
-                PixelFormat::Rgba,
-                PixelFormat::Bgra,
-                PixelFormat::I420,
-                PixelFormat::Nv12,
-            ][case % 6];
+            let format = FORMATS[case % FORMATS.len()];
             let (w, h) = (8 + next(90), 8 + next(70));
             let stride =
                 format.packed_bytes().map_or(w as usize, |b| w as usize * b) + next(9) as usize;
@@ -383,6 +407,49 @@ mod tests {
             let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([7, 8, 9]));
             paint_into(&mut scratch, &regions, &mut got, &layout).unwrap();
             assert!(got == expected, "case {case}: {format:?} {w}x{h}");
+        }
+    }
+
+    /// The change the engine measures on a host's frame, read from its own bytes (the luma plane
+    /// of I420 and NV12, the packed pixels of the rest) without converting it, is what it measures
+    /// on the same frame as RGB: exactly for packed formats, to a level for YUV (grey chroma and
+    /// video-range luma, so that RGB is not clipped), on generated frames with padded rows.
+    #[test]
+    fn a_host_frame_measures_the_change_of_its_rgb_without_converting() {
+        use crate::engine::gate::LumaCells;
+        let mut rng = crate::TestRng::new(5);
+        for case in 0..60 {
+            let format = FORMATS[case % FORMATS.len()];
+            let (w, h) = (2 * (4 + rng.below(60)), 2 * (4 + rng.below(40)));
+            let stride = format.packed_bytes().map_or(w as usize, |b| w as usize * b)
+                + rng.below(9) as usize;
+            let layout = FrameLayout::with_stride(format, w, h, stride);
+            let luma_end = layout.offsets[0] + stride * h as usize;
+            let data: Vec<u8> = (0..layout.len())
+                .map(|i| match format.packed_bytes() {
+                    Some(_) => rng.below(256) as u8,
+                    // Grey chroma; luma within video range, where RGB is not clipped either.
+                    None if i >= luma_end => 128,
+                    None => 16 + rng.below(220) as u8,
+                })
+                .collect();
+            let host = LumaCells::of(&HostFrame {
+                data: data.clone(),
+                layout,
+            });
+            let rgb = LumaCells::of(&frame::to_rgb(&data, &layout).unwrap());
+            let close = if format.packed_bytes().is_some() {
+                0
+            } else {
+                1
+            };
+            let differs = |a: &LumaCells, b: &LumaCells, by: u8| {
+                a.changed_in(b, crate::detect::Rect::full(w, h), by)
+            };
+            assert!(
+                !differs(&host, &rgb, close),
+                "case {case}: {format:?} {w}x{h}"
+            );
         }
     }
 

@@ -31,12 +31,14 @@ mod text;
 mod yolo;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use image::RgbImage;
 use ndarray::ArrayViewD;
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use crate::engine::gate::LumaCells;
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 use crate::models::{self, Family, ModelData};
@@ -61,18 +63,24 @@ pub const CLIP_WORKING_SIZE: u32 = 960;
 pub const CLIP_FACE_TILES: Family = Family::CenterFace;
 /// Over how many of CenterFace's turns its clip tiles ([`CLIP_FACE_TILES`]) are spread
 /// ([`PassPlan::tile_rounds`]): half of them on each turn, in a checkerboard, and on every turn
-/// the tiles that hold a face found lately ([`ModelDetector::set_hints`]). CenterFace takes every
-/// second frame, so a tile with no face in it comes every fourth frame, which the back-fill (4
-/// frames) bridges; neighbouring tiles alternate, so an object in their overlap is seen on every
-/// turn, and the whole-frame pass runs on each. A face being followed keeps every turn: without
-/// that rule, the walkers at the back of crowd_1080p, found now and then at scores 0.15 to 0.25,
-/// lapsed, and the default covered 2130 of 2191 reference face boxes on two 1080p clips against
-/// 2164; with it, 2164. Where faces are few, the tiles cost half: on a static room at 1080p,
-/// CenterFace's time fell by a third and the clip's by 16 to 21 %, at the same coverage; on
-/// crowd_1080p, whose faces fill every tile, nothing changes. The plate YOLO keeps all its tiles:
-/// spread the same way, it covered 76 of those clips' 91 reference plate boxes against 80
-/// (BENCHMARKS.md, "Face tiles spread over turns").
+/// the tiles that hold a face found lately ([`ModelDetector::set_hints`]) or whose picture changed
+/// since the model last searched them (`ModelDetector::set_changes`). CenterFace takes every
+/// second frame, so a still tile with no face in it comes every fourth frame, showing what the
+/// model saw there four frames before; neighbouring tiles alternate, so an object in their
+/// overlap is seen on every turn, and the whole-frame pass runs on each. A face being followed
+/// keeps every turn: without that rule, the walkers at the back of crowd_1080p, found now and then
+/// at scores 0.15 to 0.25, lapsed, and the default covered 2130 of 2191 reference face boxes on
+/// two 1080p clips against 2164; with it, 2164. Where the picture is still, the tiles cost half;
+/// on crowd_1080p, whose faces fill every tile, nothing changes (BENCHMARKS.md, "Face tiles
+/// spread over turns" and "Still tiles wait their turn").
 pub const CLIP_FACE_TILE_ROUNDS: u32 = 2;
+/// Over how many of the plate YOLO's turns its native clip tiles are spread, as CenterFace's
+/// ([`CLIP_FACE_TILE_ROUNDS`]). Spread with only the hint rule, they covered 76 of two 1080p
+/// clips' 91 reference plate boxes against 80 with every tile on every turn: a car that drives
+/// into a tile whose round it is not waited for it. With the tiles whose picture changed searched
+/// at once, the default covers the same reference boxes as with every tile on three 1080p clips,
+/// and a still street costs half the tiles (BENCHMARKS.md, "Still tiles wait their turn").
+pub const CLIP_PLATE_TILE_ROUNDS: u32 = 2;
 /// Working size of the balanced preset's RetinaFace-style plate model on clips: the same as the
 /// YOLOv8 plate model's fixed input. Larger finds no more plates (openalpr photos: 0.900 of
 /// plates covered by this model alone at 960, 0.910 at 640) and costs twice the time.
@@ -517,9 +525,10 @@ pub struct PassPlan {
     /// model of its class ([`DetectConfig::interleave`]); 1: every tile on every turn. The tiles
     /// of one turn are every `n`th square of a checkerboard (column plus row, modulo `n`), so at 2
     /// neighbouring tiles come on alternate turns and an object in their overlap is seen on each
-    /// turn; the tiles that hold one of the detector's hints ([`ModelDetector::set_hints`]) come
-    /// on every turn (see [`CLIP_FACE_TILE_ROUNDS`]). Photos and searches outside a sequence run
-    /// every tile.
+    /// turn; the tiles that hold one of the detector's hints ([`ModelDetector::set_hints`]), or
+    /// whose picture changed since the model last searched them (`ModelDetector::set_changes`),
+    /// come on every turn (see [`CLIP_FACE_TILE_ROUNDS`]). Photos and searches outside a sequence
+    /// run every tile.
     #[serde(skip_serializing_if = "is_one")]
     pub tile_rounds: u32,
 }
@@ -708,6 +717,59 @@ impl PassPlan {
             }
         }
         out
+    }
+}
+
+impl PassPlan {
+    /// The tiles of a `w` x `h` frame that are not of `turn`'s round ([`PassPlan::tile_rounds`])
+    /// but are searched on it anyway: those holding a place where an object of the model's class
+    /// was found lately (`hints`), and those whose picture changed since the turn of their own
+    /// round that last searched them (`changes`, see [`ModelDetector::set_changes`]), or whose
+    /// change cannot be told. An object being followed, or moving, is searched on every turn,
+    /// and only a still picture waits its round: what a tile left out shows is what the model
+    /// searched in it one round ago, to within [`OFF_TURN_CHANGE`] of every cell's mean.
+    pub(crate) fn off_turn_tiles(
+        &self,
+        (w, h): (u32, u32),
+        fixed: Option<(u32, u32)>,
+        turn: usize,
+        hints: &[BBox],
+        changes: Option<&TileChanges>,
+    ) -> Vec<Pass> {
+        let rounds = self.tile_rounds as usize;
+        if rounds <= 1 || (hints.is_empty() && changes.is_none()) {
+            return Vec::new();
+        }
+        let on_turn = self.passes_on_turn(w, h, fixed, Some(turn));
+        let holds_a_hint = |r: &Rect| {
+            let tile = BBox {
+                x1: r.x as f32,
+                y1: r.y as f32,
+                x2: (r.x + r.w) as f32,
+                y2: (r.y + r.h) as f32,
+            };
+            hints.iter().any(|b| tile.intersection(b) > 0.0)
+        };
+        let changed = |p: &Pass| -> bool {
+            let Some(changes) = changes else {
+                return false;
+            };
+            let Some(current) = &changes.current else {
+                return true;
+            };
+            // The latest turn of the tile's own round, which searched it.
+            let back = (1..rounds).find(|&j| {
+                turn >= j && self.passes_on_turn(w, h, fixed, Some(turn - j)).contains(p)
+            });
+            match back.and_then(|j| changes.earlier.get(j - 1)) {
+                Some(Some(earlier)) => current.changed_in(earlier, p.region, OFF_TURN_CHANGE),
+                _ => true,
+            }
+        };
+        self.passes(w, h, fixed)
+            .into_iter()
+            .filter(|p| p.tile && !on_turn.contains(p) && (holds_a_hint(&p.region) || changed(p)))
+            .collect()
     }
 }
 
@@ -941,7 +1003,27 @@ pub struct ModelDetector {
     hints: Vec<BBox>,
     /// See [`ModelDetector::set_turn`].
     turn: Option<usize>,
+    /// See [`ModelDetector::set_changes`].
+    changes: Option<TileChanges>,
 }
+
+/// What a detector taking turns knows of how the picture changed under its tiles (see
+/// [`ModelDetector::set_changes`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TileChanges {
+    /// This frame's luma cells; `None` where they were not measured (a frame detected turned),
+    /// and every tile then counts as changed.
+    pub current: Option<Arc<LumaCells>>,
+    /// The cells of the frames of this model's earlier turns: `earlier[j - 1]` is `j` turns back
+    /// (`None` where that frame was not detected, or is too far back).
+    pub earlier: Vec<Option<Arc<LumaCells>>>,
+}
+
+/// Change in a luma cell's mean (0 to 255) since a model last searched a tile that makes it search
+/// the tile again before the tile's own round comes (see `ModelDetector::set_changes`): the
+/// change gate's own default ([`crate::engine::gate::GateConfig::threshold`]), which cleared
+/// compression noise on the shared clips.
+pub const OFF_TURN_CHANGE: u8 = 8;
 
 impl ModelDetector {
     /// Makes a session for `model` and wraps it with its family's decoder.
@@ -991,6 +1073,7 @@ impl ModelDetector {
             close_ups: false,
             hints: Vec::new(),
             turn: None,
+            changes: None,
         })
     }
 
@@ -1023,6 +1106,7 @@ impl ModelDetector {
             close_ups: self.close_ups,
             hints: Vec::new(),
             turn: None,
+            changes: None,
         }
     }
 
@@ -1072,6 +1156,17 @@ impl ModelDetector {
     /// frame outside a sequence); it picks the roving tile ([`PassPlan::roving`]).
     pub fn set_turn(&mut self, turn: Option<usize>) {
         self.turn = turn;
+    }
+
+    /// How the picture changed since this model's earlier turns, for the next search (`None`:
+    /// not known). With tiles spread over turns ([`PassPlan::tile_rounds`]), a tile whose round
+    /// it is not is searched anyway where a cell under it changed by more than
+    /// [`OFF_TURN_CHANGE`] since the turn that last searched it, or where its change cannot be
+    /// told: an object that moves or appears is searched at once, as on every turn, and only a
+    /// still picture waits for its tile's round, its pixels those the model searched one round
+    /// ago. Without this (`None`), only the tiles holding a hint are.
+    pub(crate) fn set_changes(&mut self, changes: Option<TileChanges>) {
+        self.changes = changes;
     }
 }
 
@@ -1365,29 +1460,6 @@ impl Detector for ModelDetector {
 }
 
 impl ModelDetector {
-    /// The tiles that are not in `on_turn` (this turn's round, [`PassPlan::tile_rounds`]) but
-    /// hold a place where an object of this detector's class was found lately (its hints): an
-    /// object being followed is searched on every turn, and only the rest of the frame waits its
-    /// round.
-    fn off_turn_tiles_with_hints(&self, w: u32, h: u32, on_turn: &[Pass]) -> Vec<Pass> {
-        if self.plan().tile_rounds <= 1 || self.hints.is_empty() {
-            return Vec::new();
-        }
-        let holds_a_hint = |r: &Rect| {
-            let tile = BBox {
-                x1: r.x as f32,
-                y1: r.y as f32,
-                x2: (r.x + r.w) as f32,
-                y2: (r.y + r.h) as f32,
-            };
-            self.hints.iter().any(|b| tile.intersection(b) > 0.0)
-        };
-        self.passes(w, h)
-            .into_iter()
-            .filter(|p| p.tile && !on_turn.contains(p) && holds_a_hint(&p.region))
-            .collect()
-    }
-
     /// Every pass of the plan over the frame as it is.
     fn detect_upright(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
@@ -1399,7 +1471,14 @@ impl ModelDetector {
         let fixed = self.runner.fixed_input();
         let mut passes = self.plan().passes_on_turn(w, h, fixed, turn);
         if let Some(turn) = turn {
-            passes.extend(self.off_turn_tiles_with_hints(w, h, &passes));
+            let plan = self.plan();
+            passes.extend(plan.off_turn_tiles(
+                (w, h),
+                fixed,
+                turn,
+                &self.hints,
+                self.changes.as_ref(),
+            ));
             passes.extend(self.plan.roving_tile(w, h, fixed, turn));
         }
         for pass in passes {
@@ -1678,6 +1757,7 @@ fn preset(
             };
             if (class, m.family) == (Class::Plate, Family::Yolo) {
                 p.roving = ROVING_ZOOM;
+                p.tile_rounds = CLIP_PLATE_TILE_ROUNDS;
             }
             if (class, m.family) == (Class::Face, CLIP_FACE_TILES) {
                 p.tile_rounds = CLIP_FACE_TILE_ROUNDS;
@@ -1819,9 +1899,10 @@ impl DetectConfig {
     /// models' whole-frame pass at 960 px and drops the widened pass; CenterFace keeps its
     /// native-resolution tiles on frames over 1200 px, where the whole-frame pass loses faces 20 to
     /// 40 px high ([`CLIP_FACE_TILES`]), half of them on each of its turns and every one that holds
-    /// a face found lately ([`CLIP_FACE_TILE_ROUNDS`]), and RetinaFace looks at the whole frame
-    /// only. The plate models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]), and the YOLOv8n one
-    /// keeps its native tiles on frames over 800 px: plates are small in camera footage, and at 640
+    /// a face found lately or whose picture changed ([`CLIP_FACE_TILE_ROUNDS`]), and RetinaFace
+    /// looks at the whole frame only. The plate models run at 640 px ([`CLIP_PLATE_WORKING_SIZE`]),
+    /// and the YOLOv8n one keeps its native tiles on frames over 800 px, spread over its turns the
+    /// same way ([`CLIP_PLATE_TILE_ROUNDS`]): plates are small in camera footage, and at 640
     /// px a 1080p frame's 24-px plate is 8 px, a 2560-px frame's 6, below what it finds (on the
     /// generated hard plate set, `scripts/hard_plates.py`, the clip plan covered 0.16 of the plates
     /// at least 16 px high and turned at most 45 degrees without the tiles, 0.92 with them; they
@@ -1889,7 +1970,11 @@ impl DetectConfig {
                 Ok(d)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(DetectorSet { detectors, turns })
+        Ok(DetectorSet {
+            detectors,
+            turns,
+            changes: None,
+        })
     }
 }
 
@@ -1924,6 +2009,9 @@ pub struct DetectorSet {
     detectors: Vec<ModelDetector>,
     /// Per detector, when it runs (see [`turns`]).
     turns: Vec<Option<(usize, usize)>>,
+    /// The luma cells of the frame to detect and the latest detected frames, by detected-frame
+    /// number (`None`: not told, see [`DetectorSet::set_changes`]).
+    changes: Option<Vec<(usize, Arc<LumaCells>)>>,
 }
 
 impl DetectorSet {
@@ -1953,6 +2041,64 @@ impl DetectorSet {
         DetectorSet {
             detectors: self.detectors.iter().map(ModelDetector::fork).collect(),
             turns: self.turns.clone(),
+            changes: None,
+        }
+    }
+
+    /// The luma cells of the next frame and of the detected frames before it, by detected-frame
+    /// number (the engine's, see `engine::pool::Pool::change_depth`), from the next frame on: each
+    /// detector whose tiles are spread over its turns gets those of its own earlier turns (see
+    /// [`ModelDetector::set_changes`]). An empty list tells that nothing was measured, and every
+    /// tile then counts as changed.
+    pub(crate) fn set_changes(&mut self, changes: &[(usize, Arc<LumaCells>)]) {
+        self.changes = Some(changes.to_vec());
+    }
+
+    /// How many detected frames back [`DetectorSet::set_changes`] is used: the turns of the
+    /// models whose tiles are spread over them, as far back as a tile's round; 0 where none is.
+    pub(crate) fn change_depth(&self) -> usize {
+        self.detectors
+            .iter()
+            .zip(&self.turns)
+            .filter_map(|(d, t)| {
+                let rounds = d.plan.tile_rounds as usize;
+                t.filter(|_| rounds > 1).map(|(n, _)| n * (rounds - 1))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What detector `i`, on its `turn`-th turn at detected frame `index`, knows of the change
+    /// under its tiles (see [`DetectorSet::set_changes`]).
+    fn tile_changes(&self, i: usize, index: usize) -> Option<TileChanges> {
+        let changes = self.changes.as_ref()?;
+        let (n, _) = self.turns.get(i).copied().flatten()?;
+        let rounds = self.detectors[i].plan.tile_rounds as usize;
+        Some(TileChanges::of_turns(changes, index, n, rounds))
+    }
+}
+
+impl TileChanges {
+    /// What a model that runs on every `n`th detected frame, its tiles spread over `rounds`
+    /// turns, knows at detected frame `index` from `changes` (cells by detected-frame number):
+    /// this frame's cells, and those of its own `rounds - 1` turns before.
+    fn of_turns(
+        changes: &[(usize, Arc<LumaCells>)],
+        index: usize,
+        n: usize,
+        rounds: usize,
+    ) -> TileChanges {
+        let at = |f: usize| {
+            changes
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, c)| Arc::clone(c))
+        };
+        TileChanges {
+            current: at(index),
+            earlier: (1..rounds)
+                .map(|j| index.checked_sub(n * j).and_then(at))
+                .collect(),
         }
     }
 }
@@ -1989,7 +2135,7 @@ impl DetectorSet {
         seconds: &mut [f64],
     ) -> Result<Vec<Detection>> {
         let mut all = Vec::new();
-        for (i, d) in self.detectors.iter_mut().enumerate() {
+        for i in 0..self.detectors.len() {
             let mut turn = index;
             if let (Some(index), Some(Some((n, k)))) = (index, self.turns.get(i)) {
                 if index % n != *k {
@@ -1997,7 +2143,10 @@ impl DetectorSet {
                 }
                 turn = Some(index / n);
             }
+            let changes = index.and_then(|f| self.tile_changes(i, f));
+            let d = &mut self.detectors[i];
             d.set_turn(turn);
+            d.set_changes(changes);
             let start = std::time::Instant::now();
             match regions {
                 Some(r) => all.extend(d.detect_in(frame, r)?),
@@ -2303,6 +2452,157 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A model's earlier turns are its own: `n` detected frames apart, as far back as its
+    /// rounds; a frame not measured (not detected: a fault) is unknown, never another's cells.
+    #[test]
+    fn a_model_compares_with_the_cells_of_its_own_earlier_turns() {
+        use crate::engine::gate::LumaCells;
+        let cells = |f: usize| Arc::new(LumaCells::from_means(8, 8, vec![f as u8]));
+        // Detected frames 3 to 10, frame 6 lost.
+        let changes: Vec<(usize, Arc<LumaCells>)> = (3..=10)
+            .rev()
+            .filter(|&f| f != 6)
+            .map(|f| (f, cells(f)))
+            .collect();
+        let t = TileChanges::of_turns(&changes, 10, 2, 3);
+        assert_eq!(t.current, Some(cells(10)));
+        assert_eq!(t.earlier, vec![Some(cells(8)), None]);
+        let t = TileChanges::of_turns(&changes, 9, 4, 2);
+        assert_eq!(t.earlier, vec![Some(cells(5))]);
+        let t = TileChanges::of_turns(&changes, 4, 2, 3);
+        assert_eq!(t.earlier, vec![None, None]);
+        assert!(TileChanges::of_turns(&changes, 11, 2, 2).current.is_none());
+    }
+
+    /// Tiles left out of a turn, over generated frame sizes, plans of two and three rounds, and
+    /// sequences whose cells change in random places by random amounts (some under the
+    /// threshold, adding up over turns): a tile is searched on a turn, or shows, to within
+    /// [`OFF_TURN_CHANGE`] of each cell, what the model searched in it on one of its latest turns
+    /// of the round; a tile holding a hint is searched on every turn; a still, unhinted picture
+    /// waits for its round; cells not measured search every tile, and no change told searches
+    /// only the hinted ones.
+    #[test]
+    fn a_tile_left_out_of_a_turn_shows_what_a_recent_search_of_it_saw() {
+        use crate::engine::gate::{LumaCells, CELL};
+        let mut rng = crate::TestRng::new(71);
+        for case in 0..120 {
+            let (w, h) = (700 + rng.below(3400), 500 + rng.below(2000));
+            let rounds = 2 + rng.below(2);
+            let plan = PassPlan {
+                working_size: 640,
+                max_upscale: 1.0,
+                tiles: Tiles::Auto,
+                widen: 1.0,
+                tile_zoom: 1.0,
+                rotations: 1,
+                second_look: 1.0,
+                roving: 1.0,
+                tile_rounds: rounds,
+            };
+            let fixed = (rng.below(2) == 0).then_some((640, 640));
+            let tiles: Vec<Pass> = plan
+                .passes(w, h, fixed)
+                .into_iter()
+                .filter(|p| p.tile)
+                .collect();
+            let (cols, rows) = (w.div_ceil(CELL), h.div_ceil(CELL));
+            let mut means: Vec<u8> = (0..cols * rows).map(|_| rng.below(256) as u8).collect();
+            let mut history: Vec<Arc<LumaCells>> = Vec::new();
+            let mut searched: Vec<Vec<usize>> = vec![Vec::new(); tiles.len()];
+            let rounds = rounds as usize;
+            let turns = 12;
+            // A slow drift: the same cells brighten a little, under the threshold, turn after turn.
+            let drift = (
+                rng.below(cols),
+                rng.below(rows),
+                1 + rng.below(30),
+                1 + rng.below(30),
+            );
+            for turn in 0..turns {
+                if turn + rounds + 1 < turns && rng.below(4) > 0 {
+                    let (cx, cy, cw, ch) = drift;
+                    for y in cy..(cy + ch).min(rows) {
+                        for x in cx..(cx + cw).min(cols) {
+                            let m = &mut means[(y * cols + x) as usize];
+                            *m = m.saturating_add(5);
+                        }
+                    }
+                }
+                // The last rounds + 1 turns are still, to see the saving.
+                if turn + rounds + 1 < turns && rng.below(3) > 0 {
+                    let (cx, cy) = (rng.below(cols), rng.below(rows));
+                    let (cw, ch) = (1 + rng.below(20), 1 + rng.below(20));
+                    let by = rng.below(30) as u8;
+                    for y in cy..(cy + ch).min(rows) {
+                        for x in cx..(cx + cw).min(cols) {
+                            let m = &mut means[(y * cols + x) as usize];
+                            *m = m.saturating_add(by);
+                        }
+                    }
+                }
+                let current = Arc::new(LumaCells::from_means(w, h, means.clone()));
+                history.push(Arc::clone(&current));
+                let changes = TileChanges {
+                    current: Some(Arc::clone(&current)),
+                    earlier: (1..rounds)
+                        .map(|j| turn.checked_sub(j).map(|t| Arc::clone(&history[t])))
+                        .collect(),
+                };
+                let hints: Vec<BBox> = (0..rng.below(2))
+                    .map(|_| {
+                        let (x, y) = (rng.below(w - 40) as f32, rng.below(h - 40) as f32);
+                        BBox::new(x, y, x + 30.0, y + 20.0)
+                    })
+                    .filter(|_| turn + rounds + 1 < turns)
+                    .collect();
+                let on = plan.passes_on_turn(w, h, fixed, Some(turn));
+                let off = plan.off_turn_tiles((w, h), fixed, turn, &hints, Some(&changes));
+                let label = format!("case {case}: {w}x{h}, {rounds} rounds, turn {turn}");
+                assert!(off.iter().all(|p| p.tile && !on.contains(p)), "{label}");
+                for (i, t) in tiles.iter().enumerate() {
+                    let r = &t.region;
+                    let area = BBox::new(
+                        r.x as f32,
+                        r.y as f32,
+                        (r.x + r.w) as f32,
+                        (r.y + r.h) as f32,
+                    );
+                    if on.contains(t) || off.contains(t) {
+                        searched[i].push(turn);
+                        continue;
+                    }
+                    assert!(
+                        hints.iter().all(|b| area.intersection(b) == 0.0),
+                        "{label}: a tile holding a hint was left out"
+                    );
+                    let recent = searched[i].iter().rev().take_while(|&&s| s + rounds > turn);
+                    let seen = recent
+                        .clone()
+                        .any(|&s| !current.changed_in(&history[s], *r, OFF_TURN_CHANGE));
+                    assert!(
+                        seen,
+                        "{label}: tile {r:?} left out, changed since every recent search"
+                    );
+                }
+                if turn + 1 == turns {
+                    assert!(
+                        off.is_empty(),
+                        "{label}: a still frame searched off-turn tiles"
+                    );
+                }
+            }
+            let not_measured = TileChanges::default();
+            let on = plan.passes_on_turn(w, h, fixed, Some(5));
+            let off = plan.off_turn_tiles((w, h), fixed, 5, &[], Some(&not_measured));
+            assert_eq!(
+                on.iter().filter(|p| p.tile).count() + off.len(),
+                tiles.len(),
+                "case {case}"
+            );
+            assert!(plan.off_turn_tiles((w, h), fixed, 5, &[], None).is_empty());
         }
     }
 

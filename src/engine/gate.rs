@@ -41,7 +41,8 @@
 //! never shrunk), which finds small faces the whole-frame pass at 960 px misses. The reference
 //! coverage check (`scripts/interleave_check.py`) measures what gating costs on real clips.
 
-use image::RgbImage;
+use super::picture::Luma;
+use super::Picture;
 
 use crate::detect::Rect;
 use crate::error::{Error, Result};
@@ -167,8 +168,6 @@ pub(crate) struct Gate {
     rows: usize,
     reference: Vec<u8>,
     current: Vec<u8>,
-    /// Per-cell luma sums and sample counts, reused from frame to frame.
-    sums: Vec<(u32, u32)>,
     /// Detected frames each cell stays in view.
     hot: Vec<u8>,
     last_sweep: Option<usize>,
@@ -191,7 +190,6 @@ impl Gate {
             rows: 0,
             reference: Vec::new(),
             current: Vec::new(),
-            sums: Vec::new(),
             hot: Vec::new(),
             last_sweep: None,
             watched: Vec::new(),
@@ -203,13 +201,26 @@ impl Gate {
         self.stats
     }
 
+    /// Whether [`Gate::look_at`] needs the frame's [`LumaCells`].
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
     /// Decides where detection looks on frame `index` (a frame that is detected).
+    #[cfg(test)]
     pub fn look(&mut self, index: usize, image: &dyn super::Picture) -> Look {
-        if !self.cfg.enabled {
+        let cells = self.cfg.enabled.then(|| LumaCells::of(image));
+        self.look_at(index, cells.as_ref())
+    }
+
+    /// [`Gate::look`] with the frame's cells measured already (`None` only when the gate is
+    /// off; a gate on with no cells sweeps).
+    pub fn look_at(&mut self, index: usize, cells: Option<&LumaCells>) -> Look {
+        let Some(cells) = cells.filter(|_| self.cfg.enabled) else {
             self.stats.swept_frames += 1;
             return Look::Full;
-        }
-        let (w, h) = image.dimensions();
+        };
+        let (w, h) = cells.size;
         if (w, h) != self.size {
             self.size = (w, h);
             self.cols = w.div_ceil(CELL) as usize;
@@ -218,8 +229,7 @@ impl Gate {
             self.hot = vec![0; self.cols * self.rows];
             self.last_sweep = None;
         }
-        let (sums, current) = (&mut self.sums, &mut self.current);
-        image.with_rgb(&mut |rgb| cell_means(rgb, sums, current));
+        self.current.clone_from(&cells.means);
         let t = self.cfg.threshold;
         let changed = if self.reference.len() == self.current.len() {
             self.current
@@ -423,33 +433,253 @@ fn to_rect(b: &BBox, w: u32, h: u32) -> Rect {
     Rect { x, y, w: rw, h: rh }
 }
 
-/// Mean luma (BT.601 weights) of each [`CELL`] x [`CELL`] block of `image`, row by row, sampled
-/// on every second pixel of every second row; `sums` is scratch space.
-fn cell_means(image: &RgbImage, sums: &mut Vec<(u32, u32)>, out: &mut Vec<u8>) {
-    let (w, h) = image.dimensions();
-    let (cols, rows) = (w.div_ceil(CELL) as usize, h.div_ceil(CELL) as usize);
-    sums.clear();
-    sums.resize(cols * rows, (0, 0));
-    let raw = image.as_raw();
-    let stride = w as usize * 3;
-    for y in (0..h as usize).step_by(2) {
-        let row = &raw[y * stride..(y + 1) * stride];
-        let base = (y / CELL as usize) * cols;
-        for x in (0..w as usize).step_by(2) {
-            let p = &row[x * 3..x * 3 + 3];
-            let luma = (77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2])) >> 8;
-            let s = &mut sums[base + x / CELL as usize];
-            s.0 += luma;
-            s.1 += 1;
+/// A frame's mean luma per [`CELL`] x [`CELL`] block (full range, 0 to 255), sampled on every
+/// second pixel of every second row: what the gate compares from frame to frame, and what a
+/// detector compares to skip a tile whose picture has not changed since it last looked (see
+/// `detect::ModelDetector::set_changes`). Taken from the luma plane where the frame is YUV, so
+/// that measuring it costs no conversion.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LumaCells {
+    size: (u32, u32),
+    cols: usize,
+    means: Vec<u8>,
+}
+
+impl LumaCells {
+    /// Measures `image`.
+    pub(crate) fn of(image: &dyn Picture) -> LumaCells {
+        let (w, h) = image.dimensions();
+        let mut out = LumaCells {
+            size: (w, h),
+            cols: w.div_ceil(CELL) as usize,
+            means: Vec::new(),
+        };
+        image.with_luma(&mut |luma| out.means = cell_means(&luma, w, h));
+        out
+    }
+
+    /// Whether a cell that overlaps `r` differs by more than `threshold` between these cells and
+    /// `earlier`'s (also when the two are of different frame sizes, or `r` reaches past the
+    /// cells measured: what cannot be compared counts as changed).
+    pub(crate) fn changed_in(&self, earlier: &LumaCells, r: Rect, threshold: u8) -> bool {
+        if self.size != earlier.size || self.means.len() != earlier.means.len() {
+            return true;
+        }
+        if r.w == 0 || r.h == 0 {
+            return false;
+        }
+        let rows = self.means.len() / self.cols.max(1);
+        let (c0, r0) = ((r.x / CELL) as usize, (r.y / CELL) as usize);
+        let c1 = ((r.x + r.w).div_ceil(CELL) as usize).min(self.cols);
+        let r1 = ((r.y + r.h).div_ceil(CELL) as usize).min(rows);
+        if c0 >= c1 || r0 >= r1 {
+            return true;
+        }
+        (r0..r1).any(|row| {
+            let at = row * self.cols;
+            self.means[at + c0..at + c1]
+                .iter()
+                .zip(&earlier.means[at + c0..at + c1])
+                .any(|(a, b)| a.abs_diff(*b) > threshold)
+        })
+    }
+}
+
+#[cfg(test)]
+impl LumaCells {
+    /// Cells of a `w` x `h` frame with these means, row by row.
+    pub(crate) fn from_means(w: u32, h: u32, means: Vec<u8>) -> LumaCells {
+        LumaCells {
+            size: (w, h),
+            cols: w.div_ceil(CELL) as usize,
+            means,
         }
     }
-    out.clear();
-    out.extend(sums.iter().map(|&(s, n)| (s / n.max(1)) as u8));
+}
+
+/// The cell means of a `w` x `h` frame (see [`LumaCells`]). A plane too short for its rows leaves
+/// the rows it lacks out of the means.
+fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Vec<u8> {
+    let (cols, rows) = (w.div_ceil(CELL) as usize, h.div_ceil(CELL) as usize);
+    let mut sums = vec![(0u32, 0u32); cols * rows];
+    let (w, h) = (w as usize, h as usize);
+    for y in (0..h).step_by(2) {
+        let base = (y / CELL as usize) * cols;
+        let mut add = |x: usize, v: u32| {
+            let s = &mut sums[base + x / CELL as usize];
+            s.0 += v;
+            s.1 += 1;
+        };
+        match *luma {
+            Luma::Packed {
+                data,
+                stride,
+                bytes,
+                rgb: [r, g, b],
+            } => {
+                let Some(row) = data.get(y * stride..y * stride + w * bytes) else {
+                    break;
+                };
+                for x in (0..w).step_by(2) {
+                    // A layout whose channels lie outside its pixels reads as black, not a panic.
+                    let p = row.get(x * bytes..).unwrap_or_default();
+                    let at = |i: usize| u32::from(p.get(i).copied().unwrap_or(0));
+                    add(x, (77 * at(r) + 150 * at(g) + 29 * at(b)) >> 8);
+                }
+            }
+            Luma::Plane { data, stride, .. } => {
+                let Some(row) = data.get(y * stride..y * stride + w) else {
+                    break;
+                };
+                for x in (0..w).step_by(2) {
+                    add(x, u32::from(row[x]));
+                }
+            }
+        }
+    }
+    let video_range = matches!(
+        luma,
+        Luma::Plane {
+            full_range: false,
+            ..
+        }
+    );
+    sums.iter()
+        .map(|&(s, n)| {
+            let n = u64::from(n.max(1));
+            if video_range {
+                // 16 to 235 stretched to 0 to 255, as the RGB a detector sees is (rounded once,
+                // from the sum).
+                let s = u64::from(s).saturating_sub(16 * n);
+                ((s * 255 + 219 * n / 2) / (219 * n)).min(255) as u8
+            } else {
+                (u64::from(s) / n) as u8
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
+
+    /// A frame held as a luma plane only, as a YUV picture hands it over.
+    struct Plane {
+        w: u32,
+        h: u32,
+        stride: usize,
+        data: Vec<u8>,
+        full_range: bool,
+    }
+
+    impl Picture for Plane {
+        fn dimensions(&self) -> (u32, u32) {
+            (self.w, self.h)
+        }
+        fn with_rgb(&self, _: &mut dyn FnMut(&RgbImage)) {
+            panic!("the luma plane must be read as it is, not converted");
+        }
+        fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
+            f(Luma::Plane {
+                data: &self.data,
+                stride: self.stride,
+                full_range: self.full_range,
+            })
+        }
+    }
+
+    /// Generated grey frames of every shape: the cells measured on a luma plane (full range, or
+    /// video range with padded rows) are those measured on the same picture as RGB, to one level,
+    /// without converting it.
+    #[test]
+    fn cells_from_a_luma_plane_are_those_from_its_rgb() {
+        let mut rng = crate::TestRng::new(7);
+        for case in 0..200 {
+            let (w, h) = (1 + rng.below(90), 1 + rng.below(70));
+            let levels: Vec<u8> = (0..w * h).map(|_| rng.below(256) as u8).collect();
+            let rgb = RgbImage::from_fn(w, h, |x, y| {
+                let v = levels[(y * w + x) as usize];
+                image::Rgb([v, v, v])
+            });
+            let from_rgb = LumaCells::of(&rgb);
+            for full_range in [true, false] {
+                let stride = w as usize + rng.below(40) as usize;
+                let mut data = vec![255u8; stride * h as usize];
+                for y in 0..h as usize {
+                    for x in 0..w as usize {
+                        let v = u32::from(levels[y * w as usize + x]);
+                        data[y * stride + x] = if full_range {
+                            v as u8
+                        } else {
+                            (16 + (v * 219 + 127) / 255) as u8
+                        };
+                    }
+                }
+                let plane = Plane {
+                    w,
+                    h,
+                    stride,
+                    data,
+                    full_range,
+                };
+                let from_plane = LumaCells::of(&plane);
+                assert_eq!(from_plane.size, from_rgb.size, "case {case}");
+                assert_eq!(from_plane.means.len(), from_rgb.means.len(), "case {case}");
+                for (a, b) in from_plane.means.iter().zip(&from_rgb.means) {
+                    assert!(
+                        a.abs_diff(*b) <= 1,
+                        "case {case} {w}x{h} full range {full_range}: {a} against {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `changed_in` says a rectangle changed exactly when a cell it overlaps moved by more than
+    /// the threshold, on generated cells and rectangles; frames of another size always count as
+    /// changed.
+    #[test]
+    fn a_rectangle_changed_exactly_where_a_cell_under_it_did() {
+        let mut rng = crate::TestRng::new(11);
+        for case in 0..300 {
+            let (w, h) = (8 + rng.below(300), 8 + rng.below(200));
+            let (cols, rows) = (w.div_ceil(CELL), h.div_ceil(CELL));
+            let before: Vec<u8> = (0..cols * rows).map(|_| rng.below(256) as u8).collect();
+            let mut after = before.clone();
+            for _ in 0..rng.below(4) {
+                let i = rng.below(cols * rows) as usize;
+                after[i] = after[i].wrapping_add(rng.below(40) as u8);
+            }
+            let (a, b) = (
+                LumaCells::from_means(w, h, after.clone()),
+                LumaCells::from_means(w, h, before.clone()),
+            );
+            let threshold = 1 + rng.below(20) as u8;
+            for _ in 0..20 {
+                let (x, y) = (rng.below(w), rng.below(h));
+                let r = Rect {
+                    x,
+                    y,
+                    w: 1 + rng.below(w - x),
+                    h: 1 + rng.below(h - y),
+                };
+                let expected = (0..cols * rows).any(|i| {
+                    let (cx, cy) = ((i % cols) * CELL, (i / cols) * CELL);
+                    let overlaps =
+                        cx < r.x + r.w && r.x < cx + CELL && cy < r.y + r.h && r.y < cy + CELL;
+                    overlaps && after[i as usize].abs_diff(before[i as usize]) > threshold
+                });
+                assert_eq!(
+                    a.changed_in(&b, r, threshold),
+                    expected,
+                    "case {case} {r:?}"
+                );
+            }
+            let other = LumaCells::from_means(w + CELL, h, vec![0; ((cols + 1) * rows) as usize]);
+            assert!(a.changed_in(&other, Rect::full(w, h), 255), "case {case}");
+        }
+    }
 
     fn frame(w: u32, h: u32, square: Option<(u32, u32, u32)>) -> RgbImage {
         let mut img = RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90]));

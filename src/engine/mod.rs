@@ -40,7 +40,7 @@ use crate::geometry::{Class, Detection};
 use crate::redact::{RedactConfig, Region};
 use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
 use gate::{Gate, GateConfig, GateStats};
-pub use picture::Picture;
+pub use picture::{Luma, Picture};
 pub use pool::{box_from_upright, upright};
 
 /// Why a frame left the engine covered whole.
@@ -348,6 +348,9 @@ pub struct Engine<T, P = RgbImage> {
     flicker: FlickerCounter,
     stats: EngineStats,
     gate: Gate,
+    /// The luma cells of the latest detected frames, by detected-frame number, latest first, as
+    /// far back as a detector compares them (see `pool::Pool::change_depth`).
+    recent_cells: VecDeque<(usize, Arc<gate::LumaCells>)>,
     /// ONNX Runtime threads per worker (0 without detectors).
     intra_threads: usize,
 }
@@ -397,6 +400,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         let watch_for = cfg.track.hold.max(cfg.detect_every) + max_waiting * cfg.detect_every;
         Engine {
             gate: Gate::new(gate, persist, watch_for, max_waiting),
+            recent_cells: VecDeque::new(),
             pool,
             tracker: Tracker::new(cfg.track),
             redact: cfg.redact.clone(),
@@ -461,14 +465,23 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
-                let look = self.gate.look(index, &*image);
                 let turn = index / self.detect_every;
+                let depth = pool.change_depth();
+                let cells = (self.gate.enabled() || depth > 0)
+                    .then(|| Arc::new(gate::LumaCells::of(&*image)));
+                let look = self.gate.look_at(index, cells.as_deref());
+                if let Some(cells) = cells.filter(|_| depth > 0) {
+                    self.recent_cells
+                        .retain(|(t, _)| t + depth >= turn && *t < turn);
+                    self.recent_cells.push_front((turn, cells));
+                }
                 pool.send(
                     index,
                     Arc::clone(&image) as Arc<dyn Picture>,
                     turn,
                     look,
                     self.gate.hints(index),
+                    self.recent_cells.iter().cloned().collect(),
                     self.light,
                 )?;
                 self.stats.detected_frames += 1;

@@ -7,7 +7,10 @@
 //! A front that has YUV keeps YUV: the detection worker converts a frame to RGB when it takes it,
 //! into a buffer that lives only while it detects, and a frame that is not detected (the fast
 //! preset's skipped frames) is never converted at all. A front that has RGB (a host's packed
-//! buffer, a photo) pushes an [`RgbImage`], which is its own picture at no cost.
+//! buffer, a photo) pushes an [`RgbImage`], which is its own picture at no cost. The engine's own
+//! measure of change (the gate, and the tiles a detector may leave for their turn) reads a
+//! picture's brightness as it is held ([`Picture::with_luma`]): a YUV frame's luma plane, a packed
+//! frame's pixels, never a converted copy.
 
 use image::RgbImage;
 
@@ -27,6 +30,63 @@ pub trait Picture: Send + Sync + 'static {
     /// Calls `f` once with the frame as RGB (converted into a scratch buffer if it is not RGB
     /// already). Detection workers call this from their own threads.
     fn with_rgb(&self, f: &mut dyn FnMut(&RgbImage));
+
+    /// Calls `f` once with the frame's brightness: its luma plane where it has one, else its
+    /// RGB ([`Picture::with_rgb`], the default). The engine measures change with it (the gate,
+    /// and the tiles a detector may skip), so that a YUV frame is not converted for that.
+    fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
+        self.with_rgb(&mut |rgb| f(Luma::rgb(rgb)))
+    }
+}
+
+/// A frame's brightness as a [`Picture`] hands it over ([`Picture::with_luma`]).
+///
+/// ```
+/// use bystander::engine::{Luma, Picture};
+/// let frame = image::RgbImage::from_pixel(4, 2, image::Rgb([200, 10, 10]));
+/// let mut bytes = 0;
+/// frame.with_luma(&mut |luma| {
+///     if let Luma::Packed { bytes: b, .. } = luma {
+///         bytes = b;
+///     }
+/// });
+/// assert_eq!(bytes, 3);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Luma<'a> {
+    /// Packed pixels, whose luma is computed from their red, green and blue.
+    Packed {
+        /// The rows.
+        data: &'a [u8],
+        /// Bytes from the start of one row to the next.
+        stride: usize,
+        /// Bytes a pixel (3 or 4).
+        bytes: usize,
+        /// Where red, green and blue sit within a pixel.
+        rgb: [usize; 3],
+    },
+    /// An 8-bit luma plane.
+    Plane {
+        /// The rows, one byte a pixel.
+        data: &'a [u8],
+        /// Bytes from the start of one row to the next.
+        stride: usize,
+        /// Levels 0 to 255; video range (16 to 235) when false.
+        full_range: bool,
+    },
+}
+
+impl<'a> Luma<'a> {
+    /// An RGB image's pixels.
+    pub fn rgb(image: &'a RgbImage) -> Luma<'a> {
+        Luma::Packed {
+            data: image.as_raw(),
+            stride: image.width() as usize * 3,
+            bytes: 3,
+            rgb: [0, 1, 2],
+        }
+    }
 }
 
 impl Picture for RgbImage {

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use image::RgbImage;
 
-use super::gate::Look;
+use super::gate::{Look, LumaCells};
 use super::Picture;
 use crate::detect::{DetectConfig, DetectorSet};
 use crate::error::{Error, Result};
@@ -27,6 +27,8 @@ struct Job {
     look: Look,
     /// Where objects were found lately (see `Gate::hints`).
     hints: Vec<(Class, BBox)>,
+    /// The luma cells of this and the latest detected frames (see [`Pool::change_depth`]).
+    changes: Vec<(usize, Arc<LumaCells>)>,
     /// Whether to detect with the light plan (`PassPlan::light`).
     light: bool,
 }
@@ -46,6 +48,7 @@ pub(crate) struct Pool {
     names: Vec<String>,
     seconds: Arc<Mutex<Vec<f64>>>,
     cycle: usize,
+    change_depth: usize,
 }
 
 impl Pool {
@@ -63,6 +66,12 @@ impl Pool {
         let (answer_tx, answers) = mpsc::channel::<Answer>();
         let names = sets[0].model_names();
         let cycle = sets[0].cycle();
+        // Frames detected turned are searched whole (no hints, no tile skipping).
+        let change_depth = if rotation == 0 {
+            sets[0].change_depth()
+        } else {
+            0
+        };
         let seconds = Arc::new(Mutex::new(vec![0.0; names.len()]));
         let mut handles = Vec::with_capacity(n);
         for (i, set) in sets.into_iter().enumerate() {
@@ -83,6 +92,7 @@ impl Pool {
             names,
             seconds,
             cycle,
+            change_depth,
         })
     }
 
@@ -96,6 +106,7 @@ impl Pool {
         turn: usize,
         look: Look,
         hints: Vec<(Class, BBox)>,
+        changes: Vec<(usize, Arc<LumaCells>)>,
         light: bool,
     ) -> Result<()> {
         let stopped = || Error::Engine {
@@ -110,6 +121,7 @@ impl Pool {
                 turn,
                 look,
                 hints,
+                changes,
                 light,
             })
             .map_err(|_| stopped())
@@ -136,6 +148,13 @@ impl Pool {
     /// model runs on every frame).
     pub fn cycle(&self) -> usize {
         self.cycle
+    }
+
+    /// How many detected frames back a detector compares a frame's luma cells with, to skip the
+    /// tiles that did not change since it last looked at them (`DetectorSet::change_depth`); 0
+    /// when none does, and the engine measures no cells for it.
+    pub fn change_depth(&self) -> usize {
+        self.change_depth
     }
 
     /// Worker threads.
@@ -170,6 +189,7 @@ fn work(
             turn,
             look,
             hints,
+            changes,
             light,
         }) = job
         else {
@@ -178,6 +198,8 @@ fn work(
         set.set_light(light);
         // Hints are where objects lay on the stored frame; a frame detected turned has none.
         set.set_hints(if rotation == 0 { &hints } else { &[] });
+        // The cells are measured on the stored frame, as the hints are.
+        set.set_changes(if rotation == 0 { &changes } else { &[] });
         took.fill(0.0);
         // The frame as RGB lives only while it is detected (see `Picture`).
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -61,7 +61,7 @@ impl PixelFormat {
     }
 
     /// Where R, G and B sit within a packed pixel.
-    fn rgb_order(self) -> [usize; 3] {
+    pub(crate) fn rgb_order(self) -> [usize; 3] {
         match self {
             PixelFormat::Bgr24 | PixelFormat::Bgra => [2, 1, 0],
             _ => [0, 1, 2],

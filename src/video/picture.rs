@@ -17,7 +17,7 @@ use ff::software::scaling;
 use ffmpeg_next as ff;
 use image::RgbImage;
 
-use crate::engine::Picture;
+use crate::engine::{Luma, Picture};
 use crate::frame::yuv;
 use crate::redact::{self, Region};
 
@@ -62,6 +62,19 @@ impl Picture for ClipPicture {
                 if let Some(img) = s.convert(yuv) {
                     f(img);
                 }
+            }),
+        }
+    }
+
+    fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
+        match self {
+            ClipPicture::Rgb(img) => f(Luma::rgb(img)),
+            // A copy is YUV420P (`decode::copy_picture`), which the conversion to RGB for
+            // detection takes as video range.
+            ClipPicture::Yuv(yuv) => f(Luma::Plane {
+                data: yuv.data(0),
+                stride: yuv.stride(0),
+                full_range: false,
             }),
         }
     }

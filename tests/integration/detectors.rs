@@ -399,13 +399,8 @@ fn tiles_find_a_small_face_that_the_shrunk_whole_frame_misses() {
     assert_eq!(hits(tiled.detect(&frame).unwrap()), 1);
 }
 
-#[test]
-fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
-    runtime();
-    // Faces 28 px high in a 3840x2160 frame: the 960-px whole-frame pass sees them 7 px high and
-    // finds none of them; CenterFace's native tiles find each, half the tiles on each of its turns
-    // (frames 0 and 2), so two turns find them all, and one turn finds them all where they were
-    // found lately (hints).
+/// A 3840x2160 frame with six faces 28 px high spread over it, and where they are.
+fn small_faces_in_4k() -> (image::RgbImage, Vec<bystander::BBox>) {
     let (w, h) = (3840, 2160);
     let places: Vec<(u32, u32)> = (0..6)
         .map(|i| {
@@ -414,7 +409,17 @@ fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
             (x as u32, y as u32)
         })
         .collect();
-    let (frame, faces) = heads_frame(w, h, 28.0, &places);
+    heads_frame(w, h, 28.0, &places)
+}
+
+#[test]
+fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
+    runtime();
+    // Faces 28 px high in a 3840x2160 frame: the 960-px whole-frame pass sees them 7 px high and
+    // finds none of them; CenterFace's native tiles find each, half the tiles on each of its turns
+    // (frames 0 and 2), so two turns find them all, and one turn finds them all where they were
+    // found lately (hints).
+    let (frame, faces) = small_faces_in_4k();
     let mut set = DetectConfig {
         intra_threads: 2,
         ..Default::default()
@@ -462,6 +467,66 @@ fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     set.set_hints(&hints);
     let hinted = on_turn(&mut set, 0);
     assert!(boxed(&hinted).iter().all(|&b| b), "{:?}", boxed(&hinted));
+}
+
+#[test]
+fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appear() {
+    runtime();
+    // The engine with the clip preset, CenterFace on frames 0 and 2 (its turns 0 and 1), half
+    // its tiles on each. Six small faces appear on frame 2 in a still 4K view: those whose tiles
+    // are not of turn 1's round have no hint yet (nothing was found before), and are searched on
+    // frame 2 because the picture under them changed. Without hold or back-fill, each frame's
+    // boxes are its own detections.
+    let (w, h) = (3840, 2160);
+    let (with_faces, faces) = small_faces_in_4k();
+    let (empty, _) = heads_frame(w, h, 28.0, &[]);
+    let detect = DetectConfig {
+        classes: vec![Class::Face],
+        ..Default::default()
+    };
+    let cf = detect
+        .for_clips()
+        .resolve()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.model.family == Family::CenterFace)
+        .unwrap();
+    assert!(cf.plan.tile_rounds > 1);
+    // At least one face lies in no tile of turn 1's round: only the change rule searches it.
+    let turn1: Vec<_> = cf
+        .plan
+        .passes_on_turn(w, h, None, Some(1))
+        .into_iter()
+        .filter(|p| p.tile)
+        .collect();
+    let inside = |r: &Rect, b: &bystander::BBox| {
+        b.x1 >= r.x as f32
+            && b.y1 >= r.y as f32
+            && b.x2 <= (r.x + r.w) as f32
+            && b.y2 <= (r.y + r.h) as f32
+    };
+    assert!(faces
+        .iter()
+        .any(|f| !turn1.iter().any(|p| inside(&p.region, f))));
+    let mut cfg =
+        bystander::stream::StreamConfig::new(detect, bystander::redact::RedactConfig::default(), 2);
+    cfg.workers = 1;
+    cfg.intra_threads = 2;
+    cfg.track.hold = 0;
+    cfg.track.backfill = 0;
+    let mut r = bystander::stream::Redactor::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    for (n, f) in [&empty, &empty, &with_faces].into_iter().enumerate() {
+        out.extend(r.push_image(f.clone(), n as i64).unwrap());
+    }
+    out.extend(r.finish().unwrap());
+    assert_eq!(out.len(), 3);
+    assert!(out[0].boxes.is_empty() && out[1].boxes.is_empty());
+    let boxed: Vec<bool> = faces
+        .iter()
+        .map(|face| out[2].boxes.iter().any(|d| d.bbox.iou(face) >= 0.5))
+        .collect();
+    assert!(boxed.iter().all(|&b| b), "{boxed:?} in {:?}", out[2].boxes);
 }
 
 #[test]

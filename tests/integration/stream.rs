@@ -178,11 +178,11 @@ fn streams_get_the_video_plan_never_the_photo_plan() {
             bystander::detect::Tiles::Off
         };
         assert_eq!(c.plan.tiles, want, "{}", c.model.name);
-        // CenterFace's tiles are spread over two of its turns.
-        let rounds = if c.model.family == Family::CenterFace {
-            bystander::detect::CLIP_FACE_TILE_ROUNDS
-        } else {
-            1
+        // CenterFace's tiles and the plate YOLO's are spread over two of their turns.
+        let rounds = match (c.model.class, c.model.family) {
+            (Class::Face, Family::CenterFace) => bystander::detect::CLIP_FACE_TILE_ROUNDS,
+            (Class::Plate, Family::Yolo) => bystander::detect::CLIP_PLATE_TILE_ROUNDS,
+            _ => 1,
         };
         assert_eq!(c.plan.tile_rounds, rounds, "{}", c.model.name);
     }
