@@ -197,6 +197,26 @@ pub fn default_file_gating(detect: &DetectConfig) -> bool {
     detect.recall == crate::detect::Recall::Fast
 }
 
+/// Keeps `cells`, of detected frame `turn`, among the `recent` ones a detector compares with,
+/// and drops those more than `depth` detected frames back (or ahead: a new schedule numbers its
+/// frames afresh). A frame detected with the light plan searches no tile, so no later turn may
+/// take it for the search of a tile: it empties the list instead, and the tiles of the next turns
+/// count as changed until they are searched again.
+fn remember_cells(
+    recent: &mut VecDeque<(usize, Arc<gate::LumaCells>)>,
+    turn: usize,
+    depth: usize,
+    cells: Arc<gate::LumaCells>,
+    light: bool,
+) {
+    recent.retain(|(t, _)| t + depth >= turn && *t < turn);
+    if light {
+        recent.clear();
+    } else {
+        recent.push_front((turn, cells));
+    }
+}
+
 pub(crate) fn check_range(
     name: &'static str,
     v: usize,
@@ -471,9 +491,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
                     .then(|| Arc::new(gate::LumaCells::of(&*image)));
                 let look = self.gate.look_at(index, cells.as_deref());
                 if let Some(cells) = cells.filter(|_| depth > 0) {
-                    self.recent_cells
-                        .retain(|(t, _)| t + depth >= turn && *t < turn);
-                    self.recent_cells.push_front((turn, cells));
+                    remember_cells(&mut self.recent_cells, turn, depth, cells, self.light);
                 }
                 pool.send(
                     index,
@@ -713,5 +731,34 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
             fault,
             detected: f.detected,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cells a detector may compare with are those of the latest detected frames within the
+    /// depth, never of a frame the light plan detected, nor of another schedule's numbering.
+    #[test]
+    fn cells_remembered_are_recent_and_never_of_a_light_frame() {
+        let cells = |v: usize| Arc::new(gate::LumaCells::from_means(8, 8, vec![v as u8]));
+        let turns = |r: &VecDeque<(usize, Arc<gate::LumaCells>)>| -> Vec<usize> {
+            r.iter().map(|(t, _)| *t).collect()
+        };
+        let mut recent = VecDeque::new();
+        for t in 0..6 {
+            remember_cells(&mut recent, t, 2, cells(t), false);
+        }
+        assert_eq!(turns(&recent), vec![5, 4, 3]);
+        remember_cells(&mut recent, 6, 2, cells(6), true);
+        assert!(recent.is_empty());
+        for t in 7..9 {
+            remember_cells(&mut recent, t, 2, cells(t), false);
+        }
+        assert_eq!(turns(&recent), vec![8, 7]);
+        // Detect-every doubled: the frames are numbered afresh from a lower number.
+        remember_cells(&mut recent, 4, 2, cells(40), false);
+        assert_eq!(turns(&recent), vec![4]);
     }
 }
