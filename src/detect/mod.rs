@@ -750,6 +750,13 @@ impl PassPlan {
             };
             hints.iter().any(|b| tile.intersection(b) > 0.0)
         };
+        // The tiles of each earlier turn of the round, `j` turns back at `[j - 1]`.
+        let earlier_turns: Vec<Vec<Pass>> = (1..rounds)
+            .map(|j| match turn.checked_sub(j) {
+                Some(t) if changes.is_some() => self.passes_on_turn(w, h, fixed, Some(t)),
+                _ => Vec::new(),
+            })
+            .collect();
         let changed = |p: &Pass| -> bool {
             let Some(changes) = changes else {
                 return false;
@@ -758,9 +765,7 @@ impl PassPlan {
                 return true;
             };
             // The latest turn of the tile's own round, which searched it.
-            let back = (1..rounds).find(|&j| {
-                turn >= j && self.passes_on_turn(w, h, fixed, Some(turn - j)).contains(p)
-            });
+            let back = (1..rounds).find(|&j| earlier_turns[j - 1].contains(p));
             match back.and_then(|j| changes.earlier.get(j - 1)) {
                 Some(Some(earlier)) => current.changed_in(earlier, p.region, OFF_TURN_CHANGE),
                 _ => true,
@@ -1469,9 +1474,9 @@ impl ModelDetector {
         let mut all = Vec::new();
         let turn = self.turn.filter(|_| !self.light);
         let fixed = self.runner.fixed_input();
-        let mut passes = self.plan().passes_on_turn(w, h, fixed, turn);
+        let plan = self.plan();
+        let mut passes = plan.passes_on_turn(w, h, fixed, turn);
         if let Some(turn) = turn {
-            let plan = self.plan();
             passes.extend(plan.off_turn_tiles(
                 (w, h),
                 fixed,
@@ -2050,8 +2055,8 @@ impl DetectorSet {
     /// detector whose tiles are spread over its turns gets those of its own earlier turns (see
     /// [`ModelDetector::set_changes`]). An empty list tells that nothing was measured, and every
     /// tile then counts as changed.
-    pub(crate) fn set_changes(&mut self, changes: &[(usize, Arc<LumaCells>)]) {
-        self.changes = Some(changes.to_vec());
+    pub(crate) fn set_changes(&mut self, changes: Vec<(usize, Arc<LumaCells>)>) {
+        self.changes = Some(changes);
     }
 
     /// How many detected frames back [`DetectorSet::set_changes`] is used: the turns of the
@@ -2392,6 +2397,21 @@ mod tests {
         }
     }
 
+    /// A plan that tiles as [`Tiles::Auto`] does, its tiles spread over `rounds` turns.
+    fn auto_tiles(working_size: u32, max_upscale: f32, rounds: u32) -> PassPlan {
+        PassPlan {
+            working_size,
+            max_upscale,
+            tiles: Tiles::Auto,
+            widen: 1.0,
+            tile_zoom: 1.0,
+            rotations: 1,
+            second_look: 1.0,
+            roving: 1.0,
+            tile_rounds: rounds,
+        }
+    }
+
     /// Tiles spread over turns: every turn keeps the whole-frame passes, the turns of one round
     /// share the tiles out (each tile on exactly one turn, then again), and with two rounds every
     /// pixel that lies in two tiles or more (their overlap) lies in a tile of every turn.
@@ -2401,17 +2421,7 @@ mod tests {
         for _ in 0..300 {
             let (w, h) = (16 + rng.below(4000), 16 + rng.below(4000));
             let rounds = 1 + rng.below(3);
-            let plan = PassPlan {
-                working_size: [640, 960][rng.below(2) as usize],
-                max_upscale: 2.0,
-                tiles: Tiles::Auto,
-                widen: 1.0,
-                tile_zoom: 1.0,
-                rotations: 1,
-                second_look: 1.0,
-                roving: 1.0,
-                tile_rounds: rounds,
-            };
+            let plan = auto_tiles([640, 960][rng.below(2) as usize], 2.0, rounds);
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let case = format!("{w}x{h} rounds {rounds} {fixed:?}");
             let all = plan.passes(w, h, fixed);
@@ -2491,17 +2501,7 @@ mod tests {
         for case in 0..120 {
             let (w, h) = (700 + rng.below(3400), 500 + rng.below(2000));
             let rounds = 2 + rng.below(2);
-            let plan = PassPlan {
-                working_size: 640,
-                max_upscale: 1.0,
-                tiles: Tiles::Auto,
-                widen: 1.0,
-                tile_zoom: 1.0,
-                rotations: 1,
-                second_look: 1.0,
-                roving: 1.0,
-                tile_rounds: rounds,
-            };
+            let plan = auto_tiles(640, 1.0, rounds);
             let fixed = (rng.below(2) == 0).then_some((640, 640));
             let tiles: Vec<Pass> = plan
                 .passes(w, h, fixed)
@@ -2721,17 +2721,7 @@ mod tests {
 
     #[test]
     fn small_frames_are_magnified_and_large_ones_tiled() {
-        let plan = PassPlan {
-            working_size: 832,
-            max_upscale: 2.0,
-            tiles: Tiles::Auto,
-            widen: 1.0,
-            tile_zoom: 1.0,
-            rotations: 1,
-            second_look: 1.0,
-            roving: 1.0,
-            tile_rounds: 1,
-        };
+        let plan = auto_tiles(832, 2.0, 1);
         let p = plan.passes(416, 416, None);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].scale, 2.0);

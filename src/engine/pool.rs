@@ -199,7 +199,7 @@ fn work(
         // Hints are where objects lay on the stored frame; a frame detected turned has none.
         set.set_hints(if rotation == 0 { &hints } else { &[] });
         // The cells are measured on the stored frame, as the hints are.
-        set.set_changes(if rotation == 0 { &changes } else { &[] });
+        set.set_changes(if rotation == 0 { changes } else { Vec::new() });
         took.fill(0.0);
         // The frame as RGB lives only while it is detected (see `Picture`).
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
