@@ -174,7 +174,8 @@ typedef struct BystanderFrameInfo {
    */
   size_t boxes;
   /**
-   * 0, or why it was covered whole: 1 corrupt, 2 lost, 3 marked, 4 detection failed.
+   * 0, or why it was covered whole: 1 corrupt, 2 lost, 3 marked, 4 detection failed (on it,
+   * or on a recent frame whose search it leans on) or fell behind.
    */
   uint32_t fault;
   /**

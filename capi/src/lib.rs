@@ -149,7 +149,8 @@ pub struct BystanderFrameInfo {
     pub pts: i64,
     /// Boxes redacted on it (`bystander_boxes` copies them).
     pub boxes: usize,
-    /// 0, or why it was covered whole: 1 corrupt, 2 lost, 3 marked, 4 detection failed.
+    /// 0, or why it was covered whole: 1 corrupt, 2 lost, 3 marked, 4 detection failed (on it,
+    /// or on a recent frame whose search it leans on) or fell behind.
     pub fault: u32,
     /// Bytes of the frame (its layout's length).
     pub len: usize,

@@ -330,6 +330,13 @@ impl Gate {
         self.objects(index, |_, _| {})
     }
 
+    /// Forgets what detection was taken to have seen (a frame's detection failed): the next
+    /// frame is swept whole, and the reference starts again from it.
+    pub fn forget(&mut self) {
+        self.reference.clear();
+        self.last_sweep = None;
+    }
+
     /// Keeps the objects detected on frame `index` in view (gate on), and as hints (on or off).
     pub fn watch(&mut self, index: usize, found: &[Detection]) {
         self.watched
@@ -793,6 +800,27 @@ mod tests {
             Look::Regions(vec![Rect::full(320, 240)])
         );
         assert_eq!(g.look(3, &brighter), Look::Regions(vec![]));
+    }
+
+    /// After a failed detection nothing may be taken as seen: the next frame is swept and every
+    /// cell stays in view for the other models' turns, as on a first frame.
+    #[test]
+    fn a_forgotten_gate_looks_at_everything_again_for_every_model() {
+        let cfg = GateConfig::on();
+        let still = frame(320, 240, None);
+        for failed in 1..cfg.sweep_every {
+            let mut g = Gate::new(cfg, 2, 10, 0);
+            for i in 0..=failed {
+                g.look(i, &still);
+            }
+            g.forget();
+            assert_eq!(g.look(failed + 1, &still), Look::Full, "after {failed}");
+            assert_eq!(
+                g.look(failed + 2, &still),
+                Look::Regions(vec![Rect::full(320, 240)])
+            );
+            assert_eq!(g.look(failed + 3, &still), Look::Regions(vec![]));
+        }
     }
 
     #[test]

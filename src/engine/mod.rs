@@ -61,6 +61,15 @@ pub enum Fault {
     Marked,
     /// Detection failed on the frame; the error says why.
     Detection(Arc<Error>),
+    /// The frame came soon after one whose detection failed: its own search left parts of the
+    /// picture to that one's (the other models' turns, tiles waiting for their turn, the change
+    /// gate), so it cannot be trusted either.
+    Unsearched {
+        /// The earlier frame, from 0.
+        frame: usize,
+        /// Why its detection failed.
+        error: Arc<Error>,
+    },
     /// A live stream's detection fell too far behind the camera: the frame is covered whole
     /// rather than waited for or passed clear.
     Behind,
@@ -74,6 +83,10 @@ impl std::fmt::Display for Fault {
             Fault::Marked => f.write_str("the detections file marks it whole or does not list it"),
             Fault::Behind => f.write_str("detection fell behind the live stream"),
             Fault::Detection(e) => write!(f, "detection failed: {e}"),
+            Fault::Unsearched { frame, error } => write!(
+                f,
+                "it leans on the search of frame {frame}, which failed: {error}"
+            ),
         }
     }
 }
@@ -330,9 +343,17 @@ struct Slot<T, P> {
     payload: T,
     fault: Option<Fault>,
     /// `None`: not detected; `Some(None)`: awaiting the workers; `Some(Some(r))`: answered.
-    awaiting: Option<Option<Result<Vec<Detection>>>>,
+    awaiting: Option<Option<std::result::Result<Vec<Detection>, Arc<Error>>>>,
     /// Boxes given by the front (render mode).
     given: Option<Vec<Detection>>,
+}
+
+/// A failed detection, and the frames covered whole for it (see `Engine::forget_search`).
+struct Failed {
+    frame: usize,
+    /// The first frame pushed that no longer leans on its search.
+    until: usize,
+    error: Arc<Error>,
 }
 
 /// A frame handed to the tracker, waiting for its look-ahead.
@@ -371,6 +392,8 @@ pub struct Engine<T, P = RgbImage> {
     /// The luma cells of the latest detected frames, by detected-frame number, latest first, as
     /// far back as a detector compares them (see `pool::Pool::change_depth`).
     recent_cells: VecDeque<(usize, Arc<gate::LumaCells>)>,
+    /// The latest failed detection, while frames are covered whole for it.
+    failed: Option<Failed>,
     /// ONNX Runtime threads per worker (0 without detectors).
     intra_threads: usize,
 }
@@ -421,6 +444,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         Engine {
             gate: Gate::new(gate, persist, watch_for, max_waiting),
             recent_cells: VecDeque::new(),
+            failed: None,
             pool,
             tracker: Tracker::new(cfg.track),
             redact: cfg.redact.clone(),
@@ -483,6 +507,8 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         self.next_index += 1;
         let image = Arc::new(image);
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
+        // Detected all the same: its boxes feed the hold of the frames after the cover.
+        let fault = fault.or_else(|| self.leaning_on_failure(index));
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
                 let turn = index / self.detect_every;
@@ -590,12 +616,58 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     }
 
     fn store(&mut self, a: pool::Answer) {
-        if let Ok(found) = &a.result {
-            self.gate.watch(a.index, found);
-        }
+        let result = match a.result {
+            Ok(found) => {
+                self.gate.watch(a.index, &found);
+                Ok(found)
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                self.forget_search(a.index, &e);
+                Err(e)
+            }
+        };
         if let Some(s) = self.slots.iter_mut().find(|s| s.index == a.index) {
-            s.awaiting = Some(Some(a.result));
+            s.awaiting = Some(Some(result));
         }
+    }
+
+    /// Fails closed after the detection of frame `index` failed. What a frame's search leaves
+    /// out it takes from earlier searches: the other models' turns, carried by the hold; the
+    /// tiles waiting for their turn and the cells the gate passes over, which did not change
+    /// since they were searched. This one was taken for searched when the frames after it were
+    /// sent. So every frame after it is covered whole ([`Fault::Unsearched`]; detected all the
+    /// same) until each model has searched a frame sent from now on, and those searches take
+    /// nothing from before: the gate sweeps and holds every cell in view for each model's turn,
+    /// and no tile is compared with cells from before now (each counts as changed).
+    fn forget_search(&mut self, index: usize, error: &Arc<Error>) {
+        self.gate.forget();
+        self.recent_cells.clear();
+        let cycle = self.pool.as_ref().map_or(1, |p| p.cycle());
+        let until = self.next_index + cycle * self.detect_every;
+        let until = self.failed.as_ref().map_or(until, |f| f.until.max(until));
+        self.failed = Some(Failed {
+            frame: index,
+            until,
+            error: Arc::clone(error),
+        });
+        for i in (index + 1)..self.next_index {
+            let fault = self.leaning_on_failure(i);
+            if let Some(s) = self.slots.iter_mut().find(|s| s.index == i) {
+                s.fault = s.fault.take().or(fault);
+            }
+        }
+    }
+
+    /// Why frame `index` is covered whole for an earlier frame's failed detection, if it is.
+    fn leaning_on_failure(&self, index: usize) -> Option<Fault> {
+        self.failed
+            .as_ref()
+            .filter(|f| f.frame < index && index < f.until)
+            .map(|f| Fault::Unsearched {
+                frame: f.frame,
+                error: Arc::clone(&f.error),
+            })
     }
 
     /// Collects answers and moves finished frames, in order, through the tracker; with `all`,
@@ -665,7 +737,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
             None => None,
             Some(Some(Ok(d))) => Some(d),
             Some(Some(Err(e))) => {
-                fault = Some(Fault::Detection(Arc::new(e)));
+                fault = Some(Fault::Detection(e));
                 Some(Vec::new())
             }
             Some(None) => {

@@ -469,6 +469,23 @@ fn the_clip_plan_finds_small_faces_in_a_4k_frame_on_centerface_turns() {
     assert!(boxed(&hinted).iter().all(|&b| b), "{:?}", boxed(&hinted));
 }
 
+/// A still 4K view without faces, the same with `small_faces_in_4k`'s faces, where they are, and
+/// the default preset for faces alone.
+fn faces_appearing_in_4k() -> (
+    image::RgbImage,
+    image::RgbImage,
+    Vec<bystander::BBox>,
+    DetectConfig,
+) {
+    let (with_faces, faces) = small_faces_in_4k();
+    let (empty, _) = heads_frame(with_faces.width(), with_faces.height(), 28.0, &[]);
+    let detect = DetectConfig {
+        classes: vec![Class::Face],
+        ..Default::default()
+    };
+    (empty, with_faces, faces, detect)
+}
+
 #[test]
 fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appear() {
     runtime();
@@ -477,13 +494,7 @@ fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appea
     // are not of turn 1's round have no hint yet (nothing was found before), and are searched on
     // frame 2 because the picture under them changed. Without hold or back-fill, each frame's
     // boxes are its own detections.
-    let (w, h) = (3840, 2160);
-    let (with_faces, faces) = small_faces_in_4k();
-    let (empty, _) = heads_frame(w, h, 28.0, &[]);
-    let detect = DetectConfig {
-        classes: vec![Class::Face],
-        ..Default::default()
-    };
+    let (empty, with_faces, faces, detect) = faces_appearing_in_4k();
     let cf = detect
         .for_clips()
         .resolve()
@@ -495,7 +506,7 @@ fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appea
     // At least one face lies in no tile of turn 1's round: only the change rule searches it.
     let turn1: Vec<_> = cf
         .plan
-        .passes_on_turn(w, h, None, Some(1))
+        .passes_on_turn(3840, 2160, None, Some(1))
         .into_iter()
         .filter(|p| p.tile)
         .collect();
@@ -527,6 +538,99 @@ fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appea
         .map(|face| out[2].boxes.iter().any(|d| d.bbox.iou(face) >= 0.5))
         .collect();
     assert!(boxed.iter().all(|&b| b), "{boxed:?} in {:?}", out[2].boxes);
+}
+
+/// A frame whose pixels never reach detection when `broken` (a host's picture that fails, as a
+/// failed model run would): its detection fails. Its brightness is read as any frame's.
+#[derive(Clone)]
+struct Flaky {
+    image: image::RgbImage,
+    broken: bool,
+}
+
+impl bystander::engine::Picture for Flaky {
+    fn dimensions(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+
+    fn with_rgb(&self, f: &mut dyn FnMut(&image::RgbImage)) {
+        if !self.broken {
+            f(&self.image)
+        }
+    }
+
+    fn with_luma(&self, f: &mut dyn FnMut(bystander::engine::Luma<'_>)) {
+        self.image.with_luma(f)
+    }
+}
+
+#[test]
+fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searched_again() {
+    use bystander::engine::{Engine, EngineConfig, Fault, Output};
+    runtime();
+    // Six small faces appear on frame 2 of a still 4K view, CenterFace's turn (frames 0, 2, 4:
+    // half its tiles on each), and its detection fails. Frame 3 is RetinaFace's turn (its
+    // whole-frame pass does not see 28-px faces), and leans on frame 2's search through the
+    // hold; frame 4 compares the tiles of frame 2's round with frame 2's cells. As on a stream
+    // there is no back-fill: a frame shows its faces unless its own boxes or a fault cover them.
+    let (empty, with_faces, faces, detect) = faces_appearing_in_4k();
+    let mut cfg = EngineConfig::new(detect, bystander::redact::RedactConfig::default(), 2);
+    cfg.workers = 1;
+    cfg.intra_threads = 2;
+    cfg.track.backfill = 0;
+    // Once with the frames piling up (those after frame 2 are in flight when its failure comes
+    // in), once with the host waiting for each frame's detection (the failure is known before
+    // frame 3 is pushed).
+    for wait in [false, true] {
+        let mut engine: Engine<usize, Flaky> = Engine::new(&cfg).unwrap();
+        let mut out: Vec<Output<usize, Flaky>> = Vec::new();
+        let mut sink = |o: Output<usize, Flaky>| {
+            out.push(o);
+            Ok(())
+        };
+        let frames = 12;
+        for n in 0..frames {
+            let image = if n < 2 { &empty } else { &with_faces };
+            let picture = Flaky {
+                image: image.clone(),
+                broken: n == 2,
+            };
+            engine.push(picture, n, None, &mut sink).unwrap();
+            if wait {
+                engine.wait(&mut sink).unwrap();
+            }
+        }
+        engine.finish(&mut sink).unwrap();
+        assert_eq!(out.len(), frames);
+        assert!(
+            matches!(out[2].fault, Some(Fault::Detection(_))),
+            "{:?}",
+            out[2].fault
+        );
+        let boxed = |o: &Output<usize, Flaky>| {
+            faces
+                .iter()
+                .all(|face| o.boxes.iter().any(|d| d.bbox.iou(face) >= 0.5))
+        };
+        for o in &out[3..] {
+            match &o.fault {
+                Some(Fault::Unsearched { frame: 2, .. }) => {}
+                None => assert!(
+                    boxed(o),
+                    "frame {} shows a face ({wait}): {:?}",
+                    o.index,
+                    o.boxes
+                ),
+                other => panic!("frame {}: {other:?}", o.index),
+            }
+        }
+        // The cover ends: the last frames are searched and boxed on their own.
+        assert!(out[frames - 2..].iter().all(|o| o.fault.is_none()));
+        assert_eq!(
+            engine.stats().fail_closed_frames,
+            out.iter().filter(|o| o.fault.is_some()).count()
+        );
+    }
 }
 
 #[test]
