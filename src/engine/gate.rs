@@ -214,9 +214,11 @@ impl Gate {
     }
 
     /// [`Gate::look`] with the frame's cells measured already (`None` only when the gate is
-    /// off; a gate on with no cells sweeps).
+    /// off). A gate on with no cells, or cells the picture could not give in full, sweeps: what
+    /// cannot be measured counts as changed. The reference stays as it was, so the next frame
+    /// is compared with the last one measured.
     pub fn look_at(&mut self, index: usize, cells: Option<&LumaCells>) -> Look {
-        let Some(cells) = cells.filter(|_| self.cfg.enabled) else {
+        let Some(cells) = cells.filter(|c| self.cfg.enabled && c.measured()) else {
             self.stats.swept_frames += 1;
             return Look::Full;
         };
@@ -453,7 +455,8 @@ pub(crate) struct LumaCells {
 }
 
 impl LumaCells {
-    /// Measures `image`.
+    /// Measures `image`. A picture that does not hand its brightness over, or hands over too
+    /// few rows for some cell, gives cells that are not [`measured`](Self::measured).
     pub(crate) fn of(image: &dyn Picture) -> LumaCells {
         let (w, h) = image.dimensions();
         let mut out = LumaCells {
@@ -461,15 +464,22 @@ impl LumaCells {
             cols: w.div_ceil(CELL) as usize,
             means: Vec::new(),
         };
-        image.with_luma(&mut |luma| out.means = cell_means(&luma, w, h));
+        image.with_luma(&mut |luma| out.means = cell_means(&luma, w, h).unwrap_or_default());
         out
     }
 
+    /// Whether every cell of the frame was measured (a frame with no pixels has none to measure,
+    /// and counts as not measured).
+    pub(crate) fn measured(&self) -> bool {
+        let rows = self.size.1.div_ceil(CELL) as usize;
+        !self.means.is_empty() && self.means.len() == self.cols * rows
+    }
+
     /// Whether a cell that overlaps `r` differs by more than `threshold` between these cells and
-    /// `earlier`'s (also when the two are of different frame sizes, or `r` reaches past the
-    /// cells measured: what cannot be compared counts as changed).
+    /// `earlier`'s (also when the two are of different frame sizes, either was not measured in
+    /// full, or `r` reaches past the cells: what cannot be compared counts as changed).
     pub(crate) fn changed_in(&self, earlier: &LumaCells, r: Rect, threshold: u8) -> bool {
-        if self.size != earlier.size || self.means.len() != earlier.means.len() {
+        if self.size != earlier.size || !self.measured() || !earlier.measured() {
             return true;
         }
         if r.w == 0 || r.h == 0 {
@@ -504,9 +514,9 @@ impl LumaCells {
     }
 }
 
-/// The cell means of a `w` x `h` frame (see [`LumaCells`]). A plane too short for its rows leaves
-/// the rows it lacks out of the means.
-fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Vec<u8> {
+/// The cell means of a `w` x `h` frame (see [`LumaCells`]); `None` when the data lacks a row it
+/// samples or lays its channels outside its pixels.
+fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Option<Vec<u8>> {
     let (cols, rows) = (w.div_ceil(CELL) as usize, h.div_ceil(CELL) as usize);
     let mut sums = vec![(0u32, 0u32); cols * rows];
     let (w, h) = (w as usize, h as usize);
@@ -524,20 +534,19 @@ fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Vec<u8> {
                 bytes,
                 rgb: [r, g, b],
             } => {
-                let Some(row) = data.get(y * stride..y * stride + w * bytes) else {
-                    break;
-                };
+                // A layout whose channels lie outside its pixels measures nothing.
+                if r.max(g).max(b) >= bytes {
+                    return None;
+                }
+                let row = data.get(y * stride..y * stride + w * bytes)?;
                 for x in (0..w).step_by(2) {
-                    // A layout whose channels lie outside its pixels reads as black, not a panic.
-                    let p = row.get(x * bytes..).unwrap_or_default();
-                    let at = |i: usize| u32::from(p.get(i).copied().unwrap_or(0));
+                    let p = &row[x * bytes..x * bytes + bytes];
+                    let at = |i: usize| u32::from(p[i]);
                     add(x, (77 * at(r) + 150 * at(g) + 29 * at(b)) >> 8);
                 }
             }
             Luma::Plane { data, stride, .. } => {
-                let Some(row) = data.get(y * stride..y * stride + w) else {
-                    break;
-                };
+                let row = data.get(y * stride..y * stride + w)?;
                 for x in (0..w).step_by(2) {
                     add(x, u32::from(row[x]));
                 }
@@ -551,9 +560,13 @@ fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Vec<u8> {
             ..
         }
     );
-    sums.iter()
+    if sums.iter().any(|&(_, n)| n == 0) {
+        return None;
+    }
+    let means = sums
+        .iter()
         .map(|&(s, n)| {
-            let n = u64::from(n.max(1));
+            let n = u64::from(n);
             if video_range {
                 // 16 to 235 stretched to 0 to 255, as the RGB a detector sees is (rounded once,
                 // from the sum).
@@ -563,7 +576,8 @@ fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Vec<u8> {
                 (u64::from(s) / n) as u8
             }
         })
-        .collect()
+        .collect();
+    Some(means)
 }
 
 #[cfg(test)]
@@ -640,6 +654,91 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A picture that hands over less brightness than its size asks for.
+    enum Unreadable {
+        /// Never calls back.
+        Silent(u32, u32),
+        /// A luma plane without its last rows.
+        Cut(Plane),
+        /// Packed pixels whose red lies outside the pixel.
+        Misplaced(RgbImage),
+    }
+
+    impl Picture for Unreadable {
+        fn dimensions(&self) -> (u32, u32) {
+            match self {
+                Unreadable::Silent(w, h) => (*w, *h),
+                Unreadable::Cut(p) => (p.w, p.h),
+                Unreadable::Misplaced(i) => i.dimensions(),
+            }
+        }
+        fn with_rgb(&self, _: &mut dyn FnMut(&RgbImage)) {}
+        fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
+            match self {
+                Unreadable::Silent(..) => {}
+                Unreadable::Cut(p) => p.with_luma(f),
+                Unreadable::Misplaced(i) => f(Luma::Packed {
+                    data: i.as_raw(),
+                    stride: i.width() as usize * 3,
+                    bytes: 3,
+                    rgb: [3, 1, 2],
+                }),
+            }
+        }
+    }
+
+    /// What cannot be measured counts as changed: on generated sizes, a picture that gives no
+    /// brightness, too few rows of it, or channels outside its pixels is swept whole by a gate
+    /// that has seen the same frame size still for a while, and every rectangle of it counts as
+    /// changed against measured cells, at any threshold.
+    #[test]
+    fn a_frame_whose_brightness_cannot_be_read_is_looked_at_whole() {
+        let mut rng = crate::TestRng::new(23);
+        for case in 0..150 {
+            let (w, h) = (1 + rng.below(200), 2 + rng.below(150));
+            let still = frame(w, h, None);
+            let known = LumaCells::of(&still);
+            assert!(known.measured(), "case {case}");
+            // Short of the last row sampled (every second one from the first).
+            let rows = rng.below(((h - 1) & !1) + 1) as usize;
+            let unreadable = match case % 3 {
+                0 => Unreadable::Silent(w, h),
+                1 => Unreadable::Cut(Plane {
+                    w,
+                    h,
+                    stride: w as usize,
+                    data: vec![90; w as usize * rows],
+                    full_range: true,
+                }),
+                _ => Unreadable::Misplaced(still.clone()),
+            };
+            let cells = LumaCells::of(&unreadable);
+            assert!(!cells.measured(), "case {case}");
+            let mut g = Gate::new(
+                GateConfig {
+                    sweep_every: 1000,
+                    ..GateConfig::on()
+                },
+                2,
+                10,
+                0,
+            );
+            for i in 0..4 {
+                g.look(i, &still);
+            }
+            assert_eq!(g.look_at(4, Some(&cells)), Look::Full, "case {case}");
+            let (x, y) = (rng.below(w), rng.below(h));
+            let r = Rect {
+                x,
+                y,
+                w: 1 + rng.below(w - x),
+                h: 1 + rng.below(h - y),
+            };
+            assert!(cells.changed_in(&known, r, 255), "case {case}");
+            assert!(known.changed_in(&cells, r, 255), "case {case}");
         }
     }
 

@@ -33,7 +33,9 @@ pub trait Picture: Send + Sync + 'static {
 
     /// Calls `f` once with the frame's brightness: its luma plane where it has one, else its
     /// RGB ([`Picture::with_rgb`], the default). The engine measures change with it (the gate,
-    /// and the tiles a detector may skip), so that a YUV frame is not converted for that.
+    /// and the tiles a detector may skip), so that a YUV frame is not converted for that. A
+    /// picture that does not call `f`, or hands over too few rows for those the engine samples
+    /// (every second one), counts as changed everywhere: it is searched whole.
     fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
         self.with_rgb(&mut |rgb| f(Luma::rgb(rgb)))
     }
