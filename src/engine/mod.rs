@@ -351,8 +351,9 @@ struct Slot<T, P> {
 /// A failed detection, and the frames covered whole for it (see `Engine::forget_search`).
 struct Failed {
     frame: usize,
-    /// The first frame pushed that no longer leans on its search.
-    until: usize,
+    /// Frames still to be sent for detection with the full plan before no frame leans on its
+    /// search (the frames up to and including the last of them are covered).
+    searches_left: usize,
     error: Arc<Error>,
 }
 
@@ -509,6 +510,11 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
         // Detected all the same: its boxes feed the hold of the frames after the cover.
         let fault = fault.or_else(|| self.leaning_on_failure(index));
+        if detect && self.pool.is_some() && !self.light {
+            if let Some(f) = self.failed.as_mut() {
+                f.searches_left = f.searches_left.saturating_sub(1);
+            }
+        }
         let awaiting = match (&self.pool, detect) {
             (Some(pool), true) => {
                 let turn = index / self.detect_every;
@@ -637,18 +643,22 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     /// tiles waiting for their turn and the cells the gate passes over, which did not change
     /// since they were searched. This one was taken for searched when the frames after it were
     /// sent. So every frame after it is covered whole ([`Fault::Unsearched`]; detected all the
-    /// same) until each model has searched a frame sent from now on, and those searches take
-    /// nothing from before: the gate sweeps and holds every cell in view for each model's turn,
-    /// and no tile is compared with cells from before now (each counts as changed).
+    /// same) until each model has searched a frame sent from now on (counted in frames detected
+    /// with the full plan, so a schedule that slows down meanwhile does not end the cover early),
+    /// and those searches take nothing from before: the gate sweeps and holds every cell in view
+    /// for each model's turn, and no tile is compared with cells from before now (each counts as
+    /// changed).
     fn forget_search(&mut self, index: usize, error: &Arc<Error>) {
         self.gate.forget();
         self.recent_cells.clear();
         let cycle = self.pool.as_ref().map_or(1, |p| p.cycle());
-        let until = self.next_index + cycle * self.detect_every;
-        let until = self.failed.as_ref().map_or(until, |f| f.until.max(until));
+        let left = self
+            .failed
+            .as_ref()
+            .map_or(cycle, |f| f.searches_left.max(cycle));
         self.failed = Some(Failed {
             frame: index,
-            until,
+            searches_left: left,
             error: Arc::clone(error),
         });
         for i in (index + 1)..self.next_index {
@@ -663,7 +673,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     fn leaning_on_failure(&self, index: usize) -> Option<Fault> {
         self.failed
             .as_ref()
-            .filter(|f| f.frame < index && index < f.until)
+            .filter(|f| f.frame < index && f.searches_left > 0)
             .map(|f| Fault::Unsearched {
                 frame: f.frame,
                 error: Arc::clone(&f.error),

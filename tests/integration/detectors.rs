@@ -580,16 +580,21 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
     cfg.track.backfill = 0;
     // Once with the frames piling up (those after frame 2 are in flight when its failure comes
     // in), once with the host waiting for each frame's detection (the failure is known before
-    // frame 3 is pushed).
-    for wait in [false, true] {
+    // frame 3 is pushed), and once more so with the schedule slowed to every fourth frame from
+    // frame 3 on, as a live stream's ladder does when it falls behind (frames 4 and 8 are then
+    // the next two searches).
+    for (wait, slow) in [(false, false), (true, false), (true, true)] {
         let mut engine: Engine<usize, Flaky> = Engine::new(&cfg).unwrap();
         let mut out: Vec<Output<usize, Flaky>> = Vec::new();
         let mut sink = |o: Output<usize, Flaky>| {
             out.push(o);
             Ok(())
         };
-        let frames = 12;
+        let frames = 14;
         for n in 0..frames {
+            if slow && n == 3 {
+                engine.set_detect_every(4);
+            }
             let image = if n < 2 { &empty } else { &with_faces };
             let picture = Flaky {
                 image: image.clone(),
@@ -617,7 +622,7 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
                 Some(Fault::Unsearched { frame: 2, .. }) => {}
                 None => assert!(
                     boxed(o),
-                    "frame {} shows a face ({wait}): {:?}",
+                    "frame {} shows a face ({wait}, {slow}): {:?}",
                     o.index,
                     o.boxes
                 ),
