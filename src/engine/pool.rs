@@ -195,14 +195,16 @@ fn work(
         else {
             break;
         };
-        set.set_light(light);
-        // Hints are where objects lay on the stored frame; a frame detected turned has none.
-        set.set_hints(if rotation == 0 { &hints } else { &[] });
-        // The cells are measured on the stored frame, as the hints are.
-        set.set_changes(if rotation == 0 { changes } else { Vec::new() });
         took.fill(0.0);
-        // The frame as RGB lives only while it is detected (see `Picture`).
+        // Everything done with the job is inside: a panic answers for its frame (which is then
+        // covered), where an unanswered frame would hold the engine up for good.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            set.set_light(light);
+            // Hints are where objects lay on the stored frame; a frame detected turned has none.
+            set.set_hints(if rotation == 0 { &hints } else { &[] });
+            // The cells are measured on the stored frame, as the hints are.
+            set.set_changes(if rotation == 0 { changes } else { Vec::new() });
+            // The frame as RGB lives only while it is detected (see `Picture`).
             let mut result = None;
             image.with_rgb(&mut |rgb| {
                 result = Some(detect_upright(

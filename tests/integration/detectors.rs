@@ -541,11 +541,13 @@ fn faces_that_appear_in_a_tile_off_its_turn_are_searched_on_the_frame_they_appea
 }
 
 /// A frame whose pixels never reach detection when `broken` (a host's picture that fails, as a
-/// failed model run would): its detection fails. Its brightness is read as any frame's.
+/// failed model run would), and that panics instead when `panics` too: its detection fails. Its
+/// brightness is read as any frame's.
 #[derive(Clone)]
 struct Flaky {
     image: image::RgbImage,
     broken: bool,
+    panics: bool,
 }
 
 impl bystander::engine::Picture for Flaky {
@@ -554,6 +556,7 @@ impl bystander::engine::Picture for Flaky {
     }
 
     fn with_rgb(&self, f: &mut dyn FnMut(&image::RgbImage)) {
+        assert!(!(self.broken && self.panics), "a host picture that panics");
         if !self.broken {
             f(&self.image)
         }
@@ -582,7 +585,7 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
     // in), once with the host waiting for each frame's detection (the failure is known before
     // frame 3 is pushed), and once more so with the schedule slowed to every fourth frame from
     // frame 3 on, as a live stream's ladder does when it falls behind (frames 4 and 8 are then
-    // the next two searches).
+    // the next two searches); that time frame 2's picture panics instead.
     for (wait, slow) in [(false, false), (true, false), (true, true)] {
         let mut engine: Engine<usize, Flaky> = Engine::new(&cfg).unwrap();
         let mut out: Vec<Output<usize, Flaky>> = Vec::new();
@@ -599,6 +602,7 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
             let picture = Flaky {
                 image: image.clone(),
                 broken: n == 2,
+                panics: slow,
             };
             engine.push(picture, n, None, &mut sink).unwrap();
             if wait {
@@ -607,11 +611,12 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
         }
         engine.finish(&mut sink).unwrap();
         assert_eq!(out.len(), frames);
-        assert!(
-            matches!(out[2].fault, Some(Fault::Detection(_))),
-            "{:?}",
-            out[2].fault
-        );
+        match &out[2].fault {
+            Some(Fault::Detection(e)) => {
+                assert_eq!(e.to_string().contains("panicked"), slow, "{e}")
+            }
+            other => panic!("frame 2: {other:?}"),
+        }
         let boxed = |o: &Output<usize, Flaky>| {
             faces
                 .iter()
