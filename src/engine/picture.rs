@@ -28,7 +28,9 @@ pub trait Picture: Send + Sync + 'static {
     fn dimensions(&self) -> (u32, u32);
 
     /// Calls `f` once with the frame as RGB (converted into a scratch buffer if it is not RGB
-    /// already). Detection workers call this from their own threads.
+    /// already), of the size [`Picture::dimensions`] gives: a frame whose pixels come in another
+    /// size, or never come, is not detected but covered whole. Detection workers call this from
+    /// their own threads.
     fn with_rgb(&self, f: &mut dyn FnMut(&RgbImage));
 
     /// Calls `f` once with the frame's brightness: its luma plane where it has one, else its

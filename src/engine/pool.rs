@@ -206,10 +206,23 @@ fn work(
             set.set_changes(if rotation == 0 { changes } else { Vec::new() });
             // The frame as RGB lives only while it is detected (see `Picture`).
             let mut result = None;
+            let size = image.dimensions();
             image.with_rgb(&mut |rgb| {
-                result = Some(detect_upright(
-                    &mut set, rgb, turn, &look, rotation, &mut took,
-                ));
+                // Boxes are painted in the picture's own size: pixels of another size would put
+                // them in the wrong place.
+                result = Some(if rgb.dimensions() == size {
+                    detect_upright(&mut set, rgb, turn, &look, rotation, &mut took)
+                } else {
+                    Err(Error::Engine {
+                        reason: format!(
+                            "the frame's pixels are {}x{}, its picture says {}x{}",
+                            rgb.width(),
+                            rgb.height(),
+                            size.0,
+                            size.1
+                        ),
+                    })
+                });
             });
             result.unwrap_or_else(|| {
                 Err(Error::Engine {

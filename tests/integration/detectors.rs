@@ -643,6 +643,59 @@ fn frames_that_lean_on_a_failed_search_are_covered_whole_until_every_model_searc
     }
 }
 
+/// A host's picture that says it is smaller than the pixels it hands over.
+#[derive(Clone)]
+struct Misreported(image::RgbImage);
+
+impl bystander::engine::Picture for Misreported {
+    fn dimensions(&self) -> (u32, u32) {
+        (self.0.width() - 16, self.0.height() - 12)
+    }
+
+    fn with_rgb(&self, f: &mut dyn FnMut(&image::RgbImage)) {
+        f(&self.0)
+    }
+}
+
+#[test]
+fn pixels_of_another_size_than_the_picture_says_are_covered_not_detected() {
+    use bystander::engine::{Engine, EngineConfig, Fault, Output};
+    runtime();
+    // Boxes found on the pixels would be painted in the picture's own size, in the wrong place.
+    let cfg = EngineConfig::new(
+        DetectConfig::default(),
+        bystander::redact::RedactConfig::default(),
+        1,
+    );
+    let mut engine: Engine<usize, Misreported> = Engine::new(&cfg).unwrap();
+    let mut out: Vec<Output<usize, Misreported>> = Vec::new();
+    let mut sink = |o: Output<usize, Misreported>| {
+        out.push(o);
+        Ok(())
+    };
+    let face = rgb("astronaut.jpg");
+    let small = image::imageops::resize(&face, 80, 60, image::imageops::FilterType::Triangle);
+    for n in 0..3 {
+        engine
+            .push(Misreported(small.clone()), n, None, &mut sink)
+            .unwrap();
+    }
+    engine.finish(&mut sink).unwrap();
+    assert_eq!(out.len(), 3);
+    for o in &out {
+        match &o.fault {
+            Some(Fault::Detection(e)) => assert!(
+                e.to_string()
+                    .contains("the frame's pixels are 80x60, its picture says 64x48"),
+                "{e}"
+            ),
+            other => panic!("frame {}: {other:?}", o.index),
+        }
+        let covered = bystander::redact::coverage(&o.regions, 64, 48).fraction();
+        assert_eq!(covered, 1.0, "frame {}", o.index);
+    }
+}
+
 #[test]
 fn a_model_of_the_wrong_family_is_refused_with_its_path() {
     runtime();
