@@ -455,8 +455,9 @@ pub(crate) struct LumaCells {
 }
 
 impl LumaCells {
-    /// Measures `image`. A picture that does not hand its brightness over, or hands over too
-    /// few rows for some cell, gives cells that are not [`measured`](Self::measured).
+    /// Measures `image`. A picture that does not hand its brightness over, lacks a row that is
+    /// sampled (every second one), or lays its channels outside its pixels gives cells that are
+    /// not [`measured`](Self::measured).
     pub(crate) fn of(image: &dyn Picture) -> LumaCells {
         let (w, h) = image.dimensions();
         let mut out = LumaCells {
