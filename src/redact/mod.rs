@@ -196,25 +196,37 @@ impl RedactConfig {
 }
 
 /// A region's replacement pixels over its bounding rectangle.
-struct Patch {
+pub(crate) struct Patch {
     bounds: mask::PixelBounds,
     pixels: Vec<u8>,
 }
 
 fn compute_patch(img: &RgbImage, region: &Region) -> Option<Patch> {
-    let (w, h) = img.dimensions();
+    let (w, raw) = (img.width() as usize, img.as_raw());
+    patch_with(region, img.dimensions(), |(x0, y0, x1, y1), buf| {
+        let pw = (x1 - x0) as usize * 3;
+        for y in y0..y1 {
+            let start = (y as usize * w + x0 as usize) * 3;
+            buf.extend_from_slice(&raw[start..start + pw]);
+        }
+    })
+}
+
+/// The patch of `region` in a `w` x `h` frame, where `read` appends the frame's RGB pixels of a
+/// rectangle (in the frame's coordinates) to a buffer, row after row. A fill reads nothing.
+pub(crate) fn patch_with(
+    region: &Region,
+    (w, h): (u32, u32),
+    read: impl FnOnce(mask::PixelBounds, &mut Vec<u8>),
+) -> Option<Patch> {
     let bounds @ (x0, y0, x1, y1) = region.area.pixel_bounds(w, h)?;
     let (pw, ph) = ((x1 - x0) as usize, (y1 - y0) as usize);
     let size = pw.max(ph) as f32;
     let mut pixels = match region.style {
         Style::Fill(c) => c.repeat(pw * ph),
         Style::Blur | Style::Pixelate => {
-            let raw = img.as_raw();
             let mut buf = Vec::with_capacity(pw * ph * 3);
-            for y in y0..y1 {
-                let start = (y as usize * w as usize + x0 as usize) * 3;
-                buf.extend_from_slice(&raw[start..start + pw * 3]);
-            }
+            read(bounds, &mut buf);
             buf
         }
     };
@@ -228,8 +240,21 @@ fn compute_patch(img: &RgbImage, region: &Region) -> Option<Patch> {
 
 fn paste(img: &mut RgbImage, regions: &[Region], patches: Vec<Option<Patch>>) {
     let (w, h) = img.dimensions();
-    let stride = w as usize * 3;
-    let raw: &mut [u8] = img;
+    paste_within(img, (0, 0, w, h), (w, h), regions, &patches);
+}
+
+/// Pastes `patches` (those of `regions`, in order) over the part of a `w` x `h` frame inside
+/// `window`, held row-packed in `buf` (the window's width a row): only the pixels of the window
+/// are written, each as [`redact`] writes it in the whole frame.
+pub(crate) fn paste_within(
+    buf: &mut [u8],
+    window: mask::PixelBounds,
+    (w, h): (u32, u32),
+    regions: &[Region],
+    patches: &[Option<Patch>],
+) {
+    let (wx0, wy0, wx1, wy1) = window;
+    let stride = (wx1 - wx0) as usize * 3;
     let (mut scratch, mut runs) = (mask::Scratch::default(), Vec::new());
     for (region, patch) in regions.iter().zip(patches) {
         let Some(Patch {
@@ -239,19 +264,20 @@ fn paste(img: &mut RgbImage, regions: &[Region], patches: Vec<Option<Patch>>) {
         else {
             continue;
         };
+        let (x0, y0, x1, y1) = (*x0, *y0, *x1, *y1);
         let pw = (x1 - x0) as usize;
-        for y in y0..y1 {
+        for y in y0.max(wy0)..y1.min(wy1) {
             runs.clear();
             region.area.row_spans(y, (w, h), &mut scratch, &mut runs);
             for &(s, e) in &runs {
-                let (s, e) = (s.max(x0), e.min(x1));
+                let (s, e) = (s.max(x0).max(wx0), e.min(x1).min(wx1));
                 if s >= e {
                     continue;
                 }
                 let src = ((y - y0) as usize * pw + (s - x0) as usize) * 3;
-                let dst = y as usize * stride + s as usize * 3;
+                let dst = (y - wy0) as usize * stride + (s - wx0) as usize * 3;
                 let n = (e - s) as usize * 3;
-                raw[dst..dst + n].copy_from_slice(&pixels[src..src + n]);
+                buf[dst..dst + n].copy_from_slice(&pixels[src..src + n]);
             }
         }
     }

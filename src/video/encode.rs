@@ -292,8 +292,8 @@ pub(super) struct EncoderLink {
     pub waited: f64,
     /// Seconds the calling thread spent painting.
     pub painted: f64,
-    /// RGB for painting on YUV pictures, rectangle by rectangle (see `ClipPicture::paint`).
-    scratch: RgbImage,
+    /// RGB for painting on YUV pictures, one rectangle at a time (see `ClipPicture::paint`).
+    scratch: Vec<u8>,
     /// The output clip, for errors.
     path: std::path::PathBuf,
 }
@@ -330,7 +330,7 @@ impl EncoderLink {
             handle: Some(handle),
             waited: 0.0,
             painted: 0.0,
-            scratch: RgbImage::new(0, 0),
+            scratch: Vec::new(),
             path: path.to_path_buf(),
         };
         Ok((link, spent))
