@@ -47,7 +47,7 @@ use crate::engine::{Engine, EngineConfig, Luma, Output, Picture};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameLayout};
 use crate::geometry::Detection;
-use crate::redact::{self, Region};
+use crate::redact::Region;
 
 pub use crate::engine::{EngineConfig as StreamConfig, Fault};
 pub use crate::frame::PixelFormat;
@@ -187,7 +187,7 @@ pub struct Redactor {
     /// Frames carry their pts.
     engine: Engine<i64, HostFrame>,
     /// RGB for painting: the redacted rectangles are read into it, painted and written back.
-    scratch: RgbImage,
+    scratch: Vec<u8>,
 }
 
 impl Default for EngineConfig {
@@ -207,7 +207,7 @@ impl Redactor {
     pub fn new(cfg: &StreamConfig) -> Result<Redactor> {
         Ok(Redactor {
             engine: Engine::new(cfg)?,
-            scratch: RgbImage::new(0, 0),
+            scratch: Vec::new(),
         })
     }
 
@@ -295,35 +295,23 @@ impl Redactor {
     }
 }
 
-/// Paints `regions` into the host's bytes: the rectangles they cover are read into `scratch` (RGB,
-/// the frame's size), painted there and written back; nothing else in `data` is touched.
+/// Paints `regions` into the host's bytes, one changed rectangle at a time through `scratch`
+/// (see `frame::paint_rects`); nothing else in `data` is touched.
 fn paint_into(
-    scratch: &mut RgbImage,
+    scratch: &mut Vec<u8>,
     regions: &[Region],
     data: &mut [u8],
     layout: &FrameLayout,
 ) -> Result<()> {
-    let (w, h) = (layout.width, layout.height);
-    let yuv = matches!(layout.format, PixelFormat::I420 | PixelFormat::Nv12);
-    let rects = frame::changed_rects(regions, w, h, yuv);
-    if rects.is_empty() {
-        return Ok(());
-    }
-    if scratch.dimensions() != (w, h) {
-        *scratch = RgbImage::new(w, h);
-    }
-    // Every rectangle is read, even under a filled region: all of it is written back, and what
-    // lies outside the region's shape (an ellipse's corners) must be this frame's own pixels.
-    // The painter reads and writes only inside the regions' rectangles.
-    frame::read_rects(data, layout, &rects, scratch)?;
-    redact::redact(scratch, regions);
-    frame::write_back(scratch, &rects, data, layout)
+    let mut pixels = frame::HostPixels::new(data, layout)?;
+    frame::paint_rects(&mut pixels, regions, scratch, false);
+    Ok(())
 }
 
 fn collect(
     out: Output<i64, HostFrame>,
     ready: &mut Vec<RedactedFrame>,
-    scratch: &mut RgbImage,
+    scratch: &mut Vec<u8>,
 ) -> Result<()> {
     let Output {
         image,
@@ -360,7 +348,7 @@ mod tests {
     ];
 
     use crate::geometry::BBox;
-    use crate::redact::{Area, Style};
+    use crate::redact::{self, Area, Style};
 
     /// Painting through rectangles read into a scratch buffer gives the host exactly the bytes
     /// that painting a whole RGB copy and writing the rectangles back gave, in every format, on
@@ -404,7 +392,7 @@ mod tests {
             let mut expected = data.clone();
             frame::write_back(&whole, &rects, &mut expected, &layout).unwrap();
             let mut got = data.clone();
-            let mut scratch = RgbImage::from_pixel(w, h, image::Rgb([7, 8, 9]));
+            let mut scratch = vec![7u8; 11];
             paint_into(&mut scratch, &regions, &mut got, &layout).unwrap();
             assert!(got == expected, "case {case}: {format:?} {w}x{h}");
         }

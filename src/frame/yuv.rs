@@ -92,30 +92,41 @@ pub struct Planes<'a> {
 /// (each chroma sample used for its 2x2 block, as FFmpeg's scaler does on an unscaled
 /// conversion). Nothing outside `rect` is written.
 pub fn rgb_rect(p: &Planes, rect: Rect, rgb: &mut [u8], w: usize) {
-    let (x0, y0, x1, y1) = (
-        rect.0 as usize,
-        rect.1 as usize,
-        rect.2 as usize,
-        rect.3 as usize,
-    );
+    let (x0, x1) = (rect.0 as usize, rect.2 as usize);
+    for row in rect.1 as usize..rect.3 as usize {
+        rgb_row(p, row, (x0, x1), &mut rgb[(row * w + x0) * 3..]);
+    }
+}
+
+/// Appends the RGB pixels of `rect` of the 4:2:0 picture `p` to `out`, row after row, the
+/// rectangle's width a row: the pixels [`rgb_rect`] writes.
+pub fn append_rgb_rect(p: &Planes, rect: Rect, out: &mut Vec<u8>) {
+    let (x0, x1) = (rect.0 as usize, rect.2 as usize);
+    for row in rect.1 as usize..rect.3 as usize {
+        let start = out.len();
+        out.resize(start + (x1 - x0) * 3, 0);
+        rgb_row(p, row, (x0, x1), &mut out[start..]);
+    }
+}
+
+/// Pixels `x0..x1` of row `row` of `p` in RGB, into the start of `rgb`.
+fn rgb_row(p: &Planes, row: usize, (x0, x1): (usize, usize), rgb: &mut [u8]) {
     let ((yp, ys), (cb, cbs), (cr, crs)) = (p.y, p.cb, p.cr);
     let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
-    for row in y0..y1 {
-        let luma = &yp[row * ys..];
-        let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
-        let (mut x, mut o) = (x0, (row * w + x0) * 3);
-        while x < x1 {
-            // The chroma terms once for the (one or two) pixels sharing the sample: the same
-            // arithmetic as `rgb_of`.
-            let i = x / 2 * p.step;
-            let (u, v) = (cb[i] as i32 - 128, cr[i] as i32 - 128);
-            let (r, g, b) = (CR_R * v, CB_G * u + CR_G * v, CB_B * u);
-            let end = (x / 2 * 2 + 2).min(x1);
-            while x < end {
-                let y = (luma[x] as i32 - 16) * Y_GAIN;
-                rgb[o..o + 3].copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
-                (x, o) = (x + 1, o + 3);
-            }
+    let luma = &yp[row * ys..];
+    let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
+    let (mut x, mut o) = (x0, 0);
+    while x < x1 {
+        // The chroma terms once for the (one or two) pixels sharing the sample: the same
+        // arithmetic as `rgb_of`.
+        let i = x / 2 * p.step;
+        let (u, v) = (cb[i] as i32 - 128, cr[i] as i32 - 128);
+        let (r, g, b) = (CR_R * v, CB_G * u + CR_G * v, CB_B * u);
+        let end = (x / 2 * 2 + 2).min(x1);
+        while x < end {
+            let y = (luma[x] as i32 - 16) * Y_GAIN;
+            rgb[o..o + 3].copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
+            (x, o) = (x + 1, o + 3);
         }
     }
 }

@@ -100,80 +100,52 @@ impl ClipPicture {
     }
 }
 
-/// The planes of a 4:2:0 `f` from pixel `(x, y)` on, both even (the chroma sample of a 2x2
-/// block then starts it), so that a rectangle of the picture is read as a picture of its own.
-fn planes_from(f: &frame::Video, (x, y): (usize, usize)) -> yuv::Planes<'_> {
-    let (x, y) = (x & !1, y & !1);
-    let at = |plane: usize, x: usize, y: usize| {
-        let stride = f.stride(plane);
-        (&f.data(plane)[y * stride + x..], stride)
-    };
+/// The planes of a 4:2:0 picture.
+fn planes_of(f: &frame::Video) -> yuv::Planes<'_> {
     yuv::Planes {
-        y: at(0, x, y),
-        cb: at(1, x / 2, y / 2),
-        cr: at(2, x / 2, y / 2),
+        y: (f.data(0), f.stride(0)),
+        cb: (f.data(1), f.stride(1)),
+        cr: (f.data(2), f.stride(2)),
         step: 1,
     }
 }
 
-/// Paints `regions` on a 4:2:0 picture, the same pixels as painting its RGB picture and
-/// converting the changed rectangles back.
-///
-/// Why rectangle by rectangle: each region's patch is made from RGB of its own rectangle
-/// (`redact::patch_with`), and each changed rectangle is converted to RGB, pasted over and
-/// written back in `scratch`, which holds one rectangle. A frame-sized RGB buffer did the same
-/// and was resident for the life of the clip wherever faces had ever been (6.2 MB at 1080p, 25
-/// MB at 4K).
-fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut Vec<u8>) {
-    let (w, h) = (f.width(), f.height());
-    let rects = crate::frame::changed_rects(regions, w, h, true);
-    if rects.is_empty() {
-        return;
+/// A 4:2:0 clip picture, for `frame::paint_rects`.
+struct YuvPixels<'a>(&'a mut frame::Video);
+
+impl crate::frame::RectPixels for YuvPixels<'_> {
+    fn size(&self) -> (u32, u32) {
+        (self.0.width(), self.0.height())
     }
-    let patches: Vec<_> = {
-        use rayon::prelude::*;
-        let picture: &frame::Video = f;
-        regions
-            .par_iter()
-            .map(|region| {
-                redact::patch_with(region, (w, h), |(x0, y0, x1, y1), buf| {
-                    // The even rectangle around it converted, then its own rows taken.
-                    let (ex, ey) = (x0 & !1, y0 & !1);
-                    let (ew, eh) = ((x1 - ex) as usize, (y1 - ey) as usize);
-                    let mut rgb = vec![0u8; ew * eh * 3];
-                    let planes = planes_from(picture, (ex as usize, ey as usize));
-                    yuv::rgb_rect(&planes, (0, 0, ew as u32, eh as u32), &mut rgb, ew);
-                    let (dx, dy) = ((x0 - ex) as usize, (y0 - ey) as usize);
-                    for row in rgb.chunks_exact(ew * 3).skip(dy) {
-                        buf.extend_from_slice(&row[dx * 3..]);
-                    }
-                })
-            })
-            .collect()
-    };
-    for &rect @ (x0, y0, x1, y1) in &rects {
-        // Even coordinates (`changed_rects`): the rectangle is a 4:2:0 picture of its own.
+
+    fn is_yuv(&self) -> bool {
+        true
+    }
+
+    fn read(&self, rect: yuv::Rect, out: &mut Vec<u8>) {
+        yuv::append_rgb_rect(&planes_of(self.0), rect, out);
+    }
+
+    fn write(&mut self, (x0, y0, x1, y1): yuv::Rect, rgb: &[u8]) {
+        let f = &mut *self.0;
         let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
         let (x0, y0) = (x0 as usize, y0 as usize);
-        scratch.clear();
-        scratch.resize(rw * rh * 3, 0);
         let whole = (0, 0, rw as u32, rh as u32);
-        yuv::rgb_rect(&planes_from(f, (x0, y0)), whole, scratch, rw);
-        redact::paste_within(scratch, rect, (w, h), regions, &patches);
         let ys = f.stride(0);
-        yuv::luma_rect(scratch, rw, whole, &mut f.data_mut(0)[y0 * ys + x0..], ys);
+        yuv::luma_rect(rgb, rw, whole, &mut f.data_mut(0)[y0 * ys + x0..], ys);
         for plane in [1, 2] {
             let stride = f.stride(plane);
-            yuv::chroma_rect(
-                scratch,
-                (rw, rh),
-                whole,
-                (plane, 1),
-                &mut f.data_mut(plane)[y0 / 2 * stride + x0 / 2..],
-                stride,
-            );
+            let out = &mut f.data_mut(plane)[y0 / 2 * stride + x0 / 2..];
+            yuv::chroma_rect(rgb, (rw, rh), whole, (plane, 1), out, stride);
         }
     }
+}
+
+/// Paints `regions` on a 4:2:0 picture, one changed rectangle at a time through `scratch`: the
+/// same pixels as painting its RGB picture whole and converting the changed rectangles back
+/// (see `frame::paint_rects`).
+fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut Vec<u8>) {
+    crate::frame::paint_rects(&mut YuvPixels(f), regions, scratch, true);
 }
 
 /// A detection thread's conversion to RGB: FFmpeg's scaler and its buffers, kept for the next
@@ -462,13 +434,8 @@ mod tests {
     /// partly or wholly outside the frame, a NaN box).
     #[test]
     fn painting_rectangle_by_rectangle_equals_painting_the_whole_picture() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n.max(1) as u64) as u32
-        };
+        let mut rng = crate::TestRng::new(31);
+        let mut next = move |n: u32| rng.below(n);
         for case in 0..300 {
             let (w, h) = (2 + next(120), 2 + next(90));
             let coord = |v: u32, n: u32| v as f32 - n as f32 * 0.2 + 0.37 * (v % 3) as f32;
@@ -503,7 +470,7 @@ mod tests {
             let mut expected = f.clone();
             let rects = crate::frame::changed_rects(&regions, w, h, true);
             let mut rgb = RgbImage::new(w, h);
-            let planes = planes_from(&f, (0, 0));
+            let planes = planes_of(&f);
             for &r in &rects {
                 yuv::rgb_rect(&planes, r, &mut rgb, w as usize);
             }
