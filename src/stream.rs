@@ -186,7 +186,8 @@ impl Picture for HostFrame {
 pub struct Redactor {
     /// Frames carry their pts.
     engine: Engine<i64, HostFrame>,
-    /// RGB for painting: the redacted rectangles are read into it, painted and written back.
+    /// RGB for painting, one rectangle at a time: each redacted rectangle is read into it,
+    /// painted and written back (see `frame::paint_rects`).
     scratch: Vec<u8>,
 }
 

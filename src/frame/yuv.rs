@@ -111,23 +111,45 @@ pub fn append_rgb_rect(p: &Planes, rect: Rect, out: &mut Vec<u8>) {
 
 /// Pixels `x0..x1` of row `row` of `p` in RGB, into the start of `rgb`.
 fn rgb_row(p: &Planes, row: usize, (x0, x1): (usize, usize), rgb: &mut [u8]) {
+    if x0 >= x1 {
+        return;
+    }
     let ((yp, ys), (cb, cbs), (cr, crs)) = (p.y, p.cb, p.cr);
-    let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
-    let luma = &yp[row * ys..];
+    let luma = &yp[row * ys..][..x1];
     let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
-    let (mut x, mut o) = (x0, 0);
-    while x < x1 {
-        // The chroma terms once for the (one or two) pixels sharing the sample: the same
-        // arithmetic as `rgb_of`.
-        let i = x / 2 * p.step;
+    // The chroma terms once for the (one or two) pixels sharing a sample: the same arithmetic
+    // as `rgb_of`.
+    let terms = |cx: usize| {
+        let i = cx * p.step;
         let (u, v) = (cb[i] as i32 - 128, cr[i] as i32 - 128);
-        let (r, g, b) = (CR_R * v, CB_G * u + CR_G * v, CB_B * u);
-        let end = (x / 2 * 2 + 2).min(x1);
-        while x < end {
-            let y = (luma[x] as i32 - 16) * Y_GAIN;
-            rgb[o..o + 3].copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
-            (x, o) = (x + 1, o + 3);
-        }
+        (CR_R * v, CB_G * u + CR_G * v, CB_B * u)
+    };
+    let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
+    let pixel = |out: &mut [u8], y: u8, (r, g, b): (i32, i32, i32)| {
+        let y = (y as i32 - 16) * Y_GAIN;
+        out.copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
+    };
+    let out = &mut rgb[..(x1 - x0) * 3];
+    // An odd first pixel shares its sample with the pixel before it, outside the row.
+    let (mut x, mut o) = (x0, 0);
+    if x % 2 == 1 {
+        pixel(&mut out[..3], luma[x], terms(x / 2));
+        (x, o) = (x + 1, 3);
+    }
+    // Whole pairs, then an odd last pixel.
+    let pairs = (x1 - x) / 2;
+    for (k, (pair, ys)) in out[o..o + pairs * 6]
+        .chunks_exact_mut(6)
+        .zip(luma[x..x + pairs * 2].chunks_exact(2))
+        .enumerate()
+    {
+        let t = terms(x / 2 + k);
+        pixel(&mut pair[..3], ys[0], t);
+        pixel(&mut pair[3..], ys[1], t);
+    }
+    (x, o) = (x + pairs * 2, o + pairs * 6);
+    if x < x1 {
+        pixel(&mut out[o..o + 3], luma[x], terms(x / 2));
     }
 }
 
