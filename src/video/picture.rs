@@ -445,8 +445,8 @@ mod tests {
                     let (bw, bh) = (1.0 + next(w) as f32 * 0.7, 1.0 + next(h) as f32 * 0.7);
                     let b = BBox::new(ax, ay, ax + bw, ay + bh);
                     let area = match next(8) {
-                        0 | 1 | 2 => Area::Ellipse(b),
-                        3 | 4 | 5 => Area::Rect(b),
+                        0..=2 => Area::Ellipse(b),
+                        3..=5 => Area::Rect(b),
                         6 => Area::Polygon(crate::geometry::Polygon {
                             points: vec![
                                 [ax, ay],
