@@ -245,31 +245,98 @@ pub fn read_rects(
             len: data.len(),
         });
     }
-    let (wu, out) = (w as usize, &mut **rgb);
+    let whole = Window {
+        width: w as usize,
+        height: h as usize,
+        origin: (0, 0),
+    };
+    for &r in rects {
+        read_into(data, layout, clip(r, w, h), rgb, whole);
+    }
+    Ok(())
+}
+
+/// Where a row-packed RGB buffer holds a frame's pixels: `width` x `height` of them from pixel
+/// `origin` on, pixel `(x, y)` at `((y - origin.1) * width + x - origin.0) * 3`. The whole frame,
+/// or one rectangle of it.
+#[derive(Clone, Copy)]
+struct Window {
+    width: usize,
+    height: usize,
+    origin: (usize, usize),
+}
+
+/// Reads the pixels of `rect` (inside the frame and the window) of the frame in `data`, in its
+/// own format, into `out`, which holds `win` of the frame.
+fn read_into(data: &[u8], layout: &FrameLayout, rect: yuv::Rect, out: &mut [u8], win: Window) {
+    let (ox, oy) = win.origin;
     match layout.format {
         PixelFormat::I420 | PixelFormat::Nv12 => {
             let planes = yuv_planes(data, layout);
-            for &r in rects {
-                yuv::rgb_rect(&planes, clip(r, w, h), out, wu);
-            }
+            yuv::rgb_rect_at(&planes, rect, out, win.width, win.origin);
         }
         f => {
             let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
             let stride = layout.strides[0];
-            for &r in rects {
-                let (x0, y0, x1, y1) = clip(r, w, h);
-                let (x0, x1) = (x0 as usize, x1 as usize);
-                for y in y0 as usize..y1 as usize {
-                    let src = &data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
-                    let dst = &mut out[(y * wu + x0) * 3..(y * wu + x1) * 3];
-                    for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
-                        d.copy_from_slice(&[s[order[0]], s[order[1]], s[order[2]]]);
+            let (x0, y0, x1, y1) = rect;
+            let (x0, x1) = (x0 as usize, x1 as usize);
+            for y in y0 as usize..y1 as usize {
+                let src = &data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
+                let at = ((y - oy) * win.width + x0 - ox) * 3;
+                let dst = &mut out[at..at + (x1 - x0) * 3];
+                for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
+                    d.copy_from_slice(&[s[order[0]], s[order[1]], s[order[2]]]);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the pixels of `rect` (inside the frame and the window; even coordinates for 4:2:0, but
+/// where the frame's own side is odd) from `rgb`, which holds `win` of the frame, into the frame
+/// in `data`, in its own format. Nothing outside `rect` is written; alpha is left as it was.
+fn write_from(rgb: &[u8], win: Window, rect: yuv::Rect, data: &mut [u8], layout: &FrameLayout) {
+    let (ox, oy) = win.origin;
+    let (x0, y0, x1, y1) = rect;
+    // The rectangle in the window's own coordinates.
+    let r = (
+        x0 - ox as u32,
+        y0 - oy as u32,
+        x1 - ox as u32,
+        y1 - oy as u32,
+    );
+    let [ys, s1, s2] = layout.strides;
+    let [yo, o1, o2] = layout.offsets;
+    match layout.format {
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            // The window starts on even coordinates, so its chroma samples are the frame's.
+            let (cx, cy, size) = (ox / 2, oy / 2, (win.width, win.height));
+            yuv::luma_rect(rgb, win.width, r, &mut data[yo + oy * ys + ox..], ys);
+            if layout.format == PixelFormat::Nv12 {
+                let at = o1 + cy * s1 + cx * 2;
+                yuv::chroma_rect(rgb, size, r, (1, 2), &mut data[at..], s1);
+                yuv::chroma_rect(rgb, size, r, (2, 2), &mut data[at + 1..], s1);
+            } else {
+                let (b, c) = (o1 + cy * s1 + cx, o2 + cy * s2 + cx);
+                yuv::chroma_rect(rgb, size, r, (1, 1), &mut data[b..], s1);
+                yuv::chroma_rect(rgb, size, r, (2, 1), &mut data[c..], s2);
+            }
+        }
+        f => {
+            let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
+            let (x0, x1) = (x0 as usize, x1 as usize);
+            for y in y0 as usize..y1 as usize {
+                let at = ((y - oy) * win.width + x0 - ox) * 3;
+                let src = &rgb[at..at + (x1 - x0) * 3];
+                let dst = &mut data[yo + y * ys + x0 * bpp..][..(x1 - x0) * bpp];
+                for (d, s) in dst.chunks_exact_mut(bpp).zip(src.chunks_exact(3)) {
+                    for c in 0..3 {
+                        d[order[c]] = s[c];
                     }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// `r` clipped to the `w` x `h` frame.
@@ -438,56 +505,25 @@ impl RectPixels for HostPixels<'_> {
         matches!(self.layout.format, PixelFormat::I420 | PixelFormat::Nv12)
     }
 
-    fn read(&self, (x0, y0, x1, y1): yuv::Rect, out: &mut Vec<u8>) {
-        let layout = self.layout;
-        if self.is_yuv() {
-            let planes = yuv_planes(self.data, layout);
-            return yuv::append_rgb_rect(&planes, (x0, y0, x1, y1), out);
-        }
-        let (bpp, order) = (
-            layout.format.packed_bytes().unwrap_or(3),
-            layout.format.rgb_order(),
-        );
-        let (x0, x1, stride) = (x0 as usize, x1 as usize, layout.strides[0]);
-        for y in y0 as usize..y1 as usize {
-            let src = &self.data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
-            out.extend(src.chunks_exact(bpp).flat_map(|s| order.map(|c| s[c])));
-        }
+    fn read(&self, rect: yuv::Rect, out: &mut Vec<u8>) {
+        let win = Window::of(rect);
+        let start = out.len();
+        out.resize(start + win.width * win.height * 3, 0);
+        read_into(self.data, self.layout, rect, &mut out[start..], win);
     }
 
-    fn write(&mut self, (x0, y0, x1, y1): yuv::Rect, rgb: &[u8]) {
-        let layout = self.layout;
-        let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
-        let (x0, y0) = (x0 as usize, y0 as usize);
-        let whole = (0, 0, rw as u32, rh as u32);
-        let [ys, s1, s2] = layout.strides;
-        let [yo, o1, o2] = layout.offsets;
-        match layout.format {
-            PixelFormat::I420 | PixelFormat::Nv12 => {
-                let data = &mut *self.data;
-                yuv::luma_rect(rgb, rw, whole, &mut data[yo + y0 * ys + x0..], ys);
-                let (cy, cx) = (y0 / 2, x0 / 2);
-                if layout.format == PixelFormat::Nv12 {
-                    let at = o1 + cy * s1 + cx * 2;
-                    yuv::chroma_rect(rgb, (rw, rh), whole, (1, 2), &mut data[at..], s1);
-                    yuv::chroma_rect(rgb, (rw, rh), whole, (2, 2), &mut data[at + 1..], s1);
-                } else {
-                    let (b, r) = (o1 + cy * s1 + cx, o2 + cy * s2 + cx);
-                    yuv::chroma_rect(rgb, (rw, rh), whole, (1, 1), &mut data[b..], s1);
-                    yuv::chroma_rect(rgb, (rw, rh), whole, (2, 1), &mut data[r..], s2);
-                }
-            }
-            f => {
-                let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
-                for (y, src) in (y0..y0 + rh).zip(rgb.chunks_exact(rw * 3)) {
-                    let dst = &mut self.data[yo + y * ys + x0 * bpp..][..rw * bpp];
-                    for (d, s) in dst.chunks_exact_mut(bpp).zip(src.chunks_exact(3)) {
-                        for c in 0..3 {
-                            d[order[c]] = s[c];
-                        }
-                    }
-                }
-            }
+    fn write(&mut self, rect: yuv::Rect, rgb: &[u8]) {
+        write_from(rgb, Window::of(rect), rect, self.data, self.layout);
+    }
+}
+
+impl Window {
+    /// A buffer that holds the rectangle `rect` of a frame, and nothing else.
+    fn of((x0, y0, x1, y1): yuv::Rect) -> Window {
+        Window {
+            width: (x1 - x0) as usize,
+            height: (y1 - y0) as usize,
+            origin: (x0 as usize, y0 as usize),
         }
     }
 }
@@ -510,40 +546,19 @@ pub fn write_back(
             len: data.len(),
         });
     }
-    let raw = rgb.as_raw();
-    match layout.format {
-        PixelFormat::I420 | PixelFormat::Nv12 => {
-            let [ys, s1, s2] = layout.strides;
-            let [yo, o1, o2] = layout.offsets;
-            for &r in rects {
-                let r = yuv::even(r, w as u32, h as u32);
-                yuv::luma_rect(raw, w, r, &mut data[yo..], ys);
-                if layout.format == PixelFormat::Nv12 {
-                    yuv::chroma_rect(raw, (w, h), r, (1, 2), &mut data[o1..], s1);
-                    yuv::chroma_rect(raw, (w, h), r, (2, 2), &mut data[o1 + 1..], s1);
-                } else {
-                    yuv::chroma_rect(raw, (w, h), r, (1, 1), &mut data[o1..], s1);
-                    yuv::chroma_rect(raw, (w, h), r, (2, 1), &mut data[o2..], s2);
-                }
-            }
-        }
-        f => {
-            let (bpp, order) = (f.packed_bytes().unwrap_or(3), f.rgb_order());
-            let stride = layout.strides[0];
-            for &(x0, y0, x1, y1) in rects {
-                let (x0, x1) = (x0 as usize, x1 as usize);
-                for y in y0 as usize..y1 as usize {
-                    let src = &raw[(y * w + x0) * 3..(y * w + x1) * 3];
-                    let dst =
-                        &mut data[layout.offsets[0] + y * stride + x0 * bpp..][..(x1 - x0) * bpp];
-                    for (d, s) in dst.chunks_exact_mut(bpp).zip(src.chunks_exact(3)) {
-                        for c in 0..3 {
-                            d[order[c]] = s[c];
-                        }
-                    }
-                }
-            }
-        }
+    let whole = Window {
+        width: w,
+        height: h,
+        origin: (0, 0),
+    };
+    let yuv = matches!(layout.format, PixelFormat::I420 | PixelFormat::Nv12);
+    for &r in rects {
+        let r = if yuv {
+            yuv::even(r, w as u32, h as u32)
+        } else {
+            r
+        };
+        write_from(rgb.as_raw(), whole, r, data, layout);
     }
     Ok(())
 }

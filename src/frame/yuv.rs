@@ -92,21 +92,26 @@ pub struct Planes<'a> {
 /// (each chroma sample used for its 2x2 block, as FFmpeg's scaler does on an unscaled
 /// conversion). Nothing outside `rect` is written.
 pub fn rgb_rect(p: &Planes, rect: Rect, rgb: &mut [u8], w: usize) {
+    rgb_rect_at(p, rect, rgb, w, (0, 0));
+}
+
+/// [`rgb_rect`] into a `w`-wide buffer that holds the picture from pixel `origin` on: pixel
+/// `(x, y)` goes to `((y - origin.1) * w + x - origin.0) * 3`.
+pub fn rgb_rect_at(p: &Planes, rect: Rect, rgb: &mut [u8], w: usize, (ox, oy): (usize, usize)) {
     let (x0, x1) = (rect.0 as usize, rect.2 as usize);
     for row in rect.1 as usize..rect.3 as usize {
-        rgb_row(p, row, (x0, x1), &mut rgb[(row * w + x0) * 3..]);
+        rgb_row(p, row, (x0, x1), &mut rgb[((row - oy) * w + x0 - ox) * 3..]);
     }
 }
 
 /// Appends the RGB pixels of `rect` of the 4:2:0 picture `p` to `out`, row after row, the
 /// rectangle's width a row: the pixels [`rgb_rect`] writes.
-pub fn append_rgb_rect(p: &Planes, rect: Rect, out: &mut Vec<u8>) {
-    let (x0, x1) = (rect.0 as usize, rect.2 as usize);
-    for row in rect.1 as usize..rect.3 as usize {
-        let start = out.len();
-        out.resize(start + (x1 - x0) * 3, 0);
-        rgb_row(p, row, (x0, x1), &mut out[start..]);
-    }
+pub fn append_rgb_rect(p: &Planes, (x0, y0, x1, y1): Rect, out: &mut Vec<u8>) {
+    let start = out.len();
+    let w = (x1 - x0) as usize;
+    out.resize(start + w * (y1 - y0) as usize * 3, 0);
+    let origin = (x0 as usize, y0 as usize);
+    rgb_rect_at(p, (x0, y0, x1, y1), &mut out[start..], w, origin);
 }
 
 /// Pixels `x0..x1` of row `row` of `p` in RGB, into the start of `rgb`.
