@@ -215,6 +215,7 @@ impl ShippedModel {
 
     /// Reads this model from `path`, refusing bytes whose sha256 differs from the shipped one.
     pub fn load_from(&self, path: &Path) -> Result<ModelData> {
+        let before = FileStamp::of(path);
         let bytes = read_model(path)?;
         let actual = hex(&Sha256::digest(&bytes));
         if actual != self.sha256 {
@@ -224,15 +225,94 @@ impl ShippedModel {
                 actual,
             });
         }
-        Ok(ModelData {
+        // Remembered only when the file did not change while it was read.
+        if let Some(stamp) = before.filter(|b| FileStamp::of(path).as_ref() == Some(b)) {
+            checked_files().record(path, stamp, self.sha256);
+        }
+        Ok(self.data(path, Arc::new(bytes)))
+    }
+
+    /// This model from the folder `dir`, checked as [`ShippedModel::load_in`] checks it, but
+    /// without its bytes (see [`ModelData::without_bytes`]) when this process already read the
+    /// file with the shipped sha256 and it has not changed since (the same file, length and
+    /// modification and change times): a session made from it reads the file again and checks
+    /// its sha256 then ([`ModelData::session_bytes`]).
+    ///
+    /// Why: a run resolves its models several times before it makes a session (the photo plan
+    /// and the clip plan, the report's settings, each clip of a batch), and each time read and
+    /// hashed every file: 12.4 MB three or four times over at the fast clip preset, on the one
+    /// core that starts the run (BENCHMARKS.md, "Model files checked once").
+    pub(crate) fn checked_in(&self, dir: &Path) -> Result<ModelData> {
+        let path = dir.join(self.file);
+        match FileStamp::of(&path) {
+            Some(stamp) if checked_files().holds(&path, &stamp, self.sha256) => {
+                Ok(self.data(&path, Arc::new(Vec::new())))
+            }
+            _ => self.load_from(&path),
+        }
+    }
+
+    fn data(&self, path: &Path, bytes: Arc<Vec<u8>>) -> ModelData {
+        ModelData {
             name: self.name.to_string(),
             path: path.to_path_buf(),
-            sha256: actual,
+            sha256: self.sha256.to_string(),
             family: self.family,
             class: self.class,
-            bytes: Arc::new(bytes),
+            bytes,
             from_file: true,
+        }
+    }
+}
+
+/// What identifies a file's contents without reading them: its device and inode, length, and
+/// modification and change times. A write changes the change time, which no user can set back,
+/// so a file replaced or rewritten since it was stamped has another stamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    unix: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        #[cfg(unix)]
+        let unix = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+        };
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            unix,
         })
+    }
+}
+
+/// Shipped model files this process read and found with their shipped sha256, as they were then.
+#[derive(Default)]
+struct CheckedFiles(std::sync::Mutex<Vec<(PathBuf, FileStamp, &'static str)>>);
+
+fn checked_files() -> &'static CheckedFiles {
+    static CHECKED: std::sync::OnceLock<CheckedFiles> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(CheckedFiles::default)
+}
+
+impl CheckedFiles {
+    fn record(&self, path: &Path, stamp: FileStamp, sha256: &'static str) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|(p, _, _)| p != path);
+        seen.push((path.to_path_buf(), stamp, sha256));
+    }
+
+    fn holds(&self, path: &Path, stamp: &FileStamp, sha256: &str) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .any(|(p, s, sum)| p == path && s == stamp && *sum == sha256)
     }
 }
 
@@ -345,5 +425,42 @@ mod tests {
             .load_from(&dir.path().join("missing.onnx"))
             .unwrap_err();
         assert!(err.to_string().contains("missing.onnx"), "{err}");
+    }
+
+    #[test]
+    fn a_file_checked_once_is_not_read_again_until_it_changes_and_sessions_still_check_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RETINAFACE.file);
+        let good = std::fs::read(model_dir().join(RETINAFACE.file)).unwrap();
+        std::fs::write(&path, &good).unwrap();
+        // Not read yet in this process: read and checked, with its bytes.
+        let first = RETINAFACE.checked_in(dir.path()).unwrap();
+        assert_eq!(first.bytes.len(), good.len());
+        // Unchanged since: without its bytes, which a session reads and checks again.
+        let again = RETINAFACE.checked_in(dir.path()).unwrap();
+        assert!(again.bytes.is_empty());
+        assert_eq!(again.sha256, RETINAFACE.sha256);
+        assert_eq!(*again.session_bytes().unwrap(), good);
+        // Replaced by a file of the same length (a new file renamed over it): read again, refused.
+        let mut bad = good.clone();
+        bad[100] ^= 1;
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, &bad).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert!(matches!(
+            RETINAFACE.checked_in(dir.path()),
+            Err(Error::ModelChecksum { .. })
+        ));
+        // And the model kept without bytes no longer makes a session from that file.
+        let err = again.session_bytes().unwrap_err().to_string();
+        assert!(err.contains("changed since it was loaded"), "{err}");
+        // Put back (another new file): read and checked again, then remembered again.
+        std::fs::write(&staged, &good).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert_eq!(
+            RETINAFACE.checked_in(dir.path()).unwrap().bytes.len(),
+            good.len()
+        );
+        assert!(RETINAFACE.checked_in(dir.path()).unwrap().bytes.is_empty());
     }
 }

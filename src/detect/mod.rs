@@ -117,7 +117,7 @@ impl Sessions {
     /// Makes the first session of `model` (so a model ONNX Runtime refuses fails here). The pool
     /// keeps the model without the bytes of its file (see [`ModelData::without_bytes`]).
     pub(crate) fn new(model: ModelData, intra_threads: usize) -> Result<std::sync::Arc<Sessions>> {
-        let first = crate::runtime::session(&model.name, &model.bytes, intra_threads)?;
+        let first = crate::runtime::session(&model.name, &model.session_bytes()?, intra_threads)?;
         Ok(std::sync::Arc::new(Sessions {
             idle: std::sync::Mutex::new(vec![first]),
             model: model.without_bytes(),
@@ -195,9 +195,10 @@ impl Sessions {
 /// Why: making a session is ONNX Runtime's graph optimisation on one core while the other waits.
 /// With the fast clip preset's three models, a clip's engine took 159-200 ms to build on a 2-core
 /// machine, much of a 270p clip's run (BENCHMARKS.md, "Sessions kept across a batch's clips").
-/// The models are still read and their sha256 checked for every clip
-/// ([`DetectConfig::resolve`]); a file that changed gets a session of its own, and a shipped model
-/// that changed is refused as before.
+/// Each clip still checks its models ([`DetectConfig::resolve`]): a shipped model's file is read
+/// and its sha256 checked again when it changed since this process last checked it (and refused
+/// where it no longer matches); a user's own model file is read for every clip, and one that
+/// changed gets a session of its own.
 ///
 /// A cache holds its sessions until it is dropped; its clones share them.
 #[derive(Clone, Default)]
@@ -1851,7 +1852,7 @@ impl DetectConfig {
             let picked: Vec<(ModelData, f32, PassPlan, usize)> = if custom.is_empty() {
                 defaults
                     .iter()
-                    .map(|(m, t, p, period)| Ok((m.load_in(&dir)?, *t, *p, *period)))
+                    .map(|(m, t, p, period)| Ok((m.checked_in(&dir)?, *t, *p, *period)))
                     .collect::<Result<_>>()?
             } else {
                 let (_, t, p, period) = defaults[0];
@@ -1859,7 +1860,7 @@ impl DetectConfig {
                     .iter()
                     .map(|m| {
                         let data = match m {
-                            ModelSource::Shipped(s) => s.load_in(&dir)?,
+                            ModelSource::Shipped(s) => s.checked_in(&dir)?,
                             ModelSource::File {
                                 path,
                                 family,
