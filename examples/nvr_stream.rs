@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use bystander::detect::{DetectConfig, Recall};
@@ -72,19 +72,23 @@ fn main() -> bystander::Result<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    // The decoding ffmpeg, when reading a clip: waited for at the end, so that its failure is seen.
+    let mut decoder: Option<Child> = None;
     let (w, h, mut reader): (u32, u32, Box<dyn Read>) = if input == "-" {
         let (w, h) = parse_size(args.get(1).map(String::as_str).unwrap_or_else(|| usage()));
         (w, h, Box::new(std::io::stdin()))
     } else {
         let (w, h) = probe_size(&input);
-        let child = Command::new("ffmpeg")
-            .args([
-                "-v", "error", "-i", &input, "-f", "rawvideo", "-pix_fmt", "bgr24", "-",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("ffmpeg: {e}"));
-        (w, h, Box::new(child.stdout.expect("piped")))
+        let child = decoder.insert(
+            Command::new("ffmpeg")
+                .args([
+                    "-v", "error", "-i", &input, "-f", "rawvideo", "-pix_fmt", "bgr24", "-",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("ffmpeg: {e}")),
+        );
+        (w, h, Box::new(child.stdout.take().expect("piped")))
     };
     let recall: Recall = option("--recall")
         .as_deref()
@@ -125,6 +129,13 @@ fn main() -> bystander::Result<()> {
     }
     take(redactor.finish()?, &mut pushed);
     let secs = start.elapsed().as_secs_f64();
+    if let Some(mut child) = decoder {
+        match child.wait() {
+            Ok(status) if status.success() => {}
+            Ok(status) => eprintln!("ffmpeg decoding {input} ended with {status}"),
+            Err(e) => eprintln!("ffmpeg decoding {input}: {e}"),
+        }
+    }
     latencies_ms.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         latencies_ms

@@ -29,6 +29,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// `!(score > threshold)` is how this crate says "not above, and NaN counts as not above": a
+// model's NaN score is never a detection, a NaN zoom never magnifies. `partial_cmp` would hide that.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod batch;
 pub mod detect;

@@ -203,10 +203,11 @@ impl Sessions {
 /// A cache holds its sessions until it is dropped; its clones share them.
 #[derive(Clone, Default)]
 pub struct SessionCache {
-    kept: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<(String, usize), std::sync::Arc<Sessions>>>,
-    >,
+    kept: std::sync::Arc<std::sync::Mutex<KeptSessions>>,
 }
+
+/// A [`SessionCache`]'s sessions, by model sha256 and threads per session.
+type KeptSessions = std::collections::HashMap<(String, usize), std::sync::Arc<Sessions>>;
 
 impl SessionCache {
     /// An empty cache.

@@ -313,7 +313,7 @@ mod tests {
     /// lands inside its rotated rectangle, for generated frames, rotations and boxes.
     #[test]
     fn what_a_rotated_pass_boxes_comes_back_inside_the_box_it_is_given() {
-        let mut rng = crate::TestRng::new(0x5eed_0f_0dd_a9);
+        let mut rng = crate::TestRng::new(0x05ee_d0f0_dda9);
         for case in 0..2000 {
             let (w, h) = (1 + rng.below(2000), 1 + rng.below(2000));
             let n = ALLOWED[1 + rng.below(3) as usize];

@@ -525,15 +525,15 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
                 if let Some(cells) = cells.filter(|_| depth > 0) {
                     remember_cells(&mut self.recent_cells, turn, depth, cells, self.light);
                 }
-                pool.send(
+                pool.send(pool::Job {
                     index,
-                    Arc::clone(&image) as Arc<dyn Picture>,
+                    image: Arc::clone(&image) as Arc<dyn Picture>,
                     turn,
                     look,
-                    self.gate.hints(index),
-                    self.recent_cells.iter().cloned().collect(),
-                    self.light,
-                )?;
+                    hints: self.gate.hints(index),
+                    changes: self.recent_cells.iter().cloned().collect(),
+                    light: self.light,
+                })?;
                 self.stats.detected_frames += 1;
                 self.stats.light_frames += usize::from(self.light);
                 Some(None)

@@ -20,17 +20,22 @@ use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 
 /// A frame to detect on: its index, its pixels and its turn among the interleaved models.
-struct Job {
-    index: usize,
-    image: Arc<dyn Picture>,
-    turn: usize,
-    look: Look,
+pub(crate) struct Job {
+    /// The frame's index in the stream.
+    pub index: usize,
+    /// Its pixels.
+    pub image: Arc<dyn Picture>,
+    /// The detected frame's number, which decides the models whose turn it is (see
+    /// `DetectorSet::detect_frame_timed`).
+    pub turn: usize,
+    /// Where to detect.
+    pub look: Look,
     /// Where objects were found lately (see `Gate::hints`).
-    hints: Vec<(Class, BBox)>,
+    pub hints: Vec<(Class, BBox)>,
     /// The luma cells of this and the latest detected frames (see [`Pool::change_depth`]).
-    changes: Vec<(usize, Arc<LumaCells>)>,
+    pub changes: Vec<(usize, Arc<LumaCells>)>,
     /// Whether to detect with the light plan (`PassPlan::light`).
-    light: bool,
+    pub light: bool,
 }
 
 /// A worker's answer for frame `index`.
@@ -96,34 +101,17 @@ impl Pool {
         })
     }
 
-    /// Queues frame `index`, to be detected where `look` says, looking again where `hints` say
-    /// objects were found lately, with the light plan when `light` (waits while the queue is
+    /// Queues a frame, to be detected where its `look` says, looking again where its `hints` say
+    /// objects were found lately, with the light plan when it says so (waits while the queue is
     /// full).
-    pub fn send(
-        &self,
-        index: usize,
-        image: Arc<dyn Picture>,
-        turn: usize,
-        look: Look,
-        hints: Vec<(Class, BBox)>,
-        changes: Vec<(usize, Arc<LumaCells>)>,
-        light: bool,
-    ) -> Result<()> {
+    pub fn send(&self, job: Job) -> Result<()> {
         let stopped = || Error::Engine {
             reason: "the detection threads stopped".into(),
         };
         self.jobs
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Job {
-                index,
-                image,
-                turn,
-                look,
-                hints,
-                changes,
-                light,
-            })
+            .send(job)
             .map_err(|_| stopped())
     }
 

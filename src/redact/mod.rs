@@ -330,10 +330,12 @@ mod tests {
     #[test]
     fn serial_and_parallel_results_are_equal() {
         let img = noisy(320, 240);
-        let mut cfg = RedactConfig::default();
-        cfg.zones = Zones::pixels(vec![Polygon {
-            points: vec![[0.0, 200.0], [100.0, 190.0], [60.0, 240.0]],
-        }]);
+        let mut cfg = RedactConfig {
+            zones: Zones::pixels(vec![Polygon {
+                points: vec![[0.0, 200.0], [100.0, 190.0], [60.0, 240.0]],
+            }]),
+            ..RedactConfig::default()
+        };
         let dets: Vec<Detection> = (0..40)
             .map(|i| {
                 let x = (i * 37 % 300) as f32;

@@ -219,6 +219,8 @@ impl<'a> Source<'a> {
         }
         self.video_packets += 1;
         // SAFETY: reading the flags field of a packet the demuxer just filled.
+        // (The cast: FFmpeg's bindings type this constant `u32` or `i32` depending on the version.)
+        #[allow(clippy::unnecessary_cast)]
         let discard =
             unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;
         match packet.pts() {

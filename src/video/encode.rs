@@ -586,7 +586,7 @@ pub(super) fn open_output(
 /// picture is encoded 4:4:4 instead of being cropped or padded, and the output keeps the input's
 /// exact size.
 pub(super) fn encoder_format(w: u32, h: u32) -> Pixel {
-    if w % 2 == 0 && h % 2 == 0 {
+    if w.is_multiple_of(2) && h.is_multiple_of(2) {
         Pixel::YUV420P
     } else {
         Pixel::YUV444P

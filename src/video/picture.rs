@@ -203,7 +203,7 @@ impl Scratch {
 /// size. At a width of 98 the packed rows came out different (the scaler's SIMD code converts
 /// rows in blocks of 8 pixels); the unit test checks the widths that pack.
 pub(super) fn packs_exactly(scaler: &scaling::Context) -> bool {
-    scaler.output().width % 8 == 0
+    scaler.output().width.is_multiple_of(8)
 }
 
 /// Converts `yuv` with `scaler` (made for exactly its format and size, to RGB24) straight into

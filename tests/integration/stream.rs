@@ -46,8 +46,7 @@ fn faces_fast(backfill: usize) -> StreamConfig {
 }
 
 fn rgb_of(f: &RedactedFrame) -> image::RgbImage {
-    let img = frame::to_rgb(&f.data, &f.layout).unwrap();
-    img
+    frame::to_rgb(&f.data, &f.layout).unwrap()
 }
 
 #[test]
