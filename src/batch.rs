@@ -425,6 +425,7 @@ fn request(settings: &serde_json::Value) -> serde_json::Value {
             "codec_threads",
             "max_pixels",
             "max_frames",
+            "low_memory",
         ] {
             video.remove(k);
         }

@@ -75,6 +75,9 @@ pub struct Options {
     pub keep_metadata: bool,
     /// Clips: keep text subtitle streams (bitmap subtitles are always dropped).
     pub keep_subtitles: bool,
+    /// Clips: fewer ONNX Runtime sessions, for less memory (see
+    /// [`crate::engine::EngineConfig::low_memory`]).
+    pub low_memory: bool,
     /// Clips: frames a mask persists after its object's last detection.
     pub hold: usize,
     /// Clips: frames a mask is drawn before its object's first detection.
@@ -115,6 +118,7 @@ impl Default for Options {
             preset: "veryfast".into(),
             keep_metadata: false,
             keep_subtitles: false,
+            low_memory: false,
             hold: 8,
             backfill: 4,
             detect_every: None,
@@ -198,6 +202,7 @@ impl Options {
         v.preset = self.preset.clone();
         v.keep_metadata = self.keep_metadata;
         v.keep_subtitles = self.keep_subtitles;
+        v.low_memory = self.low_memory;
         v.max_pixels = self.max_pixels()?;
         v.track.hold = self.hold;
         v.track.backfill = self.backfill;

@@ -31,6 +31,7 @@ mod text;
 mod yolo;
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use image::RgbImage;
@@ -111,6 +112,10 @@ pub(crate) struct Sessions {
     idle: std::sync::Mutex<Vec<Session>>,
     /// Signalled each time a session is put back, for a worker waiting for one.
     returned: std::sync::Condvar,
+    /// Sessions made and not dropped, idle or lent.
+    made: std::sync::atomic::AtomicUsize,
+    /// The most sessions to make (see [`Sessions::set_cap`]).
+    cap: std::sync::atomic::AtomicUsize,
 }
 
 impl Sessions {
@@ -123,16 +128,32 @@ impl Sessions {
             model: model.without_bytes(),
             intra_threads,
             returned: std::sync::Condvar::new(),
+            made: std::sync::atomic::AtomicUsize::new(1),
+            cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }))
     }
 
     /// Drops the idle sessions but one: what a previous user of the pool needed more of (two
     /// workers on one model at once), the next may not; it makes them again if it does.
     fn keep_one(&self) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .truncate(1);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped = idle.len().saturating_sub(1);
+        idle.truncate(1);
+        self.made.fetch_sub(dropped, Ordering::SeqCst);
+    }
+
+    /// Makes at most `cap` sessions (at least one) from now on; a worker that needs one more
+    /// waits for one to be put back instead. Sessions already made are kept.
+    ///
+    /// Why: a second session of a model costs its weights again and, as two runs of the model
+    /// then overlap, a second set of its activations in ONNX Runtime's arena. With models taking
+    /// turns, two workers need the same model at once only when they drift into its turn
+    /// together; a pool asked for low memory caps each model at what its schedule needs
+    /// (`DetectorSet::cap_sessions`), and a worker that drifts into a busy turn waits. That
+    /// wait is the price: where one model's turns cost more than the others' (CenterFace's on
+    /// a 432p clip), its runs no longer overlap.
+    pub(crate) fn set_cap(&self, cap: usize) {
+        self.cap.store(cap.max(1), Ordering::SeqCst);
     }
 
     /// Reads a session's input and output descriptions (all sessions of a model have the same).
@@ -163,20 +184,34 @@ impl Sessions {
         f(lent.session.get_or_insert_with(|| self.borrow()))
     }
 
-    /// An idle session; when every one is busy, a new one, or, when none can be made (the model's
-    /// file was replaced or removed while running, see [`ModelData::session_bytes`], or ONNX
-    /// Runtime refuses one more), the first that another worker puts back. There always is one:
+    /// An idle session; when every one is busy, a new one, or, when the cap is reached (see
+    /// [`Sessions::set_cap`]) or none can be made (the model's file was replaced or removed while
+    /// running, see [`ModelData::session_bytes`], or ONNX Runtime refuses one more), the first
+    /// that another worker puts back. There always is one:
     /// the pool made its first when it was created, and a worker holds at most one session of a
     /// model at a time. A frame is then detected a little later, never failed for it.
     fn borrow(&self) -> Session {
         if let Some(s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return s;
         }
-        let made = self.model.session_bytes().and_then(|bytes| {
-            crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
-        });
-        if let Ok(s) = made {
-            return s;
+        // One more session, where the cap leaves room for it (counted before it is made, so that
+        // two workers do not both make the last one).
+        let room = self
+            .made
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                (m < self.cap.load(Ordering::SeqCst)).then_some(m + 1)
+            })
+            .is_ok();
+        if room {
+            let made = self.model.session_bytes().and_then(|bytes| {
+                crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
+            });
+            match made {
+                Ok(s) => return s,
+                Err(_) => {
+                    self.made.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -238,7 +273,9 @@ impl SessionCache {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
+            // A new user: as many sessions as it needs, unless its own pool caps them again.
             s.keep_one();
+            s.set_cap(usize::MAX);
             return Ok(std::sync::Arc::clone(s));
         }
         // Made outside the lock; two builds racing for one model each make one, and one is kept.
@@ -256,8 +293,9 @@ impl std::fmt::Debug for SessionCache {
 
 /// For tests: makes a session pool of `model`, calls `then`, and runs `workers` threads that
 /// each borrow a session for 200 ms at the same time (an error if any of them failed; with
-/// `first_panics`, the first panics while it holds its session, and that one is not counted);
-/// says whether the pool kept the model's bytes in memory and how many sessions it had at the end.
+/// `first_panics`, the first panics while it holds its session, and that one is not counted;
+/// with `cap`, the pool makes at most that many sessions); says whether the pool kept the model's
+/// bytes in memory and how many sessions it had at the end.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn session_pool_probe(
@@ -265,8 +303,12 @@ pub fn session_pool_probe(
     then: impl FnOnce(),
     workers: usize,
     first_panics: bool,
+    cap: Option<usize>,
 ) -> Result<(bool, usize)> {
     let pool = Sessions::new(model, 1)?;
+    if let Some(cap) = cap {
+        pool.set_cap(cap);
+    }
     let held = !pool.model.bytes.is_empty();
     then();
     // The first worker holds the pool's first session before the others start, so that they all
@@ -2174,6 +2216,29 @@ impl DetectorSet {
             .map(|t| t.map_or(1, |(n, _)| n))
             .max()
             .unwrap_or(1)
+    }
+
+    /// With `low_memory`, caps each model's sessions at what `workers` workers detecting
+    /// consecutive frames can need at once: one per worker for a model that runs on every frame,
+    /// and for one that takes turns every `n`-th frame, `workers / n` rounded up (see
+    /// [`Sessions::set_cap`]); a session pool two of this set's detectors share is left uncapped.
+    /// Without, lifts any cap.
+    pub(crate) fn cap_sessions(&self, workers: usize, low_memory: bool) {
+        for (i, d) in self.detectors.iter().enumerate() {
+            let sessions = &d.runner.loaded().sessions;
+            let shared = self
+                .detectors
+                .iter()
+                .enumerate()
+                .any(|(j, e)| j != i && Arc::ptr_eq(&e.runner.loaded().sessions, sessions));
+            let cap = match (shared, self.turns.get(i).copied().flatten()) {
+                _ if !low_memory => usize::MAX,
+                (true, _) => usize::MAX,
+                (false, Some((n, _))) => workers.div_ceil(n.max(1)),
+                (false, None) => workers,
+            };
+            sessions.set_cap(cap);
+        }
     }
 
     /// The model names, in the order of [`DetectorSet::detectors`].

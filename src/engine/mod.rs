@@ -127,6 +127,12 @@ pub struct EngineConfig {
     /// Change- and track-gated detection (see [`gate`]; off by default); frames displayed
     /// rotated are never gated.
     pub gate: GateConfig,
+    /// One ONNX Runtime session per model for each worker that can be on the model's turn at
+    /// once (one with two workers and models taking turns every second frame), instead of one
+    /// per worker: at the default on 2 cores, about 40 MB less at 1080p and 60 MB less at 4K,
+    /// for up to 10 % more time, with the same output (BENCHMARKS.md, "Fewer sessions for less
+    /// memory"). Off by default.
+    pub low_memory: bool,
 }
 
 impl EngineConfig {
@@ -144,6 +150,7 @@ impl EngineConfig {
             intra_threads: 1,
             rotation: 0,
             gate: GateConfig::default(),
+            low_memory: false,
         }
         .held_across_skips()
     }
@@ -408,7 +415,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         cfg.check_settings()?;
         let mut detect = cfg.detect.for_clips();
         detect.intra_threads = cfg.intra_threads;
-        let pool = pool::Pool::start(&detect, cfg.workers, cfg.rotation)?;
+        let pool = pool::Pool::start(&detect, cfg.workers, cfg.rotation, cfg.low_memory)?;
         Ok(Engine::with_pool(Some(pool), cfg))
     }
 

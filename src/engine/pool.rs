@@ -60,10 +60,18 @@ impl Pool {
     /// Starts `workers` threads, each with the detectors of `detect` (with the share of intra-op
     /// threads set by the caller in `detect`), sharing their sessions. The detectors are built
     /// before any thread starts, so a bad model or a missing runtime fails here, at once. Frames are detected as
-    /// displayed rotated `rotation` degrees clockwise, and their boxes mapped back.
-    pub fn start(detect: &DetectConfig, workers: usize, rotation: u32) -> Result<Pool> {
+    /// displayed rotated `rotation` degrees clockwise, and their boxes mapped back. With
+    /// `low_memory`, each model's sessions are capped at what the schedule needs
+    /// (`DetectorSet::cap_sessions`).
+    pub fn start(
+        detect: &DetectConfig,
+        workers: usize,
+        rotation: u32,
+        low_memory: bool,
+    ) -> Result<Pool> {
         let n = workers.max(1);
         let first = detect.build()?;
+        first.cap_sessions(n, low_memory);
         let mut sets: Vec<DetectorSet> = (1..n).map(|_| first.fork()).collect();
         sets.insert(0, first);
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);

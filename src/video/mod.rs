@@ -89,6 +89,8 @@ pub struct VideoOptions {
     /// their position every second); dropped by default. Bitmap subtitles (DVD, PGS, DVB) are
     /// pictures that can show a face and are dropped whatever this says.
     pub keep_subtitles: bool,
+    /// See [`crate::engine::EngineConfig::low_memory`].
+    pub low_memory: bool,
     /// The pixel budget of a frame (see [`crate::image_io::DEFAULT_MAX_PIXELS`]): a clip whose
     /// stream is larger is refused, a frame that grows past it mid-stream is covered whole.
     pub max_pixels: u64,
@@ -130,6 +132,7 @@ impl Default for VideoOptions {
             preset: "veryfast".into(),
             keep_metadata: false,
             keep_subtitles: false,
+            low_memory: false,
             max_pixels: crate::image_io::DEFAULT_MAX_PIXELS,
             track: TrackConfig::default(),
             detect_every: 1,
@@ -248,6 +251,7 @@ impl VideoOptions {
             intra_threads: (self.threads() / workers).max(1),
             rotation,
             gate: self.gate,
+            low_memory: self.low_memory,
         }
     }
 

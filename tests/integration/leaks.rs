@@ -757,9 +757,14 @@ fn a_session_pool_reads_its_model_file_again_and_never_uses_a_replaced_one() {
     let from_file = || RETINAFACE.load_from(&copy).unwrap();
     // Three workers at once: three sessions, made from the file.
     let probe = |then: &dyn Fn(), first_panics| {
-        session_pool_probe(from_file(), then, 3, first_panics).map_err(|e| e.to_string())
+        session_pool_probe(from_file(), then, 3, first_panics, None).map_err(|e| e.to_string())
     };
     assert_eq!(probe(&|| (), false), Ok((false, 3)));
+    // Capped (low memory): the workers take turns with one session, or share two.
+    for cap in [1, 2] {
+        let capped = session_pool_probe(from_file(), || (), 3, false, Some(cap));
+        assert_eq!(capped.map_err(|e| e.to_string()), Ok((false, cap)));
+    }
     // Replaced by another model that loads as well (it would run through the wrong decoder).
     let replace = || {
         std::fs::copy(shipped(&CENTERFACE), &copy).unwrap();
@@ -776,7 +781,8 @@ fn a_session_pool_reads_its_model_file_again_and_never_uses_a_replaced_one() {
     let gone = copy.clone();
     std::thread::spawn(move || {
         let remove = || std::fs::remove_file(&gone).unwrap();
-        let _ = tx.send(session_pool_probe(model, remove, 3, true).map_err(|e| e.to_string()));
+        let _ =
+            tx.send(session_pool_probe(model, remove, 3, true, None).map_err(|e| e.to_string()));
     });
     let after_panic = rx.recv_timeout(Duration::from_secs(30));
     assert_eq!(after_panic, Ok(Ok((false, 1))), "the workers after a panic");
@@ -784,7 +790,7 @@ fn a_session_pool_reads_its_model_file_again_and_never_uses_a_replaced_one() {
     let bytes = std::fs::read(shipped(&RETINAFACE)).unwrap();
     let held = ModelData::from_bytes("faces", bytes, RETINAFACE.family, RETINAFACE.class);
     assert_eq!(
-        session_pool_probe(held, || (), 2, false).map_err(|e| e.to_string()),
+        session_pool_probe(held, || (), 2, false, None).map_err(|e| e.to_string()),
         Ok((true, 2))
     );
 }

@@ -87,6 +87,30 @@ fn frames_come_back_in_order_after_the_look_ahead_with_faces_hidden() {
     assert_eq!(r.stats().frames, 8);
 }
 
+/// Low memory (one session per model turn) gives the same frames as a session per worker: two
+/// workers, the balanced video preset's interleaved models, faces and plates.
+#[test]
+fn low_memory_gives_the_same_frames() {
+    runtime();
+    let run = |low_memory: bool| {
+        let mut cfg = StreamConfig::new(DetectConfig::default(), RedactConfig::default(), 2);
+        cfg.low_memory = low_memory;
+        let mut r = Redactor::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        for n in 0..10u32 {
+            out.extend(r.push_image(frame(20 + 40 * n).0, n as i64).unwrap());
+        }
+        out.extend(r.finish().unwrap());
+        out.into_iter()
+            .map(|f| (f.pts, f.fault.is_some(), f.data))
+            .collect::<Vec<_>>()
+    };
+    let (roomy, lean) = (run(false), run(true));
+    assert_eq!(roomy.len(), 10);
+    assert!(roomy.iter().all(|(_, fault, _)| !fault));
+    assert!(roomy == lean, "low memory changed the frames");
+}
+
 #[test]
 fn every_pixel_format_comes_back_in_its_own_layout_redacted() {
     runtime();

@@ -309,6 +309,11 @@ pub struct VideoArgs {
     /// DVB) are pictures that can show a face, and are dropped whatever this says.
     #[arg(long)]
     pub keep_subtitles: bool,
+    /// Less memory for some speed: one ONNX Runtime session per model where the models' turns
+    /// allow it, instead of one per detection worker (about 40 MB less at 1080p on 2 cores, up to
+    /// 10 % slower; the same output).
+    #[arg(long)]
+    pub low_memory: bool,
     /// Frames a mask persists after its object's last detection.
     #[arg(long, default_value_t = 8)]
     pub hold: usize,
@@ -362,6 +367,7 @@ impl VideoArgs {
         self.encoding.fill(o);
         o.keep_metadata = self.keep_metadata;
         o.keep_subtitles = self.keep_subtitles;
+        o.low_memory = self.low_memory;
         o.hold = self.hold;
         o.backfill = self.backfill;
         o.detect_every = self.detect_every;
