@@ -130,7 +130,7 @@ pub struct EngineConfig {
     /// One ONNX Runtime session per model for each worker that can be on the model's turn at
     /// once (one with two workers and models taking turns every second frame), instead of one
     /// per worker: at the default on 2 cores, about 40 MB less at 1080p and 60 MB less at 4K,
-    /// for up to 10 % more time, with the same output (BENCHMARKS.md, "Fewer sessions for less
+    /// for up to 10 % more time, with the same detections (BENCHMARKS.md, "Fewer sessions for less
     /// memory"). Off by default.
     pub low_memory: bool,
 }

@@ -286,6 +286,27 @@ fn a_moving_face_is_redacted_on_every_frame() {
     );
 }
 
+/// `--low-memory` (one session per model turn) with two workers, so that they can drift into one
+/// model's turn together and one waits for the other: the moving face is hidden on every frame,
+/// the frames keep their times, and the report records the setting.
+#[test]
+fn low_memory_hides_a_moving_face_on_every_frame() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("walk.mp4");
+    let face_at = moving_face_clip(&input);
+    let out = d.path().join("lean");
+    redact(&input, &out, &["-j", "2", "--low-memory"]);
+    let red = out.join("walk.mp4");
+    assert_same_times(&frame_times(&input), &frame_times(&red));
+    assert_face_hidden_on_every_frame(
+        &rgb_frames(&input, 480, 270),
+        &rgb_frames(&red, 480, 270),
+        480,
+        face_at,
+    );
+    assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], true);
+}
+
 /// Cameras and NVRs record other formats than 8-bit 4:2:0 H.264: HEVC at 10 bits, Motion JPEG
 /// at full range (yuvj420p) in AVI, 4:2:2. The same moving face, re-encoded into each, is
 /// hidden on every frame, and each clip keeps its frame count; away from the face the picture

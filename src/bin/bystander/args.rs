@@ -86,6 +86,10 @@ pub struct LiveArgs {
     /// Detect on every Nth frame at most (the ladder thins out from here).
     #[arg(long)]
     pub detect_every: Option<usize>,
+    /// Less memory for some speed, as `redact --low-memory`: one ONNX Runtime session per model
+    /// where the models' turns allow it, instead of one per detection worker.
+    #[arg(long)]
+    pub low_memory: bool,
     #[command(flatten)]
     pub gating: GateArgs,
     /// The encoder (x264 is always tuned for zero latency here).
@@ -109,6 +113,7 @@ impl LiveArgs {
         o.hold = self.hold;
         o.backfill = self.lookahead;
         o.detect_every = self.detect_every;
+        o.low_memory = self.low_memory;
         self.gating.fill(&mut o);
         self.encoding.fill(&mut o);
         let range = |name: &'static str, v: f64, lo: f64, hi: f64, allowed: &'static str| {
@@ -311,7 +316,7 @@ pub struct VideoArgs {
     pub keep_subtitles: bool,
     /// Less memory for some speed: one ONNX Runtime session per model where the models' turns
     /// allow it, instead of one per detection worker (about 40 MB less at 1080p on 2 cores, up to
-    /// 10 % slower; the same output).
+    /// 10 % slower; the same detections).
     #[arg(long)]
     pub low_memory: bool,
     /// Frames a mask persists after its object's last detection.
