@@ -269,13 +269,13 @@ fn assert_face_hidden_on_every_frame(
     }
 }
 
-#[test]
-fn a_moving_face_is_redacted_on_every_frame() {
-    let d = tempfile::tempdir().unwrap();
-    let input = d.path().join("walk.mp4");
+/// Redacts the moving face clip (made in `dir`) with `extra` flags, checks that the output keeps
+/// the frame times and hides the face on every frame, and returns the output.
+fn walk_redacted(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let input = dir.join("walk.mp4");
     let face_at = moving_face_clip(&input);
-    let out = d.path().join("out");
-    redact(&input, &out, &["--classes", "face"]);
+    let out = dir.join("out");
+    redact(&input, &out, extra);
     let red = out.join("walk.mp4");
     assert_same_times(&frame_times(&input), &frame_times(&red));
     assert_face_hidden_on_every_frame(
@@ -284,6 +284,13 @@ fn a_moving_face_is_redacted_on_every_frame() {
         480,
         face_at,
     );
+    red
+}
+
+#[test]
+fn a_moving_face_is_redacted_on_every_frame() {
+    let d = tempfile::tempdir().unwrap();
+    walk_redacted(d.path(), &["--classes", "face"]);
 }
 
 /// `--low-memory` (one session per model turn) with two workers, so that they can drift into one
@@ -292,18 +299,7 @@ fn a_moving_face_is_redacted_on_every_frame() {
 #[test]
 fn low_memory_hides_a_moving_face_on_every_frame() {
     let d = tempfile::tempdir().unwrap();
-    let input = d.path().join("walk.mp4");
-    let face_at = moving_face_clip(&input);
-    let out = d.path().join("lean");
-    redact(&input, &out, &["-j", "2", "--low-memory"]);
-    let red = out.join("walk.mp4");
-    assert_same_times(&frame_times(&input), &frame_times(&red));
-    assert_face_hidden_on_every_frame(
-        &rgb_frames(&input, 480, 270),
-        &rgb_frames(&red, 480, 270),
-        480,
-        face_at,
-    );
+    let red = walk_redacted(d.path(), &["-j", "2", "--low-memory"]);
     assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], true);
 }
 
