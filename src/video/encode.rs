@@ -357,10 +357,11 @@ impl EncoderLink {
     /// Queues a message for the encoder thread (waits while its queue is full).
     pub fn send(&mut self, msg: ToEncoder) -> Result<()> {
         let started = Instant::now();
-        let sent = self.tx.as_ref().map(|tx| tx.send(msg));
+        // Only whether it went matters; a refused message is dropped here.
+        let sent = self.tx.as_ref().map(|tx| tx.send(msg).is_ok());
         self.waited += started.elapsed().as_secs_f64();
         match sent {
-            Some(Ok(())) => Ok(()),
+            Some(true) => Ok(()),
             // The thread stopped early: its error is the clip's.
             _ => Err(match self.join() {
                 Err(e) => e,

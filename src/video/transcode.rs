@@ -297,18 +297,10 @@ impl Clip<'_> {
         fill_report(&mut report, &engine);
         report.stages = StageTimes {
             decode: decode_seconds,
-            detect: engine
-                .model_seconds()
-                .into_iter()
-                .map(|(model, seconds)| ModelTime { model, seconds })
-                .collect(),
-            detect_workers: engine.workers(),
-            intra_threads: engine.intra_threads(),
-            track: engine.stats().track_seconds,
             redact: painted,
             encode: times.encode,
-            wait_for_detect: engine.stats().wait_for_detect_seconds,
             wait_for_encode: waited,
+            ..stage_times(&engine)
         };
         report.seconds = start.elapsed().as_secs_f64();
         Ok((report, export))
@@ -325,6 +317,22 @@ fn fill_report<T: Send>(report: &mut ClipReport, engine: &Engine<T, ClipPicture>
     report.plates = s.plates;
     report.flicker_frames_without_hold = s.flicker_frames_without_hold;
     report.flicker_frames_with_hold = s.flicker_frames_with_hold;
+}
+
+/// The engine's share of a clip's stage times (detection, tracking, waiting for detection).
+fn stage_times<T: Send>(engine: &Engine<T, ClipPicture>) -> StageTimes {
+    StageTimes {
+        detect: engine
+            .model_seconds()
+            .into_iter()
+            .map(|(model, seconds)| ModelTime { model, seconds })
+            .collect(),
+        detect_workers: engine.workers(),
+        intra_threads: engine.intra_threads(),
+        track: engine.stats().track_seconds,
+        wait_for_detect: engine.stats().wait_for_detect_seconds,
+        ..StageTimes::default()
+    }
 }
 
 /// The number of video frames the container announces (or duration × frame rate), for progress
