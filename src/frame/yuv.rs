@@ -195,19 +195,22 @@ pub fn chroma_rect(
         rect.3 as usize,
     );
     for cy in y0 / 2..y1.div_ceil(2) {
-        let whole_rows = 2 * cy + 1 < h;
-        for cx in x0 / 2..x1.div_ceil(2) {
-            if whole_rows && 2 * cx + 1 < w {
-                // A whole 2x2 block (every sample but those on an odd edge): the four pixels
-                // are two adjacent pairs of two rows, and the mean's division is a shift.
-                let top = &rgb[(2 * cy * w + 2 * cx) * 3..][..6];
-                let bottom = &rgb[((2 * cy + 1) * w + 2 * cx) * 3..][..6];
-                let sum = [0, 1, 2].map(|c| {
-                    top[c] as i32 + top[c + 3] as i32 + bottom[c] as i32 + bottom[c + 3] as i32
-                });
-                out[cy * stride + cx * step] = chroma4(plane, sum);
-                continue;
+        // Whole 2x2 blocks (every sample but those on an odd edge) first: their four pixels are
+        // two adjacent pairs of two rows, and the mean's division is a shift.
+        let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+        let whole_end = if 2 * cy + 1 < h { cx1.min(w / 2) } else { cx0 };
+        let whole_end = whole_end.max(cx0);
+        if whole_end > cx0 {
+            let top = &rgb[(2 * cy * w + 2 * cx0) * 3..(2 * cy * w + 2 * whole_end) * 3];
+            let bottom =
+                &rgb[((2 * cy + 1) * w + 2 * cx0) * 3..((2 * cy + 1) * w + 2 * whole_end) * 3];
+            let row = &mut out[cy * stride..];
+            for (k, (t, b)) in top.chunks_exact(6).zip(bottom.chunks_exact(6)).enumerate() {
+                let sum = |c: usize| t[c] as i32 + t[c + 3] as i32 + b[c] as i32 + b[c + 3] as i32;
+                row[(cx0 + k) * step] = chroma4(plane, [sum(0), sum(1), sum(2)]);
             }
+        }
+        for cx in whole_end..cx1 {
             let (mut sum, mut n) = ([0i32; 3], 0);
             for yy in 2 * cy..(2 * cy + 2).min(h) {
                 for xx in 2 * cx..(2 * cx + 2).min(w) {

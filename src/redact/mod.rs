@@ -240,18 +240,20 @@ pub(crate) fn patch_with(
 
 fn paste(img: &mut RgbImage, regions: &[Region], patches: Vec<Option<Patch>>) {
     let (w, h) = img.dimensions();
-    paste_within(img, (0, 0, w, h), (w, h), regions, &patches);
+    paste_within(img, (0, 0, w, h), (w, h), regions, &patches, None);
 }
 
 /// Pastes `patches` (those of `regions`, in order) over the part of a `w` x `h` frame inside
 /// `window`, held row-packed in `buf` (the window's width a row): only the pixels of the window
-/// are written, each as [`redact`] writes it in the whole frame.
+/// are written, each as [`redact`] writes it in the whole frame. Each run of a row written is
+/// added to `covered` as (row, first column, end column), when given.
 pub(crate) fn paste_within(
     buf: &mut [u8],
     window: mask::PixelBounds,
     (w, h): (u32, u32),
     regions: &[Region],
     patches: &[Option<Patch>],
+    mut covered: Option<&mut Vec<(u32, u32, u32)>>,
 ) {
     let (wx0, wy0, wx1, wy1) = window;
     let stride = (wx1 - wx0) as usize * 3;
@@ -278,6 +280,9 @@ pub(crate) fn paste_within(
                 let dst = (y - wy0) as usize * stride + (s - wx0) as usize * 3;
                 let n = (e - s) as usize * 3;
                 buf[dst..dst + n].copy_from_slice(&pixels[src..src + n]);
+                if let Some(c) = covered.as_deref_mut() {
+                    c.push((y, s, e));
+                }
             }
         }
     }

@@ -122,8 +122,9 @@ impl crate::frame::RectPixels for YuvPixels<'_> {
         true
     }
 
-    fn read(&self, rect: yuv::Rect, out: &mut Vec<u8>) {
-        yuv::append_rgb_rect(&planes_of(self.0), rect, out);
+    fn read_within(&self, rect: yuv::Rect, out: &mut [u8], (wx0, wy0, wx1, _): yuv::Rect) {
+        let (width, origin) = ((wx1 - wx0) as usize, (wx0 as usize, wy0 as usize));
+        yuv::rgb_rect_at(&planes_of(self.0), rect, out, width, origin);
     }
 
     fn write(&mut self, (x0, y0, x1, y1): yuv::Rect, rgb: &[u8]) {
