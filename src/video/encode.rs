@@ -472,6 +472,33 @@ fn subtitle_kind(id: codec::Id) -> SubtitleKind {
     }
 }
 
+/// The CPU flags x264 is told to use (its `asm` setting), or `None` for its own detection.
+///
+/// Why: on a CPU with AVX-512, x264 (Debian's libx264 164, r3095) uses code for it whose results
+/// depend on memory the process used before. The same clip redacted with two detection workers
+/// gave up to five different files in eight runs, all from the first frame's bytes, though the
+/// frames handed to x264 were the same every time (and so were lossless encodings of them);
+/// without AVX-512, twenty runs gave one file (BENCHMARKS.md, "x264 without AVX-512"). So where
+/// x264 would find AVX-512, it is given the flags its own detection finds on every such CPU
+/// (AVX2, which implies FMA3, BMI1, BMI2 and LZCNT, and fast SSE2), AVX-512 left out. Elsewhere
+/// x264 detects as usual.
+fn x264_cpu_flags() -> Option<&'static str> {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        // x264's own test for AVX-512: these five, and the operating system saving their state
+        // (which the standard library's detection checks too).
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512cd")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl");
+        if avx512 {
+            return Some("AVX2,SSE2Fast");
+        }
+    }
+    None
+}
+
 /// The encoder's settings: quality and speed for the encoders that take them.
 fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
     let mut dict = Dictionary::new();
@@ -486,7 +513,12 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
             // with two threads). Without it the same bytes come out (checked on crowd_1080p);
             // the default preset is no slower, the fast one, which waits more on the encoder,
             // about 5 % (BENCHMARKS.md, "Memory", third pass).
-            dict.set("x264-params", "sync-lookahead=0");
+            let mut params = String::from("sync-lookahead=0");
+            if let Some(flags) = x264_cpu_flags() {
+                params.push_str(":asm=");
+                params.push_str(flags);
+            }
+            dict.set("x264-params", &params);
         }
         if opts.zero_latency {
             dict.set("tune", "zerolatency");
@@ -725,7 +757,11 @@ mod tests {
     fn x264_runs_without_its_threaded_look_ahead_and_other_encoders_are_left_alone() {
         let opts = VideoOptions::default();
         let x264 = encoder_options("libx264", &opts);
-        assert_eq!(x264.get("x264-params"), Some("sync-lookahead=0"));
+        let want = match x264_cpu_flags() {
+            Some(flags) => format!("sync-lookahead=0:asm={flags}"),
+            None => "sync-lookahead=0".to_string(),
+        };
+        assert_eq!(x264.get("x264-params"), Some(want.as_str()));
         assert_eq!(x264.get("preset"), Some(opts.preset.as_str()));
         assert_eq!(encoder_options("libx265", &opts).get("x264-params"), None);
         assert_eq!(
