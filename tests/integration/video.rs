@@ -295,12 +295,20 @@ fn a_moving_face_is_redacted_on_every_frame() {
 
 /// `--low-memory` (one session per model turn) with two workers, so that they can drift into one
 /// model's turn together and one waits for the other: the moving face is hidden on every frame,
-/// the frames keep their times, and the report records the setting.
+/// the frames keep their times, the report records the setting, and the file is the same bytes
+/// as without it (the same boxes, and two workers' output repeats; see
+/// `two_workers_write_the_same_bytes_every_time`).
 #[test]
 fn low_memory_hides_a_moving_face_on_every_frame() {
     let d = tempfile::tempdir().unwrap();
     let red = walk_redacted(d.path(), &["-j", "2", "--low-memory"]);
     assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], true);
+    let plain = d.path().join("plain");
+    redact(&d.path().join("walk.mp4"), &plain, &["-j", "2", "-q"]);
+    assert!(
+        std::fs::read(&red).unwrap() == std::fs::read(plain.join("walk.mp4")).unwrap(),
+        "--low-memory wrote other bytes than the default"
+    );
 }
 
 /// With two detection workers, frames reach the encoder in another rhythm on every run, and the
