@@ -97,23 +97,35 @@ fn frames_come_back_in_order_after_the_look_ahead_with_faces_hidden() {
 
 /// Low memory (one session per model turn): two workers, the balanced video preset's interleaved
 /// models, faces and plates; every frame comes back in order with the face hidden and the
-/// background untouched.
+/// background untouched, and the same bytes as without it (the same boxes).
 #[test]
 fn low_memory_hides_the_face_on_every_frame() {
     runtime();
-    let mut cfg = StreamConfig::new(DetectConfig::default(), RedactConfig::default(), 2);
-    cfg.low_memory = true;
-    let mut r = Redactor::new(&cfg).unwrap();
-    let mut out = Vec::new();
-    for n in 0..10u32 {
-        out.extend(r.push_image(frame(20 + 40 * n).0, n as i64).unwrap());
-    }
-    out.extend(r.finish().unwrap());
+    let run = |low_memory: bool| {
+        let mut cfg = StreamConfig::new(DetectConfig::default(), RedactConfig::default(), 2);
+        cfg.low_memory = low_memory;
+        let mut r = Redactor::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        for n in 0..10u32 {
+            out.extend(r.push_image(frame(20 + 40 * n).0, n as i64).unwrap());
+        }
+        out.extend(r.finish().unwrap());
+        out
+    };
+    let out = run(true);
     assert_eq!(
         out.iter().map(|f| f.pts).collect::<Vec<_>>(),
         (0..10).collect::<Vec<i64>>()
     );
     assert_faces_hidden(&out);
+    let plain = run(false);
+    assert_eq!(plain.len(), out.len());
+    for (n, (low, plain)) in out.iter().zip(plain).enumerate() {
+        assert!(
+            low.data == plain.data,
+            "frame {n}: other pixels than the default's"
+        );
+    }
 }
 
 #[test]
