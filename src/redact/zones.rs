@@ -133,7 +133,8 @@ impl Zones {
     /// the frame is what it enclosed before clipping (for the nonzero rule, clipping a closed
     /// outline to a half-plane keeps every inside point's winding number). An outline with a
     /// vertex more than [`FAR`] pixels out, where `f64` cannot place its edges to a pixel, is
-    /// covered as its bounding box (which holds all of it: more, never less).
+    /// covered as its bounding box widened to whole pixels (which holds all of it: more, never
+    /// less).
     pub fn polygons(&self, w: u32, h: u32) -> Vec<Polygon> {
         let (sx, sy) = if self.fractional {
             (f64::from(w), f64::from(h))
@@ -160,11 +161,14 @@ impl Zones {
                             )
                         },
                     );
+                    // Widened to whole pixels: the corners go to `f32` below, and an edge a
+                    // hair past a pixel's centre (8.50000009) would round onto it (8.5) and
+                    // leave that pixel out (found by fuzzing).
                     let [x0, y0, x1, y1] = [
-                        lo[0].max(frame[0]),
-                        lo[1].max(frame[1]),
-                        hi[0].min(frame[2]),
-                        hi[1].min(frame[3]),
+                        lo[0].max(frame[0]).floor(),
+                        lo[1].max(frame[1]).floor(),
+                        hi[0].min(frame[2]).ceil(),
+                        hi[1].min(frame[3]).ceil(),
                     ];
                     vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
                 } else {
