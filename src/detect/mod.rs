@@ -2226,16 +2226,19 @@ impl DetectorSet {
     pub(crate) fn cap_sessions(&self, workers: usize, low_memory: bool) {
         for (i, d) in self.detectors.iter().enumerate() {
             let sessions = &d.runner.loaded().sessions;
-            let shared = self
-                .detectors
-                .iter()
-                .enumerate()
-                .any(|(j, e)| j != i && Arc::ptr_eq(&e.runner.loaded().sessions, sessions));
-            let cap = match (shared, self.turns.get(i).copied().flatten()) {
-                _ if !low_memory => usize::MAX,
-                (true, _) => usize::MAX,
-                (false, Some((n, _))) => workers.div_ceil(n.max(1)),
-                (false, None) => workers,
+            let shared = || {
+                self.detectors
+                    .iter()
+                    .enumerate()
+                    .any(|(j, e)| j != i && Arc::ptr_eq(&e.runner.loaded().sessions, sessions))
+            };
+            let cap = if !low_memory || shared() {
+                usize::MAX
+            } else {
+                match self.turns.get(i).copied().flatten() {
+                    Some((n, _)) => workers.div_ceil(n.max(1)),
+                    None => workers,
+                }
             };
             sessions.set_cap(cap);
         }
