@@ -25,6 +25,7 @@
 //! tracker's look-ahead), so memory does not grow with the length of a stream.
 
 pub mod gate;
+pub mod memory;
 mod picture;
 pub mod pool;
 
@@ -131,7 +132,8 @@ pub struct EngineConfig {
     /// once (one with two workers and models taking turns every second frame), instead of one
     /// per worker: at the default on 2 cores, about 40 MB less at 1080p and 60 MB less at 4K,
     /// for up to 10 % more time, with the same detections (BENCHMARKS.md, "Fewer sessions for less
-    /// memory"). Off by default.
+    /// memory"). Off by default; [`memory::memory_is_short`] says where it fits (the command line
+    /// turns it on there unless told not to).
     pub low_memory: bool,
 }
 

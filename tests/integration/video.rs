@@ -287,16 +287,21 @@ fn walk_redacted(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
     red
 }
 
+/// Also: without `--low-memory` or `--no-low-memory`, the report says it is on exactly where this
+/// process's memory is short (`engine::memory`), on whatever machine runs the test.
 #[test]
 fn a_moving_face_is_redacted_on_every_frame() {
     let d = tempfile::tempdir().unwrap();
-    walk_redacted(d.path(), &["--classes", "face"]);
+    let red = walk_redacted(d.path(), &["--classes", "face"]);
+    let short =
+        bystander::engine::memory::memory_is_short(bystander::engine::memory::memory_limit());
+    assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], short);
 }
 
 /// `--low-memory` (one session per model turn) with two workers, so that they can drift into one
 /// model's turn together and one waits for the other: the moving face is hidden on every frame,
 /// the frames keep their times, the report records the setting, and the file is the same bytes
-/// as without it (the same boxes, and two workers' output repeats; see
+/// as with `--no-low-memory` (the same boxes, and two workers' output repeats; see
 /// `two_workers_write_the_same_bytes_every_time`).
 #[test]
 fn low_memory_hides_a_moving_face_on_every_frame() {
@@ -304,7 +309,15 @@ fn low_memory_hides_a_moving_face_on_every_frame() {
     let red = walk_redacted(d.path(), &["-j", "2", "--low-memory"]);
     assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], true);
     let plain = d.path().join("plain");
-    redact(&d.path().join("walk.mp4"), &plain, &["-j", "2", "-q"]);
+    redact(
+        &d.path().join("walk.mp4"),
+        &plain,
+        &["-j", "2", "-q", "--no-low-memory"],
+    );
+    assert_eq!(
+        report_of(&plain.join("walk.mp4"))["settings"]["video"]["low_memory"],
+        false
+    );
     assert!(
         std::fs::read(&red).unwrap() == std::fs::read(plain.join("walk.mp4")).unwrap(),
         "--low-memory wrote other bytes than the default"

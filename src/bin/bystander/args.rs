@@ -87,9 +87,13 @@ pub struct LiveArgs {
     #[arg(long)]
     pub detect_every: Option<usize>,
     /// Less memory for some speed, as `redact --low-memory`: one ONNX Runtime session per model
-    /// where the models' turns allow it, instead of one per detection worker.
-    #[arg(long)]
+    /// where the models' turns allow it, instead of one per detection worker. On by default where
+    /// this process may use under 4 GiB (the machine's memory or its control group's limit).
+    #[arg(long, overrides_with = "no_low_memory")]
     pub low_memory: bool,
+    /// Never --low-memory, however little memory there is.
+    #[arg(long, overrides_with = "low_memory")]
+    pub no_low_memory: bool,
     #[command(flatten)]
     pub gating: GateArgs,
     /// The encoder (x264 is always tuned for zero latency here).
@@ -113,7 +117,7 @@ impl LiveArgs {
         o.hold = self.hold;
         o.backfill = self.lookahead;
         o.detect_every = self.detect_every;
-        o.low_memory = self.low_memory;
+        o.low_memory = low_memory(self.low_memory, self.no_low_memory);
         self.gating.fill(&mut o);
         self.encoding.fill(&mut o);
         let range = |name: &'static str, v: f64, lo: f64, hi: f64, allowed: &'static str| {
@@ -316,9 +320,13 @@ pub struct VideoArgs {
     pub keep_subtitles: bool,
     /// Less memory for some speed: one ONNX Runtime session per model where the models' turns
     /// allow it, instead of one per detection worker (about 40 MB less at 1080p on 2 cores, up to
-    /// 10 % slower; the same detections).
-    #[arg(long)]
+    /// 10 % slower; the same detections and pixels). On by default where this process may use
+    /// under 4 GiB (the machine's memory or its control group's limit, as a container sets).
+    #[arg(long, overrides_with = "no_low_memory")]
     pub low_memory: bool,
+    /// Never --low-memory, however little memory there is.
+    #[arg(long, overrides_with = "low_memory")]
+    pub no_low_memory: bool,
     /// Frames a mask persists after its object's last detection.
     #[arg(long, default_value_t = 8)]
     pub hold: usize,
@@ -331,6 +339,13 @@ pub struct VideoArgs {
     pub detect_every: Option<usize>,
     #[command(flatten)]
     pub gating: GateArgs,
+}
+
+/// `--low-memory` as asked, else whether this process's memory is short
+/// (`bystander::engine::memory`).
+fn low_memory(on: bool, off: bool) -> bool {
+    use bystander::engine::memory;
+    on || (!off && memory::memory_is_short(memory::memory_limit()))
 }
 
 /// The change gate's flags, shared by clips and live streams.
@@ -372,7 +387,7 @@ impl VideoArgs {
         self.encoding.fill(o);
         o.keep_metadata = self.keep_metadata;
         o.keep_subtitles = self.keep_subtitles;
-        o.low_memory = self.low_memory;
+        o.low_memory = low_memory(self.low_memory, self.no_low_memory);
         o.hold = self.hold;
         o.backfill = self.backfill;
         o.detect_every = self.detect_every;
