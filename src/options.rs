@@ -75,7 +75,7 @@ pub struct Options {
     pub keep_metadata: bool,
     /// Clips: keep text subtitle streams (bitmap subtitles are always dropped).
     pub keep_subtitles: bool,
-    /// Clips: fewer ONNX Runtime sessions, for less memory (see
+    /// Clips and streams: fewer ONNX Runtime sessions, for less memory (see
     /// [`crate::engine::EngineConfig::low_memory`]).
     pub low_memory: bool,
     /// Clips: frames a mask persists after its object's last detection.
@@ -240,8 +240,8 @@ impl Options {
     }
 
     /// Settings for a stream of frames (the host API, [`crate::stream::Redactor`]): the video
-    /// plan of the preset, `jobs` detection workers, the hold, back-fill and detect-every of
-    /// these options.
+    /// plan of the preset, `jobs` detection workers, the hold, back-fill, detect-every and
+    /// `low_memory` of these options.
     pub fn stream_config(&self) -> Result<crate::engine::EngineConfig> {
         let detect = self.detect_config(&Class::ALL)?;
         let mut cfg = crate::engine::EngineConfig::new(detect, self.redact_config()?, self.jobs()?);
@@ -250,6 +250,7 @@ impl Options {
         }
         cfg.track.hold = self.hold;
         cfg.track.backfill = self.backfill;
+        cfg.low_memory = self.low_memory;
         cfg.gate = self.gate(cfg.gate);
         let cfg = cfg.held_across_skips();
         cfg.validate()?;
@@ -381,5 +382,20 @@ mod tests {
         assert_eq!(gated(&at("max", None)), (false, false, false));
         assert_eq!(gated(&at("fast", Some(false))), (false, false, false));
         assert_eq!(gated(&at("balanced", Some(true))), (true, true, true));
+    }
+
+    /// `low_memory` reaches every front's settings: files, live streams and the host API.
+    #[test]
+    fn low_memory_reaches_files_streams_and_the_host_api() {
+        for low_memory in [false, true] {
+            let o = Options {
+                low_memory,
+                ..Options::default()
+            };
+            let detect = o.detect_config(&Class::ALL).unwrap();
+            assert_eq!(o.file_options(&detect).unwrap().low_memory, low_memory);
+            assert_eq!(o.video_options(&detect).unwrap().low_memory, low_memory);
+            assert_eq!(o.stream_config().unwrap().low_memory, low_memory);
+        }
     }
 }

@@ -125,7 +125,7 @@ fn the_c_example_redacts_real_frames_exactly_as_the_rust_host_api_does() {
     assert_eq!(input.len(), len * frames);
 
     let mut child = Command::new(&exe)
-        .args([&w.to_string(), &h.to_string(), "2", "4"])
+        .args([&w.to_string(), &h.to_string(), "2", "4", "1"])
         .env("ORT_DYLIB_PATH", &lib)
         .env("BYSTANDER_MODEL_DIR", root().join("models"))
         .env(
@@ -155,7 +155,8 @@ fn the_c_example_redacts_real_frames_exactly_as_the_rust_host_api_does() {
     assert_eq!(out.stdout.len(), input.len(), "every frame came back");
     assert_eq!(c_boxes.len(), frames);
 
-    // The Rust host API, same settings as the example (defaults, 2 threads, back-fill 4).
+    // The Rust host API, same settings as the example (defaults, 2 threads, back-fill 4) but
+    // for `low_memory`, which the example turns on: fewer sessions, the same boxes and bytes.
     let cfg = StreamConfig::new(Default::default(), Default::default(), 2);
     let mut r = Redactor::new(&cfg).unwrap();
     let layout = FrameLayout::packed(PixelFormat::Bgr24, w, h);
@@ -182,8 +183,7 @@ fn the_c_example_redacts_real_frames_exactly_as_the_rust_host_api_does() {
                 } else {
                     1.0
                 };
-                [class, d.score, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2]
-                    .map(|v| v as f32 as f64)
+                [class, d.score, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2].map(f64::from)
             })
             .collect();
         let got: Vec<[f64; 6]> = boxes.iter().map(|b| b.map(|v| v as f32 as f64)).collect();

@@ -8,7 +8,7 @@
  *   ffmpeg -i clip.mp4 -f rawvideo -pix_fmt bgr24 - \
  *      | target/c/redact_frames 1920 1080 > redacted.bgr 2> boxes.jsonl
  *
- * Usage: redact_frames WIDTH HEIGHT [THREADS [BACKFILL]]
+ * Usage: redact_frames WIDTH HEIGHT [THREADS [BACKFILL [LOW_MEMORY]]]
  * Exit status: 0 when every frame came back, 1 on any error (its message on stderr).
  */
 #include <stdint.h>
@@ -48,7 +48,7 @@ static int drain(uint64_t r, uint8_t *out, size_t len, BystanderBox *boxes, size
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: redact_frames WIDTH HEIGHT [THREADS [BACKFILL]]\n");
+        fprintf(stderr, "usage: redact_frames WIDTH HEIGHT [THREADS [BACKFILL [LOW_MEMORY]]]\n");
         return 1;
     }
     uint32_t w = (uint32_t)strtoul(argv[1], NULL, 10), h = (uint32_t)strtoul(argv[2], NULL, 10);
@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
     BystanderStatus s = bystander_config_default(&cfg);
     if (argc > 3) cfg.threads = (uint32_t)strtoul(argv[3], NULL, 10);
     if (argc > 4) cfg.backfill = (uint32_t)strtoul(argv[4], NULL, 10);
+    if (argc > 5) cfg.low_memory = (uint32_t)strtoul(argv[5], NULL, 10);
     uint64_t r = 0;
     if ((s = bystander_create(&cfg, &r)) != BYSTANDER_STATUS_OK) return failed("create", s);
 

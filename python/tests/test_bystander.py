@@ -222,6 +222,16 @@ def test_a_stream_returns_every_frame_in_order_and_covers_faces():
         src = frames[out.index(o)]
         assert (o["frame"][y1:y2, x1:x2] != src[y1:y2, x1:x2]).any()
     assert r.stats()["frames"] == len(frames)
+    # Fewer sessions (two workers share one per model's turn): the same boxes and pixels.
+    low = bystander.Redactor(jobs=2, backfill=2, low_memory=True)
+    lean = []
+    for i, f in enumerate(frames):
+        lean += low.push(f, pts=i * 40)
+    lean += low.finish()
+    assert [o["boxes"] for o in lean] == [o["boxes"] for o in out]
+    assert all((a["frame"] == b["frame"]).all() for a, b in zip(lean, out))
+    with pytest.raises(bystander.ConfigError, match="low_memory"):
+        bystander.Redactor(low_memory="yes")
 
 
 def test_live_view_redacts_in_place_and_needs_no_lookahead():

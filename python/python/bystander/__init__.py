@@ -166,6 +166,8 @@ class Redactor:
     cleared the look-ahead (``backfill`` frames: a mask is drawn that many frames before a face is
     first found); :meth:`finish` returns the rest. A frame whose detection failed comes back
     covered whole, with ``fault`` saying why. Safe to share between threads (calls take turns).
+    On a device with under 4 GB, ``low_memory=True`` makes fewer ONNX Runtime sessions for less
+    memory, with the same boxes and pixels (the command line's ``--low-memory``).
     """
 
     def __init__(self, *, order: str = "bgr", **options: Any) -> None:
