@@ -10,7 +10,9 @@
 //! ffmpeg -i cam.mp4 -f rawvideo -pix_fmt bgr24 - | cargo run --release --example nvr_stream -- - 1920x1080
 //! ```
 //!
-//! Options after the input: `--recall fast|balanced|max`, `--threads N`, `--backfill N`.
+//! Options after the input: `--recall fast|balanced|max`, `--threads N`, `--backfill N`,
+//! `--low-memory` (fewer sessions, the same pixels; on by itself where this process may use
+//! under 4 GiB, as an NVR box decides for itself: see `bystander::engine::memory`).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,12 +20,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use bystander::detect::{DetectConfig, Recall};
+use bystander::engine::memory;
 use bystander::frame::{FrameLayout, PixelFormat};
 use bystander::redact::RedactConfig;
 use bystander::stream::{RedactedFrame, Redactor, StreamConfig};
 
 fn usage() -> ! {
-    eprintln!("usage: nvr_stream CLIP | - WIDTHxHEIGHT [--recall R] [--threads N] [--backfill N]");
+    eprintln!(
+        "usage: nvr_stream CLIP | - WIDTHxHEIGHT [--recall R] [--threads N] [--backfill N] [--low-memory]"
+    );
     std::process::exit(2)
 }
 
@@ -102,6 +107,10 @@ fn main() -> bystander::Result<()> {
     // The video preset (what a clip gets), on the host's thread budget.
     let mut cfg = StreamConfig::new(detect, RedactConfig::default(), threads);
     cfg.track.backfill = option("--backfill").map_or(4, |b| b.parse().unwrap_or(4));
+    // A box with little memory for this process (a Pi, a NAS, a container's limit): fewer ONNX
+    // Runtime sessions, the same boxes and pixels.
+    cfg.low_memory =
+        args.iter().any(|a| a == "--low-memory") || memory::memory_is_short(memory::memory_limit());
     let mut redactor = Redactor::new(&cfg)?;
 
     let layout = FrameLayout::packed(PixelFormat::Bgr24, w, h);
@@ -144,11 +153,12 @@ fn main() -> bystander::Result<()> {
             .unwrap_or(0.0)
     };
     println!(
-        "{frames} frames {w}x{h} in {secs:.2} s: {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; {covered} covered whole; peak RSS {} MiB",
+        "{frames} frames {w}x{h} in {secs:.2} s: {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; {covered} covered whole; peak RSS {} MiB{}",
         frames as f64 / secs.max(1e-9),
         pct(0.5),
         pct(0.95),
-        peak_rss_kib() / 1024
+        peak_rss_kib() / 1024,
+        if cfg.low_memory { " (low memory)" } else { "" }
     );
     Ok(())
 }

@@ -293,6 +293,9 @@ pub struct StreamBenchReport {
     pub detect_every: usize,
     /// See `detect_every`.
     pub backfill: usize,
+    /// Whether the sessions were capped for memory (see
+    /// [`crate::engine::EngineConfig::low_memory`]).
+    pub low_memory: bool,
 }
 
 /// Decodes `clip` (again from its start while more `frames` are asked for) and hands every frame
@@ -385,5 +388,6 @@ pub fn bench_stream(
         intra_threads: cfg.intra_threads,
         detect_every: cfg.detect_every,
         backfill: cfg.track.backfill,
+        low_memory: cfg.low_memory,
     })
 }

@@ -916,3 +916,35 @@ fn bench_loops_a_short_clip_and_reports_every_stage() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `bench --api stream` runs the host API with the command line's settings, `--low-memory` and
+/// `--no-low-memory` included, and its report says which applied.
+#[test]
+fn the_stream_bench_takes_the_memory_switch() {
+    let d = tempfile::tempdir().unwrap();
+    let clip = d.path().join("six.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10",
+        "-frames:v",
+        "6",
+        "-pix_fmt",
+        "yuv420p",
+        clip.to_str().unwrap(),
+    ]);
+    for (flag, want) in [("--low-memory", true), ("--no-low-memory", false)] {
+        let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
+            .args(["bench", clip.to_str().unwrap(), "--api", "stream"])
+            .args(["--frames", "6", "--json", "--quiet", "-j", "2", flag])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["api"], "stream");
+        assert_eq!(r["frames"], 6);
+        assert_eq!(r["fail_closed_frames"], 0);
+        assert_eq!(r["low_memory"], want, "{flag}");
+    }
+}

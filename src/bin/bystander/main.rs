@@ -458,9 +458,10 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         } else {
             println!(
-                "{} through the host API (BGR frames): {} frames in {:.2} s = {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; peak memory {:.1} MiB; {} workers x {} threads, detect every {}, back-fill {}",
+                "{} through the host API (BGR frames): {} frames in {:.2} s = {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; peak memory {:.1} MiB; {} workers x {} threads, detect every {}, back-fill {}{}",
                 Shown(&r.clip), r.frames, r.seconds, r.fps, r.latency_ms_p50, r.latency_ms_p95,
-                r.peak_rss_kib as f64 / 1024.0, r.workers, r.intra_threads, r.detect_every, r.backfill
+                r.peak_rss_kib as f64 / 1024.0, r.workers, r.intra_threads, r.detect_every, r.backfill,
+                if r.low_memory { ", low memory" } else { "" }
             );
         }
         return Ok(ExitCode::SUCCESS);
