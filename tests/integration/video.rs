@@ -841,10 +841,9 @@ fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
     assert!(!temp_exists(), "the rerun removed the dead run's temporary");
 }
 
-#[test]
-fn bench_loops_a_short_clip_and_reports_every_stage() {
-    let d = tempfile::tempdir().unwrap();
-    let clip = d.path().join("six.mp4");
+/// A 6-frame 320 x 240 test pattern clip in `dir`, for the bench's tests.
+fn six_frame_clip(dir: &Path) -> std::path::PathBuf {
+    let clip = dir.join("six.mp4");
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -856,6 +855,13 @@ fn bench_loops_a_short_clip_and_reports_every_stage() {
         "yuv420p",
         clip.to_str().unwrap(),
     ]);
+    clip
+}
+
+#[test]
+fn bench_loops_a_short_clip_and_reports_every_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let clip = six_frame_clip(d.path());
     let tmp = d.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
@@ -922,18 +928,7 @@ fn bench_loops_a_short_clip_and_reports_every_stage() {
 #[test]
 fn the_stream_bench_takes_the_memory_switch() {
     let d = tempfile::tempdir().unwrap();
-    let clip = d.path().join("six.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=10",
-        "-frames:v",
-        "6",
-        "-pix_fmt",
-        "yuv420p",
-        clip.to_str().unwrap(),
-    ]);
+    let clip = six_frame_clip(d.path());
     for (flag, want) in [("--low-memory", true), ("--no-low-memory", false)] {
         let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
             .args(["bench", clip.to_str().unwrap(), "--api", "stream"])
