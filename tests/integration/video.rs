@@ -320,7 +320,7 @@ fn low_memory_hides_a_moving_face_on_every_frame() {
     );
     assert!(
         std::fs::read(&red).unwrap() == std::fs::read(plain.join("walk.mp4")).unwrap(),
-        "--low-memory wrote other bytes than the default"
+        "--low-memory wrote other bytes than --no-low-memory"
     );
 }
 
