@@ -232,6 +232,13 @@ extern "C" {
 enum BystanderStatus bystander_config_default(struct BystanderConfig *config);
 
 /**
+ * 1 where this process may use under 4 GiB (the machine's memory, or its control group's limit
+ * when lower, as a container sets), else 0: where `BystanderConfig.low_memory = 1` suits, as the
+ * command line decides by default.
+ */
+uint32_t bystander_memory_is_short(void);
+
+/**
  * Fills `layout` for a `width` x `height` frame of `format` (a `BystanderPixelFormat` value) with
  * rows packed (no padding), planes one after another.
  */

@@ -313,6 +313,15 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
     })
 }
 
+/// 1 where this process may use under 4 GiB (the machine's memory, or its control group's limit
+/// when lower, as a container sets), else 0: where `BystanderConfig.low_memory = 1` suits, as the
+/// command line decides by default.
+#[no_mangle]
+pub extern "C" fn bystander_memory_is_short() -> u32 {
+    use bystander::engine::memory;
+    u32::from(memory::memory_is_short(memory::memory_limit()))
+}
+
 /// Fills `layout` for a `width` x `height` frame of `format` (a `BystanderPixelFormat` value) with
 /// rows packed (no padding), planes one after another.
 #[no_mangle]
@@ -739,6 +748,14 @@ mod tests {
             committed == made,
             "capi/include/bystander.h is stale: run BYSTANDER_WRITE_HEADER=1 cargo test -p bystander-capi and commit it"
         );
+    }
+
+    /// The command line's rule for `low_memory`, as the library answers it on this machine.
+    #[test]
+    fn memory_is_short_answers_as_the_library_does() {
+        use bystander::engine::memory;
+        let short = memory::memory_is_short(memory::memory_limit());
+        assert_eq!(bystander_memory_is_short(), u32::from(short));
     }
 
     #[test]

@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
     BystanderStatus s = bystander_config_default(&cfg);
     if (argc > 3) cfg.threads = (uint32_t)strtoul(argv[3], NULL, 10);
     if (argc > 4) cfg.backfill = (uint32_t)strtoul(argv[4], NULL, 10);
-    if (argc > 5) cfg.low_memory = (uint32_t)strtoul(argv[5], NULL, 10);
+    /* Fewer sessions, the same pixels, on a box with little memory for this process. */
+    cfg.low_memory = argc > 5 ? (uint32_t)strtoul(argv[5], NULL, 10) : bystander_memory_is_short();
     uint64_t r = 0;
     if ((s = bystander_create(&cfg, &r)) != BYSTANDER_STATUS_OK) return failed("create", s);
 

@@ -556,6 +556,14 @@ fn use_runtime(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     Ok(info.library.display().to_string())
 }
 
+/// Whether this process may use under 4 GiB (the machine's memory, or its control group's
+/// limit when lower): where `low_memory=True` suits, the command line's default rule.
+#[pyfunction]
+fn memory_is_short() -> bool {
+    use bystander::engine::memory;
+    memory::memory_is_short(memory::memory_limit())
+}
+
 /// A camera stream: frames in order, redacted with the video preset on a pool of detection
 /// threads, with hold and back-fill across frames.
 #[pyclass(module = "bystander._bystander")]
@@ -719,6 +727,7 @@ fn _bystander(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_class::<Runner>()?;
     m.add_function(wrap_pyfunction!(use_runtime, m)?)?;
+    m.add_function(wrap_pyfunction!(memory_is_short, m)?)?;
     m.add_class::<Redactor>()?;
     Ok(())
 }

@@ -234,6 +234,14 @@ def test_a_stream_returns_every_frame_in_order_and_covers_faces():
         bystander.Redactor(low_memory="yes")
 
 
+def test_memory_is_short_answers_as_the_command_line_decides(tmp_path):
+    # The command line's default: on exactly where the package says memory is short.
+    subprocess.run([need(CLI), "redact", need(CLIP), "-o", str(tmp_path), "--quiet"], check=True)
+    with open(tmp_path / (os.path.basename(CLIP) + ".bystander.json")) as f:
+        report = json.load(f)
+    assert report["settings"]["video"]["low_memory"] is bystander.memory_is_short()
+
+
 def test_live_view_redacts_in_place_and_needs_no_lookahead():
     frames = read_frames(need(CLIP), 480, 270)
     live = bystander.Redactor(jobs=1, backfill=0)

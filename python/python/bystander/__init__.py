@@ -41,6 +41,7 @@ __all__ = [
     "redact",
     "Redactor",
     "runtime_library",
+    "memory_is_short",
     "Error",
     "ConfigError",
     "InputError",
@@ -65,6 +66,13 @@ def runtime_library() -> str:
             path = os.environ.get("ORT_DYLIB_PATH") or _wheel_library()
             _runtime = _bystander.use_runtime(path)
         return _runtime
+
+
+def memory_is_short() -> bool:
+    """Whether this process may use under 4 GiB (the machine's memory, or its control group's limit
+    when lower, as a container sets): where ``low_memory=True`` suits, as the command line decides
+    by default. ``Redactor(low_memory=bystander.memory_is_short())`` makes the same choice."""
+    return _bystander.memory_is_short()
 
 
 def _wheel_library() -> str:
