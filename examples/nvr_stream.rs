@@ -109,8 +109,7 @@ fn main() -> bystander::Result<()> {
     cfg.track.backfill = option("--backfill").map_or(4, |b| b.parse().unwrap_or(4));
     // A box with little memory for this process (a Pi, a NAS, a container's limit): fewer ONNX
     // Runtime sessions, the same boxes and pixels.
-    cfg.low_memory =
-        args.iter().any(|a| a == "--low-memory") || memory::memory_is_short(memory::memory_limit());
+    cfg.low_memory = args.iter().any(|a| a == "--low-memory") || memory::memory_is_short();
     let mut redactor = Redactor::new(&cfg)?;
 
     let layout = FrameLayout::packed(PixelFormat::Bgr24, w, h);

@@ -318,8 +318,7 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
 /// command line decides by default.
 #[no_mangle]
 pub extern "C" fn bystander_memory_is_short() -> u32 {
-    use bystander::engine::memory;
-    u32::from(memory::memory_is_short(memory::memory_limit()))
+    u32::from(bystander::engine::memory::memory_is_short())
 }
 
 /// Fills `layout` for a `width` x `height` frame of `format` (a `BystanderPixelFormat` value) with
@@ -753,8 +752,7 @@ mod tests {
     /// The command line's rule for `low_memory`, as the library answers it on this machine.
     #[test]
     fn memory_is_short_answers_as_the_library_does() {
-        use bystander::engine::memory;
-        let short = memory::memory_is_short(memory::memory_limit());
+        let short = bystander::engine::memory::memory_is_short();
         assert_eq!(bystander_memory_is_short(), u32::from(short));
     }
 

@@ -560,8 +560,7 @@ fn use_runtime(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 /// limit when lower): where `low_memory=True` suits, the command line's default rule.
 #[pyfunction]
 fn memory_is_short() -> bool {
-    use bystander::engine::memory;
-    memory::memory_is_short(memory::memory_limit())
+    bystander::engine::memory::memory_is_short()
 }
 
 /// A camera stream: frames in order, redacted with the video preset on a pool of detection

@@ -31,9 +31,14 @@ pub fn memory_limit() -> Option<u64> {
     }
 }
 
-/// Whether `limit` (as [`memory_limit`] gives it) is under [`SHORT_MEMORY`]; an unknown limit is
-/// not short.
-pub fn memory_is_short(limit: Option<u64>) -> bool {
+/// Whether this process's memory ([`memory_limit`]) is under [`SHORT_MEMORY`]: the command
+/// line's rule for `low_memory`, which the Python and C fronts offer their hosts too.
+pub fn memory_is_short() -> bool {
+    short(memory_limit())
+}
+
+/// Whether `limit` is under [`SHORT_MEMORY`]; an unknown limit is not short.
+fn short(limit: Option<u64>) -> bool {
     limit.is_some_and(|m| m < SHORT_MEMORY)
 }
 
@@ -146,11 +151,11 @@ mod tests {
 
     #[test]
     fn memory_is_short_under_four_gib_and_unknown_is_not() {
-        assert!(memory_is_short(Some(1 << 30)));
-        assert!(memory_is_short(Some(SHORT_MEMORY - 1)));
-        assert!(!memory_is_short(Some(SHORT_MEMORY)));
-        assert!(!memory_is_short(Some(u64::MAX)));
-        assert!(!memory_is_short(None));
+        assert!(short(Some(1 << 30)));
+        assert!(short(Some(SHORT_MEMORY - 1)));
+        assert!(!short(Some(SHORT_MEMORY)));
+        assert!(!short(Some(u64::MAX)));
+        assert!(!short(None));
         // This machine's answer is whatever it is, but it is an answer on Linux.
         if cfg!(target_os = "linux") {
             assert!(memory_limit().is_some_and(|m| m > 0));

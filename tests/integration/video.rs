@@ -293,8 +293,7 @@ fn walk_redacted(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
 fn a_moving_face_is_redacted_on_every_frame() {
     let d = tempfile::tempdir().unwrap();
     let red = walk_redacted(d.path(), &["--classes", "face"]);
-    let short =
-        bystander::engine::memory::memory_is_short(bystander::engine::memory::memory_limit());
+    let short = bystander::engine::memory::memory_is_short();
     assert_eq!(report_of(&red)["settings"]["video"]["low_memory"], short);
 }
 

@@ -344,8 +344,7 @@ pub struct VideoArgs {
 /// `--low-memory` as asked, else whether this process's memory is short
 /// (`bystander::engine::memory`).
 fn low_memory(on: bool, off: bool) -> bool {
-    use bystander::engine::memory;
-    on || (!off && memory::memory_is_short(memory::memory_limit()))
+    on || (!off && bystander::engine::memory::memory_is_short())
 }
 
 /// The change gate's flags, shared by clips and live streams.
