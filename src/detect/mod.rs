@@ -601,10 +601,11 @@ pub struct Pass {
 /// How far the widened pass stretches a photo's width. Detectors trained on natural faces miss
 /// faces that look narrower than a face is: photos squeezed into a square thumbnail (WIDER's
 /// 416 x 416 copies squeeze faces 1.4 to 1.8 times), anamorphic frames shown without their aspect,
-/// the left and right edges of a fisheye lens (a doorbell's 160 degrees squeeze faces there about
-/// 1.4 times across), heads turned away. One look at 1.5 times the width, the middle of those
-/// squeezes, shows such faces near their natural shape; on unsqueezed photos it finds a few more
-/// small faces and makes boxes slightly taller, since merging keeps the enclosing box.
+/// heads turned away. One look at 1.5 times the width, the middle of those squeezes, shows such
+/// faces near their natural shape; on unsqueezed photos it finds a few more small faces and makes
+/// boxes slightly taller, since merging keeps the enclosing box. It does not answer a wide-angle
+/// lens's bend: faces in the outer half of a bent frame, squeezed towards its middle and tilted,
+/// are found about as seldom with it as without (BENCHMARKS.md, "Faces under a wide-angle lens").
 pub const WIDEN: f32 = 1.5;
 
 /// The light plan's working size against the plan's: see [`PassPlan::light`].
