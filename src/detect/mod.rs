@@ -1230,10 +1230,11 @@ impl ModelDetector {
     /// letterboxed to its input was tried: on room_432p_long it found fewer of the boxes the
     /// whole-frame view finds); on a frame its plan tiles, it looks at native windows of its input's size holding the regions
     /// (`windows_around`) when they are fewer than its passes. Where the crops would cost a model
-    /// more input pixels than its whole-frame passes, it runs those instead, so gating never costs
-    /// more than not gating. Boxes cut by a crop's edge are kept (no other pass sees the object
-    /// whole). With [`PassPlan::rotations`], the regions are searched in each rotation of the
-    /// frame too.
+    /// more input pixels than its whole-frame passes, or one crop more than the plan's largest
+    /// pass (a native crop of most of a frame the plan shrinks whole and tiles), it runs those
+    /// passes instead, so gating never costs more than not gating, nor holds more at once. Boxes
+    /// cut by a crop's edge are kept (no other pass sees the object whole). With
+    /// [`PassPlan::rotations`], the regions are searched in each rotation of the frame too.
     pub fn detect_in(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
         self.each_rotation(frame, |me, f, rotation| match rotation {
             None => me.detect_in_upright(f, regions),
@@ -1329,7 +1330,16 @@ impl ModelDetector {
             .map(|r| (r, scale))
             .collect();
         let crop_cost: f32 = crops.iter().map(|(r, s)| cost(r, *s, *s)).sum();
-        if crop_cost > full_cost {
+        // No run larger than the plan's own: on a frame the plan shrinks whole and tiles at native
+        // resolution, a crop at native resolution may be most of the frame, up to four times
+        // the input of any pass, and its activations then take a second region of ONNX Runtime's
+        // arena (crowd_1080p gated peaked 277 MB over ungated). Such a frame runs the plan.
+        let largest = full
+            .iter()
+            .map(|p| cost(&p.region, p.scale * p.widen, p.scale))
+            .fold(0.0f32, f32::max);
+        let too_large = crops.iter().any(|(r, s)| cost(r, *s, *s) > largest);
+        if crop_cost > full_cost || too_large {
             return self.detect_upright(frame);
         }
         let mut all = Vec::new();

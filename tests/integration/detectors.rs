@@ -284,6 +284,55 @@ fn a_gated_face_crop_holding_part_of_a_face_finds_all_of_it() {
     }
 }
 
+/// A gated crop is never a larger run than the plan's own passes: on a frame the plan shrinks
+/// whole and tiles at native resolution, a region covering most of the frame would be a native
+/// crop several times the input of any pass (its activations took a second region of ONNX
+/// Runtime's arena on crowd_1080p), so the frame runs the plan instead, box for box. A small
+/// region is still searched as a crop.
+#[test]
+fn a_gated_crop_larger_than_any_pass_of_the_plan_runs_the_plan() {
+    runtime();
+    let photo = rgb("astronaut.jpg");
+    let (w, h) = photo.dimensions();
+    let plan = PassPlan {
+        working_size: (w.max(h) / 2).max(64),
+        tiles: Tiles::Auto,
+        ..plain_640()
+    };
+    let mut detector =
+        ModelDetector::new(models::CENTERFACE.load().unwrap(), 0.5, plan, 2).unwrap();
+    let planned = detector.detect(&photo).unwrap();
+    assert!(!planned.is_empty());
+    let most = Rect {
+        x: 4,
+        y: 4,
+        w: w - 8,
+        h: h - 8,
+    };
+    assert_eq!(detector.detect_in(&photo, &[most]).unwrap(), planned);
+    // Eyes to mouth: a crop, which still finds the face.
+    let middle = Rect {
+        x: 195,
+        y: 90,
+        w: 60,
+        h: 70,
+    };
+    let cropped = detector.detect_in(&photo, &[middle]).unwrap();
+    assert!(
+        single(&cropped, Class::Face)
+            .bbox
+            .iou(&single(&planned, Class::Face).bbox)
+            > 0.6
+    );
+    let away = Rect {
+        x: 0,
+        y: h - 40,
+        w: 40,
+        h: 40,
+    };
+    assert!(detector.detect_in(&photo, &[away]).unwrap().is_empty());
+}
+
 #[test]
 fn default_set_finds_face_and_plate_and_nothing_else_on_the_fixtures() {
     runtime();
