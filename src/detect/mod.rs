@@ -1230,13 +1230,13 @@ impl ModelDetector {
     /// letterboxed to its input was tried: on room_432p_long it found fewer of the boxes the
     /// whole-frame view finds); on a frame its plan tiles, it looks at native windows of its
     /// input's size holding the regions (`windows_around`) when they are fewer than its passes.
-    /// Where the crops would cost a model
-    /// more input pixels than its whole-frame passes, or one crop more than the plan's largest
-    /// pass (a native crop of most of a frame the plan shrinks whole and tiles), it runs those
-    /// passes instead, so gating never costs more than not gating and no gated run is larger
-    /// than one of the plan's own (gating's longer look-ahead still holds more frames). Boxes
-    /// cut by a crop's edge are kept (no other pass sees the object whole). With
-    /// [`PassPlan::rotations`], the regions are searched in each rotation of the frame too.
+    /// Where the crops would cost a model more input pixels than its whole-frame passes, or one
+    /// crop more than the plan's largest pass (a native crop of most of a frame the plan shrinks
+    /// whole and tiles), it runs those passes instead, so gating never costs more than not gating
+    /// and no gated run is larger than one of the plan's own (gating's longer look-ahead still
+    /// holds more frames). Boxes cut by a crop's edge are kept (no other pass sees the object
+    /// whole). With [`PassPlan::rotations`], the regions are searched in each rotation of the
+    /// frame too.
     pub fn detect_in(&mut self, frame: &RgbImage, regions: &[Rect]) -> Result<Vec<Detection>> {
         self.each_rotation(frame, |me, f, rotation| match rotation {
             None => me.detect_in_upright(f, regions),
