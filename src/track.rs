@@ -17,7 +17,11 @@
 //!   between the two sightings (the prediction can lag a fast object; the line cannot), and
 //! * is **back-filled** onto the `backfill` frames *before* its first detection, which needs that
 //!   many frames of look-ahead: the [`Tracker`] releases frame `i` only once frame `i + backfill`
-//!   has been pushed, so latency is bounded by `backfill` frames (0 for live view), and
+//!   has been pushed, so latency is bounded by `backfill` frames (0 for live view). The first
+//!   sighting is drawn where it was seen; once a second sighting shows how the object moves, the
+//!   frames before the first that are still in the window also get it traced back along that
+//!   motion, widened as a held box is (a car that drives into view is found late, when it is
+//!   already well inside the frame: where it was first seen is not where it was before), and
 //! * **keeps its extent** where a sighting suddenly boxes less of the object than the last one
 //!   ([`SHRINK`]): models taking turns box one object differently, and the frame gets the extent
 //!   the last sighting predicts beside the new box, so that the mask never uncovers what the
@@ -115,6 +119,10 @@ struct Track {
     /// frame and grew for its whole hold, up to 14 times its height (two plates in
     /// neighbouring lanes taken for one plate jumping between them).
     guessed: bool,
+    /// Seen once so far, by a track that is no continuation of another: the frames before this
+    /// sighting hold it only where it was seen, until the next sighting shows its motion (see
+    /// [`trace_back`]).
+    fresh: bool,
 }
 
 impl Track {
@@ -262,6 +270,45 @@ fn interpolate(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, in
     }
 }
 
+/// Gives the frames of `window` before track `t`'s only sighting its box traced back along the
+/// motion from that sighting to detection `d` on frame `index`: moved back by that motion per
+/// frame, and widened on each side by [`HOLD_SPREAD`] of the distance moved, as a held box is
+/// forward (the object's speed before it was seen is a guess from after). It never gets smaller
+/// than the sighting (an object coming closer was smaller before, and a larger box fails closed)
+/// but gets larger where the object was shrinking (going away, it was larger before). One that
+/// scored under [`GROW_SCORE`] is only moved, at its size, as in [`Track::held`]. Frames the
+/// motion moves it less than half a pixel on already hold the sighting itself.
+fn trace_back(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, index: usize) {
+    let steps = index - t.last_seen;
+    let [dx, dy, mut dw, mut dh] = motion(&t.last.bbox, &d.bbox, steps);
+    let b = &t.last.bbox;
+    // A change of size beyond what objects do is the detectors' (see `SHRINK`): none learnt.
+    let resized = (d.bbox.area() / b.area().max(1e-6)).powf(1.0 / steps.max(1) as f32);
+    if !(SHRINK..=1.0 / SHRINK).contains(&resized) {
+        (dw, dh) = (0.0, 0.0);
+    }
+    let (cx, cy) = b.centre();
+    let grows = t.last.score >= GROW_SCORE;
+    for f in window.iter_mut().filter(|f| f.index < t.last_seen) {
+        let n = (t.last_seen - f.index) as f32;
+        if (dx * n).abs() < 0.5 && (dy * n).abs() < 0.5 {
+            continue;
+        }
+        let bbox = if grows {
+            let w = b.width() + HOLD_SPREAD * 2.0 * dx.abs() * n + (-dw * n).max(0.0);
+            let h = b.height() + HOLD_SPREAD * 2.0 * dy.abs() * n + (-dh * n).max(0.0);
+            BBox::from_center(cx - dx * n, cy - dy * n, w, h)
+        } else {
+            BBox::from_center(cx - dx * n, cy - dy * n, b.width(), b.height())
+        };
+        f.boxes.push(Detection {
+            bbox,
+            landmarks: Vec::new(),
+            ..t.last.clone()
+        });
+    }
+}
+
 /// What to redact on one frame, released in frame order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackedFrame {
@@ -331,6 +378,10 @@ impl Tracker {
                     Some((ti, wrong_guess)) => {
                         matched[ti] = true;
                         let t = &mut self.tracks[ti];
+                        if t.fresh {
+                            trace_back(&mut self.window, t, d, index);
+                            t.fresh = false;
+                        }
                         let resized = t.resized(index, &d.bbox);
                         if let Some(kept) = t.kept_extent(index, d, resized, wrong_guess) {
                             boxes.push(kept);
@@ -362,14 +413,20 @@ impl Tracker {
                         // carrying the motion between the two; the gap gets interpolated boxes.
                         let nearest = self
                             .tracks
-                            .iter()
+                            .iter_mut()
                             .enumerate()
                             .filter(|(ti, t)| free(*ti, t))
-                            .filter_map(|(_, t)| Some((t, t.reach(index, &d.bbox)?)))
-                            .min_by(|a, b| a.1.total_cmp(&b.1));
+                            .filter_map(|(_, t)| Some((t.reach(index, &d.bbox)?, t)))
+                            .min_by(|a, b| a.0.total_cmp(&b.0));
                         let (velocity, guessed) = match nearest {
-                            Some((t, _)) => {
+                            Some((_, t)) => {
                                 interpolate(&mut self.window, t, d, index);
+                                // The jump is the only motion known: the frames before a track
+                                // seen once are traced back along it (a guess that fails closed).
+                                if t.fresh {
+                                    trace_back(&mut self.window, t, d, index);
+                                    t.fresh = false;
+                                }
                                 (motion(&t.last.bbox, &d.bbox, index - t.last_seen), true)
                             }
                             None => ([0.0; 4], false),
@@ -384,6 +441,7 @@ impl Tracker {
                             last_seen: index,
                             velocity,
                             guessed,
+                            fresh: !guessed,
                         });
                         matched.push(true);
                     }
@@ -819,6 +877,90 @@ mod tests {
         frames.extend((0..4).map(|_| Some(vec![])));
         let counts: Vec<usize> = run(cfg, frames).iter().map(|f| f.boxes.len()).collect();
         assert_eq!(counts, vec![1, 1, 1, 0, 0]);
+    }
+
+    /// Generated cases: an object of any size moving at a steady speed and change of size
+    /// comes into view (is first found) late, and is found again one to three frames later.
+    /// Every frame before the first sighting that is still in the look-ahead window then is
+    /// covered whole; a box that scored under `GROW_SCORE` is only moved, never larger than a
+    /// sighting (so it covers the object whole only where the object was no larger). Without the
+    /// trace back, the sighting's box stays where it was seen and a moving object's earlier
+    /// frames show.
+    #[test]
+    fn an_object_found_late_is_back_filled_along_its_motion() {
+        let mut rng = crate::TestRng::new(0x5eed_0b5e);
+        let mut next = |n: u32| rng.below(n) as f32;
+        let mut traced = 0;
+        for case in 0..400 {
+            // Whole pixels, so that the 1-px sampling of `covered` measures the tracker alone.
+            let (w, h) = (8.0 + next(200), 8.0 + next(150));
+            // Moving under its own size a frame (farther is another object to the tracker, see
+            // `Track::reach`), growing or shrinking by a pixel a frame where it is 25 px or more.
+            let reach = w.max(h).min(31.0) as u32;
+            let (vx, vy) = (
+                next(2 * reach - 1) - (reach - 1) as f32,
+                next(2 * reach - 1) - (reach - 1) as f32,
+            );
+            let vs = if w.min(h) >= 25.0 { next(3) - 1.0 } else { 0.0 };
+            let backfill = 2 + next(10) as usize;
+            let first = backfill + next(5) as usize;
+            let gap = 1 + next(3) as usize;
+            let score = if case % 4 == 0 { 0.2 } else { 0.9 };
+            let truth = |i: usize| {
+                let n = i as f32 - first as f32;
+                BBox::from_center(
+                    1000.0 + vx * n,
+                    1000.0 + vy * n,
+                    (w + vs * n).max(4.0),
+                    (h + vs * n).max(4.0),
+                )
+            };
+            let seen = |i: usize| Detection {
+                class: Class::Plate,
+                score,
+                bbox: truth(i),
+                landmarks: vec![],
+            };
+            let cfg = TrackConfig {
+                hold: 8,
+                backfill,
+                iou: 0.2,
+            };
+            let frames: Vec<Option<Vec<Detection>>> = (0..first + gap + backfill + 2)
+                .map(|i| {
+                    let found = i >= first && (i - first).is_multiple_of(gap);
+                    Some(if found { vec![seen(i)] } else { vec![] })
+                })
+                .collect();
+            let out = run(cfg, frames);
+            // The largest box any sighting gave: a low-scoring box is never drawn larger.
+            let sightings = (first..out.len()).step_by(gap).map(truth);
+            let (widest, tallest) = sightings.fold((0.0f32, 0.0f32), |(w, h), b| {
+                (w.max(b.width()), h.max(b.height()))
+            });
+            for f in &out[(first + gap).saturating_sub(backfill).min(first)..first] {
+                let object = truth(f.index);
+                let c = covered(&object, &f.boxes);
+                assert!(
+                    c >= 0.99 || (score < GROW_SCORE && vs < 0.0),
+                    "case {case}, frame {} (first found on {first}, again {gap} later): \
+                     {c:.2} of {object:?} covered by {:?}",
+                    f.index,
+                    f.boxes
+                );
+                if score < GROW_SCORE {
+                    assert!(
+                        f.boxes.iter().all(|d| d.bbox.width() <= widest + 1e-3
+                            && d.bbox.height() <= tallest + 1e-3),
+                        "case {case}, frame {}: {:?} grew past {widest} x {tallest}",
+                        f.index,
+                        f.boxes
+                    );
+                }
+                traced += usize::from(f.boxes.len() > 1);
+            }
+        }
+        assert!(traced > 500, "only {traced} frames traced back");
     }
 
     #[test]
