@@ -213,9 +213,10 @@ pub fn default_detect_every(detect: &DetectConfig) -> usize {
 /// against 0.864), and on the static-camera clips it runs 1.09 to 1.28 times as fast
 /// (BENCHMARKS.md, "The fast preset gates files"). Its crops are looked at at native resolution,
 /// where its whole-frame pass shrinks frames to 640 px. The balanced and max presets do not:
-/// gated, the balanced preset covers 0.979 of those boxes on five of the clips against 0.981
-/// ungated, with fewer plates, and saves no time on a busy scene (BENCHMARKS.md, "Gating at the
-/// balanced preset, measured again"). Live streams and the host API have no look-ahead to spare
+/// gated, the balanced preset covers 0.980 of those boxes on five of the clips against 0.982
+/// ungated (the plates it misses more are false ones on a crowd with no vehicle in it), and saves
+/// no time on a busy scene (BENCHMARKS.md, "Gating at the balanced preset, measured again", and
+/// "Back-fill along the motion"). Live streams and the host API have no look-ahead to spare
 /// and gate only when asked.
 pub fn default_file_gating(detect: &DetectConfig) -> bool {
     detect.recall == crate::detect::Recall::Fast
