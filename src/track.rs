@@ -279,12 +279,11 @@ fn interpolate(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, in
 /// scored under [`GROW_SCORE`] is only moved, at its size, as in [`Track::held`]. Frames the
 /// motion moves it less than half a pixel on already hold the sighting itself.
 fn trace_back(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, index: usize) {
-    let steps = index - t.last_seen;
-    let [dx, dy, mut dw, mut dh] = motion(&t.last.bbox, &d.bbox, steps);
+    let [dx, dy, mut dw, mut dh] = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
     let b = &t.last.bbox;
-    // A change of size beyond what objects do is the detectors' (see `SHRINK`): none learnt.
-    let resized = (d.bbox.area() / b.area().max(1e-6)).powf(1.0 / steps.max(1) as f32);
-    if !(SHRINK..=1.0 / SHRINK).contains(&resized) {
+    // A change of size beyond what objects do is the detectors' (see `SHRINK`): none learnt. A
+    // track seen once predicts its sighting's box, so this is the change from that box.
+    if !(SHRINK..=1.0 / SHRINK).contains(&t.resized(index, &d.bbox)) {
         (dw, dh) = (0.0, 0.0);
     }
     let (cx, cy) = b.centre();
