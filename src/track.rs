@@ -270,15 +270,19 @@ fn interpolate(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, in
     }
 }
 
-/// Gives the frames of `window` before track `t`'s only sighting its box traced back along the
-/// motion from that sighting to detection `d` on frame `index`: moved back by that motion per
+/// For a track `t` seen once so far ([`Track::fresh`], cleared here), gives the frames of
+/// `window` before its only sighting its box traced back along the motion from that sighting to
+/// detection `d` on frame `index`: moved back by that motion per
 /// frame, and widened on each side by [`HOLD_SPREAD`] of the distance moved, as a held box is
 /// forward (the object's speed before it was seen is a guess from after). It never gets smaller
 /// than the sighting (an object coming closer was smaller before, and a larger box fails closed)
 /// but gets larger where the object was shrinking (going away, it was larger before). One that
 /// scored under [`GROW_SCORE`] is only moved, at its size, as in [`Track::held`]. Frames the
 /// motion moves it less than half a pixel on already hold the sighting itself.
-fn trace_back(window: &mut VecDeque<TrackedFrame>, t: &Track, d: &Detection, index: usize) {
+fn trace_back(window: &mut VecDeque<TrackedFrame>, t: &mut Track, d: &Detection, index: usize) {
+    if !std::mem::replace(&mut t.fresh, false) {
+        return;
+    }
     let [dx, dy, mut dw, mut dh] = motion(&t.last.bbox, &d.bbox, index - t.last_seen);
     let b = &t.last.bbox;
     // A change of size beyond what objects do is the detectors' (see `SHRINK`): none learnt. A
@@ -377,10 +381,7 @@ impl Tracker {
                     Some((ti, wrong_guess)) => {
                         matched[ti] = true;
                         let t = &mut self.tracks[ti];
-                        if t.fresh {
-                            trace_back(&mut self.window, t, d, index);
-                            t.fresh = false;
-                        }
+                        trace_back(&mut self.window, t, d, index);
                         let resized = t.resized(index, &d.bbox);
                         if let Some(kept) = t.kept_extent(index, d, resized, wrong_guess) {
                             boxes.push(kept);
@@ -422,10 +423,7 @@ impl Tracker {
                                 interpolate(&mut self.window, t, d, index);
                                 // The jump is the only motion known: the frames before a track
                                 // seen once are traced back along it (a guess that fails closed).
-                                if t.fresh {
-                                    trace_back(&mut self.window, t, d, index);
-                                    t.fresh = false;
-                                }
+                                trace_back(&mut self.window, t, d, index);
                                 (motion(&t.last.bbox, &d.bbox, index - t.last_seen), true)
                             }
                             None => ([0.0; 4], false),
