@@ -156,6 +156,37 @@ impl Sessions {
         self.cap.store(cap.max(1), Ordering::SeqCst);
     }
 
+    /// Makes one more idle session now, where the cap leaves room for it (see
+    /// [`Sessions::set_cap`]); where none can be made, [`Sessions::borrow`] tries again when one
+    /// is needed. Why: see `DetectorSet::make_spare`.
+    fn make_spare(&self) {
+        if !self.take_room() {
+            return;
+        }
+        match self.make() {
+            Ok(s) => self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s),
+            Err(_) => {
+                self.made.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Counts one more session where the cap leaves room for it: counted before it is made, so
+    /// that two workers do not both make the last one.
+    fn take_room(&self) -> bool {
+        self.made
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                (m < self.cap.load(Ordering::SeqCst)).then_some(m + 1)
+            })
+            .is_ok()
+    }
+
+    /// A new session of the model.
+    fn make(&self) -> Result<Session> {
+        let bytes = self.model.session_bytes()?;
+        crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
+    }
+
     /// Reads a session's input and output descriptions (all sessions of a model have the same).
     pub(crate) fn describe<R>(&self, f: impl FnOnce(&Session) -> Result<R>) -> Result<R> {
         self.with(|s| f(s))
@@ -194,19 +225,9 @@ impl Sessions {
         if let Some(s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return s;
         }
-        // One more session, where the cap leaves room for it (counted before it is made, so that
-        // two workers do not both make the last one).
-        let room = self
-            .made
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
-                (m < self.cap.load(Ordering::SeqCst)).then_some(m + 1)
-            })
-            .is_ok();
-        if room {
-            let made = self.model.session_bytes().and_then(|bytes| {
-                crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
-            });
-            match made {
+        // One more session, where the cap leaves room for it.
+        if self.take_room() {
+            match self.make() {
                 Ok(s) => return s,
                 Err(_) => {
                     self.made.fetch_sub(1, Ordering::SeqCst);
@@ -343,6 +364,32 @@ pub fn session_pool_probe(
     })?;
     let sessions = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
     Ok((held, sessions))
+}
+
+/// For tests: builds `detect`'s detectors as a clip's pool of `workers` workers does (capped as
+/// `low_memory` says), readies them for frames of `size` (`DetectorSet::make_spare`), and says for
+/// each model its name, whether its plan tiles such a frame, and how many sessions it has.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub fn spare_sessions_probe(
+    detect: &DetectConfig,
+    size: (u32, u32),
+    workers: usize,
+    low_memory: bool,
+) -> Result<Vec<(String, bool, usize)>> {
+    let set = detect.build()?;
+    set.cap_sessions(workers, low_memory);
+    set.make_spare(size, workers);
+    Ok(set
+        .detectors
+        .iter()
+        .map(|d| {
+            let loaded = d.runner.loaded();
+            let tiles = d.passes(size.0, size.1).iter().any(|p| p.tile);
+            let sessions = loaded.sessions.made.load(Ordering::SeqCst);
+            (loaded.model.name.clone(), tiles, sessions)
+        })
+        .collect())
 }
 
 /// One model family's preprocess → run → postprocess over a rectangle of the frame. A family's
@@ -2255,6 +2302,29 @@ impl DetectorSet {
                 }
             };
             sessions.set_cap(cap);
+        }
+    }
+
+    /// Before the first frame of `w` x `h` frames that `workers` workers detect side by side,
+    /// makes a second session of each model whose plan tiles such a frame (where its cap leaves
+    /// room, see [`Sessions::set_cap`]).
+    ///
+    /// Why: a model that tiles the frame runs several times on its turn where the others run
+    /// once, so a worker reaches its next turn while another still runs it, and makes a second
+    /// session anyway. Made during the clip, a session's making (its file read and checked,
+    /// parsed and optimised) comes on top of the frames in flight and the runs under way, and can
+    /// set the peak; made here, it does not. On frames no plan tiles (at the default, up to 800 px
+    /// across) nothing is made: which model falls behind there depends on the models, and memory
+    /// there is far from a device's limit. Measured: BENCHMARKS.md, "Second sessions made before
+    /// the first frame".
+    pub(crate) fn make_spare(&self, (w, h): (u32, u32), workers: usize) {
+        if workers < 2 {
+            return;
+        }
+        for d in &self.detectors {
+            if d.passes(w, h).iter().any(|p| p.tile) {
+                d.runner.loaded().sessions.make_spare();
+            }
         }
     }
 

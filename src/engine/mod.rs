@@ -518,6 +518,9 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     ) -> Result<()> {
         let index = self.next_index;
         self.next_index += 1;
+        if let (0, Some(pool)) = (index, &self.pool) {
+            pool.prepare(image.dimensions());
+        }
         let image = Arc::new(image);
         let detect = fault.is_none() && index.is_multiple_of(self.detect_every);
         // Detected all the same: its boxes feed the hold of the frames after the cover.

@@ -54,6 +54,10 @@ pub(crate) struct Pool {
     seconds: Arc<Mutex<Vec<f64>>>,
     cycle: usize,
     change_depth: usize,
+    /// The workers' detectors once more, sharing their sessions, to plan with; never run. Behind
+    /// a lock only so that the pool is `Sync`, as `answers`.
+    planner: Mutex<DetectorSet>,
+    rotation: u32,
 }
 
 impl Pool {
@@ -72,6 +76,7 @@ impl Pool {
         let n = workers.max(1);
         let first = detect.build()?;
         first.cap_sessions(n, low_memory);
+        let planner = Mutex::new(first.fork());
         let mut sets: Vec<DetectorSet> = (1..n).map(|_| first.fork()).collect();
         sets.insert(0, first);
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(n * 2);
@@ -106,7 +111,21 @@ impl Pool {
             seconds,
             cycle,
             change_depth,
+            planner,
+            rotation,
         })
+    }
+
+    /// Readies the sessions for frames of `size` (as stored, before the pool's rotation), before
+    /// the first is sent (see `DetectorSet::make_spare`).
+    pub fn prepare(&self, (w, h): (u32, u32)) {
+        let upright = if self.rotation % 180 == 90 {
+            (h, w)
+        } else {
+            (w, h)
+        };
+        let planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
+        planner.make_spare(upright, self.workers());
     }
 
     /// Queues a frame, to be detected where its `look` says, looking again where its `hints` say

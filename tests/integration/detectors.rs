@@ -1172,3 +1172,35 @@ fn the_roving_tile_finds_a_plate_too_small_for_the_native_tiles_where_it_passes(
         );
     }
 }
+
+// A clip's pool makes, before the first frame, the second session that a model tiling the frame
+// would otherwise make while frames are in flight: only for such a model, only with two workers
+// or more, and never past the cap a low-memory pool sets.
+#[test]
+fn models_that_tile_the_frame_get_their_second_session_before_the_first_frame() {
+    runtime();
+    use bystander::detect::spare_sessions_probe;
+    let clips = DetectConfig::default().for_clips();
+    let probe = |size, workers, low_memory| {
+        spare_sessions_probe(&clips, size, workers, low_memory).unwrap()
+    };
+    let large = probe((1920, 1080), 2, false);
+    assert!(
+        large
+            .iter()
+            .any(|(n, tiles, _)| *tiles && n == "centerface"),
+        "{large:?}"
+    );
+    for (name, tiles, sessions) in &large {
+        assert_eq!(*sessions, if *tiles { 2 } else { 1 }, "{name}: {large:?}");
+    }
+    let small = probe((768, 432), 2, false);
+    assert!(
+        small.iter().all(|(_, tiles, s)| !tiles && *s == 1),
+        "{small:?}"
+    );
+    let one_worker = probe((1920, 1080), 1, false);
+    assert!(one_worker.iter().all(|(_, _, s)| *s == 1), "{one_worker:?}");
+    let capped = probe((1920, 1080), 2, true);
+    assert!(capped.iter().all(|(_, _, s)| *s == 1), "{capped:?}");
+}
