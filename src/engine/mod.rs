@@ -412,8 +412,8 @@ pub struct Engine<T, P = RgbImage> {
 }
 
 impl<T: Send, P: Picture + Clone> Engine<T, P> {
-    /// Starts the detector pool of `cfg` (every session is built before this returns, so a bad
-    /// model or a missing runtime is an error here, not on a frame).
+    /// Starts the detector pool of `cfg` (every model's first session is built before this
+    /// returns, so a bad model or a missing runtime is an error here, not on a frame).
     pub fn new(cfg: &EngineConfig) -> Result<Engine<T, P>> {
         // The models are read and their sha256 checked once, by the pool's build: each read is
         // 11 ms for the fast clip preset's three, per clip of a batch.
@@ -508,7 +508,9 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
 
     /// Pushes the next frame, with `fault` when the front already knows it cannot be trusted
     /// (it is then not detected and leaves covered). Frames that are ready go to `sink`, in
-    /// order. Waits while too many frames are in flight.
+    /// order. Waits while too many frames are in flight. The first frame also waits while the
+    /// models that tile frames of its size get their second session, which the workers would
+    /// otherwise make while frames are in flight (see `DetectorSet::make_spare`).
     pub fn push(
         &mut self,
         image: P,
