@@ -160,31 +160,26 @@ impl Sessions {
     /// [`Sessions::set_cap`]); where none can be made, [`Sessions::borrow`] tries again when one
     /// is needed. Why: see `DetectorSet::make_spare`.
     fn make_spare(&self) {
-        if !self.take_room() {
-            return;
-        }
-        match self.make() {
-            Ok(s) => self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s),
-            Err(_) => {
-                self.made.fetch_sub(1, Ordering::SeqCst);
-            }
+        if let Some(s) = self.make() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         }
     }
 
-    /// Counts one more session where the cap leaves room for it: counted before it is made, so
-    /// that two workers do not both make the last one.
-    fn take_room(&self) -> bool {
+    /// A new session of the model, where the cap leaves room for it (counted before it is made,
+    /// so that two workers do not both make the last one) and one can be made.
+    fn make(&self) -> Option<Session> {
         self.made
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
                 (m < self.cap.load(Ordering::SeqCst)).then_some(m + 1)
             })
-            .is_ok()
-    }
-
-    /// A new session of the model.
-    fn make(&self) -> Result<Session> {
-        let bytes = self.model.session_bytes()?;
-        crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
+            .ok()?;
+        let made = self.model.session_bytes().and_then(|bytes| {
+            crate::runtime::session(&self.model.name, &bytes, self.intra_threads)
+        });
+        if made.is_err() {
+            self.made.fetch_sub(1, Ordering::SeqCst);
+        }
+        made.ok()
     }
 
     /// Reads a session's input and output descriptions (all sessions of a model have the same).
@@ -225,14 +220,8 @@ impl Sessions {
         if let Some(s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return s;
         }
-        // One more session, where the cap leaves room for it.
-        if self.take_room() {
-            match self.make() {
-                Ok(s) => return s,
-                Err(_) => {
-                    self.made.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
+        if let Some(s) = self.make() {
+            return s;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
