@@ -688,6 +688,8 @@ fn redact_one(
             record["unread_frames"] = r.unread_frames.into();
             record["unread_seconds"] = r.unread_seconds.into();
             record["rotation"] = r.rotation.into();
+            // As the detection used it (an f32), to four places rather than its binary digits.
+            record["pixel_aspect"] = ((f64::from(r.pixel_aspect) * 1e4).round() / 1e4).into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
             // Frames with a detection the previous or next frame lacks: what the hold covers.

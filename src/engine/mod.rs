@@ -125,6 +125,12 @@ pub struct EngineConfig {
     /// Display rotation of the frames, degrees clockwise (0, 90, 180, 270): detection runs on
     /// the upright picture and boxes come back in stored pixels.
     pub rotation: u32,
+    /// How many times as wide as it is high a stored pixel is shown (the stream's sample aspect
+    /// ratio; 1 for square pixels, 4:3 for HDV's 1440 x 1080, 64:45 for a 720 x 576 frame shown
+    /// 16:9), from 1/4 to 4: detection runs on the frame stretched to that shape (see
+    /// [`pool::shown_size`]), as the models were trained on square pixels, and boxes come back
+    /// in stored pixels.
+    pub pixel_aspect: f32,
     /// Change- and track-gated detection (see [`gate`]; off by default); frames displayed
     /// rotated are never gated.
     pub gate: GateConfig,
@@ -151,6 +157,7 @@ impl EngineConfig {
             workers: threads.max(1),
             intra_threads: 1,
             rotation: 0,
+            pixel_aspect: 1.0,
             gate: GateConfig::default(),
             low_memory: false,
         }
@@ -184,6 +191,14 @@ impl EngineConfig {
                 name: "rotation",
                 value: self.rotation.to_string(),
                 allowed: "0, 90, 180 or 270 degrees",
+            });
+        }
+        let most = pool::MAX_PIXEL_ASPECT;
+        if !(1.0 / most..=most).contains(&self.pixel_aspect) {
+            return Err(Error::InvalidSetting {
+                name: "pixel aspect",
+                value: self.pixel_aspect.to_string(),
+                allowed: "1/4 to 4 (a stored pixel's width over its height)",
             });
         }
         if self.track.hold + 1 < self.detect_every {
@@ -420,7 +435,12 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         cfg.check_settings()?;
         let mut detect = cfg.detect.for_clips();
         detect.intra_threads = cfg.intra_threads;
-        let pool = pool::Pool::start(&detect, cfg.workers, cfg.rotation, cfg.low_memory)?;
+        let pool = pool::Pool::start(
+            &detect,
+            cfg.workers,
+            (cfg.rotation, cfg.pixel_aspect),
+            cfg.low_memory,
+        )?;
         Ok(Engine::with_pool(Some(pool), cfg))
     }
 

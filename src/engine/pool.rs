@@ -15,7 +15,7 @@ use image::RgbImage;
 
 use super::gate::{Look, LumaCells};
 use super::Picture;
-use crate::detect::{DetectConfig, DetectorSet};
+use crate::detect::{DetectConfig, DetectorSet, Rect};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 
@@ -58,19 +58,21 @@ pub(crate) struct Pool {
     /// a lock only so that the pool is `Sync`, as `answers`.
     planner: Mutex<DetectorSet>,
     rotation: u32,
+    pixel_aspect: f32,
 }
 
 impl Pool {
     /// Starts `workers` threads, each with the detectors of `detect` (with the share of intra-op
     /// threads set by the caller in `detect`), sharing their sessions. The detectors are built
     /// before any thread starts, so a bad model or a missing runtime fails here, at once. Frames are detected as
-    /// displayed rotated `rotation` degrees clockwise, and their boxes mapped back. With
+    /// displayed: stretched to their pixels' aspect (`pixel_aspect`, see [`shown_size`]) and
+    /// rotated `rotation` degrees clockwise, and their boxes mapped back. With
     /// `low_memory`, each model's sessions are capped at what the schedule needs
     /// (`DetectorSet::cap_sessions`).
     pub fn start(
         detect: &DetectConfig,
         workers: usize,
-        rotation: u32,
+        (rotation, pixel_aspect): (u32, f32),
         low_memory: bool,
     ) -> Result<Pool> {
         let n = workers.max(1);
@@ -97,7 +99,7 @@ impl Pool {
             let total = Arc::clone(&seconds);
             let handle = std::thread::Builder::new()
                 .name(format!("bystander-detect-{i}"))
-                .spawn(move || work(set, &rx, &tx, &total, rotation))
+                .spawn(move || work(set, &rx, &tx, &total, (rotation, pixel_aspect)))
                 .map_err(|e| Error::Engine {
                     reason: format!("cannot start a detection thread: {e}"),
                 })?;
@@ -113,12 +115,14 @@ impl Pool {
             change_depth,
             planner,
             rotation,
+            pixel_aspect,
         })
     }
 
     /// Readies the sessions for frames of `size` (as stored, before the pool's rotation), before
     /// the first is sent (see `DetectorSet::make_spare`).
-    pub fn prepare(&self, (w, h): (u32, u32)) {
+    pub fn prepare(&self, size: (u32, u32)) {
+        let (w, h) = shown_size(size, self.pixel_aspect);
         let upright = if self.rotation % 180 == 90 {
             (h, w)
         } else {
@@ -193,7 +197,7 @@ fn work(
     jobs: &Mutex<Receiver<Job>>,
     answers: &mpsc::Sender<Answer>,
     total: &Mutex<Vec<f64>>,
-    rotation: u32,
+    (rotation, pixel_aspect): (u32, f32),
 ) {
     let mut took = vec![0.0; set.detectors().len()];
     loop {
@@ -215,18 +219,32 @@ fn work(
         // covered), where an unanswered frame would hold the engine up for good.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             set.set_light(light);
-            // Hints are where objects lay on the stored frame; a frame detected turned has none.
-            set.set_hints(if rotation == 0 { &hints } else { &[] });
-            // The cells are measured on the stored frame, as the hints are.
-            set.set_changes(if rotation == 0 { changes } else { Vec::new() });
+            let size = image.dimensions();
+            let shown = shown_size(size, pixel_aspect);
+            // Hints are where objects lay on the stored frame, mapped onto the stretched one; a
+            // frame detected turned has none.
+            let hints: Vec<(Class, BBox)> = match rotation {
+                0 => hints
+                    .iter()
+                    .map(|(c, b)| (*c, box_to_shown(b, size, shown)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            set.set_hints(&hints);
+            // The cells are measured on the stored frame, as the hints are; a stretched frame's
+            // tiles cannot be compared with them, and count as changed.
+            set.set_changes(if rotation == 0 && shown == size {
+                changes
+            } else {
+                Vec::new()
+            });
             // The frame as RGB lives only while it is detected (see `Picture`).
             let mut result = None;
-            let size = image.dimensions();
             image.with_rgb(&mut |rgb| {
                 // Boxes are painted in the picture's own size: pixels of another size would put
                 // them in the wrong place.
                 result = Some(if rgb.dimensions() == size {
-                    detect_upright(&mut set, rgb, turn, &look, rotation, &mut took)
+                    detect_shown(&mut set, rgb, shown, turn, &look, rotation, &mut took)
                 } else {
                     Err(Error::Engine {
                         reason: format!(
@@ -265,6 +283,49 @@ fn work(
             break;
         }
     }
+}
+
+/// Detects on the picture stretched to `shown` (its display aspect, see [`shown_size`]), then as
+/// [`detect_upright`] does, boxes mapped back to the stored pixels.
+fn detect_shown(
+    set: &mut DetectorSet,
+    image: &RgbImage,
+    shown: (u32, u32),
+    turn: usize,
+    look: &Look,
+    rotation: u32,
+    took: &mut [f64],
+) -> Result<Vec<Detection>> {
+    let size = image.dimensions();
+    let Some(wide) = stretch(image, shown) else {
+        return detect_upright(set, image, turn, look, rotation, took);
+    };
+    let look = match look {
+        Look::Regions(regions) => Look::Regions(
+            regions
+                .iter()
+                .map(|r| rect_to_shown(r, size, shown))
+                .collect(),
+        ),
+        Look::Full => Look::Full,
+    };
+    let (kx, ky) = factors(size, shown);
+    detect_upright(set, &wide, turn, &look, rotation, took).map(|ds| {
+        ds.into_iter()
+            .map(|mut d| {
+                d.bbox = BBox::new(
+                    d.bbox.x1 / kx,
+                    d.bbox.y1 / ky,
+                    d.bbox.x2 / kx,
+                    d.bbox.y2 / ky,
+                );
+                for p in &mut d.landmarks {
+                    *p = [p[0] / kx, p[1] / ky];
+                }
+                d
+            })
+            .collect()
+    })
 }
 
 /// Detects on the picture as displayed (turned `rotation` degrees clockwise), boxes mapped back to
@@ -321,6 +382,115 @@ pub fn upright(stored: &RgbImage, rotation: u32) -> Option<RgbImage> {
     }
 }
 
+/// The widest a stored pixel may be against its height, and the narrowest (its inverse): the
+/// anamorphic formats of cameras and broadcast (HDV's 4:3, D1's 64:45, half-D1's 2:1 or so) sit
+/// well inside, and a frame stretched this far holds at most four times its stored pixels.
+pub const MAX_PIXEL_ASPECT: f32 = 4.0;
+
+/// The size at which a `w` x `h` frame whose pixels are `pixel_aspect` times as wide as they are
+/// high (its sample aspect ratio) shows its pictures in their own shape: stretched in width
+/// where the pixels are wide, in height where they are tall, never shrunk, so no detail of the
+/// stored pixels is lost. Unchanged within half a percent of square pixels, and for an aspect
+/// outside [`MAX_PIXEL_ASPECT`] or its inverse (the engine's settings refuse those; a file's
+/// is clamped by its front).
+///
+/// Why: the models were trained on square-pixel pictures. An anamorphic frame shown as stored
+/// squeezes faces and plates: on 30 frames of crowd_1080p stored at 1440 x 1080 with pixels 4:3
+/// wide (HDV), the default covered 0.889 of the faces it covers at 1920 x 1080, at 960 x 1080
+/// with pixels 2:1 wide 0.596, and at 720 x 576 with pixels 64:45 wide (D1 shown 16:9) 0.807
+/// against 0.883 at 1024 x 576 (BENCHMARKS.md, "Frames with pixels that are not square").
+pub fn shown_size((w, h): (u32, u32), pixel_aspect: f32) -> (u32, u32) {
+    let a = pixel_aspect;
+    if !(1.0 / MAX_PIXEL_ASPECT..=MAX_PIXEL_ASPECT).contains(&a) || (a - 1.0).abs() <= 0.005 {
+        (w, h)
+    } else if a > 1.0 {
+        (((w as f32 * a).round() as u32).max(w), h)
+    } else {
+        (w, ((h as f32 / a).round() as u32).max(h))
+    }
+}
+
+/// How many times the shown frame is wider and higher than the stored one.
+fn factors((w, h): (u32, u32), (sw, sh): (u32, u32)) -> (f32, f32) {
+    (sw as f32 / w.max(1) as f32, sh as f32 / h.max(1) as f32)
+}
+
+/// A box on the stored frame of `size`, on the frame shown at `shown`.
+fn box_to_shown(b: &BBox, size: (u32, u32), shown: (u32, u32)) -> BBox {
+    let (kx, ky) = factors(size, shown);
+    BBox::new(b.x1 * kx, b.y1 * ky, b.x2 * kx, b.y2 * ky)
+}
+
+/// A rectangle of the stored frame of `size`, grown to whole pixels of the frame shown at
+/// `shown`: it holds every shown pixel that any of its stored pixels contributes to in
+/// [`stretch`] (shown pixel `i` mixes the stored ones either side of `(i + 0.5) / k - 0.5`), and
+/// one more on each side.
+fn rect_to_shown(r: &Rect, size: (u32, u32), shown: (u32, u32)) -> Rect {
+    let (kx, ky) = factors(size, shown);
+    let from =
+        |a: u32, k: f32| (((a as f32 - 0.5) * k - 0.5).floor().max(0.0) as u32).saturating_sub(1);
+    let to = |b: u32, k: f32, most: u32| {
+        ((((b as f32 + 0.5) * k - 0.5).ceil().max(0.0) as u32) + 1).min(most)
+    };
+    let (x0, y0) = (from(r.x, kx), from(r.y, ky));
+    let (x1, y1) = (to(r.x + r.w, kx, shown.0), to(r.y + r.h, ky, shown.1));
+    Rect {
+        x: x0.min(x1),
+        y: y0.min(y1),
+        w: x1.saturating_sub(x0),
+        h: y1.saturating_sub(y0),
+    }
+}
+
+/// `stored` stretched along one axis to `shown` (see [`shown_size`]), each new pixel interpolated
+/// linearly between the two stored pixels nearest its centre; `None` where `shown` is its size.
+/// One axis in integer arithmetic, where a general resize filters both.
+pub fn stretch(stored: &RgbImage, shown: (u32, u32)) -> Option<RgbImage> {
+    let (w, h) = stored.dimensions();
+    let (sw, sh) = shown;
+    if (sw, sh) == (w, h) || w == 0 || h == 0 || sw == 0 || sh == 0 {
+        return None;
+    }
+    // For each position along the stretched axis: the stored index before it and the weight
+    // (of 256) of the one after.
+    let taps = |from: u32, to: u32| -> Vec<(usize, u32)> {
+        let k = from as f32 / to as f32;
+        (0..to)
+            .map(|i| {
+                let at = ((i as f32 + 0.5) * k - 0.5).clamp(0.0, (from - 1) as f32);
+                let i0 = at.floor() as usize;
+                (i0, ((at - i0 as f32) * 256.0).round() as u32)
+            })
+            .collect()
+    };
+    let mix =
+        |a: u8, b: u8, t: u32| ((u32::from(a) * (256 - t) + u32::from(b) * t + 128) >> 8) as u8;
+    let src = stored.as_raw();
+    let mut out = Vec::with_capacity(sw as usize * sh as usize * 3);
+    if sw != w {
+        let taps = taps(w, sw);
+        let last = w as usize - 1;
+        for row in src.chunks_exact(w as usize * 3) {
+            for &(i0, t) in &taps {
+                let (a, b) = (i0 * 3, (i0 + 1).min(last) * 3);
+                for c in 0..3 {
+                    out.push(mix(row[a + c], row[b + c], t));
+                }
+            }
+        }
+    } else {
+        let taps = taps(h, sh);
+        let stride = w as usize * 3;
+        let last = h as usize - 1;
+        for &(i0, t) in &taps {
+            let i1 = (i0 + 1).min(last);
+            let (r0, r1) = (&src[i0 * stride..][..stride], &src[i1 * stride..][..stride]);
+            out.extend(r0.iter().zip(r1).map(|(&a, &b)| mix(a, b, t)));
+        }
+    }
+    RgbImage::from_raw(sw, sh, out)
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         self.jobs.take();
@@ -353,6 +523,88 @@ mod tests {
                 h,
             );
             assert_eq!(b, BBox::new(30.0, 5.0, 31.0, 6.0), "rotation {rot}");
+        }
+    }
+
+    #[test]
+    fn a_frame_is_shown_stretched_to_its_pixels_aspect_never_shrunk() {
+        assert_eq!(shown_size((1440, 1080), 4.0 / 3.0), (1920, 1080));
+        assert_eq!(shown_size((720, 576), 64.0 / 45.0), (1024, 576));
+        assert_eq!(shown_size((1920, 540), 0.5), (1920, 1080));
+        // Square, nearly square, and out of range: as stored.
+        for a in [1.0, 1.004, 0.996, 4.5, 0.2, f32::NAN, 0.0, -2.0] {
+            assert_eq!(shown_size((640, 480), a), (640, 480), "aspect {a}");
+        }
+        let img = RgbImage::new(64, 48);
+        assert!(stretch(&img, (64, 48)).is_none());
+    }
+
+    /// Generated frames and objects: a bright rectangle on a dark stored frame, stretched to any
+    /// aspect from 1/4 to 4. The stretched frame shows it inside the rectangle mapped to the
+    /// shown frame (`rect_to_shown`, the gate's regions), and the box around what it shows, mapped
+    /// back, lies within a pixel of the stored rectangle (boxes found on the shown frame mask the
+    /// stored object, no less).
+    #[test]
+    fn an_object_on_a_stretched_frame_maps_back_onto_its_stored_pixels() {
+        let mut rng = crate::TestRng::new(17);
+        for case in 0..400 {
+            let (w, h) = (2 + rng.below(120), 2 + rng.below(120));
+            let aspect = if rng.below(2) == 0 {
+                1.01 + 2.99 * rng.unit()
+            } else {
+                1.0 / (1.01 + 2.99 * rng.unit())
+            };
+            let (x, y) = (rng.below(w), rng.below(h));
+            let (rw, rh) = (1 + rng.below(w - x), 1 + rng.below(h - y));
+            let mut stored = RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]));
+            for yy in y..y + rh {
+                for xx in x..x + rw {
+                    stored.put_pixel(xx, yy, image::Rgb([250, 240, 230]));
+                }
+            }
+            let shown = shown_size((w, h), aspect);
+            let Some(wide) = stretch(&stored, shown) else {
+                // Too few pixels for the aspect to add one.
+                assert_eq!(shown, (w, h), "case {case}");
+                continue;
+            };
+            assert_eq!(wide.dimensions(), shown, "case {case}");
+            let region = rect_to_shown(&Rect { x, y, w: rw, h: rh }, (w, h), shown);
+            let (mut lo, mut hi) = ([u32::MAX; 2], [0u32; 2]);
+            for (u, v, p) in wide.enumerate_pixels() {
+                if p.0[0] > 10 {
+                    let inside = u >= region.x
+                        && u < region.x + region.w
+                        && v >= region.y
+                        && v < region.y + region.h;
+                    assert!(inside, "case {case}: {w}x{h} at {aspect} shown {shown:?}: ({x}, {y}, {rw}, {rh}): ({u}, {v}) outside {region:?}");
+                }
+                if p.0[0] >= 130 {
+                    lo = [lo[0].min(u), lo[1].min(v)];
+                    hi = [hi[0].max(u + 1), hi[1].max(v + 1)];
+                }
+            }
+            let (kx, ky) = factors((w, h), shown);
+            let back = BBox::new(
+                lo[0] as f32 / kx,
+                lo[1] as f32 / ky,
+                hi[0] as f32 / kx,
+                hi[1] as f32 / ky,
+            );
+            let near = |a: f32, b: u32| (a - b as f32).abs() <= 1.0;
+            assert!(
+                near(back.x1, x)
+                    && near(back.y1, y)
+                    && near(back.x2, x + rw)
+                    && near(back.y2, y + rh),
+                "case {case}: {w}x{h} at {aspect}: ({x}, {y}, {rw}, {rh}) came back as {back:?}"
+            );
+            // And a stored box goes to the shown frame and back unchanged.
+            let b = BBox::new(x as f32, y as f32, (x + rw) as f32, (y + rh) as f32);
+            let there = box_to_shown(&b, (w, h), shown);
+            let again = BBox::new(there.x1 / kx, there.y1 / ky, there.x2 / kx, there.y2 / ky);
+            assert!((again.x1 - b.x1).abs() < 1e-3 && (again.x2 - b.x2).abs() < 1e-3);
+            assert!((again.y1 - b.y1).abs() < 1e-3 && (again.y2 - b.y2).abs() < 1e-3);
         }
     }
 }

@@ -517,6 +517,29 @@ pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
     0
 }
 
+/// How many times as wide as they are high the stream's stored pixels are shown: its sample
+/// aspect ratio as FFmpeg reads it (the container's where it gives one, else the codec's),
+/// clamped to what the engine takes; 1 where none is given.
+pub(super) fn pixel_aspect_of(
+    ictx: &format::context::Input,
+    stream: &format::stream::Stream,
+) -> f32 {
+    // SAFETY: `ictx` is an open input and `stream` one of its streams, both valid for the call;
+    // av_guess_sample_aspect_ratio only reads them, and takes a null frame.
+    let r = unsafe {
+        ff::ffi::av_guess_sample_aspect_ratio(
+            ictx.as_ptr() as *mut _,
+            stream.as_ptr() as *mut _,
+            std::ptr::null_mut(),
+        )
+    };
+    if r.num <= 0 || r.den <= 0 {
+        return 1.0;
+    }
+    let most = crate::engine::pool::MAX_PIXEL_ASPECT;
+    (r.num as f32 / r.den as f32).clamp(1.0 / most, most)
+}
+
 /// The stream's display matrix side data, to write back on the output.
 pub(super) fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
     stream

@@ -250,6 +250,7 @@ impl VideoOptions {
             workers,
             intra_threads: (self.threads() / workers).max(1),
             rotation,
+            pixel_aspect: 1.0,
             gate: self.gate,
             low_memory: self.low_memory,
         }
@@ -367,6 +368,9 @@ pub struct ClipReport {
     pub flicker_frames_with_hold: usize,
     /// Display rotation of the video stream in degrees clockwise (0, 90, 180, 270).
     pub rotation: u32,
+    /// How many times as wide as high the stream's stored pixels are shown (its sample aspect
+    /// ratio, 1 for square pixels): detection ran on frames stretched to that shape.
+    pub pixel_aspect: f32,
     /// Seconds of wall time.
     pub seconds: f64,
     /// Where the time went.

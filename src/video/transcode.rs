@@ -180,6 +180,7 @@ impl Clip<'_> {
             .stream(vindex)
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
         let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
+        let pixel_aspect = decode::pixel_aspect_of(&ictx, &ist);
         // The video frames the container's index lists (0 where it keeps no count).
         let listed = u64::try_from(ist.frames()).unwrap_or(0);
         let fps = f64::from(ist.avg_frame_rate());
@@ -199,9 +200,10 @@ impl Clip<'_> {
         )?;
         let (link, spent) = EncoderLink::start(opened.parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
-            Boxes::Detect(detect) => {
-                Engine::new(&opts.engine_for_frames(detect, redact_cfg, rotation, (w, h)))?
-            }
+            Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
+                pixel_aspect,
+                ..opts.engine_for_frames(detect, redact_cfg, rotation, (w, h))
+            })?,
             Boxes::Given(d, path) => {
                 d.check_size(path, w, h)?;
                 Engine::given(redact_cfg.clone())
@@ -274,6 +276,7 @@ impl Clip<'_> {
         engine.finish(&mut sink)?;
         let mut report = ClipReport {
             rotation,
+            pixel_aspect,
             dropped_streams: opened.dropped,
             decode_errors: source.decode_errors,
             lost_frames: source.lost_frames,

@@ -324,3 +324,66 @@ fn a_stream_finds_a_small_plate_where_the_roving_tile_passes_and_follows_it() {
         assert_eq!(a.boxes, b.boxes, "frame {i}: two runs differ");
     }
 }
+
+/// Five portraits, 64 to 128 px, in a row on a grey 800 x 200 frame, and each one's face box
+/// (the fixture's face lies at 181..270 x 58..178 of its 512 px).
+fn row_of_faces() -> (image::RgbImage, Vec<[f32; 4]>) {
+    let portrait = rgb("astronaut.jpg");
+    let mut f = image::RgbImage::from_pixel(800, 200, image::Rgb([96, 100, 104]));
+    let mut faces = Vec::new();
+    for (i, side) in [64u32, 80, 96, 112, 128].into_iter().enumerate() {
+        let (x, y) = (20 + 150 * i as u32, 100 - side / 2);
+        let small =
+            image::imageops::resize(&portrait, side, side, image::imageops::FilterType::Triangle);
+        image::imageops::overlay(&mut f, &small, i64::from(x), i64::from(y));
+        let k = side as f32 / 512.0;
+        faces.push([
+            x as f32 + 181.0 * k,
+            y as f32 + 58.0 * k,
+            x as f32 + 270.0 * k,
+            y as f32 + 178.0 * k,
+        ]);
+    }
+    (f, faces)
+}
+
+#[test]
+fn frames_with_pixels_that_are_not_square_are_detected_in_their_shown_shape() {
+    runtime();
+    let (shown, faces) = row_of_faces();
+    // Stored squeezed as anamorphic cameras store them: pixels twice as wide as high (half the
+    // columns), or twice as high as wide (half the rows).
+    for ((w, h), aspect) in [((400u32, 200u32), 2.0f32), ((800, 100), 0.5)] {
+        let stored = image::imageops::resize(&shown, w, h, image::imageops::FilterType::Triangle);
+        let detect = DetectConfig {
+            classes: vec![Class::Face],
+            // Squeezed and detected as stored, these faces score 0.17 to 0.36 (half the rows)
+            // and 0.26 to 0.29 (half the columns) where their shown shape scores 0.47 to 0.99.
+            threshold: Some(0.4),
+            ..Default::default()
+        };
+        let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
+        cfg.track.backfill = 0;
+        cfg.pixel_aspect = aspect;
+        let mut r = Redactor::new(&cfg).unwrap();
+        let mut out = r.push_image(stored, 0).unwrap();
+        out.extend(r.finish().unwrap());
+        assert_eq!(out.len(), 1);
+        let (kx, ky) = (w as f32 / 800.0, h as f32 / 200.0);
+        // The four larger faces (14 to 22 px wide as shown); each one's centre, in stored pixels,
+        // lies in a face box of the same size in stored pixels.
+        for (i, [x1, y1, x2, y2]) in faces.iter().enumerate().skip(1) {
+            let (cx, cy) = ((x1 + x2) / 2.0 * kx, (y1 + y2) / 2.0 * ky);
+            let (fw, fh) = ((x2 - x1) * kx, (y2 - y1) * ky);
+            let hit = out[0].boxes.iter().any(|d| {
+                let b = &d.bbox;
+                d.class == Class::Face
+                    && (b.x1..=b.x2).contains(&cx)
+                    && (b.y1..=b.y2).contains(&cy)
+                    && (b.x2 - b.x1) < 3.0 * fw
+                    && (b.y2 - b.y1) < 3.0 * fh
+            });
+            assert!(hit, "aspect {aspect}, face {i}: {:?}", out[0].boxes);
+        }
+    }
+}

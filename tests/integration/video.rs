@@ -570,6 +570,56 @@ fn a_rotated_phone_clip_is_detected_upright_and_keeps_its_rotation() {
 }
 
 #[test]
+fn an_anamorphic_clip_is_detected_as_shown_and_keeps_its_pixel_aspect() {
+    let d = tempfile::tempdir().unwrap();
+    let square = d.path().join("square.mp4");
+    let face_at = moving_face_clip(&square);
+    // Stored at half the width with pixels twice as wide as high, as some cameras store frames.
+    let input = d.path().join("wide_pixels.mp4");
+    ffmpeg(&[
+        "-i",
+        square.to_str().unwrap(),
+        "-vf",
+        "scale=240:270,setsar=2/1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        input.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out");
+    redact(&input, &out, &["--classes", "face"]);
+    let red = out.join("wide_pixels.mp4");
+    assert_eq!(report_of(&red)["pixel_aspect"].as_f64(), Some(2.0));
+    let sar = |p: &Path| {
+        probe(
+            p,
+            &[
+                "-show_entries",
+                "stream=width,height,sample_aspect_ratio",
+                "-select_streams",
+                "v:0",
+                "-of",
+                "csv=p=0",
+            ],
+        )
+    };
+    assert_eq!(sar(&red).trim(), "240,270,2:1");
+    assert_same_times(&frame_times(&input), &frame_times(&red));
+    // The face, in stored pixels: half its columns.
+    let stored_at = |n: usize| {
+        let [x1, y1, x2, y2] = face_at(n);
+        [x1 / 2, y1, x2.div_ceil(2), y2]
+    };
+    assert_face_hidden_on_every_frame(
+        &rgb_frames(&input, 240, 270),
+        &rgb_frames(&red, 240, 270),
+        240,
+        stored_at,
+    );
+}
+
+#[test]
 fn a_file_that_is_not_a_clip_fails_alone_with_its_name() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in");
