@@ -78,6 +78,10 @@ pub struct Options {
     /// Clips and streams: fewer ONNX Runtime sessions, for less memory (see
     /// [`crate::engine::EngineConfig::low_memory`]).
     pub low_memory: bool,
+    /// Streams of frames (the host API) only: how many times as wide as high a frame's pixels
+    /// are shown (see [`crate::engine::EngineConfig::pixel_aspect`]); `None` for square. Clips
+    /// take their own from the file.
+    pub pixel_aspect: Option<f32>,
     /// Clips: frames a mask persists after its object's last detection.
     pub hold: usize,
     /// Clips: frames a mask is drawn before its object's first detection.
@@ -119,6 +123,7 @@ impl Default for Options {
             keep_metadata: false,
             keep_subtitles: false,
             low_memory: false,
+            pixel_aspect: None,
             hold: 8,
             backfill: 4,
             detect_every: None,
@@ -240,8 +245,8 @@ impl Options {
     }
 
     /// Settings for a stream of frames (the host API, [`crate::stream::Redactor`]): the video
-    /// plan of the preset, `jobs` detection workers, the hold, back-fill, detect-every and
-    /// `low_memory` of these options.
+    /// plan of the preset, `jobs` detection workers, the hold, back-fill, detect-every,
+    /// `low_memory` and `pixel_aspect` of these options.
     pub fn stream_config(&self) -> Result<crate::engine::EngineConfig> {
         let detect = self.detect_config(&Class::ALL)?;
         let mut cfg = crate::engine::EngineConfig::new(detect, self.redact_config()?, self.jobs()?);
@@ -251,6 +256,9 @@ impl Options {
         cfg.track.hold = self.hold;
         cfg.track.backfill = self.backfill;
         cfg.low_memory = self.low_memory;
+        if let Some(a) = self.pixel_aspect {
+            cfg.pixel_aspect = a;
+        }
         cfg.gate = self.gate(cfg.gate);
         let cfg = cfg.held_across_skips();
         cfg.validate()?;

@@ -138,6 +138,13 @@ typedef struct BystanderConfig {
    * (default).
    */
   uint32_t low_memory;
+  /**
+   * How many times as wide as high a frame's pixels are shown (its sample aspect ratio: 4/3
+   * for HDV's 1440 x 1080, 64/45 for a 720 x 576 frame shown 16:9), 1/4 to 4: frames are
+   * detected stretched to that shape and boxes come back in frame pixels. 1 (default) or 0:
+   * square pixels.
+   */
+  float pixel_aspect;
 } BystanderConfig;
 
 /**

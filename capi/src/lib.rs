@@ -126,6 +126,11 @@ pub struct BystanderConfig {
     /// at 1080p on 2 cores, up to 10 % slower), as on a device with under 4 GB; 0: off
     /// (default).
     pub low_memory: u32,
+    /// How many times as wide as high a frame's pixels are shown (its sample aspect ratio: 4/3
+    /// for HDV's 1440 x 1080, 64/45 for a 720 x 576 frame shown 16:9), 1/4 to 4: frames are
+    /// detected stretched to that shape and boxes come back in frame pixels. 1 (default) or 0:
+    /// square pixels.
+    pub pixel_aspect: f32,
 }
 
 /// One redacted box.
@@ -307,6 +312,7 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
                 model_dir: std::ptr::null(),
                 rotations: 1,
                 low_memory: 0,
+                pixel_aspect: 1.0,
             })
         };
         BystanderStatus::Ok
@@ -464,6 +470,9 @@ fn stream_config(c: &BystanderConfig) -> Result<StreamConfig, BystanderStatus> {
             ))
         }
     };
+    if c.pixel_aspect != 0.0 {
+        cfg.pixel_aspect = c.pixel_aspect;
+    }
     let cfg = cfg.held_across_skips();
     cfg.validate().map_err(from_error)?;
     Ok(cfg)
@@ -826,9 +835,15 @@ mod tests {
                 &|c| c.low_memory = 2,
                 &["low_memory 2", "0 (off) or 1 (on)"],
             );
+            refused(&|c| c.pixel_aspect = 5.0, &["pixel aspect", "1/4 to 4"]);
+            refused(
+                &|c| c.pixel_aspect = f32::NAN,
+                &["pixel aspect", "1/4 to 4"],
+            );
             let mut c = std::mem::zeroed::<BystanderConfig>();
             bystander_config_default(&mut c);
             assert_eq!((c.rotations, c.low_memory), (1, 0));
+            assert_eq!(c.pixel_aspect, 1.0);
         }
     }
 }

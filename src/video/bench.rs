@@ -299,7 +299,8 @@ pub struct StreamBenchReport {
 }
 
 /// Decodes `clip` (again from its start while more `frames` are asked for) and hands every frame
-/// to a [`crate::stream::Redactor`] built from `cfg` as a packed BGR buffer.
+/// to a [`crate::stream::Redactor`] built from `cfg` as a packed BGR buffer, with the clip's own
+/// pixel aspect (as the clip pipeline detects it).
 pub fn bench_stream(
     clip: &Path,
     frames: Option<usize>,
@@ -309,7 +310,16 @@ pub fn bench_stream(
 ) -> Result<StreamBenchReport> {
     use crate::frame::{FrameLayout, PixelFormat};
     super::transcode::init();
-    let mut redactor = crate::stream::Redactor::new(cfg)?;
+    let pixel_aspect = {
+        let ictx = super::open_input(clip, max_pixels)?;
+        let (vindex, _) = super::decode::open_decoder(&ictx, clip, max_pixels, 1)?;
+        ictx.stream(vindex)
+            .map_or(1.0, |ist| super::decode::pixel_aspect_of(&ictx, &ist))
+    };
+    let mut redactor = crate::stream::Redactor::new(&crate::stream::StreamConfig {
+        pixel_aspect,
+        ..cfg.clone()
+    })?;
     let (mut done, mut pushed) = (0usize, 0i64);
     let mut sent: std::collections::HashMap<i64, Instant> = Default::default();
     let mut latencies = Vec::new();

@@ -175,7 +175,10 @@ class Redactor:
     first found); :meth:`finish` returns the rest. A frame whose detection failed comes back
     covered whole, with ``fault`` saying why. Safe to share between threads (calls take turns).
     On a device with under 4 GB, ``low_memory=True`` makes fewer ONNX Runtime sessions for less
-    memory, with the same boxes and pixels (the command line's ``--low-memory``).
+    memory, with the same boxes and pixels (the command line's ``--low-memory``). Frames whose
+    pixels are not square (a 720 x 576 camera shown 16:9, HDV's 1440 x 1080) take
+    ``pixel_aspect`` (a pixel's shown width over its height, 1/4 to 4; 1 by default): they are
+    detected stretched to the shape they are shown in, and boxes come back in stored pixels.
     """
 
     def __init__(self, *, order: str = "bgr", **options: Any) -> None:
