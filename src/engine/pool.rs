@@ -443,12 +443,14 @@ fn rect_to_shown(r: &Rect, size: (u32, u32), shown: (u32, u32)) -> Rect {
 }
 
 /// `stored` stretched along one axis to `shown` (see [`shown_size`]), each new pixel interpolated
-/// linearly between the two stored pixels nearest its centre; `None` where `shown` is its size.
-/// One axis in integer arithmetic, where a general resize filters both.
+/// linearly between the two stored pixels nearest its centre; `None` unless `shown` is larger
+/// along exactly one axis and the same along the other (what [`shown_size`] gives). One axis in
+/// integer arithmetic, where a general resize filters both.
 pub fn stretch(stored: &RgbImage, shown: (u32, u32)) -> Option<RgbImage> {
     let (w, h) = stored.dimensions();
     let (sw, sh) = shown;
-    if (sw, sh) == (w, h) || w == 0 || h == 0 || sw == 0 || sh == 0 {
+    let one_axis = (sw > w && sh == h) || (sw == w && sh > h);
+    if !one_axis || w == 0 || h == 0 {
         return None;
     }
     // For each position along the stretched axis: the stored index before it and the weight
@@ -536,7 +538,17 @@ mod tests {
             assert_eq!(shown_size((640, 480), a), (640, 480), "aspect {a}");
         }
         let img = RgbImage::new(64, 48);
-        assert!(stretch(&img, (64, 48)).is_none());
+        for shown in [(64, 48), (80, 60), (32, 48), (64, 24), (0, 48)] {
+            assert!(stretch(&img, shown).is_none(), "{shown:?}");
+        }
+        assert_eq!(
+            stretch(&img, (80, 48)).map(|i| i.dimensions()),
+            Some((80, 48))
+        );
+        assert_eq!(
+            stretch(&img, (64, 96)).map(|i| i.dimensions()),
+            Some((64, 96))
+        );
     }
 
     /// Generated frames and objects: a bright rectangle on a dark stored frame, stretched to any
