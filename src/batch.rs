@@ -690,6 +690,7 @@ fn redact_one(
             record["rotation"] = r.rotation.into();
             // As the detection used it (an f32), to four places rather than its binary digits.
             record["pixel_aspect"] = ((f64::from(r.pixel_aspect) * 1e4).round() / 1e4).into();
+            record["interlaced"] = r.interlaced.into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
             // Frames with a detection the previous or next frame lacks: what the hold covers.

@@ -131,8 +131,13 @@ pub struct EngineConfig {
     /// [`pool::shown_size`]), as the models were trained on square pixels, and boxes come back
     /// in stored pixels.
     pub pixel_aspect: f32,
+    /// Whether each frame holds two fields taken at different instants (interlaced video, as
+    /// analog cameras, their DVRs and 1080i record it): detection then runs on each field, line
+    /// by line doubled to the frame's height, every detected frame searched whole, and the boxes
+    /// of both fields are kept (see [`pool::field_of`]). Twice the detection.
+    pub interlaced: bool,
     /// Change- and track-gated detection (see [`gate`]; off by default); frames displayed
-    /// rotated are never gated.
+    /// rotated, and interlaced frames, are never gated.
     pub gate: GateConfig,
     /// One ONNX Runtime session per model for each worker that can be on the model's turn at
     /// once (one with two workers and models taking turns every second frame), instead of one
@@ -158,6 +163,7 @@ impl EngineConfig {
             intra_threads: 1,
             rotation: 0,
             pixel_aspect: 1.0,
+            interlaced: false,
             gate: GateConfig::default(),
             low_memory: false,
         }
@@ -435,12 +441,12 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         cfg.check_settings()?;
         let mut detect = cfg.detect.for_clips();
         detect.intra_threads = cfg.intra_threads;
-        let pool = pool::Pool::start(
-            &detect,
-            cfg.workers,
-            (cfg.rotation, cfg.pixel_aspect),
-            cfg.low_memory,
-        )?;
+        let shown = pool::Shown {
+            rotation: cfg.rotation,
+            pixel_aspect: cfg.pixel_aspect,
+            interlaced: cfg.interlaced,
+        };
+        let pool = pool::Pool::start(&detect, cfg.workers, shown, cfg.low_memory)?;
         Ok(Engine::with_pool(Some(pool), cfg))
     }
 
@@ -467,7 +473,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
         // no faster on crowd_1080p.
         let max_waiting = workers + 2;
         let gate = GateConfig {
-            enabled: cfg.gate.enabled && cfg.rotation == 0 && pool.is_some(),
+            enabled: cfg.gate.enabled && cfg.rotation == 0 && !cfg.interlaced && pool.is_some(),
             ..cfg.gate
         };
         // A change stays in view until every interleaved model has looked at it; a detection

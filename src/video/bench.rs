@@ -310,14 +310,19 @@ pub fn bench_stream(
 ) -> Result<StreamBenchReport> {
     use crate::frame::{FrameLayout, PixelFormat};
     super::transcode::init();
-    let pixel_aspect = {
+    let (pixel_aspect, interlaced) = {
         let ictx = super::open_input(clip, max_pixels)?;
         let (vindex, _) = super::decode::open_decoder(&ictx, clip, max_pixels, 1)?;
-        ictx.stream(vindex)
-            .map_or(1.0, |ist| super::decode::pixel_aspect_of(&ictx, &ist))
+        ictx.stream(vindex).map_or((1.0, false), |ist| {
+            (
+                super::decode::pixel_aspect_of(&ictx, &ist),
+                super::decode::interlaced_of(&ist),
+            )
+        })
     };
     let mut redactor = crate::stream::Redactor::new(&crate::stream::StreamConfig {
         pixel_aspect,
+        interlaced,
         ..cfg.clone()
     })?;
     let (mut done, mut pushed) = (0usize, 0i64);

@@ -540,6 +540,16 @@ pub(super) fn pixel_aspect_of(
     (r.num as f32 / r.den as f32).clamp(1.0 / most, most)
 }
 
+/// Whether the stream says its frames are interlaced (a field order, top or bottom first); a
+/// stream that says nothing, or progressive, is not.
+pub(super) fn interlaced_of(stream: &format::stream::Stream) -> bool {
+    use ff::ffi::AVFieldOrder::*;
+    // SAFETY: reading a plain field of the stream's codec parameters, which the stream owns and
+    // keeps for as long as it is borrowed here.
+    let order = unsafe { (*(*stream.as_ptr()).codecpar).field_order };
+    matches!(order, AV_FIELD_TT | AV_FIELD_BB | AV_FIELD_TB | AV_FIELD_BT)
+}
+
 /// The stream's display matrix side data, to write back on the output.
 pub(super) fn display_matrix(stream: &format::stream::Stream) -> Option<Vec<u8>> {
     stream

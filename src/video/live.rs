@@ -660,6 +660,7 @@ pub fn run_live(
         .ok_or_else(|| live_err("the video stream", &url, "vanished"))?;
     let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
     let pixel_aspect = decode::pixel_aspect_of(&ictx, &ist);
+    let interlaced = decode::interlaced_of(&ist);
     // A key frame every KEYFRAME_SECONDS (or every segment, when segments are shorter): x264's
     // default of 250 frames kept a viewer joining at 25 fps waiting up to 10 s for a picture, and
     // made segments as long as that whatever `--segment-seconds` asked.
@@ -678,6 +679,7 @@ pub fn run_live(
         EncoderLink::start(opened.parts, Path::new(&o.output), EncoderLink::LIVE_QUEUE)?;
     let mut engine: Engine<LiveFrame, ClipPicture> = Engine::new(&crate::engine::EngineConfig {
         pixel_aspect,
+        interlaced,
         ..video.engine(detect, redact, rotation)
     })?;
     // One frame waiting beyond those in detection: a frame's delay is its own detection and the

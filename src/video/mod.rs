@@ -251,6 +251,7 @@ impl VideoOptions {
             intra_threads: (self.threads() / workers).max(1),
             rotation,
             pixel_aspect: 1.0,
+            interlaced: false,
             gate: self.gate,
             low_memory: self.low_memory,
         }
@@ -371,6 +372,8 @@ pub struct ClipReport {
     /// How many times as wide as high the stream's stored pixels are shown (its sample aspect
     /// ratio, 1 for square pixels): detection ran on frames stretched to that shape.
     pub pixel_aspect: f32,
+    /// Whether the stream is interlaced: detection ran on each field.
+    pub interlaced: bool,
     /// Seconds of wall time.
     pub seconds: f64,
     /// Where the time went.

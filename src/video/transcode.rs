@@ -181,6 +181,7 @@ impl Clip<'_> {
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
         let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
         let pixel_aspect = decode::pixel_aspect_of(&ictx, &ist);
+        let interlaced = decode::interlaced_of(&ist);
         // The video frames the container's index lists (0 where it keeps no count).
         let listed = u64::try_from(ist.frames()).unwrap_or(0);
         let fps = f64::from(ist.avg_frame_rate());
@@ -202,6 +203,7 @@ impl Clip<'_> {
         let mut engine = match boxes {
             Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
                 pixel_aspect,
+                interlaced,
                 ..opts.engine_for_frames(detect, redact_cfg, rotation, (w, h))
             })?,
             Boxes::Given(d, path) => {
@@ -277,6 +279,7 @@ impl Clip<'_> {
         let mut report = ClipReport {
             rotation,
             pixel_aspect,
+            interlaced,
             dropped_streams: opened.dropped,
             decode_errors: source.decode_errors,
             lost_frames: source.lost_frames,

@@ -620,6 +620,58 @@ fn an_anamorphic_clip_is_detected_as_shown_and_keeps_its_pixel_aspect() {
 }
 
 #[test]
+fn an_interlaced_clip_is_detected_field_by_field() {
+    let d = tempfile::tempdir().unwrap();
+    let progressive = d.path().join("progressive.mp4");
+    let face_at = moving_face_clip(&progressive);
+    // Two frames woven into one, the top field from the first and the bottom from the second,
+    // coded interlaced, top field first, as an analog camera's DVR records.
+    let input = d.path().join("woven.mp4");
+    ffmpeg(&[
+        "-i",
+        progressive.to_str().unwrap(),
+        "-vf",
+        // (interlaced 4:2:0 wants a height divisible by 4: two rows of padding below)
+        "pad=480:272,tinterlace=mode=interleave_top,setfield=tff",
+        "-c:v",
+        "libx264",
+        "-flags",
+        "+ildct+ilme",
+        "-x264-params",
+        "tff=1",
+        "-pix_fmt",
+        "yuv420p",
+        input.to_str().unwrap(),
+    ]);
+    let order = probe(
+        &input,
+        &[
+            "-show_entries",
+            "stream=field_order",
+            "-select_streams",
+            "v:0",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    assert_eq!(order.trim(), "tt");
+    let out = d.path().join("out");
+    redact(&input, &out, &["--classes", "face"]);
+    let red = out.join("woven.mp4");
+    assert_eq!(report_of(&red)["interlaced"].as_bool(), Some(true));
+    assert_same_times(&frame_times(&input), &frame_times(&red));
+    let woven = rgb_frames(&input, 480, 272);
+    assert!(woven.len() >= 20, "{} frames", woven.len());
+    // The face wherever either field shows it: frames 2k and 2k + 1 of the walk.
+    let either = |k: usize| {
+        let [x1, y1, _, y2] = face_at(2 * k);
+        let [_, _, x2, _] = face_at(2 * k + 1);
+        [x1, y1, x2, y2]
+    };
+    assert_face_hidden_on_every_frame(&woven, &rgb_frames(&red, 480, 272), 480, either);
+}
+
+#[test]
 fn a_file_that_is_not_a_clip_fails_alone_with_its_name() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in");
