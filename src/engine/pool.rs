@@ -19,7 +19,7 @@ use crate::detect::{DetectConfig, DetectorSet, Rect};
 use crate::error::{Error, Result};
 use crate::geometry::{BBox, Class, Detection};
 
-/// How a stream's stored frames are shown, which detection follows (see [`Pool::start`]).
+/// How a stream's stored frames are shown, which detection follows (see `Pool::start`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Shown {
     /// Display rotation, degrees clockwise (0, 90, 180, 270).
