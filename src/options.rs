@@ -82,6 +82,9 @@ pub struct Options {
     /// are shown (see [`crate::engine::EngineConfig::pixel_aspect`]); `None` for square. Clips
     /// take their own from the file.
     pub pixel_aspect: Option<f32>,
+    /// Streams of frames (the host API) only: the frames are interlaced (see
+    /// [`crate::engine::EngineConfig::interlaced`]). Clips take their own from the file.
+    pub interlaced: bool,
     /// Clips: frames a mask persists after its object's last detection.
     pub hold: usize,
     /// Clips: frames a mask is drawn before its object's first detection.
@@ -124,6 +127,7 @@ impl Default for Options {
             keep_subtitles: false,
             low_memory: false,
             pixel_aspect: None,
+            interlaced: false,
             hold: 8,
             backfill: 4,
             detect_every: None,
@@ -246,7 +250,7 @@ impl Options {
 
     /// Settings for a stream of frames (the host API, [`crate::stream::Redactor`]): the video
     /// plan of the preset, `jobs` detection workers, the hold, back-fill, detect-every,
-    /// `low_memory` and `pixel_aspect` of these options.
+    /// `low_memory`, `pixel_aspect` and `interlaced` of these options.
     pub fn stream_config(&self) -> Result<crate::engine::EngineConfig> {
         let detect = self.detect_config(&Class::ALL)?;
         let mut cfg = crate::engine::EngineConfig::new(detect, self.redact_config()?, self.jobs()?);
@@ -259,6 +263,7 @@ impl Options {
         if let Some(a) = self.pixel_aspect {
             cfg.pixel_aspect = a;
         }
+        cfg.interlaced = self.interlaced;
         cfg.gate = self.gate(cfg.gate);
         let cfg = cfg.held_across_skips();
         cfg.validate()?;

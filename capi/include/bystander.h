@@ -145,6 +145,11 @@ typedef struct BystanderConfig {
    * square pixels.
    */
   float pixel_aspect;
+  /**
+   * 1: the frames are interlaced (an analog camera's, 1080i): each field is detected on its
+   * own, at twice the cost; 0: progressive (default).
+   */
+  uint32_t interlaced;
 } BystanderConfig;
 
 /**

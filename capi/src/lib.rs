@@ -131,6 +131,9 @@ pub struct BystanderConfig {
     /// detected stretched to that shape and boxes come back in frame pixels. 1 (default) or 0:
     /// square pixels.
     pub pixel_aspect: f32,
+    /// 1: the frames are interlaced (an analog camera's, 1080i): each field is detected on its
+    /// own, at twice the cost; 0: progressive (default).
+    pub interlaced: u32,
 }
 
 /// One redacted box.
@@ -313,6 +316,7 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
                 rotations: 1,
                 low_memory: 0,
                 pixel_aspect: 1.0,
+                interlaced: 0,
             })
         };
         BystanderStatus::Ok
@@ -473,6 +477,16 @@ fn stream_config(c: &BystanderConfig) -> Result<StreamConfig, BystanderStatus> {
     if c.pixel_aspect != 0.0 {
         cfg.pixel_aspect = c.pixel_aspect;
     }
+    cfg.interlaced = match c.interlaced {
+        0 => false,
+        1 => true,
+        n => {
+            return Err(fail(
+                BystanderStatus::Config,
+                format!("interlaced {n} is not 0 (progressive) or 1 (interlaced)"),
+            ))
+        }
+    };
     let cfg = cfg.held_across_skips();
     cfg.validate().map_err(from_error)?;
     Ok(cfg)
@@ -843,7 +857,7 @@ mod tests {
             let mut c = std::mem::zeroed::<BystanderConfig>();
             bystander_config_default(&mut c);
             assert_eq!((c.rotations, c.low_memory), (1, 0));
-            assert_eq!(c.pixel_aspect, 1.0);
+            assert_eq!((c.pixel_aspect, c.interlaced), (1.0, 0));
         }
     }
 }

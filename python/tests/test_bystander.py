@@ -262,6 +262,9 @@ def test_frames_with_pixels_twice_as_wide_are_detected_as_shown():
     assert checked >= len(frames) // 2
     with pytest.raises(bystander.ConfigError, match="pixel aspect"):
         bystander.Redactor(pixel_aspect=5.0)
+    with pytest.raises(bystander.ConfigError, match="interlaced"):
+        bystander.Redactor(interlaced="yes")
+    assert bystander.Redactor(interlaced=True).latency_frames == 4
 
 
 def test_memory_is_short_answers_as_the_command_line_decides(tmp_path):

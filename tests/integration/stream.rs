@@ -389,3 +389,41 @@ fn frames_with_pixels_that_are_not_square_are_detected_in_their_shown_shape() {
         }
     }
 }
+
+#[test]
+fn interlaced_frames_are_detected_field_by_field() {
+    runtime();
+    // Two instants of [`row_of_faces`] woven into one frame, as an interlaced camera takes its
+    // fields: the even rows as drawn, the odd ones with the row moved 12 px to the right.
+    let (shown, faces) = row_of_faces();
+    let mut woven = shown.clone();
+    for y in (1..woven.height()).step_by(2) {
+        for x in 0..woven.width() {
+            let from = x.saturating_sub(12);
+            woven.put_pixel(x, y, *shown.get_pixel(from, y));
+        }
+    }
+    let detect = DetectConfig {
+        classes: vec![Class::Face],
+        threshold: Some(0.4),
+        ..Default::default()
+    };
+    let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
+    cfg.track.backfill = 0;
+    cfg.interlaced = true;
+    let mut r = Redactor::new(&cfg).unwrap();
+    let mut out = r.push_image(woven, 0).unwrap();
+    out.extend(r.finish().unwrap());
+    assert_eq!(out.len(), 1);
+    // Each of the four larger faces, at both instants: its centre lies in a face box.
+    for (i, [x1, y1, x2, y2]) in faces.iter().enumerate().skip(1) {
+        for shift in [0.0, 12.0] {
+            let (cx, cy) = ((x1 + x2) / 2.0 + shift, (y1 + y2) / 2.0);
+            let hit = out[0].boxes.iter().any(|d| {
+                let b = &d.bbox;
+                d.class == Class::Face && (b.x1..=b.x2).contains(&cx) && (b.y1..=b.y2).contains(&cy)
+            });
+            assert!(hit, "face {i}, shifted {shift}: {:?}", out[0].boxes);
+        }
+    }
+}

@@ -179,6 +179,8 @@ class Redactor:
     pixels are not square (a 720 x 576 camera shown 16:9, HDV's 1440 x 1080) take
     ``pixel_aspect`` (a pixel's shown width over its height, 1/4 to 4; 1 by default): they are
     detected stretched to the shape they are shown in, and boxes come back in stored pixels.
+    Interlaced frames (an analog camera's, 1080i) take ``interlaced=True``: each field is
+    detected on its own, at twice the cost.
     """
 
     def __init__(self, *, order: str = "bgr", **options: Any) -> None:
