@@ -347,6 +347,24 @@ fn row_of_faces() -> (image::RgbImage, Vec<[f32; 4]>) {
     (f, faces)
 }
 
+/// `image` alone through a host redactor looking for faces at threshold 0.4, with no look-ahead,
+/// its settings changed by `set`.
+fn faces_at_04(image: image::RgbImage, set: impl Fn(&mut StreamConfig)) -> Vec<RedactedFrame> {
+    let detect = DetectConfig {
+        classes: vec![Class::Face],
+        threshold: Some(0.4),
+        ..Default::default()
+    };
+    let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
+    cfg.track.backfill = 0;
+    set(&mut cfg);
+    let mut r = Redactor::new(&cfg).unwrap();
+    let mut out = r.push_image(image, 0).unwrap();
+    out.extend(r.finish().unwrap());
+    assert_eq!(out.len(), 1);
+    out
+}
+
 #[test]
 fn frames_with_pixels_that_are_not_square_are_detected_in_their_shown_shape() {
     runtime();
@@ -355,22 +373,11 @@ fn frames_with_pixels_that_are_not_square_are_detected_in_their_shown_shape() {
     // columns), or twice as high as wide (half the rows).
     for ((w, h), aspect) in [((400u32, 200u32), 2.0f32), ((800, 100), 0.5)] {
         let stored = image::imageops::resize(&shown, w, h, image::imageops::FilterType::Triangle);
-        let detect = DetectConfig {
-            classes: vec![Class::Face],
-            // Detected as stored, the squeezed faces score lower: some of the four larger ones
-            // fall under 0.4 in either shape, and the test fails (checked with `pixel_aspect`
-            // left at 1). In a clip of this row, the 80-px portrait's face scored 0.29 with half
-            // the columns and 0.36 with half the rows, and 0.72 to 0.97 stretched.
-            threshold: Some(0.4),
-            ..Default::default()
-        };
-        let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
-        cfg.track.backfill = 0;
-        cfg.pixel_aspect = aspect;
-        let mut r = Redactor::new(&cfg).unwrap();
-        let mut out = r.push_image(stored, 0).unwrap();
-        out.extend(r.finish().unwrap());
-        assert_eq!(out.len(), 1);
+        // Detected as stored, the squeezed faces score lower: some of the four larger ones fall
+        // under 0.4 in either shape, and the test fails (checked with `pixel_aspect` left at 1).
+        // In a clip of this row, the 80-px portrait's face scored 0.29 with half the columns and
+        // 0.36 with half the rows, and 0.72 to 0.97 stretched.
+        let out = faces_at_04(stored, |cfg| cfg.pixel_aspect = aspect);
         let (kx, ky) = (w as f32 / 800.0, h as f32 / 200.0);
         // The four larger faces (14 to 22 px wide as shown); each one's centre, in stored pixels,
         // lies in a face box of the same size in stored pixels.
@@ -403,18 +410,7 @@ fn interlaced_frames_are_detected_field_by_field() {
             woven.put_pixel(x, y, *shown.get_pixel(from, y));
         }
     }
-    let detect = DetectConfig {
-        classes: vec![Class::Face],
-        threshold: Some(0.4),
-        ..Default::default()
-    };
-    let mut cfg = StreamConfig::new(detect, RedactConfig::default(), 2);
-    cfg.track.backfill = 0;
-    cfg.interlaced = true;
-    let mut r = Redactor::new(&cfg).unwrap();
-    let mut out = r.push_image(woven, 0).unwrap();
-    out.extend(r.finish().unwrap());
-    assert_eq!(out.len(), 1);
+    let out = faces_at_04(woven, |cfg| cfg.interlaced = true);
     // Each of the four larger faces, at both instants: its centre lies in a face box.
     for (i, [x1, y1, x2, y2]) in faces.iter().enumerate().skip(1) {
         for shift in [0.0, 12.0] {
