@@ -75,6 +75,8 @@ pub struct Options {
     pub keep_metadata: bool,
     /// Clips: keep text subtitle streams (bitmap subtitles are always dropped).
     pub keep_subtitles: bool,
+    /// Clips and live streams: drop the sound (voices of passers-by); copied by default.
+    pub no_audio: bool,
     /// Clips and streams: fewer ONNX Runtime sessions, for less memory (see
     /// [`crate::engine::EngineConfig::low_memory`]).
     pub low_memory: bool,
@@ -125,6 +127,7 @@ impl Default for Options {
             preset: "veryfast".into(),
             keep_metadata: false,
             keep_subtitles: false,
+            no_audio: false,
             low_memory: false,
             pixel_aspect: None,
             interlaced: false,
@@ -211,6 +214,7 @@ impl Options {
         v.preset = self.preset.clone();
         v.keep_metadata = self.keep_metadata;
         v.keep_subtitles = self.keep_subtitles;
+        v.drop_audio = self.no_audio;
         v.low_memory = self.low_memory;
         v.max_pixels = self.max_pixels()?;
         v.track.hold = self.hold;

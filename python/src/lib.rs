@@ -63,7 +63,7 @@ fn config_err(msg: String) -> PyErr {
 const OPTION_NAMES: &str =
     "classes, recall, threshold, working_size, tiles, widen, rotations, face_model, \
     plate_model, no_interleave, jobs, style, fill_color, shape, mask_scale, zones, \
-    max_megapixels, encoder, crf, preset, keep_metadata, keep_subtitles, low_memory, hold, \
+    max_megapixels, encoder, crf, preset, keep_metadata, keep_subtitles, no_audio, low_memory, hold, \
     backfill, detect_every, gating, sweep_every, model_dir, pixel_aspect, interlaced";
 
 /// Reads `kwargs` into [`Options`]; an unknown name or a value of the wrong type is a
@@ -113,6 +113,7 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             "preset" => o.preset = get!(String, "an x264 preset name"),
             "keep_metadata" => o.keep_metadata = get!(bool, "True or False"),
             "keep_subtitles" => o.keep_subtitles = get!(bool, "True or False"),
+            "no_audio" => o.no_audio = get!(bool, "True or False"),
             "low_memory" => o.low_memory = get!(bool, "True or False"),
             "pixel_aspect" => o.pixel_aspect = Some(get!(f32, "a number")),
             "interlaced" => o.interlaced = get!(bool, "True or False"),

@@ -205,6 +205,22 @@ def test_redact_clip_and_a_batch_summary(tmp_path):
     assert summary["files"][0]["report"]["faces"] == report["faces"]
 
 
+def test_redact_clip_drops_the_sound_when_asked(tmp_path):
+    clip = str(tmp_path / "porch.mkv")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+         "-f", "lavfi", "-i", "sine=frequency=300", "-t", "1", "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-c:a", "aac", clip],
+        check=True,
+    )
+    kept = bystander.redact_clip(clip, str(tmp_path / "kept.mkv"), recall="fast")
+    assert kept["report"]["dropped_streams"] == []
+    out = bystander.redact_clip(clip, str(tmp_path / "out.mkv"), recall="fast", no_audio=True)
+    dropped = out["report"]["dropped_streams"]
+    assert [d["kind"] for d in dropped] == ["audio"] and "--no-audio" in dropped[0]["reason"]
+    assert out["report"]["frames"] == 10
+
+
 def test_a_stream_returns_every_frame_in_order_and_covers_faces():
     frames = read_frames(need(CLIP), 480, 270)
     r = bystander.Redactor(jobs=2, backfill=2)

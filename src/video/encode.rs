@@ -412,7 +412,7 @@ fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
 
 /// Whether a stream other than the redacted video stream goes into the output, and why not.
 ///
-/// Only sound is copied by default. Subtitles are dropped: a bitmap subtitle (DVD, PGS, DVB) is
+/// Only sound is copied by default (none with `drop_audio`). Subtitles are dropped: a bitmap subtitle (DVD, PGS, DVB) is
 /// a picture that can show a face and is never copied; a text subtitle can carry a position (GPS
 /// captions every second from dashcams and drones) and is copied only with `keep_subtitles`.
 /// Data streams (GPS and telemetry tracks), attachments and further picture streams (cover art,
@@ -425,6 +425,7 @@ fn keep_stream(
     let params = ist.parameters();
     let id = params.id();
     let kept = match params.medium() {
+        media::Type::Audio if opts.drop_audio => Err("sound can carry voices; dropped as asked (--no-audio)".to_string()),
         media::Type::Audio => Ok(()),
         media::Type::Subtitle => match subtitle_kind(id) {
             SubtitleKind::Bitmap => Err("a bitmap subtitle is a picture that can show a face; never copied".to_string()),

@@ -89,6 +89,9 @@ pub struct VideoOptions {
     /// their position every second); dropped by default. Bitmap subtitles (DVD, PGS, DVB) are
     /// pictures that can show a face and are dropped whatever this says.
     pub keep_subtitles: bool,
+    /// Drop the sound: a doorbell's or a dashcam's microphone records passers-by talking, which
+    /// redacting the picture does not hide. Copied packet for packet by default.
+    pub drop_audio: bool,
     /// See [`crate::engine::EngineConfig::low_memory`].
     pub low_memory: bool,
     /// The pixel budget of a frame (see [`crate::image_io::DEFAULT_MAX_PIXELS`]): a clip whose
@@ -132,6 +135,7 @@ impl Default for VideoOptions {
             preset: "veryfast".into(),
             keep_metadata: false,
             keep_subtitles: false,
+            drop_audio: false,
             low_memory: false,
             max_pixels: crate::image_io::DEFAULT_MAX_PIXELS,
             track: TrackConfig::default(),

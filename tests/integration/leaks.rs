@@ -241,6 +241,91 @@ fn item1_subtitles_are_dropped_by_default_and_bitmap_subtitles_always() {
         .contains("never copied"));
 }
 
+/// Two seconds of a test picture at 10 frames/s with a tone, the picture coded with `video`
+/// (an encoder and its options) and the tone with the encoder `audio`.
+fn clip_with_sound(path: &Path, video: &[&str], audio: &str) {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300",
+        "-t",
+        "2",
+        "-c:v",
+    ];
+    args.extend_from_slice(video);
+    args.extend_from_slice(&["-c:a", audio, s(path)]);
+    ffmpeg(&args);
+}
+
+/// A doorbell's microphone records passers-by talking. `--no-audio` drops the sound from a clip
+/// and from a live stream, and the clip's report says why; without it the sound is copied (the
+/// default is checked in `item9_a_webm_clip_gets_an_encoder_its_container_takes`).
+#[test]
+fn no_audio_drops_the_sound_from_clips_and_live_streams() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let clip = src.join("porch.mkv");
+    clip_with_sound(&clip, &["libx264", "-pix_fmt", "yuv420p"], "aac");
+    assert_eq!(streams(&clip), ["video:h264", "audio:aac"]);
+    let out = d.path().join("out");
+    let (code, v, e) = run_json(&[
+        os("redact"),
+        src.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--recall"),
+        os("fast"),
+        os("--no-audio"),
+    ]);
+    assert_eq!(code, Some(0), "{e}");
+    assert_eq!(streams(&out.join("porch.mkv")), ["video:h264"]);
+    assert_eq!(frame_times(&out.join("porch.mkv")).len(), 20);
+    let dropped = v["files"][0]["report"]["dropped_streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0]["kind"], "audio");
+    assert!(
+        dropped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--no-audio"),
+        "{dropped:?}"
+    );
+    // The choice is part of the settings a rerun compares: asked the other way, the clip is
+    // made again rather than kept.
+    let (code, v, e) = run_json(&[
+        os("redact"),
+        src.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--recall"),
+        os("fast"),
+    ]);
+    assert_eq!(code, Some(0), "{e}");
+    assert_eq!(v["redacted"], 1, "{v}");
+    assert_eq!(streams(&out.join("porch.mkv")), ["video:h264", "audio:aac"]);
+
+    let live = d.path().join("live.mkv");
+    let o = bystander()
+        .args(["live", "-", "-o"])
+        .arg(&live)
+        .arg("--no-audio")
+        .stdin(std::fs::File::open(&clip).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(streams(&live), ["video:h264"]);
+    assert_eq!(frame_times(&live).len(), 20);
+}
+
 /// A PNG photo of `w` x `h` pixels, noise so that every style changes it.
 fn noise_png(path: &Path, w: u32, h: u32, seed: u32) {
     let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -1265,25 +1350,7 @@ fn item9_duplicated_timestamps_keep_the_frame_count() {
 fn item9_a_webm_clip_gets_an_encoder_its_container_takes() {
     let d = tempfile::tempdir().unwrap();
     let clip = d.path().join("cam.webm");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=10",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=300",
-        "-t",
-        "2",
-        "-c:v",
-        "libvpx-vp9",
-        "-deadline",
-        "realtime",
-        "-c:a",
-        "libopus",
-        s(&clip),
-    ]);
+    clip_with_sound(&clip, &["libvpx-vp9", "-deadline", "realtime"], "libopus");
     let out = d.path().join("out");
     let o = bystander()
         .arg("redact")

@@ -136,8 +136,9 @@ def redact_clip(
     export_detections: bool = False,
     **options: Any,
 ) -> Dict[str, Any]:
-    """Redacts one clip into ``output`` (audio copied; metadata and subtitles dropped unless
-    ``keep_metadata``/``keep_subtitles``); returns its report, as :func:`redact_file`."""
+    """Redacts one clip into ``output`` (audio copied unless ``no_audio``; metadata and subtitles
+    dropped unless ``keep_metadata``/``keep_subtitles``); returns its report, as
+    :func:`redact_file`."""
     return _bystander.redact_clip(
         os.fspath(input), os.fspath(output), overwrite, export_detections, **_options(options)
     )

@@ -94,6 +94,9 @@ pub struct LiveArgs {
     /// Never --low-memory, however little memory there is.
     #[arg(long, overrides_with = "low_memory")]
     pub no_low_memory: bool,
+    /// Drop the sound (voices of passers-by), as `redact --no-audio`; copied by default.
+    #[arg(long)]
+    pub no_audio: bool,
     #[command(flatten)]
     pub gating: GateArgs,
     /// The encoder (x264 is always tuned for zero latency here).
@@ -118,6 +121,7 @@ impl LiveArgs {
         o.backfill = self.lookahead;
         o.detect_every = self.detect_every;
         o.low_memory = low_memory(self.low_memory, self.no_low_memory);
+        o.no_audio = self.no_audio;
         self.gating.fill(&mut o);
         self.encoding.fill(&mut o);
         let range = |name: &'static str, v: f64, lo: f64, hi: f64, allowed: &'static str| {
@@ -318,6 +322,10 @@ pub struct VideoArgs {
     /// DVB) are pictures that can show a face, and are dropped whatever this says.
     #[arg(long)]
     pub keep_subtitles: bool,
+    /// Drop the sound. A doorbell's or dashcam's microphone records passers-by talking, and
+    /// redacting the picture does not hide their voices. Copied as it is by default.
+    #[arg(long)]
+    pub no_audio: bool,
     /// Less memory for some speed: one ONNX Runtime session per model where the models' turns
     /// allow it, instead of one per detection worker (about 40 MB less at 1080p on 2 cores, up to
     /// 10 % slower; the same detections and pixels). On by default where this process may use
@@ -386,6 +394,7 @@ impl VideoArgs {
         self.encoding.fill(o);
         o.keep_metadata = self.keep_metadata;
         o.keep_subtitles = self.keep_subtitles;
+        o.no_audio = self.no_audio;
         o.low_memory = low_memory(self.low_memory, self.no_low_memory);
         o.hold = self.hold;
         o.backfill = self.backfill;
