@@ -314,10 +314,8 @@ pub fn bench_stream(
         let ictx = super::open_input(clip, max_pixels)?;
         let (vindex, _) = super::decode::open_decoder(&ictx, clip, max_pixels, 1)?;
         ictx.stream(vindex).map_or((1.0, false), |ist| {
-            (
-                super::decode::pixel_aspect_of(&ictx, &ist),
-                super::decode::interlaced_of(&ist),
-            )
+            let shown = super::decode::Showing::of(&ictx, &ist);
+            (shown.pixel_aspect, shown.interlaced)
         })
     };
     let mut redactor = crate::stream::Redactor::new(&crate::stream::StreamConfig {

@@ -501,6 +501,61 @@ pub(super) fn unread_seconds(declared: Option<f64>, data_end: Option<f64>) -> f6
     }
 }
 
+/// How an input's picture stream is meant to be shown, as its file says before the first frame:
+/// what detection must see (an upright picture, square pixels, one instant per field) differs
+/// from what is stored.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Showing {
+    /// Display rotation, degrees clockwise ([`rotation_of`]).
+    pub rotation: u32,
+    /// How many times as wide as high the stored pixels are shown ([`pixel_aspect_of`]).
+    pub pixel_aspect: f32,
+    /// Whether the frames are interlaced ([`interlaced_of`]).
+    pub interlaced: bool,
+}
+
+impl Showing {
+    /// How `stream` of `ictx` is shown.
+    pub(super) fn of(ictx: &format::context::Input, stream: &format::stream::Stream) -> Showing {
+        Showing {
+            rotation: rotation_of(stream),
+            pixel_aspect: pixel_aspect_of(ictx, stream),
+            interlaced: interlaced_of(stream),
+        }
+    }
+}
+
+/// How long the container says a clip is, held against what was read to tell a clip read
+/// whole from one cut short.
+pub(super) struct Length {
+    /// The video frames the container's index lists (0 where it keeps no count).
+    listed: u64,
+    /// The stream's average frame rate.
+    fps: f64,
+    /// The duration its header declares, for containers that keep no count ([`declared_end`]).
+    declared: Option<f64>,
+}
+
+impl Length {
+    /// What `ictx` says of its length, and of `stream`'s.
+    pub(super) fn of(ictx: &format::context::Input, stream: &format::stream::Stream) -> Length {
+        Length {
+            listed: u64::try_from(stream.frames()).unwrap_or(0),
+            fps: f64::from(stream.avg_frame_rate()),
+            declared: declared_end(ictx),
+        }
+    }
+
+    /// Frames ([`unread_frames`]) and seconds ([`unread_seconds`]) of the clip that `source`
+    /// never read.
+    pub(super) fn unread(&self, source: &Source) -> (u64, f64) {
+        (
+            unread_frames(self.listed, source.video_packets, self.fps),
+            unread_seconds(self.declared, source.data_end),
+        )
+    }
+}
+
 /// Stream display rotation, degrees clockwise, from the stream's display matrix.
 pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
     for sd in stream.side_data() {

@@ -658,9 +658,7 @@ pub fn run_live(
     let ist = ictx
         .stream(vindex)
         .ok_or_else(|| live_err("the video stream", &url, "vanished"))?;
-    let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
-    let pixel_aspect = decode::pixel_aspect_of(&ictx, &ist);
-    let interlaced = decode::interlaced_of(&ist);
+    let (shown, tb) = (decode::Showing::of(&ictx, &ist), ist.time_base());
     // A key frame every KEYFRAME_SECONDS (or every segment, when segments are shorter): x264's
     // default of 250 frames kept a viewer joining at 25 fps waiting up to 10 s for a picture, and
     // made segments as long as that whatever `--segment-seconds` asked.
@@ -678,9 +676,9 @@ pub fn run_live(
     let (link, spent) =
         EncoderLink::start(opened.parts, Path::new(&o.output), EncoderLink::LIVE_QUEUE)?;
     let mut engine: Engine<LiveFrame, ClipPicture> = Engine::new(&crate::engine::EngineConfig {
-        pixel_aspect,
-        interlaced,
-        ..video.engine(detect, redact, rotation)
+        pixel_aspect: shown.pixel_aspect,
+        interlaced: shown.interlaced,
+        ..video.engine(detect, redact, shown.rotation)
     })?;
     // One frame waiting beyond those in detection: a frame's delay is its own detection and the
     // wait for one more, and a backlog shows as lag (in the input), where the ladder acts on it.

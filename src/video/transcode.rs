@@ -3,6 +3,7 @@
 //! ([`EncoderLink`](super::encode::EncoderLink)) paints, encodes and muxes. Written under a
 //! temporary name and renamed when whole.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Once;
 use std::time::Instant;
@@ -179,14 +180,11 @@ impl Clip<'_> {
         let ist = ictx
             .stream(vindex)
             .ok_or_else(|| super::video_err(input, "the video stream", "vanished"))?;
-        let (rotation, tb) = (decode::rotation_of(&ist), ist.time_base());
-        let pixel_aspect = decode::pixel_aspect_of(&ictx, &ist);
-        let interlaced = decode::interlaced_of(&ist);
-        // The video frames the container's index lists (0 where it keeps no count).
-        let listed = u64::try_from(ist.frames()).unwrap_or(0);
-        let fps = f64::from(ist.avg_frame_rate());
-        // And the duration its header declares, for containers that keep no count.
-        let declared = decode::declared_end(&ictx);
+        let (shown, length, tb) = (
+            decode::Showing::of(&ictx, &ist),
+            decode::Length::of(&ictx, &ist),
+            ist.time_base(),
+        );
         let (w, h) = (decoder.width(), decoder.height());
         let octx = super::open::output(self.tmp, self.muxer)
             .map_err(|e| super::video_err(self.output, "cannot create", e))?;
@@ -202,9 +200,9 @@ impl Clip<'_> {
         let (link, spent) = EncoderLink::start(opened.parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
             Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
-                pixel_aspect,
-                interlaced,
-                ..opts.engine_for_frames(detect, redact_cfg, rotation, (w, h))
+                pixel_aspect: shown.pixel_aspect,
+                interlaced: shown.interlaced,
+                ..opts.engine_for_frames(detect, redact_cfg, shown.rotation, (w, h))
             })?,
             Boxes::Given(d, path) => {
                 d.check_size(path, w, h)?;
@@ -234,40 +232,7 @@ impl Clip<'_> {
             spent,
             opts.max_frames,
         );
-        let mut index = 0usize;
-        while let Some(event) = source.next_event()? {
-            let f = match event {
-                Event::Packet {
-                    packet,
-                    from,
-                    stream,
-                } => {
-                    sink.link.send(ToEncoder::Packet {
-                        packet,
-                        from,
-                        stream,
-                    })?;
-                    continue;
-                }
-                Event::Frame(f) => f,
-            };
-            let payload = ClipFrame {
-                pts: f.pts,
-                duration: f.duration,
-            };
-            match &given {
-                None => engine.push(f.picture, payload, f.fault, &mut sink)?,
-                Some(given) => {
-                    // The file's boxes as they are; a frame it lacks, or marks whole, or that
-                    // decoded corrupt, is covered whole.
-                    let entry = given.get(&index).filter(|e| !e.whole_frame);
-                    let fault = f.fault.or(entry.is_none().then_some(Fault::Marked));
-                    let boxes = entry.map(|e| e.detections()).unwrap_or_default();
-                    engine.push_given(f.picture, payload, fault, boxes, &mut sink)?;
-                }
-            }
-            index += 1;
-        }
+        let index = feed(&mut source, &mut engine, &mut sink, given.as_ref())?;
         if let Some(e) = source.read_error {
             // A prefix of the clip is not the clip: fail, and leave no output.
             // FFmpeg's own words can mislead here ("Cannot allocate memory" is what a damaged
@@ -276,33 +241,19 @@ impl Clip<'_> {
             return Err(super::video_err(input, &at, e));
         }
         engine.finish(&mut sink)?;
-        let mut report = ClipReport {
-            rotation,
-            pixel_aspect,
-            interlaced,
-            dropped_streams: opened.dropped,
-            decode_errors: source.decode_errors,
-            lost_frames: source.lost_frames,
-            unreadable_packets: source.unreadable_packets,
-            // Only a whole run can tell: `max_frames` stops early on purpose.
-            unread_frames: match opts.max_frames {
-                None => decode::unread_frames(listed, source.video_packets, fps),
-                Some(_) => 0,
-            },
-            unread_seconds: match opts.max_frames {
-                None => decode::unread_seconds(declared, source.data_end),
-                Some(_) => 0.0,
-            },
-            ..Default::default()
+        // Only a whole run can tell what is missing: `max_frames` stops early on purpose.
+        let unread = match opts.max_frames {
+            None => length.unread(&source),
+            Some(_) => (0, 0.0),
         };
-        let decode_seconds = source.seconds;
+        let mut report = read_report(shown, opened.dropped, &source, unread);
         drop(source);
         let ClipSink { link, export, .. } = sink;
         let (waited, painted) = (link.waited, link.painted);
         let times = link.finish()?;
         fill_report(&mut report, &engine);
         report.stages = StageTimes {
-            decode: decode_seconds,
+            decode: report.stages.decode,
             redact: painted,
             encode: times.encode,
             wait_for_encode: waited,
@@ -310,6 +261,77 @@ impl Clip<'_> {
         };
         report.seconds = start.elapsed().as_secs_f64();
         Ok((report, export))
+    }
+}
+
+/// Feeds every event of `source` on: packets of the copied streams to the encoder, frames to
+/// `engine` (with their boxes where they are `given`). Returns the frames read.
+fn feed(
+    source: &mut Source,
+    engine: &mut Engine<ClipFrame, ClipPicture>,
+    sink: &mut ClipSink,
+    given: Option<&HashMap<usize, &FrameBoxes>>,
+) -> Result<usize> {
+    let mut index = 0usize;
+    while let Some(event) = source.next_event()? {
+        let f = match event {
+            Event::Packet {
+                packet,
+                from,
+                stream,
+            } => {
+                sink.link.send(ToEncoder::Packet {
+                    packet,
+                    from,
+                    stream,
+                })?;
+                continue;
+            }
+            Event::Frame(f) => f,
+        };
+        let payload = ClipFrame {
+            pts: f.pts,
+            duration: f.duration,
+        };
+        match given {
+            None => engine.push(f.picture, payload, f.fault, sink)?,
+            Some(given) => {
+                // The file's boxes as they are; a frame it lacks, or marks whole, or that
+                // decoded corrupt, is covered whole.
+                let entry = given.get(&index).filter(|e| !e.whole_frame);
+                let fault = f.fault.or(entry.is_none().then_some(Fault::Marked));
+                let boxes = entry.map(|e| e.detections()).unwrap_or_default();
+                engine.push_given(f.picture, payload, fault, boxes, sink)?;
+            }
+        }
+        index += 1;
+    }
+    Ok(index)
+}
+
+/// What reading the clip tells its report: how it is shown, the streams left out, what was
+/// damaged or missing (`unread`: frames and seconds never read), and the time it took.
+fn read_report(
+    shown: decode::Showing,
+    dropped_streams: Vec<super::DroppedStream>,
+    source: &Source,
+    unread: (u64, f64),
+) -> ClipReport {
+    ClipReport {
+        rotation: shown.rotation,
+        pixel_aspect: shown.pixel_aspect,
+        interlaced: shown.interlaced,
+        dropped_streams,
+        decode_errors: source.decode_errors,
+        lost_frames: source.lost_frames,
+        unreadable_packets: source.unreadable_packets,
+        unread_frames: unread.0,
+        unread_seconds: unread.1,
+        stages: StageTimes {
+            decode: source.seconds,
+            ..Default::default()
+        },
+        ..Default::default()
     }
 }
 
