@@ -2,7 +2,9 @@
 //!
 //! Reading applies the EXIF orientation before anything else sees the pixels: a phone photo
 //! stored on its side must be detected upright, or its faces are missed. Decoding runs under
-//! memory limits, so a header that claims a gigantic image is refused instead of allocated.
+//! memory limits, so a header that claims a gigantic image is refused instead of allocated. A
+//! file of several pictures (an animated PNG or WebP, a TIFF of several pages) is refused too:
+//! one picture in, one picture out, or the others would be lost without a word.
 //!
 //! Writing encodes from pixels only, so no EXIF, GPS or maker metadata of the input reaches the
 //! output. The bytes go to a temporary file beside the destination, are flushed to disk, and are
@@ -83,6 +85,7 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
         path: path.to_path_buf(),
         reason: "not a recognised image format".into(),
     })?;
+    refuse_many_pictures(path, format)?;
     // The decoder's own allocations stay within the budget at the widest pixel type (16-bit
     // RGBA, 8 bytes a pixel) plus room for its working buffers.
     let mut limits = Limits::default();
@@ -99,6 +102,41 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(LoadedImage { image, format })
+}
+
+/// Refuses a file that holds more than one picture: an animated PNG or WebP, a TIFF of several
+/// pages. Only its first picture would be redacted and written and the others lost without a
+/// word, so the file is refused by name, saying how to redact all of it. A file whose header
+/// these checks cannot read is left to the decoder, which says what is wrong with it.
+fn refuse_many_pictures(path: &Path, format: ImageFormat) -> Result<()> {
+    let reader = || crate::files::open_regular(path, "input").map(std::io::BufReader::new);
+    const ANIMATED: &str = "make it a clip (ffmpeg -i IN OUT.mp4) to redact every frame";
+    let found = match format {
+        ImageFormat::Png => image::codecs::png::PngDecoder::new(reader()?)
+            .and_then(|d| d.is_apng())
+            .unwrap_or(false)
+            .then_some(("an animated PNG", ANIMATED)),
+        ImageFormat::WebP => image::codecs::webp::WebPDecoder::new(reader()?)
+            .is_ok_and(|d| d.has_animation())
+            .then_some(("an animated WebP", ANIMATED)),
+        ImageFormat::Tiff => tiff::decoder::Decoder::new(reader()?)
+            .is_ok_and(|d| d.more_images())
+            .then_some((
+                "a TIFF of several pages",
+                "split it into one picture a page (tiffsplit) to redact every page",
+            )),
+        _ => None,
+    };
+    match found {
+        None => Ok(()),
+        Some((what, how)) => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{what}: only single pictures are redacted, and all but the first would be \
+                 lost; {how}"
+            ),
+        }),
+    }
 }
 
 /// A temporary path beside `dest`, unique to this process.

@@ -179,6 +179,27 @@ fn hostile_corpus(dir: &Path) -> Vec<(PathBuf, Expect)> {
     )
     .unwrap();
     list.push((dir.join("exif_rotated.jpg"), Redacted));
+    // Files of several pictures are refused by name (only the first would be written); a
+    // single picture in the same formats is redacted.
+    let astro_rgb = astro.to_rgb8();
+    save("still.webp", astro.clone());
+    save("one_page.tif", astro.clone());
+    list.push((dir.join("still.webp"), Redacted));
+    list.push((dir.join("one_page.tif"), Redacted));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    {
+        let mut tif = tiff::encoder::TiffEncoder::new(&mut bytes).unwrap();
+        for _ in 0..2 {
+            tif.write_image::<tiff::encoder::colortype::RGB8>(
+                astro_rgb.width(),
+                astro_rgb.height(),
+                astro_rgb.as_raw(),
+            )
+            .unwrap();
+        }
+    }
+    let pages = put("two_pages.tif", bytes.get_ref());
+    list.push((pages, Fails("a TIFF of several pages")));
 
     // Clips.
     let s = |name: &str| dir.join(name).to_str().unwrap().to_string();
@@ -222,6 +243,25 @@ fn hostile_corpus(dir: &Path) -> Vec<(PathBuf, Expect)> {
         &s("odd_1919x1079.mp4"),
     ]);
     list.push((dir.join("odd_1919x1079.mp4"), Redacted));
+    for (name, codec, muxer) in [
+        ("animated.png", "apng", "apng"),
+        ("animated.webp", "libwebp", "webp"),
+    ] {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=5",
+            "-frames:v",
+            "3",
+            "-c:v",
+            codec,
+            "-f",
+            muxer,
+            &s(name),
+        ]);
+        list.push((dir.join(name), Fails("an animated")));
+    }
     ffmpeg(&[
         "-f",
         "lavfi",
