@@ -312,6 +312,20 @@ fn no_audio_drops_the_sound_from_clips_and_live_streams() {
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(v["redacted"], 1, "{v}");
     assert_eq!(streams(&out.join("porch.mkv")), ["video:h264", "audio:aac"]);
+    // A file's line says when its output holds less than the input.
+    let o = bystander()
+        .arg("redact")
+        .arg(&src)
+        .arg("-o")
+        .arg(d.path().join("plain"))
+        .args(["--recall", "fast", "--no-audio"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        log.contains("streams left out (why: its report): 1 audio"),
+        "{log}"
+    );
 
     let live = d.path().join("live.mkv");
     let o = bystander()

@@ -185,6 +185,9 @@ impl Observer for Progress {
                         if damaged > 0 {
                             line += &format!(", {damaged} damaged packets of the input skipped");
                         }
+                        if let Some(left) = left_out(&r["dropped_streams"]) {
+                            line += &format!(", streams left out (why: its report): {left}");
+                        }
                     }
                     line += &format!(" ({:.2} s)", r["seconds"].as_f64().unwrap_or(0.0));
                 }
@@ -199,4 +202,28 @@ impl Observer for Progress {
             )),
         }
     }
+}
+
+/// The streams a clip's report lists as not copied, counted by kind in the order first listed
+/// ("1 video, 2 subtitle"): an operator sees on the file's line that the output holds less than
+/// the input (a second camera's picture, sound, subtitles, GPS tracks); `None` where none was.
+fn left_out(dropped: &serde_json::Value) -> Option<String> {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for kind in dropped
+        .as_array()?
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+    {
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    (!kinds.is_empty()).then(|| {
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
