@@ -131,7 +131,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
                 };
                 if accept(&f) {
                     plan.jobs.push(Job {
-                        output: out_dir.join(rel),
+                        output: out_dir.join(written_as(rel)),
                         input: f,
                     });
                 } else {
@@ -151,7 +151,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
             })?;
             plan.jobs.push(Job {
                 input: input.clone(),
-                output: out_dir.join(name),
+                output: out_dir.join(written_as(Path::new(name))),
             });
         }
     }
@@ -431,6 +431,15 @@ fn request(settings: &serde_json::Value) -> serde_json::Value {
         }
     }
     r
+}
+
+/// The name an input's redacted copy is written under (see `video::written_as`): its own,
+/// but for clips whose container is read and not written.
+fn written_as(path: &Path) -> PathBuf {
+    #[cfg(feature = "video")]
+    return crate::video::written_as(path);
+    #[cfg(not(feature = "video"))]
+    path.to_path_buf()
 }
 
 /// Whether `path` has a clip extension handled as a clip.

@@ -62,6 +62,8 @@ struct Output {
     durations: std::collections::HashMap<i64, i64>,
     /// The last pts given to the encoder (see [`Output::next_pts`]).
     last_pts: Option<i64>,
+    /// The last duration a frame was given (see [`Output::encode`]).
+    step: i64,
 }
 
 impl Output {
@@ -144,8 +146,17 @@ impl Output {
         duration: i64,
         path: &Path,
     ) -> Result<()> {
+        let before = self.last_pts;
         let pts = self.next_pts(pts, duration);
+        // A frame that comes without a duration (Windows Media, raw streams) lasts as long as the
+        // step from the frame before it: given none, the clip's last frame would be dropped.
+        let duration = match before {
+            _ if duration > 0 => duration,
+            Some(b) if pts > b => pts - b,
+            _ => self.step,
+        };
         if duration > 0 {
+            self.step = duration;
             self.durations.insert(pts, duration);
         }
         let picture = match picture {
@@ -243,6 +254,7 @@ fn encode_frames(
         enc_tb: parts.enc_tb,
         ost_index: parts.ost_index,
         durations: Default::default(),
+        step: 0,
         last_pts: None,
         encoder: parts.encoder,
         octx: parts.octx,

@@ -39,7 +39,7 @@ use crate::track::TrackConfig;
 pub use transcode::{frame_count_estimate, redact_clip, render_clip, Boxes};
 
 /// File extensions treated as clips, with the FFmpeg muxer used to write them.
-pub const VIDEO_EXTENSIONS: [(&str, &str); 8] = [
+pub const VIDEO_EXTENSIONS: [(&str, &str); 10] = [
     ("mp4", "mp4"),
     ("m4v", "mp4"),
     ("mov", "mov"),
@@ -48,6 +48,17 @@ pub const VIDEO_EXTENSIONS: [(&str, &str); 8] = [
     ("avi", "avi"),
     ("ts", "mpegts"),
     ("mts", "mpegts"),
+    ("3gp", "3gp"),
+    ("flv", "flv"),
+];
+
+/// Clip extensions that are read but not written as such: Blu-ray and camcorder transport
+/// streams (`m2ts`), MPEG program streams (`mpg`, `mpeg`), Windows Media (`wmv`), and the raw
+/// H.264 and HEVC streams that DVRs and NVRs export (`h264`, `264`, `h265`, `265`, `hevc`).
+/// Their redacted copy is an MP4 named after the input with `.mp4` added ([`written_as`]):
+/// their own containers either cannot carry the encoder's output or carry no timestamps.
+pub const READ_ONLY_EXTENSIONS: [&str; 9] = [
+    "m2ts", "mpg", "mpeg", "wmv", "h264", "264", "h265", "265", "hevc",
 ];
 
 /// The encoder a clip written with `muxer` gets when none is asked for: libx264, except for
@@ -68,9 +79,29 @@ pub fn muxer_for(path: &Path) -> Option<&'static str> {
         .map(|(_, m)| *m)
 }
 
-/// Whether `path` has a clip extension.
+/// Whether `path` has a clip extension, written as such or read only.
 pub fn is_video_path(path: &Path) -> bool {
-    muxer_for(path).is_some()
+    muxer_for(path).is_some() || is_read_only(path)
+}
+
+/// Whether `path` has one of the [`READ_ONLY_EXTENSIONS`].
+fn is_read_only(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| READ_ONLY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The name a clip's redacted copy is written under: its own, or for a clip of the
+/// [`READ_ONLY_EXTENSIONS`] its own with `.mp4` added (`cam.h264` is written as `cam.h264.mp4`,
+/// which no other input's copy can be named).
+pub fn written_as(path: &Path) -> std::path::PathBuf {
+    if is_read_only(path) {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(".mp4");
+        name.into()
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// How a clip is encoded and tracked.
@@ -451,6 +482,15 @@ mod tests {
         assert_eq!(muxer_for(Path::new("a/B.MKV")), Some("matroska"));
         assert_eq!(muxer_for(Path::new("x.mp4")), Some("mp4"));
         assert!(!is_video_path(Path::new("x.jpg")));
+        assert!(is_video_path(Path::new("nvr/cam1.264")));
+        assert_eq!(muxer_for(Path::new("nvr/cam1.264")), None);
+        assert_eq!(
+            written_as(Path::new("nvr/cam1.264")),
+            Path::new("nvr/cam1.264.mp4")
+        );
+        assert_eq!(written_as(Path::new("a/B.MKV")), Path::new("a/B.MKV"));
+        let written = written_as(Path::new("x.WMV"));
+        assert_eq!(muxer_for(&written), Some("mp4"));
     }
 
     #[test]

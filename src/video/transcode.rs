@@ -77,7 +77,10 @@ pub fn render_clip(
     redact_cfg.validate()?;
     let muxer = muxer_for(output).ok_or_else(|| Error::Unsupported {
         path: output.to_path_buf(),
-        reason: "the output has no clip extension (mp4, mov, mkv, webm, avi, ts)".into(),
+        reason: format!(
+            "the output has no clip extension it can be written as ({})",
+            super::VIDEO_EXTENSIONS.map(|(e, _)| e).join(", ")
+        ),
     })?;
     let tmp = temp_path_for(output);
     let clip = Clip {

@@ -175,6 +175,92 @@ fn testsrc_with_audio_keeps_frames_timestamps_and_audio_and_strips_metadata() {
     .contains("AcmeCam"));
 }
 
+/// What NVRs, DVRs and camcorders export besides MP4: raw H.264 and HEVC streams, Blu-ray and
+/// camcorder transport streams, MPEG program streams, Windows Media, 3GP, FLV. Each is read in
+/// a folder like any clip, its faces redacted on every frame; those whose container is read and
+/// not written are written as MP4 beside their own name.
+#[test]
+fn nvr_and_camcorder_exports_are_read_as_clips() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("export");
+    std::fs::create_dir(&src).unwrap();
+    let face = fixture("astronaut.jpg");
+    let formats: [(&str, &[&str], &str); 9] = [
+        (
+            "cam1.h264",
+            &["-c:v", "libx264", "-f", "h264"],
+            "cam1.h264.mp4",
+        ),
+        (
+            "cam2.264",
+            &["-c:v", "libx264", "-f", "h264"],
+            "cam2.264.mp4",
+        ),
+        (
+            "cam3.hevc",
+            &["-c:v", "libx265", "-f", "hevc"],
+            "cam3.hevc.mp4",
+        ),
+        (
+            "disc.m2ts",
+            &["-c:v", "libx264", "-f", "mpegts", "-mpegts_m2ts_mode", "1"],
+            "disc.m2ts.mp4",
+        ),
+        (
+            "dvr.mpg",
+            &["-c:v", "mpeg2video", "-f", "mpeg"],
+            "dvr.mpg.mp4",
+        ),
+        ("old.wmv", &["-c:v", "wmv2"], "old.wmv.mp4"),
+        ("phone.3gp", &["-c:v", "libx264"], "phone.3gp"),
+        ("stream.flv", &["-c:v", "libx264"], "stream.flv"),
+        (
+            "cam4.265",
+            &["-c:v", "libx265", "-f", "hevc"],
+            "cam4.265.mp4",
+        ),
+    ];
+    for (name, codec, _) in &formats {
+        let mut args = vec![
+            "-loop",
+            "1",
+            "-i",
+            face.to_str().unwrap(),
+            "-r",
+            "10",
+            "-frames:v",
+            "5",
+            "-vf",
+            "scale=256:256",
+            "-pix_fmt",
+            "yuv420p",
+        ];
+        args.extend_from_slice(codec);
+        let path = src.join(name);
+        args.push(path.to_str().unwrap());
+        ffmpeg(&args);
+    }
+    let out = d.path().join("out");
+    redact(&src, &out, &["--recall", "fast", "--export-detections"]);
+    for (name, _, written) in &formats {
+        let red = out.join(written);
+        assert_eq!(frame_times(&red).len(), 5, "{name} -> {written}");
+        let report = report_of(&red);
+        assert_eq!(report["fail_closed_frames"], 0, "{name}: {report}");
+        // The face is masked on every frame.
+        let boxes: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("{written}.detections.json"))).unwrap(),
+        )
+        .unwrap();
+        let frames = boxes["frames"].as_array().unwrap();
+        assert_eq!(frames.len(), 5, "{name}");
+        for f in frames {
+            let mut boxes = f["boxes"].as_array().unwrap().iter();
+            assert!(boxes.any(|b| b["class"] == "face"), "{name}: {f}");
+        }
+    }
+}
+
 #[test]
 fn variable_frame_rate_timestamps_are_preserved() {
     let d = tempfile::tempdir().unwrap();
