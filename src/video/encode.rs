@@ -62,6 +62,8 @@ struct Output {
     durations: std::collections::HashMap<i64, i64>,
     /// The last pts given to the encoder (see [`Output::next_pts`]).
     last_pts: Option<i64>,
+    /// The first packet written is yet to set where the clip starts (see [`Output::start_from`]).
+    zero_start: bool,
     /// The last duration a frame was given (see [`Output::encode`]).
     step: i64,
 }
@@ -85,6 +87,26 @@ impl Output {
         next
     }
 
+    /// With `zero_start`, the first packet written, timed in `tb`, moves every timestamp written
+    /// from then on back by its own, so that the clip starts at zero: a Dahua DAV file counts
+    /// milliseconds from 1970, and an MP4 that kept them would open as a clip 56 years long. (The
+    /// input's start time cannot say it: FFmpeg leaves it unknown for such files.) A later packet
+    /// of another stream timed earlier than the first goes below zero, which the muxer handles as
+    /// it handles any negative timestamp.
+    fn start_from(&mut self, pkt: &Packet, tb: Rational) {
+        if !std::mem::take(&mut self.zero_start) {
+            return;
+        }
+        use ff::Rescale;
+        if let Some(t) = pkt.pts().or(pkt.dts()).filter(|t| *t > 0) {
+            // SAFETY: a plain field of the output context that `self.octx` owns, set before this
+            // packet is written; the muxer adds it to every packet's timestamps as it writes.
+            unsafe {
+                (*self.octx.as_mut_ptr()).output_ts_offset = -t.rescale(tb, ff::rescale::TIME_BASE)
+            };
+        }
+    }
+
     /// Writes a copied packet of output stream `stream`, timed in `from`.
     fn copy(
         &mut self,
@@ -99,6 +121,7 @@ impl Output {
             .ok_or_else(|| video_err(path, "cannot write a copied packet", "no such stream"))?
             .time_base();
         packet.rescale_ts(from, ost_tb);
+        self.start_from(&packet, ost_tb);
         packet.set_position(-1);
         packet.set_stream(stream);
         packet
@@ -131,6 +154,7 @@ impl Output {
                 .stream(self.ost_index)
                 .map_or(self.enc_tb, |s| s.time_base());
             pkt.rescale_ts(self.enc_tb, ost_tb);
+            self.start_from(&pkt, ost_tb);
             pkt.write_interleaved(&mut self.octx)
                 .map_err(|e| video_err(path, "cannot write video", e))?;
         }
@@ -215,6 +239,9 @@ pub(super) struct OutputParts {
     height: u32,
     enc_tb: Rational,
     ost_index: usize,
+    /// Move every timestamp written back so that the clip starts at zero (see
+    /// [`Output::start_from`]); set for a clip written in another container than its input's.
+    pub zero_start: bool,
 }
 
 /// The encoder thread's busy seconds.
@@ -256,6 +283,7 @@ fn encode_frames(
         durations: Default::default(),
         step: 0,
         last_pts: None,
+        zero_start: parts.zero_start,
         encoder: parts.encoder,
         octx: parts.octx,
     };
@@ -622,6 +650,7 @@ pub(super) fn open_output(
                 .stream(vindex)
                 .map_or(Rational(1, 90_000), |s| s.time_base()),
             ost_index,
+            zero_start: false,
         },
         stream_map,
         dropped,

@@ -52,13 +52,14 @@ pub const VIDEO_EXTENSIONS: [(&str, &str); 10] = [
     ("flv", "flv"),
 ];
 
-/// Clip extensions that are read but not written as such: Blu-ray and camcorder transport
-/// streams (`m2ts`), MPEG program streams (`mpg`, `mpeg`), Windows Media (`wmv`), and the raw
-/// H.264 and HEVC streams that DVRs and NVRs export (`h264`, `264`, `h265`, `265`, `hevc`).
-/// Their redacted copy is an MP4 named after the input with `.mp4` added ([`written_as`]):
-/// their own containers either cannot carry the encoder's output or carry no timestamps.
-pub const READ_ONLY_EXTENSIONS: [&str; 9] = [
-    "m2ts", "mpg", "mpeg", "wmv", "h264", "264", "h265", "265", "hevc",
+/// Clip extensions that are read but not written as such: Dahua NVR exports (`dav`), Blu-ray
+/// and camcorder transport streams (`m2ts`), MPEG program streams (`mpg`, `mpeg`), Windows Media
+/// (`wmv`), and the raw H.264 and HEVC streams that DVRs and NVRs export (`h264`, `264`, `h265`,
+/// `265`, `hevc`). Their redacted copy is an MP4 named after the input with `.mp4` added
+/// ([`written_as`]), its timestamps moved to start at zero: their own containers cannot be
+/// written, cannot carry the encoder's output, or carry no timestamps.
+pub const READ_ONLY_EXTENSIONS: [&str; 10] = [
+    "dav", "m2ts", "mpg", "mpeg", "wmv", "h264", "264", "h265", "265", "hevc",
 ];
 
 /// The encoder a clip written with `muxer` gets when none is asked for: libx264, except for
@@ -85,7 +86,7 @@ pub fn is_video_path(path: &Path) -> bool {
 }
 
 /// Whether `path` has one of the [`READ_ONLY_EXTENSIONS`].
-fn is_read_only(path: &Path) -> bool {
+pub(crate) fn is_read_only(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| READ_ONLY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))

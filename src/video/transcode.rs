@@ -200,7 +200,9 @@ impl Clip<'_> {
             opts,
             ff::Dictionary::new(),
         )?;
-        let (link, spent) = EncoderLink::start(opened.parts, self.output, EncoderLink::FILE_QUEUE)?;
+        let mut parts = opened.parts;
+        parts.zero_start = super::is_read_only(input);
+        let (link, spent) = EncoderLink::start(parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
             Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
                 pixel_aspect: shown.pixel_aspect,

@@ -175,10 +175,10 @@ fn testsrc_with_audio_keeps_frames_timestamps_and_audio_and_strips_metadata() {
     .contains("AcmeCam"));
 }
 
-/// What NVRs, DVRs and camcorders export besides MP4: raw H.264 and HEVC streams, Blu-ray and
-/// camcorder transport streams, MPEG program streams, Windows Media, 3GP, FLV. Each is read in
-/// a folder like any clip, its faces redacted on every frame; those whose container is read and
-/// not written are written as MP4 beside their own name.
+/// What NVRs, DVRs and camcorders export besides MP4: Dahua DAV files, raw H.264 and HEVC
+/// streams, Blu-ray and camcorder transport streams, MPEG program streams, Windows Media, 3GP,
+/// FLV. Each is read in a folder like any clip, its faces redacted on every frame; those whose
+/// container is read and not written are written as MP4 beside their own name, from zero.
 #[test]
 fn nvr_and_camcorder_exports_are_read_as_clips() {
     let d = tempfile::tempdir().unwrap();
@@ -220,7 +220,8 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
             "cam4.265.mp4",
         ),
     ];
-    for (name, codec, _) in &formats {
+    // Five frames of the astronaut at 10 frames/s, coded and written as `tail` says.
+    let face_clip = |tail: &[&str]| {
         let mut args = vec![
             "-loop",
             "1",
@@ -235,13 +236,55 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
             "-pix_fmt",
             "yuv420p",
         ];
-        args.extend_from_slice(codec);
-        let path = src.join(name);
-        args.push(path.to_str().unwrap());
+        args.extend_from_slice(tail);
         ffmpeg(&args);
+    };
+    for (name, codec, _) in &formats {
+        let path = src.join(name);
+        face_clip(&[*codec, &[path.to_str().unwrap()]].concat());
     }
+    // A Dahua DAV file: one chunk per frame ("DHAV", frame type, frame number, chunk length,
+    // packed date, a millisecond counter, size and codec descriptors, the frame, then "dhav" and
+    // the chunk length again), timed in milliseconds from 1970 as the cameras time them.
+    let packets = d.path().join("packets");
+    std::fs::create_dir(&packets).unwrap();
+    face_clip(&[
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-f",
+        "image2",
+        packets.join("f%d.h264").to_str().unwrap(),
+    ]);
+    let date: u32 = 26 << 26 | 12 << 22 | 7 << 17 | 12 << 12; // 2026-12-07 12:00:00
+    let mut dav = Vec::new();
+    for i in 0..5u32 {
+        let frame = std::fs::read(packets.join(format!("f{}.h264", i + 1))).unwrap();
+        // 256 x 256 (in units of 8 px), H.264 at 10 frames/s.
+        let ext: [u8; 8] = [0x80, 0, 32, 32, 0x81, 0, 0x2, 10];
+        let length = (24 + ext.len() + frame.len() + 8) as u32;
+        dav.extend_from_slice(b"DHAV");
+        dav.extend_from_slice(&[if i == 0 { 0xfd } else { 0xfc }, 0, 0, 0]);
+        for v in [i, length, date] {
+            dav.extend_from_slice(&v.to_le_bytes());
+        }
+        dav.extend_from_slice(&(100 * i as u16).to_le_bytes());
+        dav.extend_from_slice(&[ext.len() as u8, 0]);
+        dav.extend_from_slice(&ext);
+        dav.extend_from_slice(&frame);
+        dav.extend_from_slice(b"dhav");
+        dav.extend_from_slice(&length.to_le_bytes());
+    }
+    std::fs::write(src.join("nvr.dav"), dav).unwrap();
+    let mut formats = formats.to_vec();
+    formats.push(("nvr.dav", &[], "nvr.dav.mp4"));
+
     let out = d.path().join("out");
     redact(&src, &out, &["--recall", "fast", "--export-detections"]);
+    // Written in another container, a clip starts at zero (the DAV file at 2026-12-07).
+    let times = frame_times(&out.join("nvr.dav.mp4"));
+    assert!(times[0].abs() < 1e-3, "{times:?}");
     for (name, _, written) in &formats {
         let red = out.join(written);
         assert_eq!(frame_times(&red).len(), 5, "{name} -> {written}");
