@@ -155,6 +155,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
             });
         }
     }
+    skip_renamed_clashes(&mut plan);
     // Two inputs mapping to one output, or an output that is an input, are refused.
     let inputs = Inputs::new(plan.jobs.iter().map(|j| j.input.as_path()));
     let mut seen = std::collections::HashSet::new();
@@ -168,6 +169,30 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, accept: impl Fn(&Path) -> bool) 
         }
     }
     Ok(plan)
+}
+
+/// A clip whose copy is renamed (`cam.264` is written as `cam.264.mp4`, see `written_as`) and
+/// would take the name of another input's copy (a `cam.264.mp4` beside it) is skipped with the
+/// reason, so that one file does not stop the batch; the other input keeps its name.
+fn skip_renamed_clashes(plan: &mut Plan) {
+    let renamed = |j: &Job| j.output.file_name() != j.input.file_name();
+    let kept: std::collections::HashSet<PathBuf> = plan
+        .jobs
+        .iter()
+        .filter(|j| !renamed(j))
+        .map(|j| j.output.clone())
+        .collect();
+    let (clash, jobs): (Vec<Job>, Vec<Job>) = std::mem::take(&mut plan.jobs)
+        .into_iter()
+        .partition(|j| renamed(j) && kept.contains(&j.output));
+    plan.jobs = jobs;
+    for j in clash {
+        let reason = format!(
+            "its copy would be named {}, as another input's is; rename one of them",
+            Shown(&j.output)
+        );
+        plan.skipped.push((j.input, reason));
+    }
 }
 
 /// One part of a run split for a job array (a Kubernetes Indexed Job, an AWS Batch array): shard
@@ -789,6 +814,34 @@ mod tests {
         for bad in ["4/4", "1/0", "x/2", "1", "-1/3", "0/100001"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    #[cfg(feature = "video")]
+    #[test]
+    fn a_renamed_clip_whose_copy_takes_another_inputs_name_is_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("in");
+        std::fs::create_dir_all(&src).unwrap();
+        for name in ["cam.264", "cam.264.mp4", "yard.264"] {
+            std::fs::write(src.join(name), b"").unwrap();
+        }
+        let out = d.path().join("out");
+        let plan = plan(std::slice::from_ref(&src), &out, is_supported).unwrap();
+        let jobs: Vec<_> = plan
+            .jobs
+            .iter()
+            .map(|j| (j.input.clone(), j.output.clone()))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                (src.join("cam.264.mp4"), out.join("cam.264.mp4")),
+                (src.join("yard.264"), out.join("yard.264.mp4")),
+            ]
+        );
+        assert_eq!(plan.skipped.len(), 1, "{:?}", plan.skipped);
+        assert_eq!(plan.skipped[0].0, src.join("cam.264"));
+        assert!(plan.skipped[0].1.contains("rename one"));
     }
 
     #[test]
