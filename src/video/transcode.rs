@@ -201,7 +201,7 @@ impl Clip<'_> {
             ff::Dictionary::new(),
         )?;
         let mut parts = opened.parts;
-        parts.zero_start = super::is_read_only(input);
+        parts.zero_start = !same_container(ictx.format().name(), self.muxer);
         let (link, spent) = EncoderLink::start(parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
             Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
@@ -267,6 +267,14 @@ impl Clip<'_> {
         report.seconds = start.elapsed().as_secs_f64();
         Ok((report, export))
     }
+}
+
+/// Whether a clip read by the demuxer `demuxer` (FFmpeg's name, a comma-separated list such as
+/// `mov,mp4,m4a,3gp,3g2,mj2`) is written back by the muxer `muxer` in its own container. A clip
+/// written in another one (a DAV file, a raw stream, MPEG-TS or a program stream named `.mp4`, as
+/// some NVRs export) starts at zero there (`OutputParts::zero_start`).
+fn same_container(demuxer: &str, muxer: &str) -> bool {
+    demuxer.split(',').any(|d| d == muxer)
 }
 
 /// Feeds every event of `source` on: packets of the copied streams to the encoder, frames to
@@ -385,4 +393,29 @@ pub fn frame_count_estimate(path: &Path) -> Option<u64> {
         return Some((secs * fps).round() as u64);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_container;
+
+    #[test]
+    fn a_clip_is_in_its_own_container_where_the_demuxer_names_the_muxer() {
+        let mp4 = "mov,mp4,m4a,3gp,3g2,mj2";
+        for muxer in ["mp4", "mov", "3gp"] {
+            assert!(same_container(mp4, muxer), "{muxer}");
+        }
+        assert!(same_container("matroska,webm", "webm"));
+        assert!(same_container("matroska,webm", "matroska"));
+        assert!(same_container("mpegts", "mpegts"));
+        for (demuxer, muxer) in [
+            ("dhav", "mp4"),
+            ("h264", "mp4"),
+            ("mpegts", "mp4"),
+            ("mpeg", "mp4"),
+            (mp4, "matroska"),
+        ] {
+            assert!(!same_container(demuxer, muxer), "{demuxer} -> {muxer}");
+        }
+    }
 }
