@@ -9,6 +9,12 @@
 //! data is read and written back, and nothing but the pixels needs to cross a process boundary.
 //! The cost is a build-time dependency on libav*-dev and clang, which `scripts/deps` installs.
 //!
+//! A clip goes back into its own container where FFmpeg can write one that carries the
+//! encoder's output; what NVRs and DVRs export and FFmpeg only reads (Dahua DAV, raw H.264 and
+//! HEVC, program streams, Windows Media) is written as MP4 under the input's name with `.mp4`
+//! added ([`READ_ONLY_EXTENSIONS`]), from zero: those files time their frames from wherever the
+//! recorder's clock stood.
+//!
 //! Stages overlap on three kinds of thread joined by bounded queues: the calling thread demuxes,
 //! decodes (FFmpeg's frame threads underneath), holds/tracks and paints; `workers` detection
 //! threads each run their own ONNX Runtime sessions (1 intra-op thread each: the workers own the
