@@ -452,9 +452,10 @@ fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
 
 /// Whether a stream other than the redacted video stream goes into the output, and why not.
 ///
-/// Only sound is copied by default (none with `drop_audio`). Subtitles are dropped: a bitmap subtitle (DVD, PGS, DVB) is
-/// a picture that can show a face and is never copied; a text subtitle can carry a position (GPS
-/// captions every second from dashcams and drones) and is copied only with `keep_subtitles`.
+/// Only sound is copied by default (none with `drop_audio`). Subtitles are dropped: a bitmap
+/// subtitle (DVD, PGS, DVB) is a picture that can show a face and is never copied; a text
+/// subtitle can carry a position (GPS captions every second from dashcams and drones) and is
+/// copied only with `keep_subtitles`.
 /// Data streams (GPS and telemetry tracks), attachments and further picture streams (cover art,
 /// a second camera angle that is not redacted) are never copied.
 fn keep_stream(
