@@ -177,7 +177,7 @@ fn testsrc_with_audio_keeps_frames_timestamps_and_audio_and_strips_metadata() {
 
 /// What NVRs, DVRs and camcorders export besides MP4: Dahua DAV files, raw H.264 and HEVC
 /// streams, Blu-ray and camcorder transport streams, MPEG program streams, Windows Media, 3GP,
-/// FLV. Each is read in a folder like any clip, its faces redacted on every frame; those whose
+/// FLV, an IP camera's motion JPEG saved as it came. Each is read in a folder like any clip, its faces redacted on every frame; those whose
 /// container is read and not written are written as MP4 beside their own name, from zero.
 #[test]
 fn nvr_and_camcorder_exports_are_read_as_clips() {
@@ -185,7 +185,7 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
     let src = d.path().join("export");
     std::fs::create_dir(&src).unwrap();
     let face = fixture("astronaut.jpg");
-    let formats: [(&str, &[&str], &str); 9] = [
+    let formats: [(&str, &[&str], &str); 10] = [
         (
             "cam1.h264",
             &["-c:v", "libx264", "-f", "h264"],
@@ -218,6 +218,11 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
             "cam4.265",
             &["-c:v", "libx265", "-f", "hevc"],
             "cam4.265.mp4",
+        ),
+        (
+            "ipcam.mjpeg",
+            &["-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-f", "mjpeg"],
+            "ipcam.mjpeg.mp4",
         ),
     ];
     // Five frames of the astronaut at 10 frames/s, coded and written as `tail` says.
