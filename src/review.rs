@@ -57,7 +57,10 @@ fn one() -> f32 {
 pub struct FrameBoxes {
     /// Frame index, from 0, in decoding order.
     pub frame: usize,
-    /// Presentation time in seconds (informational).
+    /// Presentation time in seconds, as the input times the frame (informational: frames are
+    /// matched by index). A clip written in another container than its input's starts at zero
+    /// in the output, so there the two differ by the input's start (a Dahua DAV file's counts
+    /// from 1970).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<f64>,
     /// The whole frame is covered (it was corrupt, or its detection failed).

@@ -93,7 +93,7 @@ pub fn is_video_path(path: &Path) -> bool {
 }
 
 /// Whether `path` has one of the [`READ_ONLY_EXTENSIONS`].
-pub(crate) fn is_read_only(path: &Path) -> bool {
+fn is_read_only(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| READ_ONLY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
