@@ -29,6 +29,13 @@ fn run_json(args: &[&OsStr]) -> (Option<i32>, serde_json::Value, String) {
     (o.status.code(), v, stderr)
 }
 
+/// `bystander redact SRC -o OUT --recall fast EXTRA... --json`, as [`run_json`].
+fn redact_fast(src: &Path, out: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec![os("redact"), src.as_os_str(), os("-o"), out.as_os_str()];
+    args.extend(["--recall", "fast"].iter().chain(extra).map(|a| os(a)));
+    run_json(&args)
+}
+
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -161,14 +168,7 @@ fn item1_subtitles_are_dropped_by_default_and_bitmap_subtitles_always() {
     ]);
     assert!(streams(&mkv).contains(&"subtitle:hdmv_pgs_subtitle".to_string()));
 
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &[]);
     assert_eq!(code, Some(0), "{e}");
     for name in ["dashcam.mkv", "drone.mp4"] {
         assert_eq!(
@@ -208,15 +208,7 @@ fn item1_subtitles_are_dropped_by_default_and_bitmap_subtitles_always() {
         );
     }
 
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        kept.as_os_str(),
-        os("--recall"),
-        os("fast"),
-        os("--keep-subtitles"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &kept, &["--keep-subtitles"]);
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(
         streams(&kept.join("dashcam.mkv")),
@@ -274,15 +266,7 @@ fn no_audio_drops_the_sound_from_clips_and_live_streams() {
     clip_with_sound(&clip, &["libx264", "-pix_fmt", "yuv420p"], "aac");
     assert_eq!(streams(&clip), ["video:h264", "audio:aac"]);
     let out = d.path().join("out");
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-        os("--no-audio"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &["--no-audio"]);
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(streams(&out.join("porch.mkv")), ["video:h264"]);
     assert_eq!(frame_times(&out.join("porch.mkv")).len(), 20);
@@ -301,14 +285,7 @@ fn no_audio_drops_the_sound_from_clips_and_live_streams() {
     );
     // The choice is part of the settings a rerun compares: asked the other way, the clip is
     // made again rather than kept.
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &[]);
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(v["redacted"], 1, "{v}");
     assert_eq!(streams(&out.join("porch.mkv")), ["video:h264", "audio:aac"]);
@@ -707,14 +684,7 @@ fn item6_odd_file_names_are_redacted_and_printed_on_one_line() {
         s(&tmp),
     ]);
     std::fs::rename(&tmp, &clip).unwrap();
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &[]);
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(v["redacted"], 4, "{v}");
     for p in [&latin1, &newline, &clip] {
@@ -742,14 +712,7 @@ fn item6_odd_file_names_are_redacted_and_printed_on_one_line() {
         "{text}"
     );
     // A rerun keeps them all.
-    let (code, v, _) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, _) = redact_fast(&src, &out, &[]);
     assert_eq!((code, v["kept"].as_u64()), (Some(0), Some(4)));
     // An error on such a file names it the same way.
     std::fs::write(&latin1, b"not a picture").unwrap();
@@ -1332,14 +1295,7 @@ fn item9_duplicated_timestamps_keep_the_frame_count() {
         ]);
     }
     let out = d.path().join("out");
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &[]);
     assert_eq!(code, Some(0), "{e}: {v}");
     for f in v["files"].as_array().unwrap() {
         let input = PathBuf::from(f["input"].as_str().unwrap());
@@ -1411,14 +1367,7 @@ fn item9_symlinks_in_a_folder_are_listed_as_skipped_with_the_reason() {
     link(&root.join("missing.png"), "dangling.png");
     link(&root, "up");
     let out = root.join("out");
-    let (code, v, e) = run_json(&[
-        os("redact"),
-        src.as_os_str(),
-        os("-o"),
-        out.as_os_str(),
-        os("--recall"),
-        os("fast"),
-    ]);
+    let (code, v, e) = redact_fast(&src, &out, &[]);
     assert_eq!(code, Some(0), "{e}");
     assert_eq!(v["redacted"], 1);
     let skipped: Vec<(String, String)> = v["skipped"]
