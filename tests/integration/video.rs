@@ -50,6 +50,21 @@ pub fn frame_times(path: &Path) -> Vec<f64> {
     .collect()
 }
 
+/// `ffprobe`'s `entries` of the first video stream of `path`, as CSV without names.
+fn first_video(path: &Path, entries: &str) -> String {
+    probe(
+        path,
+        &[
+            "-show_entries",
+            entries,
+            "-select_streams",
+            "v:0",
+            "-of",
+            "csv=p=0",
+        ],
+    )
+}
+
 /// Size and MD5 of every audio packet, in order.
 fn audio_packets(path: &Path) -> Vec<String> {
     let o = Command::new("ffmpeg")
@@ -680,19 +695,7 @@ fn a_rotated_phone_clip_is_detected_upright_and_keeps_its_rotation() {
     let rotation = report_of(&red)["rotation"].as_u64();
     assert!(matches!(rotation, Some(90 | 270)), "{rotation:?}");
     // Stored pixels keep their size and the rotation side data is written back.
-    let geometry = |p: &Path| {
-        probe(
-            p,
-            &[
-                "-show_entries",
-                "stream=width,height:stream_side_data=rotation",
-                "-select_streams",
-                "v:0",
-                "-of",
-                "csv=p=0",
-            ],
-        )
-    };
+    let geometry = |p: &Path| first_video(p, "stream=width,height:stream_side_data=rotation");
     assert!(
         geometry(&red).trim().starts_with("270,480,"),
         "{}",
@@ -725,19 +728,7 @@ fn an_anamorphic_clip_is_detected_as_shown_and_keeps_its_pixel_aspect() {
     redact(&input, &out, &["--classes", "face"]);
     let red = out.join("wide_pixels.mp4");
     assert_eq!(report_of(&red)["pixel_aspect"].as_f64(), Some(2.0));
-    let sar = |p: &Path| {
-        probe(
-            p,
-            &[
-                "-show_entries",
-                "stream=width,height,sample_aspect_ratio",
-                "-select_streams",
-                "v:0",
-                "-of",
-                "csv=p=0",
-            ],
-        )
-    };
+    let sar = |p: &Path| first_video(p, "stream=width,height,sample_aspect_ratio");
     assert_eq!(sar(&red).trim(), "240,270,2:1");
     assert_same_times(&frame_times(&input), &frame_times(&red));
     // The face, in stored pixels: half its columns.
@@ -777,17 +768,7 @@ fn an_interlaced_clip_is_detected_field_by_field() {
         "yuv420p",
         input.to_str().unwrap(),
     ]);
-    let order = probe(
-        &input,
-        &[
-            "-show_entries",
-            "stream=field_order",
-            "-select_streams",
-            "v:0",
-            "-of",
-            "csv=p=0",
-        ],
-    );
+    let order = first_video(&input, "stream=field_order");
     assert_eq!(order.trim(), "tt");
     let out = d.path().join("out");
     redact(&input, &out, &["--classes", "face"]);
