@@ -61,6 +61,8 @@ pub(super) struct Source<'a> {
     size: (u32, u32),
     encoder_format: Pixel,
     to_rgb: Option<scaling::Context>,
+    /// Whether `to_rgb` reads its input as full range (see [`full_range`]).
+    to_rgb_full: bool,
     decoded: frame::Video,
     rgb_frame: frame::Video,
     spent: Receiver<Spent>,
@@ -116,6 +118,7 @@ impl<'a> Source<'a> {
             size,
             encoder_format,
             to_rgb: None,
+            to_rgb_full: false,
             decoded: frame::Video::empty(),
             rgb_frame: frame::Video::empty(),
             spent,
@@ -313,6 +316,7 @@ impl<'a> Source<'a> {
         };
         let decoded = (self.encoder_format == Pixel::YUV420P
             && d.format() == Pixel::YUV420P
+            && !full_range(d)
             && (d.width(), d.height()) == (w, h))
             .then(|| copy_picture(d, spare_yuv, w, h))
             .flatten();
@@ -336,16 +340,18 @@ impl<'a> Source<'a> {
     fn rgb(&mut self, spare: Option<Vec<u8>>) -> Result<RgbImage> {
         let (w, h) = self.size;
         let d = &self.decoded;
+        let full = full_range(d);
         let conv = match &mut self.to_rgb {
             Some(c)
                 if c.input().format == d.format()
                     && c.input().width == d.width()
-                    && c.input().height == d.height() =>
+                    && c.input().height == d.height()
+                    && self.to_rgb_full == full =>
             {
                 c
             }
-            slot => slot.insert(
-                scaling::Context::get(
+            slot => {
+                let mut made = scaling::Context::get(
                     d.format(),
                     d.width(),
                     d.height(),
@@ -354,8 +360,16 @@ impl<'a> Source<'a> {
                     h,
                     scaling::Flags::BILINEAR,
                 )
-                .map_err(|e| video_err(self.path, "no colour converter", e))?,
-            ),
+                .map_err(|e| video_err(self.path, "no colour converter", e))?;
+                if full && !super::picture::reads_full_range(&mut made) {
+                    return Err(crate::Error::Video {
+                        path: self.path.to_path_buf(),
+                        reason: "FFmpeg's scaler cannot read its full-range pictures".into(),
+                    });
+                }
+                self.to_rgb_full = full;
+                slot.insert(made)
+            }
         };
         if super::picture::packs_exactly(conv) {
             // Straight into the image's buffer; through FFmpeg's frame and a copy should that
@@ -417,6 +431,16 @@ impl<'a> Source<'a> {
             fault: Some(Fault::Lost),
         }));
     }
+}
+
+/// Whether a decoded picture's samples span the full 0 to 255 (JPEG's range) rather than video's
+/// 16 to 235. FFmpeg says so by the frame's colour range, and for some decoders (H.264, HEVC) by a
+/// `yuvj` pixel format as well. VP9 and AV1 full-range streams decode as plain `yuv420p`, which
+/// FFmpeg's scaler reads as video range unless told otherwise: such a picture is not kept as it is
+/// for the encoder, which writes video range, but converted like any other format, with the
+/// scaler told its range (see `picture::reads_full_range`).
+fn full_range(d: &frame::Video) -> bool {
+    d.color_range() == ff::color::Range::JPEG
 }
 
 /// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill

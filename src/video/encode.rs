@@ -727,6 +727,7 @@ fn add_video_stream(
     enc.set_height(h);
     enc.set_format(encoder_format(w, h));
     enc.set_aspect_ratio(decoder.aspect_ratio());
+    describe_colour(&mut enc, decoder);
     enc.set_time_base(ist.time_base());
     let rate = ist.avg_frame_rate();
     if rate.numerator() > 0 && rate.denominator() > 0 {
@@ -764,6 +765,28 @@ fn add_video_stream(
         ost.set_metadata(ist.metadata().to_owned());
     }
     Ok(enc)
+}
+
+/// Tags the output's pictures with the input's colour description, so that a player shows them
+/// as it showed the input: without it, a BT.709 clip came out untagged (players guess by frame
+/// size), and an HDR one (HLG or PQ, as phones record) looked washed out.
+///
+/// What holds for the written samples: they are always video range (a picture kept as decoded is
+/// video range, see `decode::full_range`, and FFmpeg's scaler writes video range). Their matrix
+/// is the input's: a picture kept as decoded keeps its samples, and one converted to RGB and back
+/// goes through the same default matrix both ways, so that what is not painted comes back as it
+/// was. Only an RGB input has no matrix of its own; its output is left untagged there. Primaries
+/// and transfer are the input's in every case: nothing here changes them.
+fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video) {
+    use ff::color::Space;
+    enc.set_color_range(ff::color::Range::MPEG);
+    enc.set_color_primaries(decoder.color_primaries());
+    enc.set_color_transfer_characteristic(decoder.color_transfer_characteristic());
+    let space = match decoder.color_space() {
+        Space::RGB => Space::Unspecified,
+        space => space,
+    };
+    enc.set_colorspace(space);
 }
 
 /// Adds a stream whose packets are copied as they are.

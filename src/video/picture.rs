@@ -199,6 +199,40 @@ impl Scratch {
     }
 }
 
+/// Has `scaler` read its input as full range (0 to 255, JPEG's) rather than video range, its
+/// colour matrices left as they are; false where FFmpeg refuses. Its output, RGB, is full range
+/// either way.
+pub(super) fn reads_full_range(scaler: &mut scaling::Context) -> bool {
+    let (mut inv_table, mut table) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let (mut src_range, mut dst_range) = (0, 0);
+    let (mut brightness, mut contrast, mut saturation) = (0, 0, 0);
+    // SAFETY: `scaler` is an initialised scaling context of FFmpeg's, valid while borrowed. The
+    // getter writes plain integers and two pointers to the context's own four-entry coefficient
+    // tables; the setter copies four integers from each of those tables back (FFmpeg's own
+    // filters pass them the same way) and rebuilds its tables from them and the ranges.
+    unsafe {
+        let c = scaler.as_mut_ptr();
+        if ff::ffi::sws_getColorspaceDetails(
+            c,
+            &mut inv_table,
+            &mut src_range,
+            &mut table,
+            &mut dst_range,
+            &mut brightness,
+            &mut contrast,
+            &mut saturation,
+        ) < 0
+            || inv_table.is_null()
+            || table.is_null()
+        {
+            return false;
+        }
+        ff::ffi::sws_setColorspaceDetails(
+            c, inv_table, 1, table, dst_range, brightness, contrast, saturation,
+        ) >= 0
+    }
+}
+
 /// Whether [`scale_packed`] gives the same bytes as a conversion into FFmpeg's own frame (rows
 /// padded) for this scaler: where its output width is a multiple of 8 pixels, every common video
 /// size. At a width of 98 the packed rows came out different (the scaler's SIMD code converts

@@ -565,6 +565,138 @@ fn a_moving_face_is_redacted_in_camera_formats() {
     }
 }
 
+/// The mean of one channel over columns `xs` of every row of an RGB frame `w` wide.
+fn mean_over(frame: &[u8], w: usize, xs: std::ops::Range<usize>) -> f64 {
+    let rows = frame.len() / (w * 3);
+    let sum: u64 = (0..rows)
+        .flat_map(|y| xs.clone().map(move |x| (y * w + x) * 3))
+        .map(|i| u64::from(frame[i]))
+        .sum();
+    sum as f64 / (rows * xs.len()) as f64
+}
+
+/// Levels and colour descriptions come through. VP9 and AV1 decode a full-range stream as plain
+/// `yuv420p` flagged full range; read as video range, its dark grey (32 of 255) came out at 17 and
+/// its light grey (223) at 239. And an output written without its input's colour description is
+/// shown by guesswork: an HDR clip (HLG, as phones record) looked washed out.
+#[test]
+fn full_range_levels_and_colour_descriptions_are_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let bands = d.path().join("bands.webm");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x202020:s=160x96:d=1:r=10,drawbox=x=80:y=0:w=80:h=96:color=0xdfdfdf:t=fill",
+        "-vf",
+        "scale=out_range=full",
+        "-c:v",
+        "libvpx-vp9",
+        "-pix_fmt",
+        "yuv420p",
+        "-color_range",
+        "pc",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        bands.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        first_video(&bands, "stream=pix_fmt,color_range").trim(),
+        "yuv420p,pc"
+    );
+    let out = d.path().join("out");
+    redact(&bands, &out, &["--recall", "fast"]);
+    let (orig, red) = (
+        rgb_frames(&bands, 160, 96),
+        rgb_frames(&out.join("bands.webm"), 160, 96),
+    );
+    assert_eq!((orig.len(), red.len()), (10, 10));
+    for (n, (a, b)) in orig.iter().zip(&red).enumerate() {
+        for (band, xs) in [("dark", 8..72), ("light", 88..152)] {
+            let (was, is) = (mean_over(a, 160, xs.clone()), mean_over(b, 160, xs));
+            assert!(
+                (was - is).abs() <= 3.0,
+                "frame {n}, {band} band: {was:.1} in, {is:.1} out"
+            );
+        }
+    }
+
+    let src = d.path().join("src.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x96:d=1:r=10",
+        "-c:v",
+        "ffv1",
+        src.to_str().unwrap(),
+    ]);
+    let entries = "stream=color_space,color_primaries,color_transfer";
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "bt709.mp4",
+            &[
+                "-c:v",
+                "libx264",
+                "-color_primaries",
+                "bt709",
+                "-color_trc",
+                "bt709",
+                "-colorspace",
+                "bt709",
+            ],
+            "bt709,bt709,bt709",
+        ),
+        (
+            "hlg.mp4",
+            &[
+                "-c:v",
+                "libx265",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-x265-params",
+                "log-level=error",
+                "-color_primaries",
+                "bt2020",
+                "-color_trc",
+                "arib-std-b67",
+                "-colorspace",
+                "bt2020nc",
+            ],
+            "bt2020nc,arib-std-b67,bt2020",
+        ),
+        // RGB pictures have no matrix of their own: the output's 4:2:0 must not claim one.
+        (
+            "rgb.mkv",
+            &["-c:v", "ffv1", "-pix_fmt", "bgr0"],
+            "gbr,unknown,unknown",
+        ),
+    ];
+    for (name, codec, tags) in cases {
+        let input = d.path().join(name);
+        let mut args = vec!["-i", src.to_str().unwrap()];
+        args.extend_from_slice(codec);
+        args.push(input.to_str().unwrap());
+        ffmpeg(&args);
+        assert_eq!(
+            first_video(&input, entries).trim(),
+            tags,
+            "{name}: the fixture"
+        );
+        redact(&input, &out, &["--recall", "fast"]);
+        let written = first_video(&out.join(name), entries);
+        let written = written.trim();
+        let expected = if name == "rgb.mkv" {
+            "unknown,unknown,unknown"
+        } else {
+            tags
+        };
+        assert_eq!(written, expected, "{name}: the output's colour description");
+    }
+}
+
 /// A still camera: grey for 10 frames, then the astronaut cuts in and stays where it is for 40
 /// frames. With `--gating` most frames are searched in regions only, yet the face is hidden on
 /// every frame it shows: the cut changes its cells, and once found it stays in view while it does
