@@ -61,12 +61,14 @@ pub const VIDEO_EXTENSIONS: [(&str, &str); 10] = [
 /// Clip extensions that are read but not written as such: Dahua NVR exports (`dav`), Blu-ray
 /// and camcorder transport streams (`m2ts`), MPEG program streams (`mpg`, `mpeg`), Windows Media
 /// (`wmv`), the raw H.264 and HEVC streams that DVRs and NVRs export (`h264`, `264`, `h265`,
-/// `265`, `hevc`), and the motion JPEG that IP cameras send over HTTP, saved as it came (`mjpeg`,
-/// `mjpg`). Their redacted copy is an MP4 named after the input with `.mp4` added
+/// `265`, `hevc`), the motion JPEG that IP cameras send over HTTP, saved as it came (`mjpeg`,
+/// `mjpg`), and GIFs, animated or not, which camera apps offer for sharing (`gif`: bystander
+/// writes no GIF, and a still one becomes a one-frame clip). Their redacted copy is an MP4 named after the input with `.mp4` added
 /// ([`written_as`]), its timestamps moved to start at zero: their own containers cannot be
 /// written, cannot carry the encoder's output, or carry no timestamps.
-pub const READ_ONLY_EXTENSIONS: [&str; 12] = [
+pub const READ_ONLY_EXTENSIONS: [&str; 13] = [
     "dav", "m2ts", "mpg", "mpeg", "wmv", "h264", "264", "h265", "265", "hevc", "mjpeg", "mjpg",
+    "gif",
 ];
 
 /// The encoder a clip written with `muxer` gets when none is asked for: libx264, except for

@@ -200,7 +200,7 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
     let src = d.path().join("export");
     std::fs::create_dir(&src).unwrap();
     let face = fixture("astronaut.jpg");
-    let formats: [(&str, &[&str], &str); 10] = [
+    let formats: [(&str, &[&str], &str); 11] = [
         (
             "cam1.h264",
             &["-c:v", "libx264", "-f", "h264"],
@@ -238,6 +238,11 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
             "ipcam.mjpeg",
             &["-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-f", "mjpeg"],
             "ipcam.mjpeg.mp4",
+        ),
+        (
+            "shared.gif",
+            &["-pix_fmt", "rgb8", "-f", "gif"],
+            "shared.gif.mp4",
         ),
     ];
     // Five frames of the astronaut at 10 frames/s, coded and written as `tail` says.
