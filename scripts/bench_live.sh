@@ -17,7 +17,7 @@ log=$(mktemp)
   --stats --stats-interval 5 "$@" >/dev/null 2>"$log" &
 live=$!
 sleep "$secs"
-pkill -INT -P $live 2>/dev/null || kill -INT $live
+pkill -TERM -P $live 2>/dev/null || kill -TERM $live
 wait $live || true
 grep "^{" "$log" | tail -1 || cat "$log"
 grep 'peak RSS' "$log"

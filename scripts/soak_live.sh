@@ -21,6 +21,6 @@ for m in $(seq 1 "$minutes"); do
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$live/status" 2>/dev/null || echo gone)
   echo "$m $rss $(grep '^{' "$log" | tail -1)"
 done
-kill -INT $live
+kill -TERM $live
 wait $live || true
 grep '^{' "$log" | tail -1

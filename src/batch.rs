@@ -333,7 +333,24 @@ pub struct RunOptions {
     pub video: crate::video::VideoOptions,
     /// The settings as recorded in every report (see [`settings_record`]).
     pub settings: serde_json::Value,
+    /// A host's stop switch (the command line sets it on SIGINT and SIGTERM). Once it is on, no
+    /// file is started; a clip under way stops at its next frame and writes nothing; photos under
+    /// way finish. Every output on disk is whole, and a rerun picks up where this run stopped.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+impl RunOptions {
+    /// Whether the stop switch ([`RunOptions::stop`]) is on.
+    pub fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// What a file the run stopped before finishing says (see [`RunOptions::stop`]).
+const STOPPED: &str = "not written: the run was stopped before this file was finished; run it \
+                       again to redact it (finished files are kept)";
 
 /// How one file ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -345,6 +362,8 @@ pub enum Status {
     Kept,
     /// Not written; see the error.
     Failed,
+    /// Not written: the run was stopped first (see [`RunOptions::stop`]); a rerun redacts it.
+    Stopped,
 }
 
 /// One file of a run.
@@ -571,6 +590,9 @@ pub fn run(
             error,
         };
         let work = std::panic::AssertUnwindSafe(|| {
+            if opts.stopped() {
+                return outcome(Status::Stopped, None, None, Some(STOPPED.to_string()));
+            }
             let report_path = report_path_for(&job.output);
             crate::image_io::remove_stale_temporaries(&job.output);
             crate::image_io::remove_stale_temporaries(&report_path);
@@ -592,6 +614,10 @@ pub fn run(
             }
             match redact_one(job, workers, opts, observer, &sessions) {
                 Ok(report) => outcome(Status::Redacted, redone, Some(report), None),
+                // A clip stopped half way fails with the stop as its error.
+                Err(_) if opts.stopped() => {
+                    outcome(Status::Stopped, redone, None, Some(STOPPED.to_string()))
+                }
                 Err(e) => outcome(Status::Failed, redone, None, Some(one_line(&e.to_string()))),
             }
         });
@@ -649,7 +675,8 @@ pub fn summary(output: &Path, plan: &Plan, outcomes: &[Outcome]) -> serde_json::
         .collect();
     serde_json::json!({
         "output": files::json(output), "redacted": count(Status::Redacted),
-        "kept": count(Status::Kept), "failed": count(Status::Failed), "skipped": skipped,
+        "kept": count(Status::Kept), "failed": count(Status::Failed),
+        "stopped": count(Status::Stopped), "skipped": skipped,
         "files": outcomes,
     })
 }
@@ -700,6 +727,7 @@ fn redact_one(
             let mut v = opts.video.clone();
             v.set_thread_budget(opts.jobs);
             v.max_pixels = opts.max_pixels;
+            v.stop = opts.stop.clone();
             let r = crate::video::render_clip(
                 &job.input,
                 &job.output,

@@ -249,6 +249,7 @@ impl Options {
             )?,
             #[cfg(feature = "video")]
             video,
+            stop: None,
         })
     }
 

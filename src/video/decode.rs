@@ -305,6 +305,11 @@ impl<'a> Source<'a> {
         Ok(())
     }
 
+    /// The input's path.
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+
     /// The decoded frame as a copy of its picture when the encoder takes it, else in RGB.
     fn convert(&mut self) -> Result<DecodedFrame> {
         let (w, h) = self.size;

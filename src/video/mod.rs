@@ -166,6 +166,10 @@ pub struct VideoOptions {
     /// the encoder's default (x264: 250 frames). Only live runs set it.
     #[serde(skip)]
     pub keyframe_interval: Option<u32>,
+    /// A stop switch: once it is on, the clip stops at its next frame and nothing is written
+    /// (see [`crate::batch::RunOptions::stop`]). Not a setting of the output.
+    #[serde(skip)]
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for VideoOptions {
@@ -188,6 +192,7 @@ impl Default for VideoOptions {
             max_frames: None,
             zero_latency: false,
             keyframe_interval: None,
+            stop: None,
         }
     }
 }

@@ -237,7 +237,8 @@ impl Clip<'_> {
             spent,
             opts.max_frames,
         );
-        let index = feed(&mut source, &mut engine, &mut sink, given.as_ref())?;
+        let stop = opts.stop.as_deref();
+        let index = feed(&mut source, &mut engine, &mut sink, given.as_ref(), stop)?;
         if let Some(e) = source.read_error {
             // A prefix of the clip is not the clip: fail, and leave no output.
             // FFmpeg's own words can mislead here ("Cannot allocate memory" is what a damaged
@@ -284,9 +285,16 @@ fn feed(
     engine: &mut Engine<ClipFrame, ClipPicture>,
     sink: &mut ClipSink,
     given: Option<&HashMap<usize, &FrameBoxes>>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<usize> {
     let mut index = 0usize;
     while let Some(event) = source.next_event()? {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(Error::Video {
+                path: source.path().to_path_buf(),
+                reason: "stopped before its end; nothing written".into(),
+            });
+        }
         let f = match event {
             Event::Packet {
                 packet,

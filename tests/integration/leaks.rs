@@ -759,6 +759,7 @@ fn item6_a_panic_in_one_files_work_fails_that_file_only() {
         max_pixels: bystander::image_io::DEFAULT_MAX_PIXELS,
         settings: serde_json::json!({}),
         video: Default::default(),
+        stop: None,
     };
     let workers = Workers::new(detect, redact).unwrap();
     let outcomes = batch::run(&plan, &workers, &opts, &PanicsOn("b.png"));

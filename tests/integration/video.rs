@@ -1147,17 +1147,7 @@ fn a_matroska_clip_cut_short_says_how_many_seconds_its_header_declares_beyond_it
 fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
     let d = tempfile::tempdir().unwrap();
     let input = d.path().join("long.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=640x360:rate=25",
-        "-t",
-        "8",
-        "-c:v",
-        "libx264",
-        input.to_str().unwrap(),
-    ]);
+    test_pattern(&input, "8");
     let out = d.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bystander"))
         .arg("redact")
@@ -1168,20 +1158,8 @@ fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
         .spawn()
         .unwrap();
     // Wait until the clip is being written, then kill the process without warning.
-    let temp_exists = || {
-        std::fs::read_dir(&out)
-            .map(|rd| {
-                rd.flatten()
-                    .any(|e| e.file_name().to_string_lossy().ends_with(".bystander-tmp"))
-            })
-            .unwrap_or(false)
-    };
-    let start = std::time::Instant::now();
-    while !temp_exists() && start.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(temp_exists(), "the run never started writing");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let temp_exists = || temp_in(&out);
+    wait_for_temp(&out);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -1192,6 +1170,99 @@ fn kill_9_mid_clip_leaves_no_output_and_a_rerun_completes_it() {
     redact(&input, &out, &["--recall", "fast"]);
     assert_same_times(&frame_times(&input), &frame_times(&out.join("long.mp4")));
     assert!(!temp_exists(), "the rerun removed the dead run's temporary");
+}
+
+/// A 640 x 360 test pattern at 25 frames/s, `seconds` long, at `path`.
+fn test_pattern(path: &Path, seconds: &str) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=640x360:rate=25",
+        "-t",
+        seconds,
+        "-c:v",
+        "libx264",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// Whether a temporary file (`.NAME.PID.bystander-tmp`) lies in `dir`.
+fn temp_in(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".bystander-tmp"))
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until a run writes a temporary in `dir` (a minute at most), and 0.3 s more.
+fn wait_for_temp(dir: &Path) {
+    let start = std::time::Instant::now();
+    while !temp_in(dir) && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(temp_in(dir), "the run never started writing");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+#[test]
+fn ctrl_c_stops_a_batch_leaving_whole_outputs_only_and_a_rerun_finishes_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    std::fs::create_dir(&src).unwrap();
+    // Photos run first, then the clips one after another: the signal lands in the first clip.
+    for name in ["astronaut.jpg", "plate_scene.jpg"] {
+        std::fs::copy(fixture(name), src.join(name)).unwrap();
+    }
+    for (name, seconds) in [("c1.mp4", "20"), ("c2.mp4", "1")] {
+        test_pattern(&src.join(name), seconds);
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_bystander"))
+        .args(["redact", "--recall", "fast", "--json", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_temp(&out);
+    // SAFETY: sending a signal to our own child, which has not been waited for.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{log}");
+    assert!(log.contains("2 stopped by SIGINT"), "{log}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            &summary["redacted"],
+            &summary["stopped"],
+            &summary["failed"]
+        ),
+        (&2.into(), &2.into(), &0.into()),
+        "{summary}"
+    );
+    for f in summary["files"].as_array().unwrap() {
+        let name = f["output"].as_str().unwrap();
+        let whole = out.join(Path::new(name).file_name().unwrap());
+        let report = bystander::batch::report_path_for(&whole);
+        match f["status"].as_str().unwrap() {
+            "redacted" => assert!(whole.is_file() && report.is_file(), "{f}"),
+            "stopped" => assert!(!whole.exists() && !report.exists(), "{f}"),
+            other => panic!("{other}: {f}"),
+        }
+    }
+    assert!(!temp_in(&out), "the stopped clip's temporary is gone");
+    // The rerun keeps the photos and redacts the clips.
+    let text = redact(&src, &out, &["--recall", "fast"]);
+    assert!(text.contains("2 redacted, 2 kept, 0 failed of 4"), "{text}");
+    for name in ["c1.mp4", "c2.mp4"] {
+        assert_same_times(&frame_times(&src.join(name)), &frame_times(&out.join(name)));
+    }
 }
 
 /// A 6-frame 320 x 240 test pattern clip in `dir`, for the bench's tests.

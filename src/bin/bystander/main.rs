@@ -8,6 +8,8 @@ mod progress;
 
 use bystander::files::Shown;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
 
 use bystander::eval::{self, BUCKET_LABELS};
 use bystander::pipeline::{FileReport, Workers};
@@ -153,6 +155,8 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     } else {
         Workers::new(detect, redact)?
     };
+    let mut opts = opts;
+    opts.stop = Some(stop_on_signals());
     let outcomes = batch::run(&plan, &workers, &opts, &progress);
     progress.finish();
     let summary = batch::summary(&a.output, &plan, &outcomes);
@@ -164,16 +168,84 @@ fn redact(a: RedactArgs) -> Result<ExitCode> {
     }
     let count = |key: &str| summary[key].as_u64().unwrap_or(0);
     let (redacted, kept, failed) = (count("redacted"), count("kept"), count("failed"));
+    let signal = STOPPED_BY.load(Ordering::Relaxed);
+    let stopped = match signal {
+        0 => String::new(),
+        _ => format!(
+            ", {} stopped by {} (a rerun redacts them and keeps the finished ones)",
+            count("stopped"),
+            if signal == libc::SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            }
+        ),
+    };
     plain(format!(
-        "{redacted} redacted, {kept} kept, {failed} failed of {} files into {}",
+        "{redacted} redacted, {kept} kept, {failed} failed{stopped} of {} files into {}",
         outcomes.len(),
         Shown(&a.output)
     ));
+    if signal != 0 {
+        // What a shell expects of a command a signal ended: 128 + its number.
+        return Ok(ExitCode::from(128 + signal as u8));
+    }
     Ok(if failed > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The batch's stop switch, for the signal handler.
+static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// The signal that stopped the batch, 0 while none has.
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn stop_batch(signal: libc::c_int) {
+    STOPPED_BY.store(signal, Ordering::Relaxed);
+    if let Some(stop) = STOP.get() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: `signal` is async-signal-safe, and SIG_DFL is a valid disposition: a second
+    // Ctrl-C ends the process at once, as an operator who presses it twice means.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`docker stop`, `systemctl stop`, a job scheduler) stop a batch
+/// cleanly: no file is started after them, the clip under way is abandoned with its temporary
+/// file removed, and every output on disk is whole; the run ends with what it did and exits with
+/// 128 + the signal's number. Without this, a Ctrl-C left the clip's hidden temporary file
+/// beside the outputs until the next run cleared it. A second signal ends the process at once.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let stop = STOP
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    // The handler only stores to atomics and calls `signal`, all async-signal-safe (the switch
+    // was made above, so `OnceLock::get` is a load).
+    handle_signals(stop_batch);
+    stop
+}
+
+/// Has `handler` take SIGINT and SIGTERM, each unless it is ignored: a shell starts background
+/// jobs and `nohup` starts commands with SIGINT ignored, so that a Ctrl-C meant for the terminal's
+/// foreground does not end them.
+fn handle_signals(handler: extern "C" fn(libc::c_int)) {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `sigaction` with a null new action only reads the current one into `old`, a
+        // zeroed `sigaction` struct of ours; `signal` is given a valid function pointer of the
+        // type it expects.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            let read = libc::sigaction(signal, std::ptr::null(), &mut old);
+            if read == 0 && old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            libc::signal(signal, handler as libc::sighandler_t);
+        }
+    }
 }
 
 /// SIGINT and SIGTERM end a live run cleanly: the input stops, frames in flight are finished, and
@@ -188,13 +260,8 @@ fn live(a: args::LiveArgs) -> Result<ExitCode> {
     let detect = a.settings.detect_config(&Class::ALL)?;
     let redact = a.settings.redact_config()?;
     let opts = a.live_options(&detect)?;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; `signal` is given
-    // a valid function pointer of the type it expects.
-    unsafe {
-        let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
+    // The handler only stores to an atomic, which is async-signal-safe.
+    handle_signals(request_stop);
     let json = a.stats;
     let mut print = |s: &bystander::video::live::LiveStats| {
         if json {

@@ -200,6 +200,8 @@ impl Observer for Progress {
                 "bystander: {}",
                 o.error.as_deref().unwrap_or("failed")
             )),
+            // Counted on the run's last line, not one line per file left.
+            Status::Stopped => {}
         }
     }
 }
