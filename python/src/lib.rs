@@ -7,6 +7,7 @@
 //! wheel and the shipped models, and passes both here; nothing here downloads or spawns.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bystander::frame::{FrameLayout, PixelFormat};
@@ -328,26 +329,60 @@ fn redact<'py>(
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let o = options(kwargs)?;
-    let summary = py
-        .allow_threads(|| -> bystander::Result<serde_json::Value> {
-            let plan = batch::plan(&inputs, &output, batch::is_supported)?;
-            run_plan(&o, &output, &plan, overwrite, export_detections)
-        })
-        .map_err(to_py)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let summary = interruptible(py, &stop, || -> bystander::Result<serde_json::Value> {
+        let plan = batch::plan(&inputs, &output, batch::is_supported)?;
+        run_plan(&o, &output, &plan, (overwrite, export_detections), &stop)
+    })?
+    .map_err(to_py)?;
     json(py, &summary)
+}
+
+/// Runs `work` on a thread of its own, the GIL released, while this thread looks at Python's
+/// signals every 50 ms. When a handler raises (Ctrl-C's KeyboardInterrupt), `stop` goes on, the
+/// batch stops as the command line's does on SIGINT (no file started after, the clip under way
+/// abandoned, every output on disk whole), and the exception is raised once `work` has ended.
+/// Without this, Ctrl-C did nothing until the whole batch was done.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    stop: &AtomicBool,
+    work: impl FnOnce() -> T + Send,
+) -> PyResult<T> {
+    std::thread::scope(|scope| {
+        let running = scope.spawn(work);
+        let mut raised = None;
+        while !running.is_finished() {
+            py.allow_threads(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+            if raised.is_none() {
+                if let Err(e) = py.check_signals() {
+                    stop.store(true, Ordering::Relaxed);
+                    raised = Some(e);
+                }
+            }
+        }
+        let done = py.allow_threads(|| running.join());
+        match (raised, done) {
+            (Some(e), _) => Err(e),
+            (None, Ok(v)) => Ok(v),
+            (None, Err(_)) => Err(PyException::new_err(
+                "internal error: the run panicked (please report it)",
+            )),
+        }
+    })
 }
 
 fn run_plan(
     o: &Options,
     output: &std::path::Path,
     plan: &batch::Plan,
-    overwrite: bool,
-    export_detections: bool,
+    (overwrite, export_detections): (bool, bool),
+    stop: &Arc<AtomicBool>,
 ) -> bystander::Result<serde_json::Value> {
     let detect = o.detect_config(&Class::ALL)?;
     let redact = o.redact_config()?;
     o.check_outputs(plan)?;
-    let opts = o.run_options(&detect, &redact, overwrite, export_detections)?;
+    let mut opts = o.run_options(&detect, &redact, overwrite, export_detections)?;
+    opts.stop = Some(stop.clone());
     // The sessions of the last options are kept: a loop of calls loads the models once.
     let workers = photo_workers(o)?;
     let outcomes = batch::run(plan, &workers, &opts, &batch::Silent);
@@ -382,22 +417,22 @@ fn one_file<'py>(
         }
         _ => {}
     }
-    let summary = py
-        .allow_threads(|| -> bystander::Result<serde_json::Value> {
-            // Outputs may not be inputs or sit where the run reads, however spelled.
-            batch::Inputs::new([input.as_path()]).check(&output)?;
-            let job = batch::Job {
-                input,
-                output: output.clone(),
-            };
-            let plan = batch::Plan {
-                jobs: vec![job],
-                skipped: Vec::new(),
-            };
-            let dir = output.parent().unwrap_or(std::path::Path::new("."));
-            run_plan(&o, dir, &plan, overwrite, export_detections)
-        })
-        .map_err(to_py)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let summary = interruptible(py, &stop, || -> bystander::Result<serde_json::Value> {
+        // Outputs may not be inputs or sit where the run reads, however spelled.
+        batch::Inputs::new([input.as_path()]).check(&output)?;
+        let job = batch::Job {
+            input,
+            output: output.clone(),
+        };
+        let plan = batch::Plan {
+            jobs: vec![job],
+            skipped: Vec::new(),
+        };
+        let dir = output.parent().unwrap_or(std::path::Path::new("."));
+        run_plan(&o, dir, &plan, (overwrite, export_detections), &stop)
+    })?
+    .map_err(to_py)?;
     let file = &summary["files"][0];
     if let Some(e) = file["error"].as_str() {
         return Err(InputError::new_err(e.to_string()));
@@ -539,13 +574,15 @@ impl Runner {
         jobs: Vec<(PathBuf, PathBuf)>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let plan = plan_of(jobs);
-        let summary = py
-            .allow_threads(|| -> bystander::Result<serde_json::Value> {
-                self.options.check_outputs(&plan)?;
-                let outcomes = batch::run(&plan, &self.workers, &self.run, &batch::Silent);
-                Ok(batch::summary(std::path::Path::new(""), &plan, &outcomes))
-            })
-            .map_err(to_py)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut run = self.run.clone();
+        run.stop = Some(stop.clone());
+        let summary = interruptible(py, &stop, || -> bystander::Result<serde_json::Value> {
+            self.options.check_outputs(&plan)?;
+            let outcomes = batch::run(&plan, &self.workers, &run, &batch::Silent);
+            Ok(batch::summary(std::path::Path::new(""), &plan, &outcomes))
+        })?
+        .map_err(to_py)?;
         json(py, &summary)
     }
 }

@@ -221,6 +221,36 @@ def test_redact_clip_drops_the_sound_when_asked(tmp_path):
     assert out["report"]["frames"] == 10
 
 
+def test_ctrl_c_stops_a_batch_with_whole_outputs_only(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25", "-t", "20",
+         "-c:v", "libx264", str(src / "long.mp4")],
+        check=True,
+    )
+    script = (
+        "import sys, bystander\n"
+        "try:\n"
+        "    bystander.redact([sys.argv[1]], sys.argv[2], recall='fast')\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(42)\n"
+        "sys.exit(0)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(src), str(out)])
+    writing = lambda: out.exists() and any(p.name.endswith(".bystander-tmp") for p in out.iterdir())
+    for _ in range(3000):
+        if writing() or child.poll() is not None:
+            break
+        threading.Event().wait(0.02)
+    assert writing(), "the run never started writing"
+    threading.Event().wait(0.3)
+    child.send_signal(2)  # SIGINT, as Ctrl-C sends it
+    # KeyboardInterrupt comes out of the call, once the clip under way has been abandoned.
+    assert child.wait(timeout=60) == 42
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
 def test_a_stream_returns_every_frame_in_order_and_covers_faces():
     frames = read_frames(need(CLIP), 480, 270)
     r = bystander.Redactor(jobs=2, backfill=2)
