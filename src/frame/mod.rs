@@ -311,15 +311,15 @@ fn write_from(rgb: &[u8], win: Window, rect: yuv::Rect, data: &mut [u8], layout:
         PixelFormat::I420 | PixelFormat::Nv12 => {
             // The window starts on even coordinates, so its chroma samples are the frame's.
             let (cx, cy, size) = (ox / 2, oy / 2, (win.width, win.height));
-            yuv::luma_rect(rgb, win.width, r, &mut data[yo + oy * ys + ox..], ys);
+            yuv::luma_rect(rgb, win.width, r, &mut data[yo + oy * ys + ox..], ys, VIDEO);
             if layout.format == PixelFormat::Nv12 {
                 let at = o1 + cy * s1 + cx * 2;
-                yuv::chroma_rect(rgb, size, r, (1, 2), &mut data[at..], s1);
-                yuv::chroma_rect(rgb, size, r, (2, 2), &mut data[at + 1..], s1);
+                yuv::chroma_rect(rgb, size, r, (1, 2), (&mut data[at..], s1), VIDEO);
+                yuv::chroma_rect(rgb, size, r, (2, 2), (&mut data[at + 1..], s1), VIDEO);
             } else {
                 let (b, c) = (o1 + cy * s1 + cx, o2 + cy * s2 + cx);
-                yuv::chroma_rect(rgb, size, r, (1, 1), &mut data[b..], s1);
-                yuv::chroma_rect(rgb, size, r, (2, 1), &mut data[c..], s2);
+                yuv::chroma_rect(rgb, size, r, (1, 1), (&mut data[b..], s1), VIDEO);
+                yuv::chroma_rect(rgb, size, r, (2, 1), (&mut data[c..], s2), VIDEO);
             }
         }
         f => {
@@ -355,15 +355,21 @@ fn yuv_planes<'a>(data: &'a [u8], layout: &FrameLayout) -> yuv::Planes<'a> {
             cb: (&data[o1..], s1),
             cr: (&data[o1 + 1..], s1),
             step: 2,
+            range: VIDEO,
         },
         _ => yuv::Planes {
             y: (&data[yo..], ys),
             cb: (&data[o1..], s1),
             cr: (&data[o2..], s2),
             step: 1,
+            range: VIDEO,
         },
     }
 }
+
+/// A host's I420 and NV12 frames are taken as BT.601 video range (the stream module's
+/// `with_luma` says the same to the change gate).
+const VIDEO: yuv::Range = yuv::Range::Video;
 
 /// The pixel rectangles `regions` can have changed in a `w` x `h` frame, widened to even
 /// coordinates when `even` (a 4:2:0 chroma sample covers a 2x2 block), as disjoint rectangles

@@ -7,58 +7,121 @@
 //! conversion, yet only the redacted rectangles changed. So only those are converted back: every
 //! other pixel stays exactly as it was.
 //!
-//! The matrix is BT.601 with limited range, the one FFmpeg's scaler uses by default, which is
-//! also what turns a decoded clip's picture into RGB: a redacted patch meets its surroundings
-//! without a colour step. Chroma is either planar (I420: a Cb and a Cr plane) or interleaved
+//! The matrix is BT.601, the one FFmpeg's scaler uses by default, which is also what turns a
+//! decoded clip's picture into RGB: a redacted patch meets its surroundings without a colour
+//! step. Samples are in video range (16 to 235) or full range (0 to 255, JPEG's, which many IP
+//! cameras send): [`Range`]. Chroma is either planar (I420: a Cb and a Cr plane) or interleaved
 //! (NV12: one plane of Cb, Cr pairs); the functions take the plane and the step between samples.
 
 /// A rectangle of pixels: `x0..x1` by `y0..y1`.
 pub type Rect = (u32, u32, u32, u32);
 
-/// 16.16 fixed-point BT.601 limited-range coefficients: rows Y, Cb, Cr; columns R, G, B.
-const M: [[i32; 3]; 3] = [
-    [16829, 33039, 6416],
-    [-9714, -19070, 28784],
-    [28784, -24103, -4681],
-];
+/// Where a picture's samples lie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Range {
+    /// Video range: luma 16 to 235, chroma 16 to 240 (broadcast's, most clips').
+    #[default]
+    Video,
+    /// Full range: 0 to 255 (JPEG's; many IP cameras' H.264, FFmpeg's `yuvj` formats).
+    Full,
+}
+
+/// A range's conversions in 16.16 fixed point.
+struct Coefficients {
+    /// Rows Y, Cb, Cr; columns R, G, B.
+    to_yuv: [[i32; 3]; 3],
+    /// Luma of black.
+    black: i32,
+    /// R, G, B from Y - black, Cb - 128, Cr - 128.
+    y_gain: i32,
+    cr_r: i32,
+    cb_g: i32,
+    cr_g: i32,
+    cb_b: i32,
+}
+
+const VIDEO: Coefficients = Coefficients {
+    to_yuv: [
+        [16829, 33039, 6416],
+        [-9714, -19070, 28784],
+        [28784, -24103, -4681],
+    ],
+    black: 16,
+    y_gain: 76309, // 255 / 219
+    cr_r: 104597,
+    cb_g: -25675,
+    cr_g: -53279,
+    cb_b: 132201,
+};
+
+const FULL: Coefficients = Coefficients {
+    to_yuv: [
+        [19595, 38470, 7471],
+        [-11059, -21709, 32768],
+        [32768, -27439, -5329],
+    ],
+    black: 0,
+    y_gain: 65536,
+    cr_r: 91881,
+    cb_g: -22554,
+    cr_g: -46802,
+    cb_b: 116130,
+};
+
+impl Range {
+    fn coefficients(self) -> &'static Coefficients {
+        match self {
+            Range::Video => &VIDEO,
+            Range::Full => &FULL,
+        }
+    }
+}
+
 const HALF: i32 = 1 << 15;
 
-/// 16.16 fixed-point BT.601 limited-range inverse: R, G, B from Y - 16, Cb - 128, Cr - 128.
-const Y_GAIN: i32 = 76309; // 255 / 219
-const CR_R: i32 = 104597;
-const CB_G: i32 = -25675;
-const CR_G: i32 = -53279;
-const CB_B: i32 = 132201;
-
-/// One pixel's RGB from its Y, Cb and Cr samples.
+/// One pixel's RGB from its Y, Cb and Cr samples in video range.
 #[inline]
 pub fn rgb_of(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = ((y as i32 - 16) * Y_GAIN, cb as i32 - 128, cr as i32 - 128);
+    rgb_of_in(Range::Video, y, cb, cr)
+}
+
+/// One pixel's RGB from its Y, Cb and Cr samples in `range`.
+#[inline]
+pub fn rgb_of_in(range: Range, y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let k = range.coefficients();
+    let (y, cb, cr) = (
+        (y as i32 - k.black) * k.y_gain,
+        cb as i32 - 128,
+        cr as i32 - 128,
+    );
     let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
     [
-        c(y + CR_R * cr),
-        c(y + CB_G * cb + CR_G * cr),
-        c(y + CB_B * cb),
+        c(y + k.cr_r * cr),
+        c(y + k.cb_g * cb + k.cr_g * cr),
+        c(y + k.cb_b * cb),
     ]
 }
 
 #[inline]
-fn luma(p: &[u8]) -> u8 {
-    let v = M[0][0] * p[0] as i32 + M[0][1] * p[1] as i32 + M[0][2] * p[2] as i32;
-    (16 + ((v + HALF) >> 16)).clamp(0, 255) as u8
+fn luma(k: &Coefficients, p: &[u8]) -> u8 {
+    let m = &k.to_yuv;
+    let v = m[0][0] * p[0] as i32 + m[0][1] * p[1] as i32 + m[0][2] * p[2] as i32;
+    (k.black + ((v + HALF) >> 16)).clamp(0, 255) as u8
 }
 
 #[inline]
-fn chroma(row: usize, sum: [i32; 3], n: i32) -> u8 {
-    let v = M[row][0] * sum[0] + M[row][1] * sum[1] + M[row][2] * sum[2];
+fn chroma(k: &Coefficients, row: usize, sum: [i32; 3], n: i32) -> u8 {
+    let m = &k.to_yuv;
+    let v = m[row][0] * sum[0] + m[row][1] * sum[1] + m[row][2] * sum[2];
     // The mean over `n` pixels, rounded: floor((v / n + 0.5) / 2^16).
     (128 + (v + HALF * n).div_euclid(n << 16)).clamp(0, 255) as u8
 }
 
 /// [`chroma`] of four pixels: `floor(v / 4 / 2^16 + 0.5)` as one shift.
 #[inline]
-fn chroma4(row: usize, sum: [i32; 3]) -> u8 {
-    let v = M[row][0] * sum[0] + M[row][1] * sum[1] + M[row][2] * sum[2];
+fn chroma4(k: &Coefficients, row: usize, sum: [i32; 3]) -> u8 {
+    let m = &k.to_yuv;
+    let v = m[row][0] * sum[0] + m[row][1] * sum[1] + m[row][2] * sum[2];
     (128 + ((v + HALF * 4) >> 18)).clamp(0, 255) as u8
 }
 
@@ -86,6 +149,8 @@ pub struct Planes<'a> {
     pub cr: (&'a [u8], usize),
     /// Bytes from one chroma sample to the next in a row.
     pub step: usize,
+    /// Where the samples lie.
+    pub range: Range,
 }
 
 /// Writes the RGB pixels of `rect` of the 4:2:0 picture `p` into the `w`-wide, row-packed `rgb`
@@ -120,6 +185,7 @@ fn rgb_row(p: &Planes, row: usize, (x0, x1): (usize, usize), rgb: &mut [u8]) {
         return;
     }
     let ((yp, ys), (cb, cbs), (cr, crs)) = (p.y, p.cb, p.cr);
+    let k = p.range.coefficients();
     let luma = &yp[row * ys..][..x1];
     let (cb, cr) = (&cb[row / 2 * cbs..], &cr[row / 2 * crs..]);
     // The chroma terms once for the (one or two) pixels sharing a sample: the same arithmetic
@@ -127,11 +193,11 @@ fn rgb_row(p: &Planes, row: usize, (x0, x1): (usize, usize), rgb: &mut [u8]) {
     let terms = |cx: usize| {
         let i = cx * p.step;
         let (u, v) = (cb[i] as i32 - 128, cr[i] as i32 - 128);
-        (CR_R * v, CB_G * u + CR_G * v, CB_B * u)
+        (k.cr_r * v, k.cb_g * u + k.cr_g * v, k.cb_b * u)
     };
     let c = |v: i32| ((v + HALF) >> 16).clamp(0, 255) as u8;
     let pixel = |out: &mut [u8], y: u8, (r, g, b): (i32, i32, i32)| {
-        let y = (y as i32 - 16) * Y_GAIN;
+        let y = (y as i32 - k.black) * k.y_gain;
         out.copy_from_slice(&[c(y + r), c(y + g), c(y + b)]);
     };
     let out = &mut rgb[..(x1 - x0) * 3];
@@ -159,8 +225,9 @@ fn rgb_row(p: &Planes, row: usize, (x0, x1): (usize, usize), rgb: &mut [u8]) {
 }
 
 /// Writes the RGB pixels of `rect` (of the `w`-wide, row-packed `rgb`) into the luma plane
-/// `y` (`stride` bytes a row).
-pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) {
+/// `y` (`stride` bytes a row), in `range`.
+pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize, range: Range) {
+    let k = range.coefficients();
     let (x0, y0, x1, y1) = (
         rect.0 as usize,
         rect.1 as usize,
@@ -171,7 +238,7 @@ pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) 
         let src = &rgb[(row * w + x0) * 3..(row * w + x1) * 3];
         let dst = &mut y[row * stride + x0..row * stride + x1];
         for (o, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
-            *o = luma(p);
+            *o = luma(k, p);
         }
     }
 }
@@ -180,14 +247,16 @@ pub fn luma_rect(rgb: &[u8], w: usize, rect: Rect, y: &mut [u8], stride: usize) 
 /// `plane` 1 is Cb, 2 is Cr (FFmpeg's plane numbers), each sample from the mean colour of its
 /// 2x2 block. Sample `(cx, cy)` goes to `out[cy * stride + cx * step]`: `step` 1 for a planar
 /// format, 2 for NV12's interleaved pairs (with `out` starting at the pair's Cb or Cr byte).
+/// Samples are written in `range`.
 pub fn chroma_rect(
     rgb: &[u8],
     (w, h): (usize, usize),
     rect: Rect,
     (plane, step): (usize, usize),
-    out: &mut [u8],
-    stride: usize,
+    (out, stride): (&mut [u8], usize),
+    range: Range,
 ) {
+    let k = range.coefficients();
     let (x0, y0, x1, y1) = (
         rect.0 as usize,
         rect.1 as usize,
@@ -205,9 +274,9 @@ pub fn chroma_rect(
             let bottom =
                 &rgb[((2 * cy + 1) * w + 2 * cx0) * 3..((2 * cy + 1) * w + 2 * whole_end) * 3];
             let row = &mut out[cy * stride..];
-            for (k, (t, b)) in top.chunks_exact(6).zip(bottom.chunks_exact(6)).enumerate() {
+            for (i, (t, b)) in top.chunks_exact(6).zip(bottom.chunks_exact(6)).enumerate() {
                 let sum = |c: usize| t[c] as i32 + t[c + 3] as i32 + b[c] as i32 + b[c + 3] as i32;
-                row[(cx0 + k) * step] = chroma4(plane, [sum(0), sum(1), sum(2)]);
+                row[(cx0 + i) * step] = chroma4(k, plane, [sum(0), sum(1), sum(2)]);
             }
         }
         for cx in whole_end..cx1 {
@@ -221,7 +290,7 @@ pub fn chroma_rect(
                     n += 1;
                 }
             }
-            out[cy * stride + cx * step] = chroma(plane, sum, n.max(1));
+            out[cy * stride + cx * step] = chroma(k, plane, sum, n.max(1));
         }
     }
 }
@@ -250,6 +319,16 @@ mod tests {
 
     #[test]
     fn rectangles_match_ffmpegs_own_conversion_and_nothing_else_changes() {
+        // FFmpeg's `yuvj420p` is its full-range 4:2:0.
+        for (range, format) in [
+            (Range::Video, Pixel::YUV420P),
+            (Range::Full, Pixel::YUVJ420P),
+        ] {
+            matches_ffmpeg(range, format);
+        }
+    }
+
+    fn matches_ffmpeg(range: Range, format: Pixel) {
         let _ = ff::init();
         let (w, h) = (64usize, 48usize);
         let rgb = picture(w, h);
@@ -265,7 +344,7 @@ mod tests {
             Pixel::RGB24,
             w as u32,
             h as u32,
-            Pixel::YUV420P,
+            format,
             w as u32,
             h as u32,
             scaling::Flags::BILINEAR,
@@ -281,9 +360,9 @@ mod tests {
             vec![9u8; w * h / 4],
             vec![11u8; w * h / 4],
         );
-        luma_rect(&rgb, w, rect, &mut y, w);
-        chroma_rect(&rgb, (w, h), rect, (1, 1), &mut u, w / 2);
-        chroma_rect(&rgb, (w, h), rect, (2, 1), &mut v, w / 2);
+        luma_rect(&rgb, w, rect, &mut y, w, range);
+        chroma_rect(&rgb, (w, h), rect, (1, 1), (&mut u, w / 2), range);
+        chroma_rect(&rgb, (w, h), rect, (2, 1), (&mut v, w / 2), range);
         let mut worst = [0i32; 3];
         for (plane, (ours, sub, fill)) in [(&y, 1usize, 7u8), (&u, 2, 9), (&v, 2, 11)]
             .into_iter()
@@ -308,24 +387,31 @@ mod tests {
             }
         }
         // Luma to the rounding; chroma within the scaler's own filtering of the 2x2 block.
-        assert!(worst[0] <= 1, "luma off by {}", worst[0]);
-        assert!(worst[1] <= 3 && worst[2] <= 3, "chroma off by {worst:?}");
+        assert!(worst[0] <= 1, "{range:?}: luma off by {}", worst[0]);
+        assert!(
+            worst[1] <= 3 && worst[2] <= 3,
+            "{range:?}: chroma off by {worst:?}"
+        );
     }
 
     #[test]
-    fn known_colours_land_on_their_limited_range_codes() {
+    fn known_colours_land_on_their_codes_in_either_range() {
         let (mut y, mut u, mut v) = (vec![0u8; 4], vec![0u8; 1], vec![0u8; 1]);
-        for (rgb, want) in [
-            ([0u8, 0, 0], [16u8, 128, 128]),
-            ([255, 255, 255], [235, 128, 128]),
-            ([255, 0, 0], [81, 90, 240]),
-            ([0, 0, 255], [41, 240, 110]),
+        for (range, rgb, want) in [
+            (Range::Video, [0u8, 0, 0], [16u8, 128, 128]),
+            (Range::Video, [255, 255, 255], [235, 128, 128]),
+            (Range::Video, [255, 0, 0], [81, 90, 240]),
+            (Range::Video, [0, 0, 255], [41, 240, 110]),
+            (Range::Full, [0, 0, 0], [0, 128, 128]),
+            (Range::Full, [255, 255, 255], [255, 128, 128]),
+            (Range::Full, [255, 0, 0], [76, 85, 255]),
+            (Range::Full, [0, 0, 255], [29, 255, 107]),
         ] {
             let px = rgb.repeat(4);
-            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), &mut u, 1);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), &mut v, 1);
-            assert_eq!([y[0], u[0], v[0]], want, "{rgb:?}");
+            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2, range);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), (&mut u, 1), range);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), (&mut v, 1), range);
+            assert_eq!([y[0], u[0], v[0]], want, "{range:?} {rgb:?}");
             assert!(y.iter().all(|&l| l == want[0]));
         }
     }
@@ -337,23 +423,27 @@ mod round_trip {
 
     #[test]
     fn colours_survive_the_round_trip_within_the_quantisation() {
-        for rgb in [
+        let colours = [
             [0u8, 0, 0],
             [255, 255, 255],
             [255, 0, 0],
             [0, 0, 255],
             [30, 140, 200],
-        ] {
+        ];
+        for (range, rgb) in [Range::Video, Range::Full]
+            .into_iter()
+            .flat_map(|r| colours.map(|c| (r, c)))
+        {
             let px = rgb.repeat(4);
             let (mut y, mut u, mut v) = ([0u8; 4], [0u8; 1], [0u8; 1]);
-            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), &mut u, 1);
-            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), &mut v, 1);
-            let back = rgb_of(y[0], u[0], v[0]);
+            luma_rect(&px, 2, (0, 0, 2, 2), &mut y, 2, range);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (1, 1), (&mut u, 1), range);
+            chroma_rect(&px, (2, 2), (0, 0, 2, 2), (2, 1), (&mut v, 1), range);
+            let back = rgb_of_in(range, y[0], u[0], v[0]);
             for c in 0..3 {
                 assert!(
                     (back[c] as i32 - rgb[c] as i32).abs() <= 3,
-                    "{rgb:?} -> {back:?}"
+                    "{range:?} {rgb:?} -> {back:?}"
                 );
             }
         }
@@ -379,12 +469,14 @@ mod rect_tests {
             cb: (&cb, cw),
             cr: (&cr, cw),
             step: 1,
+            range: Range::Video,
         };
         let interleaved = Planes {
             y: (&luma, w),
             cb: (&nv, cw * 2),
             cr: (&nv[1..], cw * 2),
             step: 2,
+            range: Range::Video,
         };
         for p in [&planar, &interleaved] {
             for rect in [

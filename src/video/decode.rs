@@ -60,6 +60,8 @@ pub(super) struct Source<'a> {
     time_bases: Vec<Rational>,
     size: (u32, u32),
     encoder_format: Pixel,
+    /// Whether the encoder writes full range (see [`full_range_stream`]).
+    encoder_full: bool,
     to_rgb: Option<scaling::Context>,
     /// Whether `to_rgb` reads its input as full range (see [`full_range`]).
     to_rgb_full: bool,
@@ -108,6 +110,7 @@ impl<'a> Source<'a> {
     ) -> Source<'a> {
         let time_bases = ictx.streams().map(|s| s.time_base()).collect();
         let size = (decoder.width(), decoder.height());
+        let encoder_full = full_range_stream(&decoder);
         Source {
             ictx,
             path,
@@ -117,6 +120,7 @@ impl<'a> Source<'a> {
             time_bases,
             size,
             encoder_format,
+            encoder_full,
             to_rgb: None,
             to_rgb_full: false,
             decoded: frame::Video::empty(),
@@ -320,8 +324,8 @@ impl<'a> Source<'a> {
             Err(_) => (None, None),
         };
         let decoded = (self.encoder_format == Pixel::YUV420P
-            && d.format() == Pixel::YUV420P
-            && !full_range(d)
+            && matches!(d.format(), Pixel::YUV420P | Pixel::YUVJ420P)
+            && full_range(d) == self.encoder_full
             && (d.width(), d.height()) == (w, h))
             .then(|| copy_picture(d, spare_yuv, w, h))
             .flatten();
@@ -441,11 +445,19 @@ impl<'a> Source<'a> {
 /// Whether a decoded picture's samples span the full 0 to 255 (JPEG's range) rather than video's
 /// 16 to 235. FFmpeg says so by the frame's colour range, and for some decoders (H.264, HEVC) by a
 /// `yuvj` pixel format as well. VP9 and AV1 full-range streams decode as plain `yuv420p`, which
-/// FFmpeg's scaler reads as video range unless told otherwise: such a picture is not kept as it is
-/// for the encoder, which writes video range, but converted like any other format, with the
-/// scaler told its range (see `picture::reads_full_range`).
+/// FFmpeg's scaler reads as video range unless told otherwise (see `picture::reads_full_range`).
+/// A picture in the range the encoder writes is kept as decoded; one in the other range is
+/// converted like any other format.
 fn full_range(d: &frame::Video) -> bool {
-    d.color_range() == ff::color::Range::JPEG
+    d.color_range() == ff::color::Range::JPEG || d.format() == Pixel::YUVJ420P
+}
+
+/// Whether a clip is written in full range: where its stream says its pictures are (many IP
+/// cameras' H.264), so that they are kept as decoded, their levels as they were, and their frames
+/// in flight stay 4:2:0 (as RGB, a 1080p frame in flight took twice the memory: 45 MB more at
+/// the fast preset on a full-range copy of crowd_1080p).
+pub(super) fn full_range_stream(decoder: &ff::decoder::Video) -> bool {
+    decoder.color_range() == ff::color::Range::JPEG || decoder.format() == Pixel::YUVJ420P
 }
 
 /// The frame's pixels as an RgbImage, rows copied once past the stride padding (no zero fill
@@ -472,14 +484,42 @@ pub(super) fn copy_picture(
     w: u32,
     h: u32,
 ) -> Option<frame::Video> {
+    if !matches!(d.format(), Pixel::YUV420P | Pixel::YUVJ420P) || (d.width(), d.height()) != (w, h)
+    {
+        return None;
+    }
+    let fits = |f: &frame::Video| (f.format(), f.width(), f.height()) == (Pixel::YUV420P, w, h);
     let mut copy: frame::Video = spare
+        .filter(fits)
         .and_then(|mut f| super::encode::writable(&mut f).then_some(f))
         .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
-    // SAFETY: both frames are allocated YUV420P frames of the same width and height (checked by
-    // the caller; `copy` was made by `Video::new` with them), which is all av_frame_copy needs to
-    // copy the planes row by row.
-    let copied = unsafe { ff::ffi::av_frame_copy(copy.as_mut_ptr(), d.as_ptr()) };
-    (copied >= 0).then_some(copy)
+    if !fits(&copy) {
+        return None;
+    }
+    let (Ok(iw), Ok(ih)) = (std::ffi::c_int::try_from(w), std::ffi::c_int::try_from(h)) else {
+        return None;
+    };
+    // SAFETY: both frames hold allocated 4:2:0 planes of `w` x `h` pixels (YUV420P and
+    // YUVJ420P lay their planes out alike; checked above), and av_image_copy copies each of
+    // the three planes row by row within those sizes, by each frame's own line sizes.
+    unsafe {
+        let (dst, src) = (copy.as_mut_ptr(), d.as_ptr());
+        ff::ffi::av_image_copy(
+            (*dst).data.as_mut_ptr(),
+            (*dst).linesize.as_mut_ptr(),
+            (*src).data.as_ptr() as *mut *const u8,
+            (*src).linesize.as_ptr(),
+            ff::ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            iw,
+            ih,
+        );
+    }
+    copy.set_color_range(if full_range(d) {
+        ff::color::Range::JPEG
+    } else {
+        ff::color::Range::MPEG
+    });
+    Some(copy)
 }
 
 /// How far short of its declared end an input's data may stop and still count as whole: muxers

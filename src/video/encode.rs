@@ -265,17 +265,29 @@ fn encode_frames(
     path: &Path,
 ) -> Result<EncodeTimes> {
     let (w, h) = (parts.width, parts.height);
+    let mut to_yuv = scaling::Context::get(
+        Pixel::RGB24,
+        w,
+        h,
+        parts.format,
+        w,
+        h,
+        scaling::Flags::BILINEAR,
+    )
+    .map_err(|e| video_err(path, "no colour converter", e))?;
+    // RGB pictures (stand-ins for lost frames, pictures in another format) in the range the
+    // encoder writes, as the pictures kept as decoded are.
+    if parts.encoder.color_range() == ff::color::Range::JPEG
+        && !super::picture::writes_full_range(&mut to_yuv)
+    {
+        return Err(video_err(
+            path,
+            "no colour converter",
+            "FFmpeg's scaler cannot write full range",
+        ));
+    }
     let mut out = Output {
-        to_yuv: scaling::Context::get(
-            Pixel::RGB24,
-            w,
-            h,
-            parts.format,
-            w,
-            h,
-            scaling::Flags::BILINEAR,
-        )
-        .map_err(|e| video_err(path, "no colour converter", e))?,
+        to_yuv,
         whole: None,
         format: parts.format,
         enc_tb: parts.enc_tb,
@@ -771,15 +783,20 @@ fn add_video_stream(
 /// as it showed the input: without it, a BT.709 clip came out untagged (players guess by frame
 /// size), and an HDR one (HLG or PQ, as phones record) looked washed out.
 ///
-/// What holds for the written samples: they are always video range (a picture kept as decoded is
-/// video range, see `decode::full_range`, and FFmpeg's scaler writes video range). Their matrix
+/// What holds for the written samples: they are in the range the input's stream declares (see
+/// `decode::full_range_stream`: a picture in that range is kept as decoded, and FFmpeg's scaler
+/// writes that range for the others). Their matrix
 /// is the input's: a picture kept as decoded keeps its samples, and one converted to RGB and back
 /// goes through the same default matrix both ways, so that what is not painted comes back as it
 /// was. Only an RGB input has no matrix of its own; its output is left untagged there. Primaries
 /// and transfer are the input's in every case: nothing here changes them.
 fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video) {
     use ff::color::Space;
-    enc.set_color_range(ff::color::Range::MPEG);
+    enc.set_color_range(if super::decode::full_range_stream(decoder) {
+        ff::color::Range::JPEG
+    } else {
+        ff::color::Range::MPEG
+    });
     enc.set_color_primaries(decoder.color_primaries());
     enc.set_color_transfer_characteristic(decoder.color_transfer_characteristic());
     let space = match decoder.color_space() {

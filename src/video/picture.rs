@@ -69,12 +69,11 @@ impl Picture for ClipPicture {
     fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
         match self {
             ClipPicture::Rgb(img) => f(Luma::rgb(img)),
-            // A copy is YUV420P (`decode::copy_picture`), which the conversion to RGB for
-            // detection takes as video range.
+            // A copy is YUV420P (`decode::copy_picture`) in the range its colour range says.
             ClipPicture::Yuv(yuv) => f(Luma::Plane {
                 data: yuv.data(0),
                 stride: yuv.stride(0),
-                full_range: false,
+                full_range: range_of(yuv) == yuv::Range::Full,
             }),
         }
     }
@@ -107,6 +106,17 @@ fn planes_of(f: &frame::Video) -> yuv::Planes<'_> {
         cb: (f.data(1), f.stride(1)),
         cr: (f.data(2), f.stride(2)),
         step: 1,
+        range: range_of(f),
+    }
+}
+
+/// Where a 4:2:0 copy's samples lie: its colour range says (`decode::copy_picture` keeps the
+/// decoded picture's).
+pub(super) fn range_of(f: &frame::Video) -> yuv::Range {
+    if f.color_range() == ff::color::Range::JPEG {
+        yuv::Range::Full
+    } else {
+        yuv::Range::Video
     }
 }
 
@@ -132,12 +142,19 @@ impl crate::frame::RectPixels for YuvPixels<'_> {
         let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
         let (x0, y0) = (x0 as usize, y0 as usize);
         let whole = (0, 0, rw as u32, rh as u32);
-        let ys = f.stride(0);
-        yuv::luma_rect(rgb, rw, whole, &mut f.data_mut(0)[y0 * ys + x0..], ys);
+        let (ys, range) = (f.stride(0), range_of(f));
+        yuv::luma_rect(
+            rgb,
+            rw,
+            whole,
+            &mut f.data_mut(0)[y0 * ys + x0..],
+            ys,
+            range,
+        );
         for plane in [1, 2] {
             let stride = f.stride(plane);
             let out = &mut f.data_mut(plane)[y0 / 2 * stride + x0 / 2..];
-            yuv::chroma_rect(rgb, (rw, rh), whole, (plane, 1), out, stride);
+            yuv::chroma_rect(rgb, (rw, rh), whole, (plane, 1), (out, stride), range);
         }
     }
 }
@@ -154,6 +171,8 @@ fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut Vec<u8>) {
 #[derive(Default)]
 struct Scratch {
     scaler: Option<scaling::Context>,
+    /// Whether `scaler` reads full range (see [`reads_full_range`]).
+    full: bool,
     /// The scaler's own output, for widths it cannot write packed (see [`Scratch::convert`]).
     rgb_frame: Option<frame::Video>,
     image: RgbImage,
@@ -176,14 +195,19 @@ impl Scratch {
     /// and a copy of every frame. Otherwise through a frame of FFmpeg's own, and copied.
     fn convert(&mut self, yuv: &frame::Video) -> Option<&RgbImage> {
         let (w, h, format) = (yuv.width(), yuv.height(), yuv.format());
+        let full = range_of(yuv) == yuv::Range::Full;
         let fits = |c: &scaling::Context| {
             (c.input().format, c.input().width, c.input().height) == (format, w, h)
         };
-        if !self.scaler.as_ref().is_some_and(fits) {
+        if !(self.scaler.as_ref().is_some_and(fits) && self.full == full) {
             (self.scaler, self.rgb_frame) = (None, None);
-            let made =
-                scaling::Context::get(format, w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR);
-            self.scaler = Some(made.ok()?);
+            let mut made =
+                scaling::Context::get(format, w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR)
+                    .ok()?;
+            if full && !reads_full_range(&mut made) {
+                return None;
+            }
+            (self.scaler, self.full) = (Some(made), full);
         }
         let scaler = self.scaler.as_mut()?;
         let mut buf = std::mem::take(&mut self.image).into_raw();
@@ -203,6 +227,20 @@ impl Scratch {
 /// colour matrices left as they are; false where FFmpeg refuses. Its output, RGB, is full range
 /// either way.
 pub(super) fn reads_full_range(scaler: &mut scaling::Context) -> bool {
+    full_range_on(scaler, Side::Input)
+}
+
+/// Has `scaler` write its output (4:2:0) in full range, as [`reads_full_range`] for the input.
+pub(super) fn writes_full_range(scaler: &mut scaling::Context) -> bool {
+    full_range_on(scaler, Side::Output)
+}
+
+enum Side {
+    Input,
+    Output,
+}
+
+fn full_range_on(scaler: &mut scaling::Context, side: Side) -> bool {
     let (mut inv_table, mut table) = (std::ptr::null_mut(), std::ptr::null_mut());
     let (mut src_range, mut dst_range) = (0, 0);
     let (mut brightness, mut contrast, mut saturation) = (0, 0, 0);
@@ -227,8 +265,12 @@ pub(super) fn reads_full_range(scaler: &mut scaling::Context) -> bool {
         {
             return false;
         }
+        match side {
+            Side::Input => src_range = 1,
+            Side::Output => dst_range = 1,
+        }
         ff::ffi::sws_setColorspaceDetails(
-            c, inv_table, 1, table, dst_range, brightness, contrast, saturation,
+            c, inv_table, src_range, table, dst_range, brightness, contrast, saturation,
         ) >= 0
     }
 }
@@ -499,10 +541,16 @@ mod tests {
                     Region { area, style }
                 })
                 .collect();
-            let (f, _) = pictures(w, h);
+            let (mut f, _) = pictures(w, h);
+            // Every other case in full range, as many IP cameras' pictures are.
+            if case % 2 == 1 {
+                f.set_color_range(ff::color::Range::JPEG);
+            }
+            let range = range_of(&f);
             // The whole-picture way: the changed rectangles in a frame-sized RGB picture,
             // painted, and written back.
             let mut expected = f.clone();
+            assert_eq!(range_of(&expected), range, "a clone keeps its range");
             let rects = crate::frame::changed_rects(&regions, w, h, true);
             let mut rgb = RgbImage::new(w, h);
             let planes = planes_of(&f);
@@ -514,14 +562,17 @@ mod tests {
                 let stride = expected.stride(plane);
                 for &r in &rects {
                     match plane {
-                        0 => yuv::luma_rect(&rgb, w as usize, r, expected.data_mut(0), stride),
+                        0 => {
+                            let y = expected.data_mut(0);
+                            yuv::luma_rect(&rgb, w as usize, r, y, stride, range)
+                        }
                         _ => yuv::chroma_rect(
                             &rgb,
                             (w as usize, h as usize),
                             r,
                             (plane, 1),
-                            expected.data_mut(plane),
-                            stride,
+                            (expected.data_mut(plane), stride),
+                            range,
                         ),
                     }
                 }

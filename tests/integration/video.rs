@@ -582,49 +582,67 @@ fn mean_over(frame: &[u8], w: usize, xs: std::ops::Range<usize>) -> f64 {
 
 /// Levels and colour descriptions come through. VP9 and AV1 decode a full-range stream as plain
 /// `yuv420p` flagged full range; read as video range, its dark grey (32 of 255) came out at 17 and
-/// its light grey (223) at 239. And an output written without its input's colour description is
-/// shown by guesswork: an HDR clip (HLG, as phones record) looked washed out.
+/// its light grey (223) at 239. A full-range clip is now written in full range, its pictures kept
+/// as decoded (an IP camera's `yuvj420p` H.264 too, which went through RGB before). And an output
+/// written without its input's colour description is shown by guesswork: an HDR clip (HLG, as
+/// phones record) looked washed out.
 #[test]
 fn full_range_levels_and_colour_descriptions_are_kept() {
     let d = tempfile::tempdir().unwrap();
-    let bands = d.path().join("bands.webm");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=0x202020:s=160x96:d=1:r=10,drawbox=x=80:y=0:w=80:h=96:color=0xdfdfdf:t=fill",
-        "-vf",
-        "scale=out_range=full",
-        "-c:v",
-        "libvpx-vp9",
-        "-pix_fmt",
-        "yuv420p",
-        "-color_range",
-        "pc",
-        "-deadline",
-        "realtime",
-        "-cpu-used",
-        "8",
-        bands.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        first_video(&bands, "stream=pix_fmt,color_range").trim(),
-        "yuv420p,pc"
-    );
     let out = d.path().join("out");
-    redact(&bands, &out, &["--recall", "fast"]);
-    let (orig, red) = (
-        rgb_frames(&bands, 160, 96),
-        rgb_frames(&out.join("bands.webm"), 160, 96),
-    );
-    assert_eq!((orig.len(), red.len()), (10, 10));
-    for (n, (a, b)) in orig.iter().zip(&red).enumerate() {
-        for (band, xs) in [("dark", 8..72), ("light", 88..152)] {
-            let (was, is) = (mean_over(a, 160, xs.clone()), mean_over(b, 160, xs));
-            assert!(
-                (was - is).abs() <= 3.0,
-                "frame {n}, {band} band: {was:.1} in, {is:.1} out"
-            );
+    // VP9 flags full range on plain `yuv420p`; H.264 decodes it as `yuvj420p`, as IP cameras send
+    // it. Either way the output stays full range, its pictures kept as decoded.
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "bands.webm",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-pix_fmt",
+                "yuv420p",
+                "-color_range",
+                "pc",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ],
+            "yuv420p,pc",
+        ),
+        (
+            "ipcam.mp4",
+            &["-c:v", "libx264", "-pix_fmt", "yuvj420p"],
+            "yuvj420p,pc",
+        ),
+    ];
+    for (name, codec, format) in cases {
+        let bands = d.path().join(name);
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=0x202020:s=160x96:d=1:r=10,drawbox=x=80:y=0:w=80:h=96:color=0xdfdfdf:t=fill",
+            "-vf",
+            "scale=out_range=full",
+        ];
+        args.extend_from_slice(codec);
+        args.push(bands.to_str().unwrap());
+        ffmpeg(&args);
+        let entries = "stream=pix_fmt,color_range";
+        assert_eq!(first_video(&bands, entries).trim(), format, "{name}");
+        redact(&bands, &out, &["--recall", "fast"]);
+        let written = out.join(name);
+        assert_eq!(first_video(&written, entries).trim(), format, "{name}");
+        let (orig, red) = (rgb_frames(&bands, 160, 96), rgb_frames(&written, 160, 96));
+        assert_eq!((orig.len(), red.len()), (10, 10));
+        for (n, (a, b)) in orig.iter().zip(&red).enumerate() {
+            for (band, xs) in [("dark", 8..72), ("light", 88..152)] {
+                let (was, is) = (mean_over(a, 160, xs.clone()), mean_over(b, 160, xs));
+                assert!(
+                    (was - is).abs() <= 3.0,
+                    "{name} frame {n}, {band} band: {was:.1} in, {is:.1} out"
+                );
+            }
         }
     }
 
