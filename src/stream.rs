@@ -158,11 +158,11 @@ impl Picture for HostFrame {
                 bytes,
                 rgb: l.format.rgb_order(),
             },
-            // BT.601 limited range, as `frame::yuv` converts it for detection.
+            // In the layout's range, as `frame::yuv` converts it for detection.
             None => Luma::Plane {
                 data,
                 stride,
-                full_range: false,
+                full_range: l.range == frame::Range::Full,
             },
         })
     }

@@ -77,6 +77,15 @@ typedef enum BystanderPixelFormat {
    * YUV 4:2:0, interleaved chroma.
    */
   BYSTANDER_PIXEL_FORMAT_NV12 = 5,
+  /**
+   * I420 in full range (0 to 255) instead of video range (16 to 235).
+   */
+  BYSTANDER_PIXEL_FORMAT_I420_FULL = 6,
+  /**
+   * NV12 in full range: a hardware decoder's output for a full-range camera stream, as many
+   * IP cameras send.
+   */
+  BYSTANDER_PIXEL_FORMAT_NV12_FULL = 7,
 } BystanderPixelFormat;
 
 /**

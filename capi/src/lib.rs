@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bystander::detect::{DetectConfig, Recall};
-use bystander::frame::{FrameLayout, PixelFormat};
+use bystander::frame::{FrameLayout, PixelFormat, Range};
 use bystander::redact::{RedactConfig, Style};
 use bystander::stream::{RedactedFrame, Redactor, StreamConfig};
 use bystander::{Class, Detection, ErrorKind};
@@ -71,6 +71,11 @@ pub enum BystanderPixelFormat {
     I420 = 4,
     /// YUV 4:2:0, interleaved chroma.
     Nv12 = 5,
+    /// I420 in full range (0 to 255) instead of video range (16 to 235).
+    I420Full = 6,
+    /// NV12 in full range: a hardware decoder's output for a full-range camera stream, as many
+    /// IP cameras send.
+    Nv12Full = 7,
 }
 
 /// Where a frame's planes lie in its buffer. Packed formats use plane 0 only; I420 uses three
@@ -246,19 +251,21 @@ fn with_handle(handle: u64, f: impl FnOnce(&mut Handle) -> BystanderStatus) -> B
     f(&mut h)
 }
 
-/// The pixel format of a `BystanderPixelFormat` value.
-fn pixel_format(code: u32) -> Result<PixelFormat, BystanderStatus> {
+/// The pixel format and range of a `BystanderPixelFormat` value.
+fn pixel_format(code: u32) -> Result<(PixelFormat, Range), BystanderStatus> {
     Ok(match code {
-        0 => PixelFormat::Rgb24,
-        1 => PixelFormat::Bgr24,
-        2 => PixelFormat::Rgba,
-        3 => PixelFormat::Bgra,
-        4 => PixelFormat::I420,
-        5 => PixelFormat::Nv12,
+        0 => (PixelFormat::Rgb24, Range::Video),
+        1 => (PixelFormat::Bgr24, Range::Video),
+        2 => (PixelFormat::Rgba, Range::Video),
+        3 => (PixelFormat::Bgra, Range::Video),
+        4 => (PixelFormat::I420, Range::Video),
+        5 => (PixelFormat::Nv12, Range::Video),
+        6 => (PixelFormat::I420, Range::Full),
+        7 => (PixelFormat::Nv12, Range::Full),
         _ => {
             return Err(fail(
                 BystanderStatus::Input,
-                format!("pixel format {code} is not one of 0 to 5"),
+                format!("pixel format {code} is not one of 0 to 7"),
             ))
         }
     })
@@ -272,12 +279,14 @@ fn layout_at(l: *const BystanderLayout) -> Result<FrameLayout, BystanderStatus> 
     // SAFETY: checked non-null; the caller gives a readable BystanderLayout (plain integers, any
     // bit pattern of which is a valid value).
     let l = unsafe { l.read_unaligned() };
+    let (format, range) = pixel_format(l.format)?;
     Ok(FrameLayout {
-        format: pixel_format(l.format)?,
+        format,
         width: l.width,
         height: l.height,
         strides: l.strides,
         offsets: l.offsets,
+        range,
     })
 }
 
@@ -345,7 +354,7 @@ pub unsafe extern "C" fn bystander_layout_packed(
             return fail(BystanderStatus::Null, "layout is NULL");
         }
         let l = match pixel_format(format) {
-            Ok(f) => FrameLayout::packed(f, width, height),
+            Ok((f, _)) => FrameLayout::packed(f, width, height),
             Err(status) => return status,
         };
         // SAFETY: checked non-null; the caller gives a writable BystanderLayout.

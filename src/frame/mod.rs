@@ -20,6 +20,8 @@ pub mod yuv;
 
 use image::RgbImage;
 
+pub use yuv::Range;
+
 use crate::error::{Error, Result};
 use crate::redact::Region;
 
@@ -110,6 +112,10 @@ pub struct FrameLayout {
     pub strides: [usize; 3],
     /// Offset of each plane's first byte.
     pub offsets: [usize; 3],
+    /// Where I420 and NV12 samples lie: video range (16 to 235, most decoders' output) or full
+    /// range (0 to 255: a hardware decoder's NV12 of a full-range camera stream, as many IP
+    /// cameras send). Packed RGB formats ignore it. The matrix is BT.601 either way.
+    pub range: Range,
 }
 
 impl FrameLayout {
@@ -141,7 +147,20 @@ impl FrameLayout {
             height,
             strides,
             offsets,
+            range: Range::Video,
         }
+    }
+
+    /// This layout with its samples in `range` (see [`FrameLayout::range`]).
+    ///
+    /// ```
+    /// use bystander::frame::{FrameLayout, PixelFormat, Range};
+    /// let nv12 = FrameLayout::packed(PixelFormat::Nv12, 1920, 1080).in_range(Range::Full);
+    /// assert_eq!(nv12.range, Range::Full);
+    /// ```
+    pub fn in_range(mut self, range: Range) -> FrameLayout {
+        self.range = range;
+        self
     }
 
     /// Size of a chroma plane (half width and height, rounded up).
@@ -311,15 +330,29 @@ fn write_from(rgb: &[u8], win: Window, rect: yuv::Rect, data: &mut [u8], layout:
         PixelFormat::I420 | PixelFormat::Nv12 => {
             // The window starts on even coordinates, so its chroma samples are the frame's.
             let (cx, cy, size) = (ox / 2, oy / 2, (win.width, win.height));
-            yuv::luma_rect(rgb, win.width, r, &mut data[yo + oy * ys + ox..], ys, VIDEO);
+            yuv::luma_rect(
+                rgb,
+                win.width,
+                r,
+                &mut data[yo + oy * ys + ox..],
+                ys,
+                layout.range,
+            );
             if layout.format == PixelFormat::Nv12 {
                 let at = o1 + cy * s1 + cx * 2;
-                yuv::chroma_rect(rgb, size, r, (1, 2), (&mut data[at..], s1), VIDEO);
-                yuv::chroma_rect(rgb, size, r, (2, 2), (&mut data[at + 1..], s1), VIDEO);
+                yuv::chroma_rect(rgb, size, r, (1, 2), (&mut data[at..], s1), layout.range);
+                yuv::chroma_rect(
+                    rgb,
+                    size,
+                    r,
+                    (2, 2),
+                    (&mut data[at + 1..], s1),
+                    layout.range,
+                );
             } else {
                 let (b, c) = (o1 + cy * s1 + cx, o2 + cy * s2 + cx);
-                yuv::chroma_rect(rgb, size, r, (1, 1), (&mut data[b..], s1), VIDEO);
-                yuv::chroma_rect(rgb, size, r, (2, 1), (&mut data[c..], s2), VIDEO);
+                yuv::chroma_rect(rgb, size, r, (1, 1), (&mut data[b..], s1), layout.range);
+                yuv::chroma_rect(rgb, size, r, (2, 1), (&mut data[c..], s2), layout.range);
             }
         }
         f => {
@@ -355,21 +388,17 @@ fn yuv_planes<'a>(data: &'a [u8], layout: &FrameLayout) -> yuv::Planes<'a> {
             cb: (&data[o1..], s1),
             cr: (&data[o1 + 1..], s1),
             step: 2,
-            range: VIDEO,
+            range: layout.range,
         },
         _ => yuv::Planes {
             y: (&data[yo..], ys),
             cb: (&data[o1..], s1),
             cr: (&data[o2..], s2),
             step: 1,
-            range: VIDEO,
+            range: layout.range,
         },
     }
 }
-
-/// A host's I420 and NV12 frames are taken as BT.601 video range (the stream module's
-/// `with_luma` says the same to the change gate).
-const VIDEO: yuv::Range = yuv::Range::Video;
 
 /// The pixel rectangles `regions` can have changed in a `w` x `h` frame, widened to even
 /// coordinates when `even` (a 4:2:0 chroma sample covers a 2x2 block), as disjoint rectangles

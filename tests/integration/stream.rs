@@ -1,7 +1,7 @@
 //! The streaming API as a host uses it.
 
 use bystander::detect::{DetectConfig, Recall};
-use bystander::frame::{self, FrameLayout, PixelFormat};
+use bystander::frame::{self, FrameLayout, PixelFormat, Range};
 use bystander::redact::RedactConfig;
 use bystander::stream::{RedactedFrame, Redactor, StreamConfig};
 use bystander::Class;
@@ -132,17 +132,25 @@ fn low_memory_hides_the_face_on_every_frame() {
 fn every_pixel_format_comes_back_in_its_own_layout_redacted() {
     runtime();
     let (f, face) = frame(300);
-    for format in [
-        PixelFormat::Bgr24,
-        PixelFormat::Bgra,
-        PixelFormat::Rgba,
-        PixelFormat::I420,
-        PixelFormat::Nv12,
+    let mut video_range = std::collections::HashMap::new();
+    for (format, range) in [
+        (PixelFormat::Bgr24, Range::Video),
+        (PixelFormat::Bgra, Range::Video),
+        (PixelFormat::Rgba, Range::Video),
+        (PixelFormat::I420, Range::Video),
+        (PixelFormat::Nv12, Range::Video),
+        (PixelFormat::I420, Range::Full),
+        (PixelFormat::Nv12, Range::Full),
     ] {
         let stride = format.packed_bytes().map_or(800 + 32, |b| 800 * b + 12);
-        let layout = FrameLayout::with_stride(format, 800, 450, stride);
+        let layout = FrameLayout::with_stride(format, 800, 450, stride).in_range(range);
         let mut data = vec![0x5Au8; layout.len()];
         frame::write_back(&f, &[(0, 0, 800, 450)], &mut data, &layout).unwrap();
+        // The same picture in full range is other bytes: the range is not ignored.
+        match range {
+            Range::Video => drop(video_range.insert(format, data.clone())),
+            _ => assert_ne!(video_range[&format], data, "{format:?} in full range"),
+        }
         let given = frame::to_rgb(&data, &layout).unwrap();
         let before = data.clone();
         let mut r = Redactor::new(&faces_fast(0)).unwrap();
