@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bystander::frame::{FrameLayout, PixelFormat};
+use bystander::frame::{FrameLayout, PixelFormat, Range};
 use bystander::options::Options;
 use bystander::pipeline::Workers;
 use bystander::redact::Region;
 use bystander::stream::RedactedFrame;
 use bystander::{batch, Class, Detection, ErrorKind};
-use numpy::ndarray::Array3;
+use numpy::ndarray::{Array3, ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -134,17 +134,26 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
     Ok(o)
 }
 
-/// The pixel order of a frame: `bgr` (OpenCV's), `rgb`, `bgra` or `rgba`.
-fn pixel_format(order: &str) -> PyResult<PixelFormat> {
-    match order {
-        "bgr" => Ok(PixelFormat::Bgr24),
-        "rgb" => Ok(PixelFormat::Rgb24),
-        "bgra" => Ok(PixelFormat::Bgra),
-        "rgba" => Ok(PixelFormat::Rgba),
-        _ => Err(config_err(format!(
-            "order {order:?}: expected bgr, rgb, bgra or rgba"
-        ))),
-    }
+/// The pixel format and range of a frame's `order`: packed `bgr` (OpenCV's), `rgb`, `bgra` or
+/// `rgba`, or 4:2:0 `i420` (Frigate's `yuv420p` frames: a (height * 3 / 2) x width array, the
+/// Y plane, then U, then V) or `nv12` (Y, then interleaved U, V), each in video range, or in full
+/// range as `i420_full`, `nv12_full`.
+fn pixel_format(order: &str) -> PyResult<(PixelFormat, Range)> {
+    Ok(match order {
+        "bgr" => (PixelFormat::Bgr24, Range::Video),
+        "rgb" => (PixelFormat::Rgb24, Range::Video),
+        "bgra" => (PixelFormat::Bgra, Range::Video),
+        "rgba" => (PixelFormat::Rgba, Range::Video),
+        "i420" => (PixelFormat::I420, Range::Video),
+        "nv12" => (PixelFormat::Nv12, Range::Video),
+        "i420_full" => (PixelFormat::I420, Range::Full),
+        "nv12_full" => (PixelFormat::Nv12, Range::Full),
+        _ => {
+            return Err(config_err(format!(
+                "order {order:?}: expected bgr, rgb, bgra, rgba, i420, nv12, i420_full or nv12_full"
+            )))
+        }
+    })
 }
 
 /// A numpy frame borrowed for writing: its bytes (rows may be padded: a crop of a larger array
@@ -169,8 +178,10 @@ impl Borrowed<'_> {
 }
 
 fn borrow<'py>(frame: &Bound<'py, PyArrayDyn<u8>>, order: &str) -> PyResult<Borrowed<'py>> {
-    let format = pixel_format(order)?;
-    let channels = format.packed_bytes().unwrap_or(3);
+    let (format, range) = pixel_format(order)?;
+    let Some(channels) = format.packed_bytes() else {
+        return borrow_planar(frame, order, format, range);
+    };
     let shape = frame.shape().to_vec();
     let strides = frame.strides().to_vec();
     let want = format!("a height x width x {channels} uint8 array ({order})");
@@ -204,6 +215,55 @@ fn borrow<'py>(frame: &Bound<'py, PyArrayDyn<u8>>, order: &str) -> PyResult<Borr
         _guard: guard,
         ptr,
         len: (h - 1) * stride + row,
+        layout,
+    })
+}
+
+/// [`borrow`] for a 4:2:0 frame: a (height * 3 / 2) x width uint8 array, rows contiguous, both
+/// sides even (the planes lie where a packed frame's do).
+fn borrow_planar<'py>(
+    frame: &Bound<'py, PyArrayDyn<u8>>,
+    order: &str,
+    format: PixelFormat,
+    range: Range,
+) -> PyResult<Borrowed<'py>> {
+    let (shape, strides) = (frame.shape().to_vec(), frame.strides().to_vec());
+    let want = format!(
+        "a (height * 3 / 2) x width uint8 array ({order}), height and width even, rows contiguous"
+    );
+    let (rows, w) = match shape[..] {
+        [rows, w] => (rows, w),
+        _ => {
+            return Err(InputError::new_err(format!(
+                "frame of shape {shape:?}: expected {want}"
+            )))
+        }
+    };
+    let h = rows * 2 / 3;
+    let fits = rows > 0
+        && w > 0
+        && rows % 3 == 0
+        && h % 2 == 0
+        && w % 2 == 0
+        && h <= u32::MAX as usize
+        && w <= u32::MAX as usize;
+    if !fits || strides[..] != [w as isize, 1] {
+        return Err(InputError::new_err(format!(
+            "frame of shape {shape:?} and strides {strides:?}: expected {want} \
+             (numpy.ascontiguousarray(frame) gives such rows)"
+        )));
+    }
+    let mut guard = frame.try_readwrite().map_err(|e| {
+        InputError::new_err(format!(
+            "the frame cannot be written in place ({e}); pass a writable array"
+        ))
+    })?;
+    let ptr = guard.as_array_mut().as_mut_ptr();
+    let layout = FrameLayout::packed(format, w as u32, h as u32).in_range(range);
+    Ok(Borrowed {
+        _guard: guard,
+        ptr,
+        len: rows * w,
         layout,
     })
 }
@@ -609,7 +669,6 @@ fn memory_is_short() -> bool {
 struct Redactor {
     inner: Mutex<bystander::stream::Redactor>,
     order: String,
-    format: PixelFormat,
 }
 
 impl Redactor {
@@ -631,7 +690,6 @@ impl Redactor {
         out: Vec<RedactedFrame>,
     ) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        let channels = self.format.packed_bytes().unwrap_or(3);
         for f in out {
             let (w, h) = (f.layout.width as usize, f.layout.height as usize);
             let item = PyDict::new(py);
@@ -639,7 +697,12 @@ impl Redactor {
             item.set_item("boxes", boxes(py, &f.boxes)?)?;
             item.set_item("painted", painted(py, &f.regions, w as u32, h as u32)?)?;
             item.set_item("fault", f.fault.map(|e| e.to_string()))?;
-            let arr = Array3::from_shape_vec((h, w, channels), f.data)
+            // In the shape it came in: height x width x channels, or 4:2:0's rows of planes.
+            let shape = match f.layout.format.packed_bytes() {
+                Some(channels) => vec![h, w, channels],
+                None => vec![f.data.len() / w.max(1), w],
+            };
+            let arr = ArrayD::from_shape_vec(IxDyn(&shape), f.data)
                 .map_err(|e| RuntimeFault::new_err(e.to_string()))?;
             item.set_item("frame", arr.into_pyarray(py))?;
             list.append(item)?;
@@ -653,7 +716,7 @@ impl Redactor {
     #[new]
     #[pyo3(signature = (order = "bgr", **kwargs))]
     fn new(py: Python<'_>, order: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let format = pixel_format(order)?;
+        pixel_format(order)?;
         let o = options(kwargs)?;
         let inner = py
             .allow_threads(|| {
@@ -664,7 +727,6 @@ impl Redactor {
         Ok(Redactor {
             inner: Mutex::new(inner),
             order: order.to_string(),
-            format,
         })
     }
 
@@ -716,15 +778,22 @@ impl Redactor {
     ) -> PyResult<Bound<'py, PyList>> {
         let mut b = borrow(frame, &self.order)?;
         let layout = b.layout;
-        // The engine keeps frames for look-ahead: it takes its own packed copy.
-        let packed = FrameLayout::packed(layout.format, layout.width, layout.height);
-        let row = packed.strides[0];
-        let stride = layout.strides[0];
+        // The engine keeps frames for look-ahead: it takes its own packed copy (a 4:2:0 frame
+        // is packed already, see `borrow_planar`).
+        let packed =
+            FrameLayout::packed(layout.format, layout.width, layout.height).in_range(layout.range);
         let src = b.bytes();
-        let mut data = Vec::with_capacity(packed.len());
-        for y in 0..layout.height as usize {
-            data.extend_from_slice(&src[y * stride..y * stride + row]);
-        }
+        let data = match layout.format.packed_bytes() {
+            None => src.to_vec(),
+            Some(_) => {
+                let (row, stride) = (packed.strides[0], layout.strides[0]);
+                let mut data = Vec::with_capacity(packed.len());
+                for y in 0..layout.height as usize {
+                    data.extend_from_slice(&src[y * stride..y * stride + row]);
+                }
+                data
+            }
+        };
         drop(b);
         let out = self.locked(py, |r| r.push(data, packed, pts))?;
         self.frames(py, out)

@@ -251,6 +251,40 @@ def test_ctrl_c_stops_a_batch_with_whole_outputs_only(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == []
 
 
+def test_a_stream_takes_4_2_0_frames_as_frigate_keeps_them():
+    # Frigate keeps each frame as one (height * 3 / 2) x width array: Y, then U, then V.
+    w, h = 480, 270
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", need(CLIP), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True, check=True,
+    ).stdout
+    size = w * h * 3 // 2
+    frames = [
+        np.frombuffer(raw[i:i + size], np.uint8).reshape(h * 3 // 2, w).copy()
+        for i in range(0, len(raw), size)
+    ]
+    r = bystander.Redactor(order="i420", jobs=2, backfill=2)
+    out = []
+    for i, f in enumerate(frames):
+        out += r.push(f, pts=i)
+    out += r.finish()
+    assert [o["pts"] for o in out] == list(range(len(frames)))
+    assert all(o["frame"].shape == (h * 3 // 2, w) and o["fault"] is None for o in out)
+    with_boxes = [o for o in out if o["boxes"]]
+    assert len(with_boxes) >= len(frames) // 2
+    for o in with_boxes:
+        src = frames[o["pts"]]
+        x1, y1, x2, y2 = o["painted"][0]
+        assert (o["frame"][y1:y2, x1:x2] != src[y1:y2, x1:x2]).any()  # the face's luma
+        # Luma rows above and below every painted rectangle are the host's own.
+        top = min(p[1] for p in o["painted"])
+        assert (o["frame"][:top & ~1] == src[:top & ~1]).all()
+    with pytest.raises(bystander.InputError):
+        r.push(np.zeros((100, w), np.uint8), pts=99)  # not height * 3 / 2 rows
+    with pytest.raises(bystander.ConfigError):
+        bystander.Redactor(order="yuv")
+
+
 def test_a_stream_returns_every_frame_in_order_and_covers_faces():
     frames = read_frames(need(CLIP), 480, 270)
     r = bystander.Redactor(jobs=2, backfill=2)

@@ -181,7 +181,11 @@ class Redactor:
     ``pixel_aspect`` (a pixel's shown width over its height, 1/4 to 4; 1 by default): they are
     detected stretched to the shape they are shown in, and boxes come back in stored pixels.
     Interlaced frames (an analog camera's, 1080i) take ``interlaced=True``: each field is
-    detected on its own, at twice the cost.
+    detected on its own, at twice the cost. Frames are height x width x 3 (or 4) arrays in
+    ``order`` ``"bgr"`` (OpenCV's), ``"rgb"``, ``"bgra"`` or ``"rgba"``, or 4:2:0 frames as
+    Frigate keeps them, one (height * 3 / 2) x width array (``"i420"``: Y, then U, then V;
+    ``"nv12"``: Y, then U and V interleaved; ``"i420_full"``, ``"nv12_full"`` in full range),
+    returned in the same shape.
     """
 
     def __init__(self, *, order: str = "bgr", **options: Any) -> None:
