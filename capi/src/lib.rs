@@ -789,6 +789,37 @@ mod tests {
     }
 
     #[test]
+    fn full_range_formats_lay_out_as_their_video_range_twins() {
+        unsafe {
+            for (full, twin, format) in [(6, 4, PixelFormat::I420), (7, 5, PixelFormat::Nv12)] {
+                let (mut a, mut b) = (
+                    std::mem::zeroed::<BystanderLayout>(),
+                    std::mem::zeroed::<BystanderLayout>(),
+                );
+                assert_eq!(
+                    bystander_layout_packed(full, 64, 48, &mut a),
+                    BystanderStatus::Ok
+                );
+                assert_eq!(
+                    bystander_layout_packed(twin, 64, 48, &mut b),
+                    BystanderStatus::Ok
+                );
+                assert_eq!(a.format, full);
+                assert_eq!((a.strides, a.offsets), (b.strides, b.offsets));
+                assert_eq!(bystander_layout_len(&a), 64 * 48 * 3 / 2);
+                let l = layout_at(&a).unwrap();
+                assert_eq!((l.format, l.range), (format, Range::Full));
+                assert_eq!(layout_at(&b).unwrap().range, Range::Video);
+            }
+            let mut bad = std::mem::zeroed::<BystanderLayout>();
+            assert_eq!(
+                bystander_layout_packed(8, 4, 4, &mut bad),
+                BystanderStatus::Input
+            );
+        }
+    }
+
+    #[test]
     fn misuse_is_an_error_never_undefined_behaviour() {
         unsafe {
             let mut info = BystanderFrameInfo::default();
