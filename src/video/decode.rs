@@ -60,7 +60,7 @@ pub(super) struct Source<'a> {
     time_bases: Vec<Rational>,
     size: (u32, u32),
     encoder_format: Pixel,
-    /// Whether the encoder writes full range (see [`full_range_stream`]).
+    /// Whether the encoder writes full range (see [`Source::encoder_writes_full_range`]).
     encoder_full: bool,
     to_rgb: Option<scaling::Context>,
     /// Whether `to_rgb` reads its input as full range (see [`full_range`]).
@@ -314,6 +314,13 @@ impl<'a> Source<'a> {
         self.path
     }
 
+    /// Says whether the encoder writes full range (`encode::OutputParts::full_range`), so that
+    /// pictures in the range it writes are kept as decoded and the others converted; until then
+    /// the stream's own range is assumed.
+    pub fn encoder_writes_full_range(&mut self, full: bool) {
+        self.encoder_full = full;
+    }
+
     /// The decoded frame as a copy of its picture when the encoder takes it, else in RGB.
     fn convert(&mut self) -> Result<DecodedFrame> {
         let (w, h) = self.size;
@@ -493,7 +500,10 @@ pub(super) fn copy_picture(
         .filter(fits)
         .and_then(|mut f| super::encode::writable(&mut f).then_some(f))
         .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
-    if !fits(&copy) {
+    // SAFETY: reading three pointer fields of a frame we own.
+    let planes = unsafe { (*copy.as_ptr()).data };
+    if !fits(&copy) || planes[..3].iter().any(|p| p.is_null()) {
+        // Out of memory for the copy's planes.
         return None;
     }
     let (Ok(iw), Ok(ih)) = (std::ffi::c_int::try_from(w), std::ffi::c_int::try_from(h)) else {

@@ -739,7 +739,7 @@ fn add_video_stream(
     enc.set_height(h);
     enc.set_format(encoder_format(w, h));
     enc.set_aspect_ratio(decoder.aspect_ratio());
-    describe_colour(&mut enc, decoder);
+    describe_colour(&mut enc, decoder, codec.name());
     enc.set_time_base(ist.time_base());
     let rate = ist.avg_frame_rate();
     if rate.numerator() > 0 && rate.denominator() > 0 {
@@ -783,16 +783,16 @@ fn add_video_stream(
 /// as it showed the input: without it, a BT.709 clip came out untagged (players guess by frame
 /// size), and an HDR one (HLG or PQ, as phones record) looked washed out.
 ///
-/// What holds for the written samples: they are in the range the input's stream declares (see
-/// `decode::full_range_stream`: a picture in that range is kept as decoded, and FFmpeg's scaler
-/// writes that range for the others). Their matrix
+/// What holds for the written samples: they are in the range the input's stream declares where
+/// the encoder can say so ([`writes_full_range`]; a picture in the range written is kept as
+/// decoded, and FFmpeg's scaler writes that range for the others). Their matrix
 /// is the input's: a picture kept as decoded keeps its samples, and one converted to RGB and back
 /// goes through the same default matrix both ways, so that what is not painted comes back as it
 /// was. Only an RGB input has no matrix of its own; its output is left untagged there. Primaries
 /// and transfer are the input's in every case: nothing here changes them.
-fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video) {
+fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video, name: &str) {
     use ff::color::Space;
-    enc.set_color_range(if super::decode::full_range_stream(decoder) {
+    enc.set_color_range(if writes_full_range(decoder, name) {
         ff::color::Range::JPEG
     } else {
         ff::color::Range::MPEG
@@ -804,6 +804,25 @@ fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video
         space => space,
     };
     enc.set_colorspace(space);
+}
+
+/// Whether encoder `name` writes a clip decoded by `decoder` in full range: where the stream says
+/// its pictures are (see `decode::full_range_stream`) and the encoder's bitstream can say so too
+/// (x264, x265, VP9, AV1). Another encoder (`--encoder mpeg4`, VP8) writes video range, which
+/// its player assumes.
+pub(super) fn writes_full_range(decoder: &ff::decoder::Video, name: &str) -> bool {
+    super::decode::full_range_stream(decoder)
+        && matches!(
+            name,
+            "libx264" | "libx265" | "libvpx-vp9" | "libaom-av1" | "libsvtav1"
+        )
+}
+
+impl OutputParts {
+    /// Whether the encoder writes full range (see [`writes_full_range`]).
+    pub fn full_range(&self) -> bool {
+        self.encoder.color_range() == ff::color::Range::JPEG
+    }
 }
 
 /// Adds a stream whose packets are copied as they are.

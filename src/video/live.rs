@@ -672,6 +672,8 @@ pub fn run_live(
     video.keyframe_interval = Some((fps * gop_seconds).round().clamp(1.0, 600.0) as u32);
     let (w, h) = (first_decoder.width(), first_decoder.height());
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
+    // Fixed for the whole run: a reconnected stream in the other range is converted.
+    let full_range = opened.parts.full_range();
     let kinds = stream_kinds(&ictx);
     let (link, spent) =
         EncoderLink::start(opened.parts, Path::new(&o.output), EncoderLink::LIVE_QUEUE)?;
@@ -713,6 +715,7 @@ pub fn run_live(
             spent,
             None,
         );
+        source.encoder_writes_full_range(full_range);
         let mut clock = Clock::new(offset);
         let ended = live.session(&mut source, &mut clock, tb);
         spent = source.into_spent();

@@ -201,6 +201,7 @@ impl Clip<'_> {
             ff::Dictionary::new(),
         )?;
         let mut parts = opened.parts;
+        let full_range = parts.full_range();
         parts.zero_start = !same_container(ictx.format().name(), self.muxer);
         let (link, spent) = EncoderLink::start(parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
@@ -237,6 +238,7 @@ impl Clip<'_> {
             spent,
             opts.max_frames,
         );
+        source.encoder_writes_full_range(full_range);
         let stop = opts.stop.as_deref();
         let index = feed(&mut source, &mut engine, &mut sink, given.as_ref(), stop)?;
         if let Some(e) = source.read_error {
