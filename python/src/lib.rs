@@ -172,7 +172,9 @@ impl Borrowed<'_> {
         // read-only array was refused when the guard was taken). The array is uint8 with rows at
         // a positive stride, pixels `channels` bytes apart and channels adjacent, so the bytes
         // from its first pixel to the end of its last row, `(h - 1) * stride + w * channels`,
-        // all lie inside its buffer. `&mut self` makes the slice the only one handed out.
+        // all lie inside its buffer; a 4:2:0 frame (`borrow_planar`) is a 2-D array with rows
+        // contiguous (strides `[w, 1]`), so its `rows * w` bytes are its whole buffer. `&mut self`
+        // makes the slice the only one handed out.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
