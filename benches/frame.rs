@@ -7,6 +7,7 @@
 
 use bystander::detect::preprocess::{Normalize, Rect, TensorBuilder};
 use bystander::detect::{nms, DetectConfig, Detector, Recall};
+use bystander::frame::{FrameLayout, PixelFormat};
 use bystander::redact::{self, RedactConfig, Style};
 use bystander::{BBox, Class, Detection};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -56,6 +57,16 @@ fn bench(c: &mut Criterion) {
         mean: [0.0; 3],
         scale: 1.0,
     };
+    // A host's 4:2:0 frame to RGB for detection (the host API's `frame::to_rgb`).
+    for (name, format) in [("i420", PixelFormat::I420), ("nv12", PixelFormat::Nv12)] {
+        let layout = FrameLayout::packed(format, f.width(), f.height());
+        let mut data = vec![0u8; layout.len()];
+        let whole = (0, 0, f.width(), f.height());
+        bystander::frame::write_back(&f, &[whole], &mut data, &layout).unwrap();
+        c.bench_function(&format!("frame/{name}_1080p_to_rgb"), |b| {
+            b.iter(|| bystander::frame::to_rgb(&data, &layout).unwrap())
+        });
+    }
     c.bench_function("preprocess/1080p_to_832x480_tensor", |b| {
         b.iter(|| {
             tb.build(
