@@ -42,7 +42,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bystander: {e}");
-            ExitCode::from(1)
+            match STOPPED_BY.load(Ordering::Relaxed) {
+                0 => ExitCode::from(1),
+                // Stopped by a signal (see `stop_on_signals`): 128 + its number.
+                signal => ExitCode::from(128 + signal as u8),
+            }
         }
     }
 }
@@ -332,9 +336,11 @@ fn render_clip(
     d: &Detections,
     max_pixels: u64,
 ) -> Result<FileReport> {
-    let opts = a
+    let mut opts = a
         .video
         .options(bystander::cores(), &Default::default(), max_pixels)?;
+    // Ctrl-C and SIGTERM abandon the clip with its temporary removed, as in a batch.
+    opts.stop = Some(stop_on_signals());
     let r = bystander::video::render_clip(
         &a.input,
         &a.output,
