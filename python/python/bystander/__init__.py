@@ -102,7 +102,10 @@ def redact_frame(frame: Any, *, order: str = "bgr", **options: Any) -> List[Box]
     """Redacts one photo, a height x width x 3 uint8 array, in place with the photo preset (what
     ``bystander redact`` does to a photo); returns its boxes as dicts with ``class`` (``"face"``
     or ``"plate"``), ``score`` and ``box`` ``[x1, y1, x2, y2]``. Only the masked pixels change.
-    If detection fails, the whole frame is covered before the error is raised (fail closed)."""
+    If detection fails, the whole frame is covered before the error is raised (fail closed).
+    ``order`` is as :class:`Redactor`'s: packed ``"bgr"``, ``"rgb"``, ``"bgra"``, ``"rgba"``, or a
+    4:2:0 frame as one (height * 3 / 2) x width array (``"i420"``, ``"nv12"``, ``"_full"`` for
+    full range)."""
     return _bystander.redact_frame(frame, order, **_options(options))
 
 
