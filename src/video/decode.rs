@@ -110,7 +110,6 @@ impl<'a> Source<'a> {
     ) -> Source<'a> {
         let time_bases = ictx.streams().map(|s| s.time_base()).collect();
         let size = (decoder.width(), decoder.height());
-        let encoder_full = full_range_stream(&decoder);
         Source {
             ictx,
             path,
@@ -120,7 +119,7 @@ impl<'a> Source<'a> {
             time_bases,
             size,
             encoder_format,
-            encoder_full,
+            encoder_full: false,
             to_rgb: None,
             to_rgb_full: false,
             decoded: frame::Video::empty(),
@@ -315,8 +314,9 @@ impl<'a> Source<'a> {
     }
 
     /// Says whether the encoder writes full range (`encode::OutputParts::full_range`), so that
-    /// pictures in the range it writes are kept as decoded and the others converted; until then
-    /// the stream's own range is assumed.
+    /// pictures in the range it writes are kept as decoded and the others converted. Until then
+    /// it is taken to write video range: a full-range picture is then converted, never handed
+    /// on in a range the encoder does not write.
     pub fn encoder_writes_full_range(&mut self, full: bool) {
         self.encoder_full = full;
     }

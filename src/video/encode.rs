@@ -784,7 +784,7 @@ fn add_video_stream(
 /// size), and an HDR one (HLG or PQ, as phones record) looked washed out.
 ///
 /// What holds for the written samples: they are in the range the input's stream declares where
-/// the encoder can say so ([`writes_full_range`]; a picture in the range written is kept as
+/// the encoder can say so ([`full_range_output`]; a picture in the range written is kept as
 /// decoded, and FFmpeg's scaler writes that range for the others). Their matrix
 /// is the input's: a picture kept as decoded keeps its samples, and one converted to RGB and back
 /// goes through the same default matrix both ways, so that what is not painted comes back as it
@@ -792,7 +792,7 @@ fn add_video_stream(
 /// and transfer are the input's in every case: nothing here changes them.
 fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video, name: &str) {
     use ff::color::Space;
-    enc.set_color_range(if writes_full_range(decoder, name) {
+    enc.set_color_range(if full_range_output(decoder, name) {
         ff::color::Range::JPEG
     } else {
         ff::color::Range::MPEG
@@ -810,7 +810,7 @@ fn describe_colour(enc: &mut encoder::video::Video, decoder: &ff::decoder::Video
 /// its pictures are (see `decode::full_range_stream`) and the encoder's bitstream can say so too
 /// (x264, x265, VP9, AV1). Another encoder (`--encoder mpeg4`, VP8) writes video range, which
 /// its player assumes.
-pub(super) fn writes_full_range(decoder: &ff::decoder::Video, name: &str) -> bool {
+pub(super) fn full_range_output(decoder: &ff::decoder::Video, name: &str) -> bool {
     super::decode::full_range_stream(decoder)
         && matches!(
             name,
@@ -819,7 +819,7 @@ pub(super) fn writes_full_range(decoder: &ff::decoder::Video, name: &str) -> boo
 }
 
 impl OutputParts {
-    /// Whether the encoder writes full range (see [`writes_full_range`]).
+    /// Whether the encoder writes full range (see [`full_range_output`]).
     pub fn full_range(&self) -> bool {
         self.encoder.color_range() == ff::color::Range::JPEG
     }
