@@ -7,7 +7,9 @@
 //! one picture in, one picture out, or the others would be lost without a word.
 //!
 //! Writing encodes from pixels only, so no EXIF, GPS or maker metadata of the input reaches the
-//! output. The bytes go to a temporary file beside the destination, are flushed to disk, and are
+//! output. The one thing carried over is an RGB colour profile (ICC): a phone's Display P3 photo
+//! written without its profile shows washed-out colours, and a profile describes the camera's
+//! colours, not the scene, the time or the place. The bytes go to a temporary file beside the destination, are flushed to disk, and are
 //! renamed over the final name only when complete: a crash leaves either nothing or a whole file.
 
 use std::fs::File;
@@ -44,6 +46,27 @@ pub struct LoadedImage {
     pub image: DynamicImage,
     /// The container format, used again for the output.
     pub format: ImageFormat,
+    /// The picture's ICC colour profile, where it has an RGB one ([`rgb_icc_profile`]), to be
+    /// written back with the redacted pixels.
+    pub icc_profile: Option<Vec<u8>>,
+}
+
+/// The largest colour profile carried over: 1 MiB. Display profiles are a few hundred bytes to
+/// a few kilobytes; a bigger block is not worth trusting.
+pub const MAX_ICC_PROFILE_BYTES: usize = 1 << 20;
+
+/// `profile` if it is an ICC profile for RGB pixels that a redacted copy can carry: a 128-byte
+/// header with the `acsp` signature, the size it declares equal to its length, at most
+/// [`MAX_ICC_PROFILE_BYTES`], and RGB as its data colour space. The outputs are RGB, so a CMYK
+/// or grey profile would misdescribe them and is dropped, as is anything malformed.
+pub fn rgb_icc_profile(profile: Vec<u8>) -> Option<Vec<u8>> {
+    let header_ok = profile.len() >= 128
+        && profile.len() <= MAX_ICC_PROFILE_BYTES
+        && profile[36..40] == *b"acsp"
+        && u32::from_be_bytes([profile[0], profile[1], profile[2], profile[3]]) as usize
+            == profile.len()
+        && profile[16..20] == *b"RGB ";
+    header_ok.then_some(profile)
 }
 
 /// Refuses a `w` x `h` picture over `max_pixels`, naming the limit and how to raise it.
@@ -99,9 +122,19 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    // A profile that cannot be read costs only its colours, never the photo.
+    let icc_profile = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .and_then(rgb_icc_profile);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     image.apply_orientation(orientation);
-    Ok(LoadedImage { image, format })
+    Ok(LoadedImage {
+        image,
+        format,
+        icc_profile,
+    })
 }
 
 /// Refuses a file that holds more than one picture: an animated PNG or WebP, a TIFF of several
@@ -206,8 +239,16 @@ where
     result
 }
 
-/// Encodes `image` as `format` at `dest`, atomically, without metadata.
-pub fn save(image: &DynamicImage, format: ImageFormat, dest: &Path) -> Result<()> {
+/// Encodes `image` as `format` at `dest`, atomically, without metadata but for `icc_profile`
+/// where the format carries one (JPEG, PNG, WebP and TIFF; a BMP is written without it).
+pub fn save(
+    image: &DynamicImage,
+    format: ImageFormat,
+    icc_profile: Option<&[u8]>,
+    dest: &Path,
+) -> Result<()> {
+    use image::codecs::{png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
+    use image::ImageEncoder;
     let encode_err = |e: image::ImageError| match e {
         image::ImageError::IoError(io) => Error::io(dest, io),
         other => Error::Image {
@@ -215,11 +256,20 @@ pub fn save(image: &DynamicImage, format: ImageFormat, dest: &Path) -> Result<()
             reason: format!("cannot encode: {other}"),
         },
     };
+    // Every encoder here takes a profile; one that refused it would write the pixels alone.
+    fn with_profile<E: ImageEncoder>(mut encoder: E, icc_profile: Option<&[u8]>) -> E {
+        if let Some(p) = icc_profile {
+            let _ = encoder.set_icc_profile(p.to_vec());
+        }
+        encoder
+    }
     write_atomic(dest, |w| {
         match format {
             ImageFormat::Jpeg => {
-                let rgb = image.to_rgb8();
-                rgb.write_with_encoder(JpegEncoder::new_with_quality(&mut *w, JPEG_QUALITY))
+                let encoder = JpegEncoder::new_with_quality(&mut *w, JPEG_QUALITY);
+                image
+                    .to_rgb8()
+                    .write_with_encoder(with_profile(encoder, icc_profile))
                     .map_err(encode_err)?;
             }
             ImageFormat::WebP => {
@@ -229,8 +279,16 @@ pub fn save(image: &DynamicImage, format: ImageFormat, dest: &Path) -> Result<()
                 } else {
                     DynamicImage::ImageRgb8(image.to_rgb8())
                 };
-                img.write_to(&mut *w, format).map_err(encode_err)?;
+                let encoder = WebPEncoder::new_lossless(&mut *w);
+                img.write_with_encoder(with_profile(encoder, icc_profile))
+                    .map_err(encode_err)?;
             }
+            ImageFormat::Png => image
+                .write_with_encoder(with_profile(PngEncoder::new(&mut *w), icc_profile))
+                .map_err(encode_err)?,
+            ImageFormat::Tiff => image
+                .write_with_encoder(with_profile(TiffEncoder::new(&mut *w), icc_profile))
+                .map_err(encode_err)?,
             _ => image.write_to(&mut *w, format).map_err(encode_err)?,
         }
         w.flush().map_err(|e| Error::io(dest, e))
@@ -270,11 +328,40 @@ mod tests {
             .any(|w| w == b"Exif\0\0"));
         let img = load(&src).unwrap();
         let out = dir.path().join("out.jpg");
-        save(&img.image, img.format, &out).unwrap();
+        save(&img.image, img.format, None, &out).unwrap();
         let bytes = std::fs::read(&out).unwrap();
         assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
         assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_well_formed_rgb_colour_profiles_are_carried_over() {
+        let profile = |len: usize, declared: usize, space: &[u8; 4], sig: &[u8; 4]| {
+            let mut p = vec![7u8; len.max(40)];
+            p[0..4].copy_from_slice(&(declared as u32).to_be_bytes());
+            p[16..20].copy_from_slice(space);
+            p[36..40].copy_from_slice(sig);
+            p.truncate(len);
+            p
+        };
+        for len in [128, 502, 3144, 65_600, MAX_ICC_PROFILE_BYTES] {
+            let good = profile(len, len, b"RGB ", b"acsp");
+            assert_eq!(rgb_icc_profile(good.clone()), Some(good), "{len} bytes");
+            for bad in [
+                profile(len, len, b"GRAY", b"acsp"),
+                profile(len, len, b"CMYK", b"acsp"),
+                profile(len, len, b"RGB ", b"ascp"),
+                profile(len, len + 1, b"RGB ", b"acsp"),
+                profile(len, len - 1, b"RGB ", b"acsp"),
+                profile(len, 0, b"RGB ", b"acsp"),
+            ] {
+                assert_eq!(rgb_icc_profile(bad), None, "{len} bytes");
+            }
+        }
+        for len in [0, 40, 127, MAX_ICC_PROFILE_BYTES + 1] {
+            assert_eq!(rgb_icc_profile(profile(len, len, b"RGB ", b"acsp")), None);
+        }
     }
 
     #[test]

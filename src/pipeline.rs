@@ -135,7 +135,7 @@ pub struct FileReport {
 }
 
 /// Reads `input` upright, redacts it and writes it to `output` in the same format, without
-/// metadata, atomically. Nothing is written if any step fails.
+/// metadata but for its RGB colour profile, atomically. Nothing is written if any step fails.
 pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> Result<FileReport> {
     redact_image_file_exporting(r, input, output, None, image_io::DEFAULT_MAX_PIXELS)
 }
@@ -150,14 +150,14 @@ pub fn redact_image_file_exporting(
     max_pixels: u64,
 ) -> Result<FileReport> {
     let start = Instant::now();
-    let (mut rgb, alpha, format) = load_upright(input, max_pixels)?;
+    let (mut rgb, kept) = load_upright(input, max_pixels)?;
     let detections = r.process(&mut rgb)?;
     if let Some(path) = export {
         let mut w = DetectionsWriter::create(path, input, rgb.width(), rgb.height())?;
         w.frame(&FrameBoxes::from_detections(0, None, false, &detections))?;
         w.finish()?;
     }
-    finish_image(rgb, alpha, format, output, detections, start)
+    finish_image(rgb, kept, output, detections, start)
 }
 
 /// Redacts `input` with the boxes of a (reviewed) detections file instead of detecting: frame 0
@@ -172,7 +172,7 @@ pub fn render_image_file(
     max_pixels: u64,
 ) -> Result<FileReport> {
     let start = Instant::now();
-    let (mut rgb, alpha, format) = load_upright(input, max_pixels)?;
+    let (mut rgb, kept) = load_upright(input, max_pixels)?;
     detections.check_size(detections_path, rgb.width(), rgb.height())?;
     let frames = detections.by_frame();
     let boxes = match frames.get(&0) {
@@ -180,7 +180,7 @@ pub fn render_image_file(
         _ => {
             let whole = [Region::whole_frame(rgb.width(), rgb.height())];
             redact::redact_parallel(&mut rgb, &whole);
-            return finish_image(rgb, alpha, format, output, Vec::new(), start).map(|mut r| {
+            return finish_image(rgb, kept, output, Vec::new(), start).map(|mut r| {
                 r.fail_closed_frames = Some(1);
                 r
             });
@@ -188,12 +188,18 @@ pub fn render_image_file(
     };
     let regions = config.regions(&boxes, rgb.width(), rgb.height());
     redact::redact_parallel(&mut rgb, &regions);
-    finish_image(rgb, alpha, format, output, boxes, start)
+    finish_image(rgb, kept, output, boxes, start)
 }
 
-type Upright = (RgbImage, Option<image::RgbaImage>, image::ImageFormat);
+/// What a photo's copy keeps of it besides the redacted RGB pixels.
+struct Kept {
+    /// The picture with its alpha channel, where it has one; its RGB is replaced on writing.
+    alpha: Option<image::RgbaImage>,
+    format: image::ImageFormat,
+    icc_profile: Option<Vec<u8>>,
+}
 
-fn load_upright(input: &Path, max_pixels: u64) -> Result<Upright> {
+fn load_upright(input: &Path, max_pixels: u64) -> Result<(RgbImage, Kept)> {
     let loaded = image_io::load_within(input, max_pixels)?;
     let alpha = loaded
         .image
@@ -201,18 +207,22 @@ fn load_upright(input: &Path, max_pixels: u64) -> Result<Upright> {
         .has_alpha()
         .then(|| loaded.image.to_rgba8());
     let rgb = loaded.image.to_rgb8();
-    Ok((rgb, alpha, loaded.format))
+    let kept = Kept {
+        alpha,
+        format: loaded.format,
+        icc_profile: loaded.icc_profile,
+    };
+    Ok((rgb, kept))
 }
 
 fn finish_image(
     rgb: RgbImage,
-    alpha: Option<image::RgbaImage>,
-    format: image::ImageFormat,
+    kept: Kept,
     output: &Path,
     detections: Vec<Detection>,
     start: Instant,
 ) -> Result<FileReport> {
-    let out = match alpha {
+    let out = match kept.alpha {
         Some(mut rgba) => {
             for (dst, src) in rgba.pixels_mut().zip(rgb.pixels()) {
                 dst.0[..3].copy_from_slice(&src.0);
@@ -221,7 +231,7 @@ fn finish_image(
         }
         None => DynamicImage::ImageRgb8(rgb),
     };
-    image_io::save(&out, format, output)?;
+    image_io::save(&out, kept.format, kept.icc_profile.as_deref(), output)?;
     let count = |c: Class| detections.iter().filter(|d| d.class == c).count();
     Ok(FileReport {
         faces: count(Class::Face),

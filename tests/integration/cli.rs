@@ -80,6 +80,79 @@ fn redact_mirrors_a_folder_strips_metadata_and_hides_face_and_plate() {
 }
 
 #[test]
+fn a_photos_rgb_colour_profile_is_carried_over_and_its_other_metadata_is_not() {
+    use image::ImageEncoder;
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    let p3 = icc_profile(b"RGB ");
+    // A phone's portrait: EXIF (rotation, camera name) and a colour profile.
+    let portrait = jpeg_with_icc_profile(
+        &std::fs::read(fixture("astronaut_exif_rot6.jpg")).unwrap(),
+        &p3,
+    );
+    std::fs::write(src.join("portrait.jpg"), &portrait).unwrap();
+    // A grey profile does not describe the RGB copy written, so it is dropped.
+    let astronaut = std::fs::read(fixture("astronaut.jpg")).unwrap();
+    let grey = jpeg_with_icc_profile(&astronaut, &icc_profile(b"GRAY"));
+    std::fs::write(src.join("grey_profile.jpg"), grey).unwrap();
+    // The other formats that carry profiles, written by their own encoders.
+    let img = rgb("astronaut.jpg");
+    let (w, h) = img.dimensions();
+    let rgb8 = image::ExtendedColorType::Rgb8;
+    let write = |name: &str, f: &dyn Fn(&mut std::io::Cursor<Vec<u8>>)| {
+        let mut c = std::io::Cursor::new(Vec::new());
+        f(&mut c);
+        std::fs::write(src.join(name), c.into_inner()).unwrap();
+    };
+    write("a.png", &|c| {
+        let mut e = image::codecs::png::PngEncoder::new(c);
+        e.set_icc_profile(p3.clone()).unwrap();
+        e.write_image(img.as_raw(), w, h, rgb8).unwrap();
+    });
+    write("a.webp", &|c| {
+        let mut e = image::codecs::webp::WebPEncoder::new_lossless(c);
+        e.set_icc_profile(p3.clone()).unwrap();
+        e.write_image(img.as_raw(), w, h, rgb8).unwrap();
+    });
+    write("a.tif", &|c| {
+        let mut e = image::codecs::tiff::TiffEncoder::new(c);
+        e.set_icc_profile(p3.clone()).unwrap();
+        e.write_image(img.as_raw(), w, h, rgb8).unwrap();
+    });
+    let status = bystander()
+        .args(["redact", "--quiet"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let profile_of = |name: &str| {
+        bystander::image_io::load(&out.join(name))
+            .unwrap()
+            .icc_profile
+    };
+    for name in ["portrait.jpg", "a.png", "a.webp", "a.tif"] {
+        assert_eq!(profile_of(name).as_deref(), Some(&p3[..]), "{name}");
+        let redacted = bystander::image_io::load(&out.join(name))
+            .unwrap()
+            .image
+            .to_rgb8();
+        let face = bbox(ASTRONAUT_CENTERFACE);
+        assert!(
+            mean_abs_diff(&redacted, &img, face) > 20.0,
+            "{name}: face hidden"
+        );
+    }
+    assert_eq!(profile_of("grey_profile.jpg"), None);
+    let bytes = std::fs::read(out.join("portrait.jpg")).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
+    assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));
+    assert_eq!(std::fs::read(src.join("portrait.jpg")).unwrap(), portrait);
+}
+
+#[test]
 fn a_bad_file_is_reported_by_name_and_the_rest_still_done_with_exit_2() {
     let d = tempfile::tempdir().unwrap();
     let (src, out) = (d.path().join("in"), d.path().join("out"));
