@@ -477,9 +477,13 @@ fn request(settings: &serde_json::Value) -> serde_json::Value {
     r
 }
 
-/// The name an input's redacted copy is written under (see `video::written_as`): its own,
-/// but for clips whose container is read and not written.
+/// The name an input's redacted copy is written under (see `video::written_as` and
+/// `image_io::written_as`): its own, but for clips whose container is read and not written and
+/// for HEIF photos.
 fn written_as(path: &Path) -> PathBuf {
+    if is_image_path(path) {
+        return crate::image_io::written_as(path);
+    }
     #[cfg(feature = "video")]
     return crate::video::written_as(path);
     #[cfg(not(feature = "video"))]

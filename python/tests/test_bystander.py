@@ -411,3 +411,25 @@ def test_onnx_runtime_telemetry_is_off_from_import(tmp_path, photo_png):
     env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path), ORT_DISABLE_TELEMETRY="0")
     subprocess.run([sys.executable, "-c", script, photo_png], env=env, check=True)
     assert not (tmp_path / "Microsoft").exists()
+
+
+def test_an_iphone_heic_photo_is_read_and_redacted_into_a_jpeg(tmp_path):
+    heic = os.path.join(ROOT, "tests", "fixtures", "astronaut.heic")
+    src = tmp_path / "phone"
+    src.mkdir()
+    with open(heic, "rb") as f, open(src / "IMG_0001.HEIC", "wb") as g:
+        g.write(f.read())
+    frame = bystander.read_image(str(src / "IMG_0001.HEIC"))
+    assert frame.shape == (512, 512, 3)
+    summary = bystander.redact([str(src)], str(tmp_path / "out"))
+    assert (summary["redacted"], summary["failed"]) == (1, 0)
+    assert summary["files"][0]["report"]["faces"] >= 1
+    out = tmp_path / "out" / "IMG_0001.HEIC.jpg"
+    with open(out, "rb") as f:
+        assert f.read(3) == b"\xff\xd8\xff"
+    redacted = bystander.read_image(str(out))
+    # The face (CenterFace's box on the fixture) is hidden; a corner far from it is not touched.
+    face = (slice(58, 178), slice(182, 270))
+    assert np.abs(redacted[face].astype(int) - frame[face].astype(int)).mean() > 20
+    corner = (slice(400, 500), slice(400, 500))
+    assert np.abs(redacted[corner].astype(int) - frame[corner].astype(int)).mean() < 8

@@ -153,6 +153,109 @@ fn a_photos_rgb_colour_profile_is_carried_over_and_its_other_metadata_is_not() {
 }
 
 #[test]
+fn heif_photos_are_redacted_into_jpegs_and_nothing_else_they_hold_is_copied() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    for (fixture_name, name) in [
+        ("astronaut.heic", "IMG_0001.HEIC"),
+        ("astronaut_10bit_icc.heic", "ten_bit.heic"),
+        ("astronaut_small.avif", "small.avif"),
+        ("two_pictures.heic", "two_pictures.heic"),
+    ] {
+        std::fs::copy(fixture(fixture_name), src.join(name)).unwrap();
+    }
+    // A HEIF header and then nothing a decoder can read.
+    let mut junk = std::fs::read(fixture("astronaut.heic")).unwrap();
+    junk.truncate(40);
+    junk.extend([0x5a; 300]);
+    std::fs::write(src.join("cut.heic"), &junk).unwrap();
+    let before = std::fs::read(src.join("IMG_0001.HEIC")).unwrap();
+    let run = bystander()
+        .args(["redact", "--quiet"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("two_pictures.heic") && stderr.contains("2 pictures"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cut.heic"), "{stderr}");
+    assert!(!out.join("two_pictures.heic.jpg").exists() && !out.join("cut.heic.jpg").exists());
+    assert_eq!(std::fs::read(src.join("IMG_0001.HEIC")).unwrap(), before);
+
+    // The phone photo: a JPEG of the primary picture, the face hidden, the rest as it was; its
+    // thumbnail (a picture of the same face) is not in the copy.
+    let photo = out.join("IMG_0001.HEIC.jpg");
+    let bytes = std::fs::read(&photo).unwrap();
+    assert!(bytes.starts_with(&[0xFF, 0xD8, 0xFF]));
+    assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
+    let redacted = bystander::image_io::load(&photo).unwrap();
+    assert_eq!(redacted.format, image::ImageFormat::Jpeg);
+    let (redacted, astronaut) = (redacted.image.to_rgb8(), rgb("astronaut.jpg"));
+    assert_eq!(redacted.dimensions(), (512, 512));
+    let face = bbox(ASTRONAUT_CENTERFACE);
+    assert!(mean_abs_diff(&redacted, &astronaut, face) > 20.0);
+    let corner = bystander::BBox::new(400.0, 400.0, 500.0, 500.0);
+    assert!(mean_abs_diff(&redacted, &astronaut, corner) < 8.0);
+    let decoded_jpegs = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jpg")
+        })
+        .count();
+    assert_eq!(decoded_jpegs, 3);
+
+    // 10-bit HEVC comes out as 8-bit JPEG with its colour profile; AVIF is read the same way.
+    let ten_bit = bystander::image_io::load(&out.join("ten_bit.heic.jpg")).unwrap();
+    assert_eq!(ten_bit.image.to_rgb8().dimensions(), (256, 256));
+    let profile = ten_bit
+        .icc_profile
+        .expect("the colour profile carried over");
+    assert_eq!(
+        Some(profile),
+        bystander::image_io::load(&src.join("ten_bit.heic"))
+            .unwrap()
+            .icc_profile
+    );
+    let small = bystander::image_io::load(&out.join("small.avif.jpg")).unwrap();
+    assert_eq!(small.image.to_rgb8().dimensions(), (256, 256));
+    let small_src = rgb("astronaut.jpg");
+    let small_src = image::imageops::resize(&small_src, 256, 256, image::imageops::Lanczos3);
+    let half = |v: [f32; 4]| bbox([v[0] / 2.0, v[1] / 2.0, v[2] / 2.0, v[3] / 2.0]);
+    assert!(
+        mean_abs_diff(
+            &small.image.to_rgb8(),
+            &small_src,
+            half(ASTRONAUT_CENTERFACE)
+        ) > 20.0
+    );
+
+    // The pixel budget holds before decoding: 0.26 megapixels against 0.1.
+    let tight = bystander()
+        .args(["redact", "--quiet", "--max-megapixels", "0.1"])
+        .arg(src.join("IMG_0001.HEIC"))
+        .arg("-o")
+        .arg(d.path().join("tight"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&tight.stderr);
+    assert_eq!(tight.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("IMG_0001.HEIC") && stderr.contains("512"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_bad_file_is_reported_by_name_and_the_rest_still_done_with_exit_2() {
     let d = tempfile::tempdir().unwrap();
     let (src, out) = (d.path().join("in"), d.path().join("out"));

@@ -13,13 +13,16 @@
 //! renamed over the final name only when complete: a crash leaves either nothing or a whole file.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::error::{Error, Result};
+
+#[cfg(feature = "heif")]
+mod heif;
 
 /// The default pixel budget of one picture, photo or clip frame: 100 megapixels (an 8K frame is
 /// 33, a 108-megapixel phone photo needs `--max-megapixels 110`). A picture over the budget is
@@ -30,21 +33,42 @@ pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 /// JPEG quality of redacted copies.
 pub const JPEG_QUALITY: u8 = 92;
 
-/// File extensions treated as images.
+/// File extensions treated as images, written back in their own format.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"];
 
-/// Whether `path` has an image extension.
-pub fn is_image_path(path: &Path) -> bool {
+/// Extensions of HEIF photos (an iPhone's HEIC, Fujifilm's HIF, AVIF): read through libheif
+/// (the `heif` feature; without it such a file is refused by name), and written as a JPEG named
+/// after the input with `.jpg` added ([`written_as`]): bystander writes no HEIF, and a JPEG is
+/// what every viewer and upload form takes.
+pub const HEIF_EXTENSIONS: [&str; 4] = ["heic", "heif", "hif", "avif"];
+
+fn has_extension(path: &Path, list: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .is_some_and(|e| list.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Whether `path` has an image extension, HEIF's included.
+pub fn is_image_path(path: &Path) -> bool {
+    has_extension(path, &IMAGE_EXTENSIONS) || has_extension(path, &HEIF_EXTENSIONS)
+}
+
+/// The name a photo's redacted copy is written under: its own, or for one of the
+/// [`HEIF_EXTENSIONS`] its own with `.jpg` added (`IMG_0042.HEIC` is written as
+/// `IMG_0042.HEIC.jpg`, which no other input's copy can be named).
+pub fn written_as(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    if has_extension(path, &HEIF_EXTENSIONS) {
+        name.push(".jpg");
+    }
+    name.into()
 }
 
 /// A decoded, upright image and the format it was stored in.
 pub struct LoadedImage {
     /// The pixels, EXIF orientation applied.
     pub image: DynamicImage,
-    /// The container format, used again for the output.
+    /// The format the copy is written in: the input's own, JPEG for a HEIF photo.
     pub format: ImageFormat,
     /// The picture's ICC colour profile, where it has an RGB one ([`rgb_icc_profile`]), to be
     /// written back with the redacted pixels.
@@ -94,7 +118,16 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = crate::files::open_regular(path, "input")?;
+    let mut file = crate::files::open_regular(path, "input")?;
+    let mut head = Vec::with_capacity(64);
+    (&mut file)
+        .take(64)
+        .read_to_end(&mut head)
+        .and_then(|_| file.rewind())
+        .map_err(|e| Error::io(path, e))?;
+    if is_heif(&head) {
+        return load_heif(path, file, max_pixels);
+    }
     let mut reader = ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
@@ -135,6 +168,60 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
         format,
         icc_profile,
     })
+}
+
+/// Whether `head`, a file's first bytes, starts a HEIF photo (see [`HEIF_EXTENSIONS`]): an ISO
+/// media file (`ftyp`) whose major or compatible brands name HEIF still pictures (HEVC's `heic`,
+/// `heix`, `mif1`; AVIF's `avif`). An MP4 or MOV clip names none of them.
+pub fn is_heif(head: &[u8]) -> bool {
+    const BRANDS: [&[u8; 4]; 6] = [b"heic", b"heix", b"heim", b"heis", b"mif1", b"avif"];
+    if head.len() < 16 || &head[4..8] != b"ftyp" {
+        return false;
+    }
+    let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let end = size.clamp(16, head.len());
+    // The major brand, then (after the minor version) the compatible brands.
+    std::iter::once(&head[8..12])
+        .chain(head[16..end].chunks_exact(4))
+        .any(|b| BRANDS.iter().any(|brand| b == *brand))
+}
+
+/// Reads the HEIF photo `file` (from `path`) whole, within the pixel budget's bytes, and decodes
+/// it (see `heif::decode`).
+fn load_heif(path: &Path, file: File, max_pixels: u64) -> Result<LoadedImage> {
+    #[cfg(feature = "heif")]
+    {
+        // Compressed, a picture within the budget is far smaller than its pixels.
+        let limit = max_pixels.saturating_mul(8).saturating_add(64 << 20);
+        let mut bytes = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::Image {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "a HEIF file over {limit} bytes, more than its pixel budget allows"
+                ),
+            });
+        }
+        let (image, icc_profile) = heif::decode(path, &bytes, max_pixels)?;
+        Ok(LoadedImage {
+            image,
+            format: ImageFormat::Jpeg,
+            icc_profile,
+        })
+    }
+    #[cfg(not(feature = "heif"))]
+    {
+        let _ = (file, max_pixels);
+        Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: "a HEIF photo (HEIC or AVIF), and this build of bystander reads none (it was \
+                     built without the `heif` feature)"
+                .into(),
+        })
+    }
 }
 
 /// Refuses a file that holds more than one picture: an animated PNG or WebP, a TIFF of several
@@ -454,5 +541,50 @@ mod tests {
         if let Err(e) = load(&cut) {
             assert!(e.to_string().contains("cut.jpg"), "{e}");
         }
+    }
+
+    fn ftyp(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let size = 16 + 4 * compatible.len() as u32;
+        let mut b = size.to_be_bytes().to_vec();
+        b.extend(b"ftyp");
+        b.extend(major);
+        b.extend([0, 0, 0, 0]);
+        compatible.iter().for_each(|c| b.extend(*c));
+        b.extend(b"\0\0\0\x08meta");
+        b
+    }
+
+    #[test]
+    fn heif_photos_are_written_as_jpegs_beside_their_own_name_and_the_rest_keep_theirs() {
+        for (input, output) in [
+            ("cam/IMG_0042.HEIC", "cam/IMG_0042.HEIC.jpg"),
+            ("x.heif", "x.heif.jpg"),
+            ("DSCF0001.HIF", "DSCF0001.HIF.jpg"),
+            ("pixel.avif", "pixel.avif.jpg"),
+            ("photo.jpg", "photo.jpg"),
+            ("scan.TIFF", "scan.TIFF"),
+        ] {
+            assert!(is_image_path(Path::new(input)), "{input}");
+            assert_eq!(written_as(Path::new(input)), Path::new(output));
+        }
+        assert!(!is_image_path(Path::new("clip.mov")));
+    }
+
+    #[test]
+    fn heif_files_are_told_from_clips_by_their_brands() {
+        assert!(is_heif(&ftyp(b"heic", &[b"mif1", b"heic"])));
+        assert!(is_heif(&ftyp(b"mif1", &[b"heic"])));
+        assert!(is_heif(&ftyp(b"avif", &[b"avif", b"mif1", b"miaf"])));
+        // An iPhone's clip, an MP4, a brand named only past the ftyp box, a short header.
+        assert!(!is_heif(&ftyp(b"qt  ", &[b"qt  "])));
+        assert!(!is_heif(&ftyp(
+            b"isom",
+            &[b"isom", b"iso2", b"avc1", b"mp41"]
+        )));
+        let mut late = ftyp(b"isom", &[b"mp41"]);
+        late.extend(b"heic");
+        assert!(!is_heif(&late));
+        assert!(!is_heif(&ftyp(b"heic", &[])[..12]));
+        assert!(!is_heif(b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0"));
     }
 }
