@@ -759,6 +759,8 @@ fn redact_one(
             record["interlaced"] = r.interlaced.into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
+            record["reencoded_streams"] =
+                serde_json::to_value(&r.reencoded_streams).unwrap_or_else(|e| e.to_string().into());
             // Frames with a detection the previous or next frame lacks: what the hold covers.
             record["flicker_frames"] = serde_json::json!({
                 "without_hold": r.flicker_frames_without_hold,

@@ -57,6 +57,10 @@ pub(super) struct Source<'a> {
     decoder: ff::decoder::Video,
     vindex: usize,
     stream_map: Vec<Option<usize>>,
+    /// Encoders of the sound streams written again as AAC, by input stream (see `audio`).
+    reencoders: Vec<(usize, super::audio::Reencoder)>,
+    /// Their packets, as they come out.
+    reencoded: Vec<Packet>,
     time_bases: Vec<Rational>,
     size: (u32, u32),
     encoder_format: Pixel,
@@ -116,6 +120,8 @@ impl<'a> Source<'a> {
             decoder,
             vindex,
             stream_map,
+            reencoders: Vec::new(),
+            reencoded: Vec::new(),
             time_bases,
             size,
             encoder_format,
@@ -139,6 +145,17 @@ impl<'a> Source<'a> {
             read_error: None,
             seconds: 0.0,
         }
+    }
+
+    /// Has the sound streams `reencoders` name (input stream, encoder) encoded again as they are
+    /// read, instead of copied (see `encode::Opened::reencoders`).
+    pub fn reencode(&mut self, reencoders: Vec<(usize, super::audio::Reencoder)>) {
+        self.reencoders = reencoders;
+    }
+
+    /// Packets and frames of the sound streams encoded again that their decoders refused.
+    pub fn reencode_errors(&self) -> usize {
+        self.reencoders.iter().map(|(_, r)| r.errors).sum()
     }
 
     /// Ends the source and hands back the channel of spent buffers, for the next input of a live
@@ -214,12 +231,26 @@ impl<'a> Source<'a> {
 
     fn packet(&mut self, si: usize, packet: Packet) -> Result<()> {
         if si != self.vindex {
-            if let Some(stream) = self.stream_map.get(si).copied().flatten() {
-                self.ready.push_back(Event::Packet {
+            let Some(stream) = self.stream_map.get(si).copied().flatten() else {
+                return Ok(());
+            };
+            match self.reencoders.iter_mut().find(|(i, _)| *i == si) {
+                Some((_, r)) => {
+                    r.push(&packet, &mut self.reencoded);
+                    let from = r.time_base();
+                    for packet in self.reencoded.drain(..) {
+                        self.ready.push_back(Event::Packet {
+                            packet,
+                            from,
+                            stream,
+                        });
+                    }
+                }
+                None => self.ready.push_back(Event::Packet {
                     packet,
                     from: self.time_bases[si],
                     stream,
-                });
+                }),
             }
             return Ok(());
         }
@@ -259,6 +290,20 @@ impl<'a> Source<'a> {
         self.eof = true;
         let _ = self.decoder.send_eof();
         self.receive()?;
+        // The sound encoded again: what its decoder and encoder still hold.
+        for (si, r) in &mut self.reencoders {
+            r.finish(&mut self.reencoded);
+            let (from, stream) = (r.time_base(), self.stream_map[*si]);
+            for packet in self.reencoded.drain(..) {
+                if let Some(stream) = stream {
+                    self.ready.push_back(Event::Packet {
+                        packet,
+                        from,
+                        stream,
+                    });
+                }
+            }
+        }
         // Frames still expected at the end never came: stand-ins, when the decoder failed.
         if self.tracking_lost
             && self.decode_errors > 0

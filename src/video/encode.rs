@@ -21,9 +21,10 @@ use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
 use image::RgbImage;
 
+use super::audio::Reencoder;
 use super::decode::Spent;
 use super::picture::ClipPicture;
-use super::{video_err, DroppedStream, VideoOptions};
+use super::{video_err, DroppedStream, ReencodedStream, VideoOptions};
 use crate::error::{Error, Result};
 use crate::redact::Region;
 
@@ -469,15 +470,15 @@ fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
 /// subtitle can carry a position (GPS captions every second from dashcams and drones) and is
 /// copied only with `keep_subtitles`.
 /// Data streams (GPS and telemetry tracks), attachments and further picture streams (cover art,
-/// a second camera angle that is not redacted) are never copied.
+/// a second camera angle that is not redacted) are never copied. Whether the output's container
+/// takes the codec is for the caller.
 fn keep_stream(
     ist: &format::stream::Stream,
-    octx: &format::context::Output,
     opts: &VideoOptions,
 ) -> std::result::Result<(), String> {
     let params = ist.parameters();
     let id = params.id();
-    let kept = match params.medium() {
+    match params.medium() {
         media::Type::Audio if opts.drop_audio => Err("sound can carry voices; dropped as asked (--no-audio)".to_string()),
         media::Type::Audio => Ok(()),
         media::Type::Subtitle => match subtitle_kind(id) {
@@ -490,12 +491,7 @@ fn keep_stream(
         media::Type::Data => Err("data streams can carry GPS and telemetry; never copied".to_string()),
         media::Type::Attachment => Err("attachments (fonts, cover art) are not copied".to_string()),
         _ => Err("not a stream bystander copies".to_string()),
-    };
-    kept?;
-    if !container_takes(octx, id) {
-        return Err("the output container cannot carry this codec".to_string());
     }
-    Ok(())
 }
 
 /// Whether subtitles of a codec are text or pictures.
@@ -595,16 +591,23 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
 /// The output of a clip, ready for its encoder thread: the header is written.
 pub(super) struct Opened {
     pub parts: OutputParts,
-    /// Output stream of each input stream that is copied.
+    /// Output stream of each input stream that is copied or encoded again.
     pub stream_map: Vec<Option<usize>>,
     /// Input streams left out, and why.
     pub dropped: Vec<DroppedStream>,
+    /// The encoders of the input's sound streams written as AAC, by input stream (see
+    /// `audio`), for the source to feed.
+    pub reencoders: Vec<(usize, Reencoder)>,
+    /// What `reencoders` do, for the report.
+    pub reencoded: Vec<ReencodedStream>,
 }
 
 /// Fills `octx` (opened on `output`, or its temporary, with the muxer `muxer`): the video
 /// stream of `ictx` (stream `vindex`, decoded by `decoder`) re-encoded at its own size, time base
 /// and rotation, the streams [`keep_stream`] allows copied, and the rest listed as dropped; then
-/// writes the header with the muxer options `header_opts`.
+/// writes the header with the muxer options `header_opts`. With `reencode_sound`, a sound stream
+/// the container cannot carry is encoded again as AAC (see `audio`) instead of dropped.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn open_output(
     ictx: &format::context::Input,
     vindex: usize,
@@ -613,10 +616,12 @@ pub(super) fn open_output(
     (output, muxer): (&Path, &str),
     opts: &VideoOptions,
     mut header_opts: Dictionary,
+    reencode_sound: bool,
 ) -> Result<Opened> {
     let codec = pick_encoder(&octx, output, muxer, opts)?;
     let mut stream_map: Vec<Option<usize>> = vec![None; ictx.nb_streams() as usize];
     let mut dropped = Vec::new();
+    let (mut reencoders, mut reencoded) = (Vec::new(), Vec::new());
     let mut video = None;
     for ist in ictx.streams() {
         let i = ist.index();
@@ -626,11 +631,33 @@ pub(super) fn open_output(
             video = Some((enc, ost_index));
             continue;
         }
-        if let Err(reason) = keep_stream(&ist, &octx, opts) {
+        let params = ist.parameters();
+        let codec_name = format!("{:?}", params.id()).to_lowercase();
+        let mut kept = keep_stream(&ist, opts);
+        if kept.is_ok() && !container_takes(&octx, params.id()) {
+            kept = Err("the output container cannot carry this codec".to_string());
+            if reencode_sound && params.medium() == media::Type::Audio {
+                let index = octx.nb_streams() as usize;
+                match Reencoder::add(&mut octx, &ist) {
+                    Ok(r) => {
+                        stream_map[i] = Some(index);
+                        reencoders.push((i, r));
+                        reencoded.push(ReencodedStream {
+                            index: i,
+                            codec: codec_name,
+                            to: "aac".into(),
+                        });
+                        continue;
+                    }
+                    Err(why) => kept = Err(why),
+                }
+            }
+        }
+        if let Err(reason) = kept {
             dropped.push(DroppedStream {
                 index: i,
-                kind: format!("{:?}", ist.parameters().medium()).to_lowercase(),
-                codec: format!("{:?}", ist.parameters().id()).to_lowercase(),
+                kind: format!("{:?}", params.medium()).to_lowercase(),
+                codec: codec_name,
                 reason,
             });
             continue;
@@ -667,6 +694,8 @@ pub(super) fn open_output(
         },
         stream_map,
         dropped,
+        reencoders,
+        reencoded,
     })
 }
 

@@ -617,7 +617,18 @@ fn open_live_output(
         _ => {}
     }
     let shown = Path::new(&o.output);
-    encode::open_output(ictx, vindex, decoder, octx, (shown, &muxer), video, header)
+    // Sound the output cannot carry is dropped, not encoded again: a live run's sources change
+    // at every reconnection, and its outputs (MPEG-TS, RTSP, HLS) take what cameras send but G.711.
+    encode::open_output(
+        ictx,
+        vindex,
+        decoder,
+        octx,
+        (shown, &muxer),
+        video,
+        header,
+        false,
+    )
 }
 
 /// Opens the input again after it dropped, waiting `backoff` seconds (doubling, up to the

@@ -4,7 +4,8 @@
 //! rather than the `ffmpeg` command as a subprocess: a raw-frame pipe carries no timestamps, so a
 //! variable-frame-rate clip would come out retimed; in-process, every decoded frame keeps its
 //! `pts` and is encoded with it by construction. Audio streams are copied packet by packet
-//! (bit-exact, with their own timestamps), subtitle, data and attachment streams are dropped
+//! (bit-exact, with their own timestamps; encoded again as AAC where the output's container
+//! cannot carry them, see `audio`), subtitle, data and attachment streams are dropped
 //! (they can carry positions or pictures that are not redacted; see `keep_stream`), rotation side
 //! data is read and written back, and nothing but the pixels needs to cross a process boundary.
 //! The cost is a build-time dependency on libav*-dev and clang, which `scripts/deps` installs.
@@ -29,6 +30,7 @@
 //! redacted and counted; a clip whose container cannot be read fails as a whole and leaves no
 //! output.
 
+mod audio;
 pub mod bench;
 mod decode;
 mod encode;
@@ -378,11 +380,25 @@ pub struct DroppedStream {
     pub reason: String,
 }
 
+/// A sound stream of the input that the output's container cannot carry as it is, encoded
+/// again instead of dropped.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReencodedStream {
+    /// Index of the stream in the input.
+    pub index: usize,
+    /// FFmpeg's name of its codec in the input (`pcm_alaw`: G.711 A-law).
+    pub codec: String,
+    /// FFmpeg's name of the codec it is written in (`aac`).
+    pub to: String,
+}
+
 /// What happened to one clip.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ClipReport {
     /// Streams of the input left out of the output.
     pub dropped_streams: Vec<DroppedStream>,
+    /// Sound streams of the input encoded again, as the output's container cannot carry them.
+    pub reencoded_streams: Vec<ReencodedStream>,
     /// Frames written (equal to frames decoded).
     pub frames: usize,
     /// Frames detection ran on.
@@ -391,7 +407,8 @@ pub struct ClipReport {
     pub gate: crate::engine::gate::GateStats,
     /// Frames written fully redacted because they were corrupt or detection failed.
     pub fail_closed_frames: usize,
-    /// Packets the decoder rejected.
+    /// Packets the decoders rejected: the picture's, and the sound's where it is encoded again
+    /// (silence takes its place).
     pub decode_errors: usize,
     /// Frames the decoder never produced (corrupt packets); written as covered frames at their
     /// timestamps and included in `fail_closed_frames`.

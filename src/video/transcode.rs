@@ -199,6 +199,7 @@ impl Clip<'_> {
             (self.output, self.muxer),
             opts,
             ff::Dictionary::new(),
+            true,
         )?;
         let mut parts = opened.parts;
         let full_range = parts.full_range();
@@ -239,6 +240,7 @@ impl Clip<'_> {
             opts.max_frames,
         );
         source.encoder_writes_full_range(full_range);
+        source.reencode(opened.reencoders);
         let stop = opts.stop.as_deref();
         let index = feed(&mut source, &mut engine, &mut sink, given.as_ref(), stop)?;
         if let Some(e) = source.read_error {
@@ -255,6 +257,7 @@ impl Clip<'_> {
             Some(_) => (0, 0.0),
         };
         let mut report = read_report(shown, opened.dropped, &source, unread);
+        report.reencoded_streams = opened.reencoded;
         drop(source);
         let ClipSink { link, export, .. } = sink;
         let (waited, painted) = (link.waited, link.painted);
@@ -345,7 +348,7 @@ fn read_report(
         pixel_aspect: shown.pixel_aspect,
         interlaced: shown.interlaced,
         dropped_streams,
-        decode_errors: source.decode_errors,
+        decode_errors: source.decode_errors + source.reencode_errors(),
         lost_frames: source.lost_frames,
         unreadable_packets: source.unreadable_packets,
         unread_frames: unread.0,

@@ -1395,3 +1395,159 @@ fn the_stream_bench_takes_the_memory_switch() {
         assert_eq!(r["low_memory"], want, "{flag}");
     }
 }
+
+/// The sound of `path` as mono 32-bit floats at 8 kHz (FFmpeg's conversion).
+fn sound_of(path: &Path) -> Vec<f32> {
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "f32le", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// A tone's frequency from its upward zero crossings, and its RMS, over `s` (8 kHz samples)
+/// without its first and last tenth of a second.
+fn tone(s: &[f32]) -> (f64, f64) {
+    let s = &s[800.min(s.len())..s.len().saturating_sub(800)];
+    let ups = s.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    let rms = (s.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / s.len() as f64).sqrt();
+    (ups as f64 * 8000.0 / s.len() as f64, rms)
+}
+
+/// What a Dahua doorbell records (G.711 A-law), Windows Media's WMA and a program stream's PCM
+/// cannot go into the MP4 such an export is written as: the sound is encoded again as AAC, the
+/// same tone at the same time, instead of being dropped; `--no-audio` still drops it.
+#[test]
+fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in");
+    std::fs::create_dir(&src).unwrap();
+    let face = fixture("astronaut.jpg");
+    let cases: [(&str, &[&str], &str, u32, u32); 3] = [
+        (
+            "door.wmv",
+            &["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"],
+            "pcm_alaw",
+            8000,
+            1,
+        ),
+        (
+            "old.wmv",
+            &["-c:a", "wmav2", "-ar", "44100", "-ac", "2"],
+            "wmav2",
+            44100,
+            2,
+        ),
+        (
+            "dvr.mpg",
+            &["-c:a", "pcm_s16be", "-ar", "48000", "-ac", "2"],
+            "pcm_dvd", // as a program stream carries it
+            48000,
+            2,
+        ),
+    ];
+    for (name, audio, ..) in &cases {
+        let video: &[&str] = if name.ends_with(".mpg") {
+            &["-c:v", "mpeg2video"]
+        } else {
+            &["-c:v", "wmv2"]
+        };
+        let path = src.join(name);
+        let mut args = vec![
+            "-loop",
+            "1",
+            "-i",
+            face.to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=2",
+            "-r",
+            "10",
+            "-t",
+            "2",
+            "-vf",
+            "scale=256:256",
+            "-pix_fmt",
+            "yuv420p",
+        ];
+        args.extend_from_slice(video);
+        args.extend_from_slice(audio);
+        args.push(path.to_str().unwrap());
+        ffmpeg(&args);
+    }
+    let out = d.path().join("out");
+    redact(&src, &out, &["-q"]);
+    for (name, _, codec, rate, channels) in &cases {
+        let (input, output) = (src.join(name), out.join(format!("{name}.mp4")));
+        let stream = probe(
+            &output,
+            &[
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=codec_name,sample_rate,channels,start_time",
+                "-of",
+                "csv=p=0",
+            ],
+        );
+        let f: Vec<&str> = stream.trim().split(',').collect();
+        assert_eq!(
+            &f[..3],
+            ["aac", &rate.to_string(), &channels.to_string()],
+            "{name}: {stream}"
+        );
+        let video_start: f64 = first_video(&output, "stream=start_time")
+            .trim()
+            .parse()
+            .unwrap();
+        let audio_start: f64 = f[3].parse().unwrap();
+        assert!(
+            (audio_start - video_start).abs() < 0.05,
+            "{name}: {audio_start} vs {video_start}"
+        );
+        let (a, b) = (sound_of(&input), sound_of(&output));
+        assert!(
+            (a.len() as f64 - b.len() as f64).abs() < 0.05 * 8000.0,
+            "{name}: {} samples against {}",
+            b.len(),
+            a.len()
+        );
+        let ((fa, ra), (fb, rb)) = (tone(&a), tone(&b));
+        assert!(
+            (fb - 440.0).abs() < 5.0 && (fa - fb).abs() < 5.0,
+            "{name}: {fb} Hz against {fa}"
+        );
+        assert!(
+            ra > 0.05 && (rb / ra - 1.0).abs() < 0.15,
+            "{name}: RMS {rb} against {ra}"
+        );
+        let report = report_of(&output);
+        let again = &report["reencoded_streams"][0];
+        assert_eq!(
+            (again["codec"].as_str(), again["to"].as_str()),
+            (Some(*codec), Some("aac"))
+        );
+        assert!(
+            report["dropped_streams"]
+                .as_array()
+                .is_none_or(|a| a.is_empty()),
+            "{report}"
+        );
+    }
+    let quiet = d.path().join("quiet");
+    redact(&src.join("door.wmv"), &quiet, &["-q", "--no-audio"]);
+    let streams = probe(
+        &quiet.join("door.wmv.mp4"),
+        &["-show_entries", "stream=codec_type", "-of", "csv=p=0"],
+    );
+    assert_eq!(streams.trim(), "video");
+}
