@@ -47,6 +47,10 @@ pub(super) enum Event {
     },
 }
 
+/// Decoding times kept for frames of packets without presentation times (see `Source::untimed`):
+/// far more than any decoder's reordering delay.
+const MAX_UNTIMED: usize = 64;
+
 /// Pictures the encoder thread gives back, for their buffers.
 pub(super) type Spent = ClipPicture;
 
@@ -79,6 +83,17 @@ pub(super) struct Source<'a> {
     /// Presentation times of video packets sent to the decoder and not yet seen as frames (see
     /// [`Source::account`]).
     expected: BTreeMap<i64, i64>,
+    /// Decoding times of video packets that carry no presentation time, in order, not yet given
+    /// to a frame. An AVI file stores none, and with B-frames FFmpeg's best guess for a frame is
+    /// the decoding time of the packet that let it out, one reordering delay late: the clip came
+    /// out with its second frame 0.3 s after the first at 10 frames/s, and 0.2 s longer (so did
+    /// FFmpeg's own command line). Frames leave the decoder in presentation order and one packet
+    /// makes one frame, so the decoding times in order are the frames' times. Only for a stream
+    /// none of whose packets has carried a presentation time: where some do (an MPEG program
+    /// stream times some of its packets), the decoder's own guess stands.
+    untimed: VecDeque<i64>,
+    /// Whether a video packet has carried a presentation time.
+    timed: bool,
     tracking_lost: bool,
     /// Packets or frames the decoder refused.
     pub decode_errors: usize,
@@ -136,6 +151,8 @@ impl<'a> Source<'a> {
             max_frames: max_frames.unwrap_or(usize::MAX),
             eof: false,
             expected: BTreeMap::new(),
+            untimed: VecDeque::new(),
+            timed: false,
             tracking_lost: true,
             decode_errors: 0,
             lost_frames: 0,
@@ -260,12 +277,24 @@ impl<'a> Source<'a> {
         #[allow(clippy::unnecessary_cast)]
         let discard =
             unsafe { (*packet.as_ptr()).flags } & ff::ffi::AV_PKT_FLAG_DISCARD as i32 != 0;
+        if packet.pts().is_some() && !std::mem::replace(&mut self.timed, true) {
+            self.untimed.clear();
+        }
         match packet.pts() {
             Some(p) if !discard => {
                 self.expected.insert(p, packet.duration());
             }
             Some(_) => {}
-            None => self.stop_accounting(),
+            None => {
+                self.stop_accounting();
+                if let (Some(d), false, false) = (packet.dts(), discard, self.timed) {
+                    self.untimed.push_back(d);
+                    // Bounded: a decoder that swallows packets must not grow it for ever.
+                    if self.untimed.len() > MAX_UNTIMED {
+                        self.untimed.pop_front();
+                    }
+                }
+            }
         }
         loop {
             let started = Instant::now();
@@ -384,7 +413,11 @@ impl<'a> Source<'a> {
         // SAFETY: reading a plain integer field of a frame the decoder just filled.
         let error_flags = unsafe { (*d.as_ptr()).decode_error_flags };
         let corrupt = d.is_corrupt() || error_flags != 0;
-        let (pts, duration) = (d.timestamp(), d.packet().duration);
+        let duration = d.packet().duration;
+        let pts = match d.pts() {
+            Some(p) => Some(p),
+            None => self.untimed.pop_front().or(d.timestamp()),
+        };
         let picture = match decoded {
             Some(f) => ClipPicture::Yuv(f),
             None => ClipPicture::Rgb(self.rgb(spare_rgb)?),

@@ -1551,3 +1551,56 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
     );
     assert_eq!(streams.trim(), "video");
 }
+
+/// An AVI file stores no presentation times, and with B-frames FFmpeg's guess for each frame is
+/// one reordering delay late: the copy's second frame came 0.3 s after the first at 10 frames/s
+/// and the clip 0.2 s longer, with two empty frames in its index. Its frames keep their times.
+#[test]
+fn an_avi_with_b_frames_keeps_its_frame_times() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in");
+    std::fs::create_dir(&src).unwrap();
+    let avi = src.join("xvid.avi");
+    let face = fixture("astronaut.jpg");
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-i",
+        face.to_str().unwrap(),
+        "-r",
+        "10",
+        "-frames:v",
+        "10",
+        "-vf",
+        "scale=256:256",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        avi.to_str().unwrap(),
+    ]);
+    let packets = probe(
+        &avi,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    assert!(
+        packets.lines().all(|l| l.starts_with("N/A")),
+        "the AVI stores no pts: {packets}"
+    );
+    let out = d.path().join("out");
+    redact(&src, &out, &["-q", "--encoder", "mpeg4"]);
+    let times = frame_times(&out.join("xvid.avi"));
+    let expected: Vec<f64> = (0..10).map(|i| f64::from(i) / 10.0).collect();
+    assert_same_times(&times, &expected);
+    let listed = first_video(&out.join("xvid.avi"), "stream=nb_frames");
+    assert_eq!(listed.trim(), "10");
+}
