@@ -174,11 +174,15 @@ impl Output {
         let before = self.last_pts;
         let pts = self.next_pts(pts, duration);
         // A frame that comes without a duration (Windows Media, raw streams) lasts as long as the
-        // step from the frame before it: given none, the clip's last frame would be dropped.
-        let duration = match before {
-            _ if duration > 0 => duration,
-            Some(b) if pts > b => pts - b,
-            _ => self.step,
+        // step from the frame before it: given none, the clip's last frame would be dropped. So
+        // does one whose duration is under a tenth of that step, a placeholder rather than a
+        // length: FFmpeg gives every frame of a Dahua DAV file 1 ms, and the copy's last frame
+        // showed for 1 ms instead of a frame's time.
+        let step_in = before.filter(|b| pts > *b).map(|b| pts - b);
+        let duration = match step_in {
+            _ if duration > 0 && step_in.is_none_or(|s| duration * 10 >= s) => duration,
+            Some(s) => s,
+            None => self.step,
         };
         if duration > 0 {
             self.step = duration;

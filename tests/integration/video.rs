@@ -307,9 +307,15 @@ fn nvr_and_camcorder_exports_are_read_as_clips() {
 
     let out = d.path().join("out");
     redact(&src, &out, &["--recall", "fast", "--export-detections"]);
-    // Written in another container, a clip starts at zero (the DAV file at 2026-12-07).
+    // Written in another container, a clip starts at zero (the DAV file at 2026-12-07), and its
+    // last frame lasts a frame's time, not the 1 ms FFmpeg gives every frame of a DAV file.
     let times = frame_times(&out.join("nvr.dav.mp4"));
     assert!(times[0].abs() < 1e-3, "{times:?}");
+    let length: f64 = first_video(&out.join("nvr.dav.mp4"), "stream=duration")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((length - 0.5).abs() < 0.01, "{length}");
     for (name, _, written) in &formats {
         let red = out.join(written);
         assert_eq!(frame_times(&red).len(), 5, "{name} -> {written}");
