@@ -1491,7 +1491,9 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
         ffmpeg(&args);
     }
     let out = d.path().join("out");
-    redact(&src, &out, &["-q"]);
+    let said = redact(&src, &out, &[]);
+    let lines = said.matches("1 sound stream encoded again as AAC").count();
+    assert_eq!(lines, 3, "{said}");
     for (name, _, codec, rate, channels) in &cases {
         let (input, output) = (src.join(name), out.join(format!("{name}.mp4")));
         let stream = probe(

@@ -188,6 +188,13 @@ impl Observer for Progress {
                         if let Some(left) = left_out(&r["dropped_streams"]) {
                             line += &format!(", streams left out (why: its report): {left}");
                         }
+                        let again = r["reencoded_streams"].as_array().map_or(0, Vec::len);
+                        if again > 0 {
+                            line += &format!(
+                                ", {again} sound stream{} encoded again as AAC (the output's container cannot carry it as it is)",
+                                if again == 1 { "" } else { "s" }
+                            );
+                        }
                     }
                     line += &format!(" ({:.2} s)", r["seconds"].as_f64().unwrap_or(0.0));
                 }
