@@ -90,6 +90,6 @@ pub fn decode(
     };
     let icc = handle
         .color_profile_raw()
-        .and_then(|p| super::rgb_icc_profile(p.data));
+        .and_then(|p| super::icc::profile_for_copy(&p.data));
     Ok((picture, icc))
 }

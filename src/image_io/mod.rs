@@ -7,10 +7,11 @@
 //! one picture in, one picture out, or the others would be lost without a word.
 //!
 //! Writing encodes from pixels only, so no EXIF, GPS or maker metadata of the input reaches the
-//! output. The one thing carried over is an RGB colour profile (ICC): a phone's Display P3 photo
-//! written without its profile shows washed-out colours, and a profile describes the camera's
-//! colours, not the scene, the time or the place. The bytes go to a temporary file beside the destination, are flushed to disk, and are
-//! renamed over the final name only when complete: a crash leaves either nothing or a whole file.
+//! output. The one thing carried over is the colour space of an ICC profile, in a profile
+//! bystander writes itself (see [`icc`]): a phone's Display P3 photo written without one shows
+//! washed out, and the input's own profile can name the device that made it. The bytes go to a
+//! temporary file beside the destination, are flushed to disk, and are renamed over the final
+//! name only when complete: a crash leaves either nothing or a whole file.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 
 #[cfg(feature = "heif")]
 mod heif;
+pub mod icc;
 
 /// The default pixel budget of one picture, photo or clip frame: 100 megapixels (an 8K frame is
 /// 33, a 108-megapixel phone photo needs `--max-megapixels 110`). A picture over the budget is
@@ -70,27 +72,10 @@ pub struct LoadedImage {
     pub image: DynamicImage,
     /// The format the copy is written in: the input's own, JPEG for a HEIF photo.
     pub format: ImageFormat,
-    /// The picture's ICC colour profile, where it has an RGB one ([`rgb_icc_profile`]), to be
-    /// written back with the redacted pixels.
+    /// The ICC profile the redacted copy carries: bystander's own profile of the picture's
+    /// colour space, where its profile describes one the copy needs a profile for
+    /// ([`icc::profile_for_copy`]).
     pub icc_profile: Option<Vec<u8>>,
-}
-
-/// The largest colour profile carried over: 1 MiB. Display profiles are a few hundred bytes to
-/// a few kilobytes; a bigger block is not worth trusting.
-pub const MAX_ICC_PROFILE_BYTES: usize = 1 << 20;
-
-/// `profile` if it is an ICC profile for RGB pixels that a redacted copy can carry: a 128-byte
-/// header with the `acsp` signature, the size it declares equal to its length, at most
-/// [`MAX_ICC_PROFILE_BYTES`], and RGB as its data colour space. The outputs are RGB, so a CMYK
-/// or grey profile would misdescribe them and is dropped, as is anything malformed.
-pub fn rgb_icc_profile(profile: Vec<u8>) -> Option<Vec<u8>> {
-    let header_ok = profile.len() >= 128
-        && profile.len() <= MAX_ICC_PROFILE_BYTES
-        && profile[36..40] == *b"acsp"
-        && u32::from_be_bytes([profile[0], profile[1], profile[2], profile[3]]) as usize
-            == profile.len()
-        && profile[16..20] == *b"RGB ";
-    header_ok.then_some(profile)
 }
 
 /// Refuses a `w` x `h` picture over `max_pixels`, naming the limit and how to raise it.
@@ -160,7 +145,7 @@ pub fn load_within(path: &Path, max_pixels: u64) -> Result<LoadedImage> {
         .icc_profile()
         .ok()
         .flatten()
-        .and_then(rgb_icc_profile);
+        .and_then(|p| icc::profile_for_copy(&p));
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(LoadedImage {
@@ -420,35 +405,6 @@ mod tests {
         assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
         assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn only_well_formed_rgb_colour_profiles_are_carried_over() {
-        let profile = |len: usize, declared: usize, space: &[u8; 4], sig: &[u8; 4]| {
-            let mut p = vec![7u8; len.max(40)];
-            p[0..4].copy_from_slice(&(declared as u32).to_be_bytes());
-            p[16..20].copy_from_slice(space);
-            p[36..40].copy_from_slice(sig);
-            p.truncate(len);
-            p
-        };
-        for len in [128, 502, 3144, 65_600, MAX_ICC_PROFILE_BYTES] {
-            let good = profile(len, len, b"RGB ", b"acsp");
-            assert_eq!(rgb_icc_profile(good.clone()), Some(good), "{len} bytes");
-            for bad in [
-                profile(len, len, b"GRAY", b"acsp"),
-                profile(len, len, b"CMYK", b"acsp"),
-                profile(len, len, b"RGB ", b"ascp"),
-                profile(len, len + 1, b"RGB ", b"acsp"),
-                profile(len, len - 1, b"RGB ", b"acsp"),
-                profile(len, 0, b"RGB ", b"acsp"),
-            ] {
-                assert_eq!(rgb_icc_profile(bad), None, "{len} bytes");
-            }
-        }
-        for len in [0, 40, 127, MAX_ICC_PROFILE_BYTES + 1] {
-            assert_eq!(rgb_icc_profile(profile(len, len, b"RGB ", b"acsp")), None);
-        }
     }
 
     #[test]

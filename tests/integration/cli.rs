@@ -80,22 +80,26 @@ fn redact_mirrors_a_folder_strips_metadata_and_hides_face_and_plate() {
 }
 
 #[test]
-fn a_photos_rgb_colour_profile_is_carried_over_and_its_other_metadata_is_not() {
+fn a_photos_colour_space_is_carried_over_in_bystanders_own_profile_and_nothing_else() {
     use image::ImageEncoder;
     let d = tempfile::tempdir().unwrap();
     let (src, out) = (d.path().join("in"), d.path().join("out"));
     std::fs::create_dir_all(&src).unwrap();
-    let p3 = icc_profile(b"RGB ");
-    // A phone's portrait: EXIF (rotation, camera name) and a colour profile.
+    use bystander::image_io::icc::{profile_of, ColourSpace};
+    let p3 = camera_icc_profile(b"RGB ");
+    // A phone's portrait: EXIF (rotation, camera name) and a colour profile naming the camera.
     let portrait = jpeg_with_icc_profile(
         &std::fs::read(fixture("astronaut_exif_rot6.jpg")).unwrap(),
         &p3,
     );
     std::fs::write(src.join("portrait.jpg"), &portrait).unwrap();
-    // A grey profile does not describe the RGB copy written, so it is dropped.
+    // A grey profile does not describe the RGB copy written, so it is dropped; sRGB is what
+    // viewers assume without a profile.
     let astronaut = std::fs::read(fixture("astronaut.jpg")).unwrap();
-    let grey = jpeg_with_icc_profile(&astronaut, &icc_profile(b"GRAY"));
+    let grey = jpeg_with_icc_profile(&astronaut, &camera_icc_profile(b"GRAY"));
     std::fs::write(src.join("grey_profile.jpg"), grey).unwrap();
+    let srgb = jpeg_with_icc_profile(&astronaut, &profile_of(ColourSpace::Srgb));
+    std::fs::write(src.join("srgb.jpg"), srgb).unwrap();
     // The other formats that carry profiles, written by their own encoders.
     let img = rgb("astronaut.jpg");
     let (w, h) = img.dimensions();
@@ -128,13 +132,19 @@ fn a_photos_rgb_colour_profile_is_carried_over_and_its_other_metadata_is_not() {
         .status()
         .unwrap();
     assert!(status.success());
-    let profile_of = |name: &str| {
+    let copy_profile = |name: &str| {
         bystander::image_io::load(&out.join(name))
             .unwrap()
             .icc_profile
     };
+    let own = profile_of(ColourSpace::DisplayP3);
     for name in ["portrait.jpg", "a.png", "a.webp", "a.tif"] {
-        assert_eq!(profile_of(name).as_deref(), Some(&p3[..]), "{name}");
+        assert_eq!(copy_profile(name).as_ref(), Some(&own), "{name}");
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert!(
+            !bytes.windows(4).any(|w| w == b"ACME"),
+            "{name} names the camera"
+        );
         let redacted = bystander::image_io::load(&out.join(name))
             .unwrap()
             .image
@@ -145,7 +155,8 @@ fn a_photos_rgb_colour_profile_is_carried_over_and_its_other_metadata_is_not() {
             "{name}: face hidden"
         );
     }
-    assert_eq!(profile_of("grey_profile.jpg"), None);
+    assert_eq!(copy_profile("grey_profile.jpg"), None);
+    assert_eq!(copy_profile("srgb.jpg"), None);
     let bytes = std::fs::read(out.join("portrait.jpg")).unwrap();
     assert!(!bytes.windows(6).any(|w| w == b"Exif\0\0"));
     assert!(!bytes.windows(21).any(|w| w == b"bystander-test-camera"));

@@ -81,70 +81,20 @@ pub fn under_plate_masks(found: &[bystander::Detection], plate: &bystander::BBox
         .fold(0.0f32, f32::max)
 }
 
-/// An ICC v2 display profile for RGB (a matrix/TRC profile: Display P3's primaries over D50,
-/// gamma 2.2), built here so the tests ship no third-party profile. `colour_space` is written as
-/// the header's data colour space (`b"RGB "`, or `b"GRAY"` / `b"CMYK"` for profiles that do not
-/// describe RGB pixels).
-pub fn icc_profile(colour_space: &[u8; 4]) -> Vec<u8> {
-    fn s15(v: f64) -> [u8; 4] {
-        ((v * 65536.0).round() as i32).to_be_bytes()
-    }
-    fn xyz(x: f64, y: f64, z: f64) -> Vec<u8> {
-        [
-            b"XYZ \0\0\0\0".to_vec(),
-            s15(x).to_vec(),
-            s15(y).to_vec(),
-            s15(z).to_vec(),
-        ]
-        .concat()
-    }
-    fn text_description(s: &str) -> Vec<u8> {
-        let mut t = b"desc\0\0\0\0".to_vec();
-        t.extend(((s.len() + 1) as u32).to_be_bytes());
-        t.extend(s.as_bytes());
-        t.push(0);
-        t.extend([0u8; 12]); // no Unicode description
-        t.extend([0u8; 3 + 67]); // no ScriptCode description
-        t
-    }
-    let gamma = [b"curv\0\0\0\0".to_vec(), vec![0, 0, 0, 1, 2, 0x33]].concat(); // 2.2 as u8Fixed8
-    let tags: Vec<(&[u8; 4], Vec<u8>)> = vec![
-        (b"desc", text_description("bystander test P3")),
-        (
-            b"cprt",
-            [b"text\0\0\0\0".to_vec(), b"No copyright\0".to_vec()].concat(),
-        ),
-        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-        (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)),
-        (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
-        (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
-        (b"rTRC", gamma.clone()),
-        (b"gTRC", gamma.clone()),
-        (b"bTRC", gamma),
-    ];
-    let mut body = Vec::new();
-    let mut table = (tags.len() as u32).to_be_bytes().to_vec();
-    let data_start = 128 + 4 + 12 * tags.len();
-    for (sig, data) in &tags {
-        while body.len() % 4 != 0 {
-            body.push(0);
-        }
-        table.extend(*sig);
-        table.extend(((data_start + body.len()) as u32).to_be_bytes());
-        table.extend((data.len() as u32).to_be_bytes());
-        body.extend(data);
-    }
-    let size = data_start + body.len();
-    let mut header = vec![0u8; 128];
-    header[0..4].copy_from_slice(&(size as u32).to_be_bytes());
-    header[8..12].copy_from_slice(&[2, 0x10, 0, 0]);
-    header[12..16].copy_from_slice(b"mntr");
-    header[16..20].copy_from_slice(colour_space);
-    header[20..24].copy_from_slice(b"XYZ ");
-    header[24..36].copy_from_slice(&[0x07, 0xEA, 0, 12, 0, 7, 0, 12, 0, 0, 0, 0]);
-    header[36..40].copy_from_slice(b"acsp");
-    header[68..80].copy_from_slice(&[s15(0.9642), s15(1.0), s15(0.8249)].concat());
-    [header, table, body].concat()
+/// A camera's Display P3 ICC profile: bystander's own, with the maker, model, date and
+/// description of a made-up camera written in, as a device's profile can name them; its data
+/// colour space is `colour_space` (`b"RGB "`, or `b"GRAY"` for one that does not describe RGB).
+pub fn camera_icc_profile(colour_space: &[u8; 4]) -> Vec<u8> {
+    use bystander::image_io::icc::{profile_of, ColourSpace};
+    let mut p = profile_of(ColourSpace::DisplayP3);
+    p[4..8].copy_from_slice(b"ACME");
+    p[16..20].copy_from_slice(colour_space);
+    p[24..36].copy_from_slice(&[7, 234, 0, 12, 0, 7, 0, 9, 0, 41, 0, 3]);
+    p[48..56].copy_from_slice(b"ACMECAM1");
+    // The description's text, the first tag's data after its 12-byte head.
+    let desc = 132 + 12 * 9 + 12;
+    p[desc..desc + 21].copy_from_slice(b"ACME CAM1 SN 12345678");
+    p
 }
 
 /// `jpeg` with `profile` spliced in after its start marker as one APP2 `ICC_PROFILE` segment,
