@@ -180,7 +180,9 @@ impl Output {
         // showed for 1 ms instead of a frame's time.
         let step_in = before.filter(|b| pts > *b).map(|b| pts - b);
         let duration = match step_in {
-            _ if duration > 0 && step_in.is_none_or(|s| duration * 10 >= s) => duration,
+            _ if duration > 0 && step_in.is_none_or(|s| duration.saturating_mul(10) >= s) => {
+                duration
+            }
             Some(s) => s,
             None => self.step,
         };
