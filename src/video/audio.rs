@@ -140,7 +140,8 @@ impl Reencoder {
             match (self.next, at) {
                 (None, at) => self.next = Some(at.unwrap_or(0)),
                 // Sound missing (a packet lost or refused): silence in its place, so that what
-                // follows stays in time with the picture; up to 10 s of it (30 MB at 96 kHz in 8 channels).
+                // follows stays in time with the picture; up to 10 s of it (30 MB at 96 kHz in
+                // 8 channels).
                 (Some(next), Some(at)) => {
                     let expected = next.saturating_add(self.waiting[0].len() as i64);
                     let gap = at.saturating_sub(expected);
