@@ -1551,6 +1551,57 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
             "{report}"
         );
     }
+    // Sound missing from the middle (0.8 to 1.2 s cut out, the times of the rest kept): silence
+    // takes its place, and the tone after it stays at its time.
+    let gap = d.path().join("gap");
+    std::fs::create_dir(&gap).unwrap();
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-i",
+        face.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=8000:duration=2",
+        "-r",
+        "10",
+        "-t",
+        "2",
+        "-vf",
+        "scale=256:256",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "wmv2",
+        "-af",
+        "aselect='not(between(t,0.8,1.2))'",
+        "-c:a",
+        "pcm_alaw",
+        "-ar",
+        "8000",
+        "-ac",
+        "1",
+        gap.join("gap.wmv").to_str().unwrap(),
+    ]);
+    redact(&gap.join("gap.wmv"), &gap.join("out"), &["-q"]);
+    let s = sound_of(&gap.join("out").join("gap.wmv.mp4"));
+    assert!(
+        (s.len() as f64 / 8000.0 - 2.0).abs() < 0.06,
+        "{} samples",
+        s.len()
+    );
+    let rms = |from: f64| {
+        let part = &s[(from * 8000.0) as usize..((from + 0.1) * 8000.0) as usize];
+        (part.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
+    };
+    assert!(
+        rms(0.95) < 0.01 && rms(0.4) > 0.05 && rms(1.5) > 0.05,
+        "{} {} {}",
+        rms(0.4),
+        rms(0.95),
+        rms(1.5)
+    );
     let quiet = d.path().join("quiet");
     redact(&src.join("door.wmv"), &quiet, &["-q", "--no-audio"]);
     let streams = probe(
