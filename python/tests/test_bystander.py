@@ -433,3 +433,14 @@ def test_an_iphone_heic_photo_is_read_and_redacted_into_a_jpeg(tmp_path):
     assert np.abs(redacted[face].astype(int) - frame[face].astype(int)).mean() > 20
     corner = (slice(400, 500), slice(400, 500))
     assert np.abs(redacted[corner].astype(int) - frame[corner].astype(int)).mean() < 8
+
+
+def test_a_heic_photo_is_written_as_a_jpeg_under_a_jpeg_name_only(tmp_path):
+    heic = os.path.join(ROOT, "tests", "fixtures", "astronaut.heic")
+    with pytest.raises(bystander.InputError, match=r"name its output \.jpg"):
+        bystander.redact_file(heic, str(tmp_path / "copy.heic"))
+    assert not os.path.exists(tmp_path / "copy.heic")
+    outcome = bystander.redact_file(heic, str(tmp_path / "copy.jpg"))
+    assert outcome["status"] == "redacted" and outcome["report"]["faces"] >= 1
+    with open(tmp_path / "copy.jpg", "rb") as f:
+        assert f.read(3) == b"\xff\xd8\xff"

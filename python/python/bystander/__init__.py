@@ -125,7 +125,8 @@ def redact_file(
 ) -> Dict[str, Any]:
     """Redacts one photo or clip into the file ``output`` (written whole or not at all, a report
     ``OUTPUT.bystander.json`` beside it, kept on a rerun only when made for the same request, as
-    the command line does); returns the report. The input is never written."""
+    the command line does); returns the report. The input is never written. A HEIF photo (HEIC,
+    AVIF) is written as a JPEG, so its ``output`` must be named ``.jpg`` or ``.jpeg``."""
     return _bystander.redact_file(
         os.fspath(input), os.fspath(output), overwrite, export_detections, **_options(options)
     )
