@@ -134,8 +134,9 @@ pub struct FileReport {
     pub fail_closed_frames: Option<usize>,
 }
 
-/// Reads `input` upright, redacts it and writes it to `output` in the same format, without
-/// metadata but for its RGB colour profile, atomically. Nothing is written if any step fails.
+/// Reads `input` upright, redacts it and writes it to `output` in the same format (JPEG for a
+/// HEIF photo), without metadata, its colour space kept in bystander's own profile (see
+/// [`crate::image_io::icc`]), atomically. Nothing is written if any step fails.
 pub fn redact_image_file(r: &mut FrameRedactor, input: &Path, output: &Path) -> Result<FileReport> {
     redact_image_file_exporting(r, input, output, None, image_io::DEFAULT_MAX_PIXELS)
 }

@@ -68,9 +68,6 @@ impl Reencoder {
         let codec = encoder::find(codec::Id::AAC)
             .ok_or_else(|| "no AAC encoder in this FFmpeg to encode it again".to_string())?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-        let mut ost = octx
-            .add_stream(codec)
-            .map_err(|e| format!("cannot add its stream ({e})"))?;
         let mut enc = codec::context::Context::new_with_codec(codec)
             .encoder()
             .audio()
@@ -90,6 +87,11 @@ impl Reencoder {
         let encoder = enc
             .open_as(codec)
             .map_err(|e| format!("cannot open the AAC encoder ({e})"))?;
+        // The stream is added only once its encoder is open: a stream added and left without
+        // parameters would fail the output's header, and the whole clip with it.
+        let mut ost = octx
+            .add_stream(codec)
+            .map_err(|e| format!("cannot add its stream ({e})"))?;
         ost.set_parameters(&encoder);
         ost.set_time_base(Rational(1, rate as i32));
         let frame_size = (encoder.frame_size() as usize).max(1);

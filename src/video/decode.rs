@@ -322,7 +322,7 @@ impl<'a> Source<'a> {
         // The sound encoded again: what its decoder and encoder still hold.
         for (si, r) in &mut self.reencoders {
             r.finish(&mut self.reencoded);
-            let (from, stream) = (r.time_base(), self.stream_map[*si]);
+            let (from, stream) = (r.time_base(), self.stream_map.get(*si).copied().flatten());
             for packet in self.reencoded.drain(..) {
                 if let Some(stream) = stream {
                     self.ready.push_back(Event::Packet {

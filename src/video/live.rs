@@ -618,7 +618,7 @@ fn open_live_output(
     }
     let shown = Path::new(&o.output);
     // Sound the output cannot carry is dropped, not encoded again: a live run's sources change
-    // at every reconnection, and its outputs (MPEG-TS, RTSP, HLS) take what cameras send but G.711.
+    // at every reconnection, and of its outputs only MP4 refuses what cameras send (G.711).
     encode::open_output(
         ictx,
         vindex,
