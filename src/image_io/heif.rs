@@ -27,7 +27,8 @@ fn libheif() -> &'static LibHeif {
 
 /// Decodes the primary picture of the HEIF file `bytes` (read from `path`) as 8-bit RGB, or RGBA
 /// where it has an alpha channel, turned upright, refusing one over `max_pixels` before its
-/// pixels are decoded; with its RGB ICC profile where it has one.
+/// pixels are decoded; with the profile its copy carries for its colour space, where it needs
+/// one (see `icc::profile_for_copy`).
 pub fn decode(
     path: &Path,
     bytes: &[u8],
