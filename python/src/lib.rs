@@ -481,14 +481,11 @@ fn one_file<'py>(
     }
     // A HEIF photo's copy is a JPEG (see `image_io::written_as`): under another name it would
     // pass for what it is not.
-    let heif_in = input.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        bystander::image_io::HEIF_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-    });
     let jpeg_out = output
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg"));
-    if heif_in && !jpeg_out {
+    if bystander::image_io::is_heif_path(&input) && !jpeg_out {
         return Err(InputError::new_err(format!(
             "{}: a HEIF photo is written as a JPEG; name its output .jpg (such as {})",
             output.display(),

@@ -52,7 +52,12 @@ fn has_extension(path: &Path, list: &[&str]) -> bool {
 
 /// Whether `path` has an image extension, HEIF's included.
 pub fn is_image_path(path: &Path) -> bool {
-    has_extension(path, &IMAGE_EXTENSIONS) || has_extension(path, &HEIF_EXTENSIONS)
+    has_extension(path, &IMAGE_EXTENSIONS) || is_heif_path(path)
+}
+
+/// Whether `path` has one of the [`HEIF_EXTENSIONS`]: its copy is a JPEG.
+pub fn is_heif_path(path: &Path) -> bool {
+    has_extension(path, &HEIF_EXTENSIONS)
 }
 
 /// The name a photo's redacted copy is written under: its own, or for one of the
@@ -60,7 +65,7 @@ pub fn is_image_path(path: &Path) -> bool {
 /// `IMG_0042.HEIC.jpg`, which no other input's copy can be named).
 pub fn written_as(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
-    if has_extension(path, &HEIF_EXTENSIONS) {
+    if is_heif_path(path) {
         name.push(".jpg");
     }
     name.into()

@@ -1424,8 +1424,12 @@ fn sound_of(path: &Path) -> Vec<f32> {
 fn tone(s: &[f32]) -> (f64, f64) {
     let s = &s[800.min(s.len())..s.len().saturating_sub(800)];
     let ups = s.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
-    let rms = (s.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / s.len() as f64).sqrt();
-    (ups as f64 * 8000.0 / s.len() as f64, rms)
+    (ups as f64 * 8000.0 / s.len() as f64, rms(s))
+}
+
+/// The root mean square of `s`.
+fn rms(s: &[f32]) -> f64 {
+    (s.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
 }
 
 /// What a Dahua doorbell records (G.711 A-law), Windows Media's WMA and a program stream's PCM
@@ -1591,10 +1595,7 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
         "{} samples",
         s.len()
     );
-    let rms = |from: f64| {
-        let part = &s[(from * 8000.0) as usize..((from + 0.1) * 8000.0) as usize];
-        (part.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / part.len() as f64).sqrt()
-    };
+    let rms = |from: f64| rms(&s[(from * 8000.0) as usize..((from + 0.1) * 8000.0) as usize]);
     assert!(
         rms(0.95) < 0.01 && rms(0.4) > 0.05 && rms(1.5) > 0.05,
         "{} {} {}",
