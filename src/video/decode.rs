@@ -187,8 +187,14 @@ impl<'a> Source<'a> {
             if let Some(e) = self.ready.pop_front() {
                 return Ok(Some(e));
             }
-            if self.eof || self.frames >= self.max_frames {
+            if self.eof {
                 return Ok(None);
+            }
+            if self.frames >= self.max_frames {
+                // A run cut short on purpose: the sound encoded again up to here still comes out.
+                self.eof = true;
+                self.finish_sound();
+                continue;
             }
             let started = Instant::now();
             let next = self.read_packet();
@@ -319,20 +325,7 @@ impl<'a> Source<'a> {
         self.eof = true;
         let _ = self.decoder.send_eof();
         self.receive()?;
-        // The sound encoded again: what its decoder and encoder still hold.
-        for (si, r) in &mut self.reencoders {
-            r.finish(&mut self.reencoded);
-            let (from, stream) = (r.time_base(), self.stream_map.get(*si).copied().flatten());
-            for packet in self.reencoded.drain(..) {
-                if let Some(stream) = stream {
-                    self.ready.push_back(Event::Packet {
-                        packet,
-                        from,
-                        stream,
-                    });
-                }
-            }
-        }
+        self.finish_sound();
         // Frames still expected at the end never came: stand-ins, when the decoder failed.
         if self.tracking_lost
             && self.decode_errors > 0
@@ -350,6 +343,23 @@ impl<'a> Source<'a> {
             });
         }
         Ok(())
+    }
+
+    /// Takes what the decoders and encoders of the sound encoded again still hold.
+    fn finish_sound(&mut self) {
+        for (si, r) in &mut self.reencoders {
+            r.finish(&mut self.reencoded);
+            let (from, stream) = (r.time_base(), self.stream_map.get(*si).copied().flatten());
+            for packet in self.reencoded.drain(..) {
+                if let Some(stream) = stream {
+                    self.ready.push_back(Event::Packet {
+                        packet,
+                        from,
+                        stream,
+                    });
+                }
+            }
+        }
     }
 
     fn stop_accounting(&mut self) {

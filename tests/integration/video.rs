@@ -1612,6 +1612,72 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
     assert_eq!(streams.trim(), "video");
 }
 
+/// A run cut short on purpose (`VideoOptions::max_frames`, as `bystander bench --frames` runs)
+/// still writes the sound encoded again up to its cut: what the AAC encoder held at the cut is
+/// flushed, not lost (it was: the copy's sound ended about a quarter of a second early).
+#[test]
+fn a_run_cut_short_keeps_the_sound_encoded_again_up_to_the_cut() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let (input, output) = (d.path().join("door.wmv"), d.path().join("door.mp4"));
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-i",
+        fixture("astronaut.jpg").to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=8000:duration=3",
+        "-r",
+        "10",
+        "-t",
+        "3",
+        "-vf",
+        "scale=128:128",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "wmv2",
+        "-c:a",
+        "pcm_alaw",
+        "-ar",
+        "8000",
+        "-ac",
+        "1",
+        input.to_str().unwrap(),
+    ]);
+    let detect = bystander::detect::DetectConfig::default().for_clips();
+    let opts = bystander::video::VideoOptions {
+        max_frames: Some(15),
+        ..bystander::video::VideoOptions::for_detect(&detect)
+    };
+    // QuickTime carries G.711 as it is: the sound a cut run reads, copied.
+    let copied = d.path().join("door.mov");
+    let mut seconds = Vec::new();
+    for out in [&output, &copied] {
+        let r = bystander::video::redact_clip(
+            &input,
+            out,
+            &detect,
+            &bystander::redact::RedactConfig::default(),
+            &opts,
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(r.frames, 15);
+        assert_eq!(r.reencoded_streams.len(), usize::from(out == &output));
+        seconds.push(sound_of(out).len() as f64 / 8000.0);
+    }
+    // 15 frames at 10 frames/s: 1.5 s of picture, and the sound read with it.
+    let (again, copy) = (seconds[0], seconds[1]);
+    assert!(copy > 1.3, "{copy} s of sound copied");
+    assert!(
+        (again - copy).abs() < 0.05,
+        "{again} s of sound encoded again, {copy} s copied"
+    );
+}
+
 /// An AVI file stores no presentation times, and with B-frames FFmpeg's guess for each frame is
 /// one reordering delay late: the copy's second frame came 0.3 s after the first at 10 frames/s
 /// and the clip 0.2 s longer, with two empty frames in its index. Its frames keep their times.
