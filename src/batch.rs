@@ -757,6 +757,8 @@ fn redact_one(
             // As the detection used it (an f32), to four places rather than its binary digits.
             record["pixel_aspect"] = ((f64::from(r.pixel_aspect) * 1e4).round() / 1e4).into();
             record["interlaced"] = r.interlaced.into();
+            // Frames that looked interlaced all the same, searched field by field too.
+            record["combed_frames"] = r.combed_frames.into();
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
             record["reencoded_streams"] =

@@ -156,7 +156,8 @@ typedef struct BystanderConfig {
   float pixel_aspect;
   /**
    * 1: the frames are interlaced (an analog camera's, 1080i): each field is detected on its
-   * own, at twice the cost; 0: progressive (default).
+   * own, at twice the cost; 0: progressive (default), where a frame that shows combing all
+   * the same is searched field by field as well as whole.
    */
   uint32_t interlaced;
 } BystanderConfig;

@@ -137,7 +137,8 @@ pub struct BystanderConfig {
     /// square pixels.
     pub pixel_aspect: f32,
     /// 1: the frames are interlaced (an analog camera's, 1080i): each field is detected on its
-    /// own, at twice the cost; 0: progressive (default).
+    /// own, at twice the cost; 0: progressive (default), where a frame that shows combing all
+    /// the same is searched field by field as well as whole.
     pub interlaced: u32,
 }
 

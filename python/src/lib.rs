@@ -830,6 +830,7 @@ impl Redactor {
         d.set_item("frames", s.frames)?;
         d.set_item("detected_frames", s.detected_frames)?;
         d.set_item("fail_closed_frames", s.fail_closed_frames)?;
+        d.set_item("combed_frames", s.combed_frames)?;
         d.set_item("faces", s.faces)?;
         d.set_item("plates", s.plates)?;
         Ok(d)

@@ -302,6 +302,8 @@ def test_a_stream_returns_every_frame_in_order_and_covers_faces():
         src = frames[out.index(o)]
         assert (o["frame"][y1:y2, x1:x2] != src[y1:y2, x1:x2]).any()
     assert r.stats()["frames"] == len(frames)
+    # Progressive frames: none taken for interlaced ones.
+    assert r.stats()["combed_frames"] == 0
     # Fewer sessions (two workers share one per model's turn): the same boxes and pixels.
     low = bystander.Redactor(jobs=2, backfill=2, low_memory=True)
     lean = []

@@ -528,31 +528,7 @@ fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Option<Vec<u8>> {
             s.0 += v;
             s.1 += 1;
         };
-        match *luma {
-            Luma::Packed {
-                data,
-                stride,
-                bytes,
-                rgb: [r, g, b],
-            } => {
-                // A layout whose channels lie outside its pixels measures nothing.
-                if r.max(g).max(b) >= bytes {
-                    return None;
-                }
-                let row = data.get(y * stride..y * stride + w * bytes)?;
-                for x in (0..w).step_by(2) {
-                    let p = &row[x * bytes..x * bytes + bytes];
-                    let at = |i: usize| u32::from(p[i]);
-                    add(x, (77 * at(r) + 150 * at(g) + 29 * at(b)) >> 8);
-                }
-            }
-            Luma::Plane { data, stride, .. } => {
-                let row = data.get(y * stride..y * stride + w)?;
-                for x in (0..w).step_by(2) {
-                    add(x, u32::from(row[x]));
-                }
-            }
-        }
+        luma.row_samples(y, w, 2, |x, v| add(x, u32::from(v)))?;
     }
     let video_range = matches!(
         luma,

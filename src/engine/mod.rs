@@ -24,6 +24,7 @@
 //! Frames in flight are bounded (the workers plus two waiting for detection, plus the
 //! tracker's look-ahead), so memory does not grow with the length of a stream.
 
+mod comb;
 pub mod gate;
 pub mod memory;
 mod picture;
@@ -354,6 +355,9 @@ pub struct EngineStats {
     pub light_frames: usize,
     /// Frames covered whole, by any fault.
     pub fail_closed_frames: usize,
+    /// Detected frames of a stream not known to be interlaced that showed combing, and were
+    /// searched field by field as well as whole.
+    pub combed_frames: usize,
     /// Face detections (detector output, before hold).
     pub faces: usize,
     /// Plate detections.
@@ -665,6 +669,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
     }
 
     fn store(&mut self, a: pool::Answer) {
+        self.stats.combed_frames += usize::from(a.combed);
         let result = match a.result {
             Ok(found) => {
                 self.gate.watch(a.index, &found);

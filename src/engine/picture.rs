@@ -82,6 +82,43 @@ pub enum Luma<'a> {
 }
 
 impl<'a> Luma<'a> {
+    /// Calls `f` with the column and the luma (0 to 255, as the samples lie) of every `step`th
+    /// pixel of row `y` of a `w`-wide picture, from the first; `None`, without a call, where the
+    /// row is missing or the channels lie outside the pixels.
+    pub(crate) fn row_samples(
+        &self,
+        y: usize,
+        w: usize,
+        step: usize,
+        mut f: impl FnMut(usize, u8),
+    ) -> Option<()> {
+        match *self {
+            Luma::Packed {
+                data,
+                stride,
+                bytes,
+                rgb: [r, g, b],
+            } => {
+                if r.max(g).max(b) >= bytes {
+                    return None;
+                }
+                let row = data.get(y * stride..y * stride + w * bytes)?;
+                for x in (0..w).step_by(step) {
+                    let p = &row[x * bytes..x * bytes + bytes];
+                    let at = |i: usize| u32::from(p[i]);
+                    f(x, ((77 * at(r) + 150 * at(g) + 29 * at(b)) >> 8) as u8);
+                }
+            }
+            Luma::Plane { data, stride, .. } => {
+                let row = data.get(y * stride..y * stride + w)?;
+                for x in (0..w).step_by(step) {
+                    f(x, row[x]);
+                }
+            }
+        }
+        Some(())
+    }
+
     /// An RGB image's pixels.
     pub fn rgb(image: &'a RgbImage) -> Luma<'a> {
         Luma::Packed {

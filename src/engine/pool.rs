@@ -53,6 +53,8 @@ pub(crate) struct Job {
 pub(crate) struct Answer {
     pub index: usize,
     pub result: Result<Vec<Detection>>,
+    /// Whether the frame showed combing and was searched field by field too (see `comb`).
+    pub combed: bool,
 }
 
 /// The worker threads.
@@ -228,6 +230,7 @@ fn work(
         took.fill(0.0);
         // Everything done with the job is inside: a panic answers for its frame (which is then
         // covered), where an unanswered frame would hold the engine up for good.
+        let mut combed = false;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             set.set_light(light);
             let size = image.dimensions();
@@ -249,6 +252,9 @@ fn work(
             } else {
                 Vec::new()
             });
+            // A frame nothing says is interlaced that shows combing is also searched field by
+            // field (see `comb`).
+            combed = !shown.interlaced && super::comb::combed(&*image);
             // The frame as RGB lives only while it is detected (see `Picture`).
             let mut result = None;
             image.with_rgb(&mut |rgb| {
@@ -266,6 +272,8 @@ fn work(
                     })
                 } else if shown.interlaced {
                     detect_fields(&mut set, rgb, turn, shown, &mut took)
+                } else if combed {
+                    detect_combed(&mut set, rgb, whole, turn, &look, shown, &mut took)
                 } else {
                     detect_shown(&mut set, rgb, whole, turn, &look, rotation, &mut took)
                 });
@@ -292,7 +300,14 @@ fn work(
         {
             *t += s;
         }
-        if answers.send(Answer { index, result }).is_err() {
+        if answers
+            .send(Answer {
+                index,
+                result,
+                combed,
+            })
+            .is_err()
+        {
             break;
         }
     }
@@ -333,6 +348,31 @@ fn detect_fields(
             d
         }));
     }
+    Ok(crate::detect::nms::merge_enclosing(
+        found,
+        crate::detect::MERGE_IOU,
+    ))
+}
+
+/// Detects on a frame that shows combing in a stream not known to be interlaced (see `comb`):
+/// as any other frame (`look`, the hints and the changes set for it), then field by field as
+/// [`detect_fields`] does, every field searched whole; the boxes of all three are merged where
+/// they overlap. The whole pass stays so that a frame taken for combed loses nothing it would
+/// have found.
+fn detect_combed(
+    set: &mut DetectorSet,
+    frame: &RgbImage,
+    whole: (u32, u32),
+    turn: usize,
+    look: &Look,
+    shown: Shown,
+    took: &mut [f64],
+) -> Result<Vec<Detection>> {
+    let mut found = detect_shown(set, frame, whole, turn, look, shown.rotation, took)?;
+    // The hints and changes were measured on the stored frame, not on a field.
+    set.set_hints(&[]);
+    set.set_changes(Vec::new());
+    found.extend(detect_fields(set, frame, turn, shown, took)?);
     Ok(crate::detect::nms::merge_enclosing(
         found,
         crate::detect::MERGE_IOU,

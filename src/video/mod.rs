@@ -441,6 +441,9 @@ pub struct ClipReport {
     pub pixel_aspect: f32,
     /// Whether the stream is interlaced: detection ran on each field.
     pub interlaced: bool,
+    /// Frames of a stream not said to be interlaced that showed combing: detection ran on each
+    /// field as well as on the whole frame.
+    pub combed_frames: usize,
     /// Seconds of wall time.
     pub seconds: f64,
     /// Where the time went.

@@ -367,6 +367,7 @@ fn fill_report<T: Send>(report: &mut ClipReport, engine: &Engine<T, ClipPicture>
     report.detected_frames = s.detected_frames;
     report.gate = s.gate;
     report.fail_closed_frames = s.fail_closed_frames;
+    report.combed_frames = s.combed_frames;
     report.faces = s.faces;
     report.plates = s.plates;
     report.flicker_frames_without_hold = s.flicker_frames_without_hold;

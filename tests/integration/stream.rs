@@ -405,6 +405,8 @@ fn frames_with_pixels_that_are_not_square_are_detected_in_their_shown_shape() {
     }
 }
 
+/// Interlaced frames are detected field by field, whether the host says they are interlaced or
+/// says nothing (then their combing gives them away; see `engine::comb`).
 #[test]
 fn interlaced_frames_are_detected_field_by_field() {
     runtime();
@@ -418,16 +420,24 @@ fn interlaced_frames_are_detected_field_by_field() {
             woven.put_pixel(x, y, *shown.get_pixel(from, y));
         }
     }
-    let out = faces_at_04(woven, |cfg| cfg.interlaced = true);
-    // Each of the four larger faces, at both instants: its centre lies in a face box.
-    for (i, [x1, y1, x2, y2]) in faces.iter().enumerate().skip(1) {
-        for shift in [0.0, 12.0] {
-            let (cx, cy) = ((x1 + x2) / 2.0 + shift, (y1 + y2) / 2.0);
-            let hit = out[0].boxes.iter().any(|d| {
-                let b = &d.bbox;
-                d.class == Class::Face && (b.x1..=b.x2).contains(&cx) && (b.y1..=b.y2).contains(&cy)
-            });
-            assert!(hit, "face {i}, shifted {shift}: {:?}", out[0].boxes);
+    for declared in [true, false] {
+        let out = faces_at_04(woven.clone(), |cfg| cfg.interlaced = declared);
+        // Each of the four larger faces, at both instants: its centre lies in a face box.
+        for (i, [x1, y1, x2, y2]) in faces.iter().enumerate().skip(1) {
+            for shift in [0.0, 12.0] {
+                let (cx, cy) = ((x1 + x2) / 2.0 + shift, (y1 + y2) / 2.0);
+                let hit = out[0].boxes.iter().any(|d| {
+                    let b = &d.bbox;
+                    d.class == Class::Face
+                        && (b.x1..=b.x2).contains(&cx)
+                        && (b.y1..=b.y2).contains(&cy)
+                });
+                assert!(
+                    hit,
+                    "declared {declared}: face {i}, shifted {shift}: {:?}",
+                    out[0].boxes
+                );
+            }
         }
     }
 }

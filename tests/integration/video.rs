@@ -915,32 +915,43 @@ fn an_anamorphic_clip_is_detected_as_shown_and_keeps_its_pixel_aspect() {
     );
 }
 
+/// The walking face of [`moving_face_clip`] (written to `progressive`) woven two frames into one
+/// into `woven`, the top field from the first and the bottom from the second: coded interlaced,
+/// top field first, as an analog camera's DVR records (`flagged`), or coded as progressive frames,
+/// as such footage re-encoded without saying so is. Returns where the face is on either field of
+/// each woven frame.
+fn woven_clip(progressive: &Path, woven: &Path, flagged: bool) -> impl Fn(usize) -> [usize; 4] {
+    let face_at = moving_face_clip(progressive);
+    // (interlaced 4:2:0 wants a height divisible by 4: two rows of padding below)
+    let weave = "pad=480:272,tinterlace=mode=interleave_top";
+    let (filter, coded): (String, &[&str]) = if flagged {
+        (
+            format!("{weave},setfield=tff"),
+            &["-flags", "+ildct+ilme", "-x264-params", "tff=1"],
+        )
+    } else {
+        (format!("{weave},setfield=prog"), &[])
+    };
+    let mut args = vec!["-i", progressive.to_str().unwrap(), "-vf", &filter];
+    args.extend_from_slice(&["-c:v", "libx264", "-pix_fmt", "yuv420p"]);
+    args.extend_from_slice(coded);
+    args.push(woven.to_str().unwrap());
+    ffmpeg(&args);
+    let order = first_video(woven, "stream=field_order");
+    assert_eq!(order.trim(), if flagged { "tt" } else { "progressive" });
+    // The face wherever either field shows it: frames 2k and 2k + 1 of the walk.
+    move |k: usize| {
+        let [x1, y1, _, y2] = face_at(2 * k);
+        let [_, _, x2, _] = face_at(2 * k + 1);
+        [x1, y1, x2, y2]
+    }
+}
+
 #[test]
 fn an_interlaced_clip_is_detected_field_by_field() {
     let d = tempfile::tempdir().unwrap();
-    let progressive = d.path().join("progressive.mp4");
-    let face_at = moving_face_clip(&progressive);
-    // Two frames woven into one, the top field from the first and the bottom from the second,
-    // coded interlaced, top field first, as an analog camera's DVR records.
     let input = d.path().join("woven.mp4");
-    ffmpeg(&[
-        "-i",
-        progressive.to_str().unwrap(),
-        "-vf",
-        // (interlaced 4:2:0 wants a height divisible by 4: two rows of padding below)
-        "pad=480:272,tinterlace=mode=interleave_top,setfield=tff",
-        "-c:v",
-        "libx264",
-        "-flags",
-        "+ildct+ilme",
-        "-x264-params",
-        "tff=1",
-        "-pix_fmt",
-        "yuv420p",
-        input.to_str().unwrap(),
-    ]);
-    let order = first_video(&input, "stream=field_order");
-    assert_eq!(order.trim(), "tt");
+    let either = woven_clip(&d.path().join("progressive.mp4"), &input, true);
     let out = d.path().join("out");
     redact(&input, &out, &["--classes", "face"]);
     let red = out.join("woven.mp4");
@@ -948,12 +959,32 @@ fn an_interlaced_clip_is_detected_field_by_field() {
     assert_same_times(&frame_times(&input), &frame_times(&red));
     let woven = rgb_frames(&input, 480, 272);
     assert!(woven.len() >= 20, "{} frames", woven.len());
-    // The face wherever either field shows it: frames 2k and 2k + 1 of the walk.
-    let either = |k: usize| {
-        let [x1, y1, _, y2] = face_at(2 * k);
-        let [_, _, x2, _] = face_at(2 * k + 1);
-        [x1, y1, x2, y2]
-    };
+    assert_face_hidden_on_every_frame(&woven, &rgb_frames(&red, 480, 272), 480, either);
+}
+
+/// Woven frames in a stream that says it is progressive are found by their combing and searched
+/// field by field too; the progressive clip they were woven from shows none.
+#[test]
+fn woven_frames_nothing_says_are_interlaced_are_found_by_their_combing() {
+    let d = tempfile::tempdir().unwrap();
+    let (progressive, input) = (d.path().join("progressive.mp4"), d.path().join("woven.mp4"));
+    let either = woven_clip(&progressive, &input, false);
+    let out = d.path().join("out");
+    redact(&input, &out, &["--classes", "face"]);
+    redact(&progressive, &out, &["--classes", "face"]);
+    let red = out.join("woven.mp4");
+    let report = report_of(&red);
+    assert_eq!(report["interlaced"].as_bool(), Some(false));
+    let combed = report["combed_frames"].as_u64().unwrap();
+    let woven = rgb_frames(&input, 480, 272);
+    // The face walks on every frame; a frame or two may show too little of it moving.
+    assert!(
+        combed + 2 >= woven.len() as u64,
+        "{combed} of {} frames combed",
+        woven.len()
+    );
+    assert_eq!(report_of(&out.join("progressive.mp4"))["combed_frames"], 0);
+    assert_same_times(&frame_times(&input), &frame_times(&red));
     assert_face_hidden_on_every_frame(&woven, &rgb_frames(&red, 480, 272), 480, either);
 }
 
