@@ -26,6 +26,7 @@
 
 mod comb;
 pub mod gate;
+pub mod hdr;
 pub mod memory;
 mod picture;
 pub mod pool;
@@ -137,6 +138,9 @@ pub struct EngineConfig {
     /// by line doubled to the frame's height, every detected frame searched whole, and the boxes
     /// of both fields are kept (see [`pool::field_of`]). Twice the detection.
     pub interlaced: bool,
+    /// How the frames' samples encode light: HDR frames (PQ, HLG) are shown to the detectors as
+    /// an SDR display would show them (see [`hdr`]); the frames themselves are not changed.
+    pub transfer: hdr::Transfer,
     /// Change- and track-gated detection (see [`gate`]; off by default); frames displayed
     /// rotated, and interlaced frames, are never gated.
     pub gate: GateConfig,
@@ -165,6 +169,7 @@ impl EngineConfig {
             rotation: 0,
             pixel_aspect: 1.0,
             interlaced: false,
+            transfer: hdr::Transfer::Sdr,
             gate: GateConfig::default(),
             low_memory: false,
         }
@@ -449,6 +454,7 @@ impl<T: Send, P: Picture + Clone> Engine<T, P> {
             rotation: cfg.rotation,
             pixel_aspect: cfg.pixel_aspect,
             interlaced: cfg.interlaced,
+            transfer: cfg.transfer,
         };
         let pool = pool::Pool::start(&detect, cfg.workers, shown, cfg.low_memory)?;
         Ok(Engine::with_pool(Some(pool), cfg))

@@ -28,6 +28,8 @@ pub struct Shown {
     pub pixel_aspect: f32,
     /// Whether each frame holds two fields taken at different instants (see [`field_of`]).
     pub interlaced: bool,
+    /// How the samples encode light: HDR frames are detected as SDR (see `hdr`).
+    pub transfer: super::hdr::Transfer,
 }
 
 /// A frame to detect on: its index, its pixels and its turn among the interleaved models.
@@ -213,6 +215,8 @@ fn work(
 ) {
     let rotation = shown.rotation;
     let mut took = vec![0.0; set.detectors().len()];
+    // HDR frames as an SDR display shows them, in a buffer kept from frame to frame.
+    let (to_sdr, mut sdr) = (shown.transfer.table(), RgbImage::new(0, 0));
     loop {
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(Job {
@@ -258,6 +262,13 @@ fn work(
             // The frame as RGB lives only while it is detected (see `Picture`).
             let mut result = None;
             image.with_rgb(&mut |rgb| {
+                let rgb = match to_sdr {
+                    Some(table) => {
+                        super::hdr::map_into(rgb, table, &mut sdr);
+                        &sdr
+                    }
+                    None => rgb,
+                };
                 // Boxes are painted in the picture's own size: pixels of another size would put
                 // them in the wrong place.
                 result = Some(if rgb.dimensions() != size {

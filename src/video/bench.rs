@@ -310,17 +310,19 @@ pub fn bench_stream(
 ) -> Result<StreamBenchReport> {
     use crate::frame::{FrameLayout, PixelFormat};
     super::transcode::init();
-    let (pixel_aspect, interlaced) = {
+    let (pixel_aspect, interlaced, transfer) = {
         let ictx = super::open_input(clip, max_pixels)?;
         let (vindex, _) = super::decode::open_decoder(&ictx, clip, max_pixels, 1)?;
-        ictx.stream(vindex).map_or((1.0, false), |ist| {
-            let shown = super::decode::Showing::of(&ictx, &ist);
-            (shown.pixel_aspect, shown.interlaced)
-        })
+        ictx.stream(vindex)
+            .map_or((1.0, false, Default::default()), |ist| {
+                let shown = super::decode::Showing::of(&ictx, &ist);
+                (shown.pixel_aspect, shown.interlaced, shown.transfer)
+            })
     };
     let mut redactor = crate::stream::Redactor::new(&crate::stream::StreamConfig {
         pixel_aspect,
         interlaced,
+        transfer,
         ..cfg.clone()
     })?;
     let (mut done, mut pushed) = (0usize, 0i64);

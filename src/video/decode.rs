@@ -679,6 +679,8 @@ pub(super) struct Showing {
     pub pixel_aspect: f32,
     /// Whether the frames are interlaced ([`interlaced_of`]).
     pub interlaced: bool,
+    /// How the samples encode light ([`transfer_of`]).
+    pub transfer: crate::engine::hdr::Transfer,
 }
 
 impl Showing {
@@ -688,6 +690,7 @@ impl Showing {
             rotation: rotation_of(stream),
             pixel_aspect: pixel_aspect_of(ictx, stream),
             interlaced: interlaced_of(stream),
+            transfer: transfer_of(stream),
         }
     }
 }
@@ -770,6 +773,20 @@ pub(super) fn interlaced_of(stream: &format::stream::Stream) -> bool {
     // keeps for as long as it is borrowed here.
     let order = unsafe { (*(*stream.as_ptr()).codecpar).field_order };
     matches!(order, AV_FIELD_TT | AV_FIELD_BB | AV_FIELD_TB | AV_FIELD_BT)
+}
+
+/// How the stream says its samples encode light: PQ and HLG are HDR, everything else (and a
+/// stream that says nothing) is taken as SDR.
+pub(super) fn transfer_of(stream: &format::stream::Stream) -> crate::engine::hdr::Transfer {
+    use crate::engine::hdr::Transfer;
+    use ff::ffi::AVColorTransferCharacteristic::*;
+    // SAFETY: reading a plain field of the stream's codec parameters, which the stream owns and
+    // keeps for as long as it is borrowed here.
+    match unsafe { (*(*stream.as_ptr()).codecpar).color_trc } {
+        AVCOL_TRC_SMPTE2084 => Transfer::Pq,
+        AVCOL_TRC_ARIB_STD_B67 => Transfer::Hlg,
+        _ => Transfer::Sdr,
+    }
 }
 
 /// The stream's display matrix side data, to write back on the output.

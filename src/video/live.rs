@@ -691,6 +691,7 @@ pub fn run_live(
     let mut engine: Engine<LiveFrame, ClipPicture> = Engine::new(&crate::engine::EngineConfig {
         pixel_aspect: shown.pixel_aspect,
         interlaced: shown.interlaced,
+        transfer: shown.transfer,
         ..video.engine(detect, redact, shown.rotation)
     })?;
     // One frame waiting beyond those in detection: a frame's delay is its own detection and the

@@ -304,6 +304,7 @@ impl VideoOptions {
             rotation,
             pixel_aspect: 1.0,
             interlaced: false,
+            transfer: crate::engine::hdr::Transfer::Sdr,
             gate: self.gate,
             low_memory: self.low_memory,
         }

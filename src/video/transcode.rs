@@ -209,6 +209,7 @@ impl Clip<'_> {
             Boxes::Detect(detect) => Engine::new(&crate::engine::EngineConfig {
                 pixel_aspect: shown.pixel_aspect,
                 interlaced: shown.interlaced,
+                transfer: shown.transfer,
                 ..opts.engine_for_frames(detect, redact_cfg, shown.rotation, (w, h))
             })?,
             Boxes::Given(d, path) => {

@@ -1761,3 +1761,59 @@ fn an_avi_with_b_frames_keeps_its_frame_times() {
     let listed = first_video(&out.join("xvid.avi"), "stream=nb_frames");
     assert_eq!(listed.trim(), "10");
 }
+
+/// HDR clips, in PQ as many phones record and in HLG as iPhones do, are detected as an SDR display
+/// would show them, and written with their samples and colour description as they were. As
+/// stored, PQ's flat, dim picture hid the plate from most frames' searches (2 detections in 5
+/// frames before `engine::hdr`).
+#[test]
+fn hdr_clips_are_detected_as_an_sdr_display_shows_them() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, out) = (d.path().join("in"), d.path().join("out"));
+    std::fs::create_dir(&src).unwrap();
+    let transfers = ["smpte2084", "arib-std-b67"];
+    for t in transfers {
+        let convert = format!(
+            "scale=trunc(iw/2)*2:trunc(ih/2)*2,zscale=tin=bt709:pin=bt709:min=bt709:rin=full:\
+             t={t}:p=bt2020:m=bt2020nc:r=limited:npl=203,format=yuv420p10le"
+        );
+        ffmpeg(&[
+            "-loop",
+            "1",
+            "-i",
+            fixture("plate_scene.jpg").to_str().unwrap(),
+            "-t",
+            "0.5",
+            "-r",
+            "10",
+            "-vf",
+            &convert,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "16",
+            "-color_trc",
+            t,
+            "-color_primaries",
+            "bt2020",
+            "-colorspace",
+            "bt2020nc",
+            src.join(format!("{t}.mp4")).to_str().unwrap(),
+        ]);
+    }
+    redact(&src, &out, &["-q"]);
+    for t in transfers {
+        let red = out.join(format!("{t}.mp4"));
+        let report = report_of(&red);
+        let frames = report["frames"].as_u64().unwrap();
+        assert_eq!(frames, 5, "{t}");
+        // Every frame's search found the plate (the two plate models take turns).
+        let plates = report["plates"].as_u64().unwrap();
+        assert!(
+            plates >= frames,
+            "{t}: {plates} plates found in {frames} frames"
+        );
+        let described = first_video(&red, "stream=color_transfer,color_primaries");
+        assert_eq!(described.trim(), format!("{t},bt2020"), "{t}");
+    }
+}
