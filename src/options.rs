@@ -87,6 +87,10 @@ pub struct Options {
     /// Streams of frames (the host API) only: the frames are interlaced (see
     /// [`crate::engine::EngineConfig::interlaced`]). Clips take their own from the file.
     pub interlaced: bool,
+    /// Streams of frames (the host API) only: how the frames' samples encode light, `sdr`, `pq`
+    /// or `hlg` (see [`crate::engine::EngineConfig::transfer`]); `None` for SDR. Clips take
+    /// their own from the file.
+    pub transfer: Option<String>,
     /// Clips: frames a mask persists after its object's last detection.
     pub hold: usize,
     /// Clips: frames a mask is drawn before its object's first detection.
@@ -131,6 +135,7 @@ impl Default for Options {
             low_memory: false,
             pixel_aspect: None,
             interlaced: false,
+            transfer: None,
             hold: 8,
             backfill: 4,
             detect_every: None,
@@ -255,7 +260,7 @@ impl Options {
 
     /// Settings for a stream of frames (the host API, [`crate::stream::Redactor`]): the video
     /// plan of the preset, `jobs` detection workers, the hold, back-fill, detect-every,
-    /// `low_memory`, `pixel_aspect` and `interlaced` of these options.
+    /// `low_memory`, `pixel_aspect`, `interlaced` and `transfer` of these options.
     pub fn stream_config(&self) -> Result<crate::engine::EngineConfig> {
         let detect = self.detect_config(&Class::ALL)?;
         let mut cfg = crate::engine::EngineConfig::new(detect, self.redact_config()?, self.jobs()?);
@@ -269,6 +274,9 @@ impl Options {
             cfg.pixel_aspect = a;
         }
         cfg.interlaced = self.interlaced;
+        if let Some(t) = &self.transfer {
+            cfg.transfer = t.parse()?;
+        }
         cfg.gate = self.gate(cfg.gate);
         let cfg = cfg.held_across_skips();
         cfg.validate()?;

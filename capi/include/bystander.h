@@ -160,6 +160,11 @@ typedef struct BystanderConfig {
    * the same is searched field by field as well as whole.
    */
   uint32_t interlaced;
+  /**
+   * How the frames' samples encode light: 0 SDR (default), 1 PQ (HDR10), 2 HLG. HDR frames
+   * are detected as an SDR display would show them; the frames are not changed.
+   */
+  uint32_t transfer;
 } BystanderConfig;
 
 /**

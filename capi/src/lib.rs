@@ -140,6 +140,9 @@ pub struct BystanderConfig {
     /// own, at twice the cost; 0: progressive (default), where a frame that shows combing all
     /// the same is searched field by field as well as whole.
     pub interlaced: u32,
+    /// How the frames' samples encode light: 0 SDR (default), 1 PQ (HDR10), 2 HLG. HDR frames
+    /// are detected as an SDR display would show them; the frames are not changed.
+    pub transfer: u32,
 }
 
 /// One redacted box.
@@ -327,6 +330,7 @@ pub unsafe extern "C" fn bystander_config_default(config: *mut BystanderConfig) 
                 low_memory: 0,
                 pixel_aspect: 1.0,
                 interlaced: 0,
+                transfer: 0,
             })
         };
         BystanderStatus::Ok
@@ -494,6 +498,17 @@ fn stream_config(c: &BystanderConfig) -> Result<StreamConfig, BystanderStatus> {
             return Err(fail(
                 BystanderStatus::Config,
                 format!("interlaced {n} is not 0 (progressive) or 1 (interlaced)"),
+            ))
+        }
+    };
+    cfg.transfer = match c.transfer {
+        0 => bystander::engine::hdr::Transfer::Sdr,
+        1 => bystander::engine::hdr::Transfer::Pq,
+        2 => bystander::engine::hdr::Transfer::Hlg,
+        n => {
+            return Err(fail(
+                BystanderStatus::Config,
+                format!("transfer {n} is not 0 (SDR), 1 (PQ) or 2 (HLG)"),
             ))
         }
     };
@@ -892,13 +907,17 @@ mod tests {
             );
             refused(&|c| c.pixel_aspect = 5.0, &["pixel aspect", "1/4 to 4"]);
             refused(
+                &|c| c.transfer = 3,
+                &["transfer 3", "0 (SDR), 1 (PQ) or 2 (HLG)"],
+            );
+            refused(
                 &|c| c.pixel_aspect = f32::NAN,
                 &["pixel aspect", "1/4 to 4"],
             );
             let mut c = std::mem::zeroed::<BystanderConfig>();
             bystander_config_default(&mut c);
             assert_eq!((c.rotations, c.low_memory), (1, 0));
-            assert_eq!((c.pixel_aspect, c.interlaced), (1.0, 0));
+            assert_eq!((c.pixel_aspect, c.interlaced, c.transfer), (1.0, 0, 0));
         }
     }
 }

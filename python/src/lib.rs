@@ -65,7 +65,7 @@ const OPTION_NAMES: &str =
     "classes, recall, threshold, working_size, tiles, widen, rotations, face_model, \
     plate_model, no_interleave, jobs, style, fill_color, shape, mask_scale, zones, \
     max_megapixels, encoder, crf, preset, keep_metadata, keep_subtitles, no_audio, low_memory, hold, \
-    backfill, detect_every, gating, sweep_every, model_dir, pixel_aspect, interlaced";
+    backfill, detect_every, gating, sweep_every, model_dir, pixel_aspect, interlaced, transfer";
 
 /// Reads `kwargs` into [`Options`]; an unknown name or a value of the wrong type is a
 /// [`ConfigError`] naming it.
@@ -118,6 +118,7 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             "low_memory" => o.low_memory = get!(bool, "True or False"),
             "pixel_aspect" => o.pixel_aspect = Some(get!(f32, "a number")),
             "interlaced" => o.interlaced = get!(bool, "True or False"),
+            "transfer" => o.transfer = Some(get!(String, "sdr, pq or hlg")),
             "hold" => o.hold = get!(usize, "a whole number"),
             "backfill" => o.backfill = get!(usize, "a whole number"),
             "detect_every" => o.detect_every = Some(get!(usize, "a whole number")),

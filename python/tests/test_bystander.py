@@ -347,6 +347,10 @@ def test_frames_with_pixels_twice_as_wide_are_detected_as_shown():
     with pytest.raises(bystander.ConfigError, match="interlaced"):
         bystander.Redactor(interlaced="yes")
     assert bystander.Redactor(interlaced=True).latency_frames == 4
+    # HDR frames are named by their transfer; anything else is refused with the allowed names.
+    with pytest.raises(bystander.ConfigError, match="sdr, pq, hlg"):
+        bystander.Redactor(transfer="hdr10")
+    assert bystander.Redactor(transfer="pq").latency_frames == 4
 
 
 def test_memory_is_short_answers_as_the_command_line_decides(tmp_path):

@@ -32,6 +32,22 @@ pub enum Transfer {
     Hlg,
 }
 
+impl std::str::FromStr for Transfer {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "sdr" => Ok(Transfer::Sdr),
+            "pq" => Ok(Transfer::Pq),
+            "hlg" => Ok(Transfer::Hlg),
+            _ => Err(crate::error::Error::InvalidSetting {
+                name: "transfer",
+                value: s.to_string(),
+                allowed: "one of sdr, pq, hlg",
+            }),
+        }
+    }
+}
+
 /// Light that SDR's white stands for, in nits (BT.2408's HDR reference white).
 const REFERENCE_WHITE: f64 = 203.0;
 /// Relative light (SDR white = 1) above which highlights are folded in, so that they end at 1
@@ -124,6 +140,19 @@ mod tests {
         } else {
             1.099 * r.powf(0.45) - 0.099
         }
+    }
+
+    #[test]
+    fn transfers_are_named_as_hosts_name_them() {
+        for (name, t) in [
+            ("sdr", Transfer::Sdr),
+            ("pq", Transfer::Pq),
+            ("hlg", Transfer::Hlg),
+        ] {
+            assert_eq!(name.parse::<Transfer>().unwrap(), t);
+        }
+        let e = "hdr10".parse::<Transfer>().unwrap_err().to_string();
+        assert!(e.contains("hdr10") && e.contains("sdr, pq, hlg"), "{e}");
     }
 
     #[test]
