@@ -759,6 +759,9 @@ fn redact_one(
             record["interlaced"] = r.interlaced.into();
             // Frames that looked interlaced all the same, searched field by field too.
             record["combed_frames"] = r.combed_frames.into();
+            // HDR frames (`pq`, `hlg`) were detected as an SDR display shows them.
+            record["transfer"] =
+                serde_json::to_value(r.transfer).unwrap_or_else(|e| e.to_string().into());
             record["dropped_streams"] =
                 serde_json::to_value(&r.dropped_streams).unwrap_or_else(|e| e.to_string().into());
             record["reencoded_streams"] =

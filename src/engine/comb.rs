@@ -140,6 +140,37 @@ mod tests {
         }
     }
 
+    /// Generated cases: discs anywhere in frames of many sizes, moving 4 to 20 px between the
+    /// fields, are combed; the same scenes still, or progressive, never are.
+    #[test]
+    fn generated_scenes_are_combed_exactly_when_they_move_between_fields() {
+        let mut state = 0x2545_f491_u32;
+        let mut next = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % n
+        };
+        for case in 0..60 {
+            let (w, h) = (96 + next(500), 80 + next(400));
+            let x = i64::from(20 + next(w - 40));
+            let moved = 4 + i64::from(next(17));
+            let seed = next(1000);
+            assert!(
+                !combed(&scene(w, h, x, 0, seed)),
+                "case {case}: {w}x{h} still"
+            );
+            assert!(
+                !combed(&scene(w, h, x + moved, 0, seed)),
+                "case {case}: progressive"
+            );
+            assert!(
+                combed(&scene(w, h, x, moved, seed)),
+                "case {case}: {w}x{h} moved {moved}"
+            );
+        }
+    }
+
     #[test]
     fn pictures_too_small_or_unreadable_are_not_combed() {
         for (w, h) in [(0, 0), (15, 400), (400, 17), (1, 1)] {

@@ -19,7 +19,8 @@ use image::RgbImage;
 
 /// How a stream's samples encode light, as far as detection cares (the stream's transfer
 /// characteristic).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Transfer {
     /// SDR (BT.709, BT.601, sRGB and every other non-HDR curve): detected as it is.

@@ -445,6 +445,9 @@ pub struct ClipReport {
     /// Frames of a stream not said to be interlaced that showed combing: detection ran on each
     /// field as well as on the whole frame.
     pub combed_frames: usize,
+    /// How the stream's samples encode light: `pq` and `hlg` frames were detected as an SDR
+    /// display shows them.
+    pub transfer: crate::engine::hdr::Transfer,
     /// Seconds of wall time.
     pub seconds: f64,
     /// Where the time went.

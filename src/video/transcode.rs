@@ -348,6 +348,7 @@ fn read_report(
         rotation: shown.rotation,
         pixel_aspect: shown.pixel_aspect,
         interlaced: shown.interlaced,
+        transfer: shown.transfer,
         dropped_streams,
         decode_errors: source.decode_errors + source.reencode_errors(),
         lost_frames: source.lost_frames,

@@ -975,6 +975,7 @@ fn woven_frames_nothing_says_are_interlaced_are_found_by_their_combing() {
     let red = out.join("woven.mp4");
     let report = report_of(&red);
     assert_eq!(report["interlaced"].as_bool(), Some(false));
+    assert_eq!(report["transfer"], "sdr");
     let combed = report["combed_frames"].as_u64().unwrap();
     let woven = rgb_frames(&input, 480, 272);
     // The face walks on every frame; a frame or two may show too little of it moving.
@@ -1807,6 +1808,8 @@ fn hdr_clips_are_detected_as_an_sdr_display_shows_them() {
         let report = report_of(&red);
         let frames = report["frames"].as_u64().unwrap();
         assert_eq!(frames, 5, "{t}");
+        let named = if t == "smpte2084" { "pq" } else { "hlg" };
+        assert_eq!(report["transfer"], named, "{t}");
         // Every frame's search found the plate (the two plate models take turns).
         let plates = report["plates"].as_u64().unwrap();
         assert!(
