@@ -136,7 +136,10 @@ pub struct EngineConfig {
     /// Whether each frame holds two fields taken at different instants (interlaced video, as
     /// analog cameras, their DVRs and 1080i record it): detection then runs on each field, line
     /// by line doubled to the frame's height, every detected frame searched whole, and the boxes
-    /// of both fields are kept (see [`pool::field_of`]). Twice the detection.
+    /// of both fields are kept (see [`pool::field_of`]). Twice the detection. When false, a
+    /// detected frame that shows combing all the same (woven fields in a stream that does not
+    /// say so) is searched field by field as well as whole, and counted in
+    /// [`EngineStats::combed_frames`].
     pub interlaced: bool,
     /// How the frames' samples encode light: HDR frames (PQ, HLG) are shown to the detectors as
     /// an SDR display would show them (see [`hdr`]); the frames themselves are not changed.
