@@ -15,9 +15,10 @@
 //! rows two apart (the same field); in a progressive picture, nearer rows are the more alike. On
 //! the eleven shared clips (every frame up to 300 each, progressive), no 16 x 16 block passed the
 //! test even at a laxer setting (neighbours 1.3 times as different, 1 level over); woven two frames
-//! to one, every woven crowd_1080p frame had 734 blocks or more, and the small clips' frames with
-//! a walking person from 2 up, where a still scene had none (its fields agree, and whole-frame
-//! detection sees it as it is). Measured with a throwaway numpy script on luma.
+//! to one, every woven crowd_1080p frame had 734 blocks or more, the smaller clips' woven frames
+//! a median of 9 to 41 where people walk, and frames where little moved none (their fields agree,
+//! and whole-frame detection sees them as they are). Measured with a throwaway numpy script on
+//! luma (BENCHMARKS.md, "Combing in streams that do not say they are interlaced").
 
 use super::picture::{Luma, Picture};
 
