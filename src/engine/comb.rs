@@ -145,13 +145,8 @@ mod tests {
     /// fields, are combed; the same scenes still, or progressive, never are.
     #[test]
     fn generated_scenes_are_combed_exactly_when_they_move_between_fields() {
-        let mut state = 0x2545_f491_u32;
-        let mut next = |n: u32| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state % n
-        };
+        let mut rng = crate::TestRng::new(0x2545_f491);
+        let mut next = |n: u32| rng.below(n);
         for case in 0..60 {
             let (w, h) = (96 + next(500), 80 + next(400));
             let x = i64::from(20 + next(w - 40));

@@ -1464,6 +1464,29 @@ fn rms(s: &[f32]) -> f64 {
     (s.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
 }
 
+/// Writes `path`: the astronaut still at 10 frames/s, 256 px square, over a 440 Hz tone sampled
+/// at `rate` Hz, both `seconds` long, coded as `coded` says (codecs, sound filters).
+fn face_over_tone(path: &Path, rate: u32, seconds: u32, coded: &[&str]) {
+    let face = fixture("astronaut.jpg");
+    let tone = format!("sine=frequency=440:sample_rate={rate}:duration={seconds}");
+    let seconds = seconds.to_string();
+    let mut args = vec![
+        "-loop",
+        "1",
+        "-i",
+        face.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        &tone,
+    ];
+    args.extend_from_slice(&["-r", "10", "-t", &seconds, "-vf", "scale=256:256"]);
+    args.extend_from_slice(&["-pix_fmt", "yuv420p"]);
+    args.extend_from_slice(coded);
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+}
+
 /// What a Dahua doorbell records (G.711 A-law), Windows Media's WMA and a program stream's PCM
 /// cannot go into the MP4 such an export is written as: the sound is encoded again as AAC, the
 /// same tone at the same time, instead of being dropped; `--no-audio` still drops it.
@@ -1472,7 +1495,6 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in");
     std::fs::create_dir(&src).unwrap();
-    let face = fixture("astronaut.jpg");
     let cases: [(&str, &[&str], &str, u32, u32); 3] = [
         (
             "door.wmv",
@@ -1502,29 +1524,7 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
         } else {
             &["-c:v", "wmv2"]
         };
-        let path = src.join(name);
-        let mut args = vec![
-            "-loop",
-            "1",
-            "-i",
-            face.to_str().unwrap(),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=2",
-            "-r",
-            "10",
-            "-t",
-            "2",
-            "-vf",
-            "scale=256:256",
-            "-pix_fmt",
-            "yuv420p",
-        ];
-        args.extend_from_slice(video);
-        args.extend_from_slice(audio);
-        args.push(path.to_str().unwrap());
-        ffmpeg(&args);
+        face_over_tone(&src.join(name), 48000, 2, &[video, *audio].concat());
     }
     let out = d.path().join("out");
     let said = redact(&src, &out, &[]);
@@ -1591,35 +1591,24 @@ fn sound_an_mp4_cannot_carry_is_encoded_again_as_aac_in_time() {
     // takes its place, and the tone after it stays at its time.
     let gap = d.path().join("gap");
     std::fs::create_dir(&gap).unwrap();
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-i",
-        face.to_str().unwrap(),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=8000:duration=2",
-        "-r",
-        "10",
-        "-t",
-        "2",
-        "-vf",
-        "scale=256:256",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "wmv2",
-        "-af",
-        "aselect='not(between(t,0.8,1.2))'",
-        "-c:a",
-        "pcm_alaw",
-        "-ar",
-        "8000",
-        "-ac",
-        "1",
-        gap.join("gap.wmv").to_str().unwrap(),
-    ]);
+    let gap_wmv = gap.join("gap.wmv");
+    face_over_tone(
+        &gap_wmv,
+        8000,
+        2,
+        &[
+            "-c:v",
+            "wmv2",
+            "-af",
+            "aselect='not(between(t,0.8,1.2))'",
+            "-c:a",
+            "pcm_alaw",
+            "-ar",
+            "8000",
+            "-ac",
+            "1",
+        ],
+    );
     redact(&gap.join("gap.wmv"), &gap.join("out"), &["-q"]);
     let s = sound_of(&gap.join("out").join("gap.wmv.mp4"));
     assert!(
@@ -1652,33 +1641,10 @@ fn a_run_cut_short_keeps_the_sound_encoded_again_up_to_the_cut() {
     runtime();
     let d = tempfile::tempdir().unwrap();
     let (input, output) = (d.path().join("door.wmv"), d.path().join("door.mp4"));
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-i",
-        fixture("astronaut.jpg").to_str().unwrap(),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=8000:duration=3",
-        "-r",
-        "10",
-        "-t",
-        "3",
-        "-vf",
-        "scale=128:128",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "wmv2",
-        "-c:a",
-        "pcm_alaw",
-        "-ar",
-        "8000",
-        "-ac",
-        "1",
-        input.to_str().unwrap(),
-    ]);
+    let g711 = [
+        "-c:v", "wmv2", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1",
+    ];
+    face_over_tone(&input, 8000, 3, &g711);
     let detect = bystander::detect::DetectConfig::default().for_clips();
     let opts = bystander::video::VideoOptions {
         max_frames: Some(15),
