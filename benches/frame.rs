@@ -57,14 +57,24 @@ fn bench(c: &mut Criterion) {
         mean: [0.0; 3],
         scale: 1.0,
     };
-    // A host's 4:2:0 frame to RGB for detection (the host API's `frame::to_rgb`).
-    for (name, format) in [("i420", PixelFormat::I420), ("nv12", PixelFormat::Nv12)] {
+    // A host's frame to RGB for detection (the host API's `frame::to_rgb`).
+    for (name, format) in [
+        ("i420", PixelFormat::I420),
+        ("nv12", PixelFormat::Nv12),
+        ("bgr", PixelFormat::Bgr24),
+        ("bgra", PixelFormat::Bgra),
+    ] {
         let layout = FrameLayout::packed(format, f.width(), f.height());
         let mut data = vec![0u8; layout.len()];
         let whole = (0, 0, f.width(), f.height());
         bystander::frame::write_back(&f, &[whole], &mut data, &layout).unwrap();
         c.bench_function(&format!("frame/{name}_1080p_to_rgb"), |b| {
             b.iter(|| bystander::frame::to_rgb(&data, &layout).unwrap())
+        });
+        // Into a picture kept from frame to frame, as a detection thread converts a host's frame.
+        let mut rgb = RgbImage::new(f.width(), f.height());
+        c.bench_function(&format!("frame/{name}_1080p_into_rgb"), |b| {
+            b.iter(|| bystander::frame::read_rects(&data, &layout, &[whole], &mut rgb).unwrap())
         });
     }
     c.bench_function("preprocess/1080p_to_832x480_tensor", |b| {
