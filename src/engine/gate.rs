@@ -530,13 +530,7 @@ fn cell_means(luma: &Luma<'_>, w: u32, h: u32) -> Option<Vec<u8>> {
         };
         luma.row_samples(y, w, 2, |x, v| add(x, u32::from(v)))?;
     }
-    let video_range = matches!(
-        luma,
-        Luma::Plane {
-            full_range: false,
-            ..
-        }
-    );
+    let video_range = luma.video_range();
     if sums.iter().any(|&(_, n)| n == 0) {
         return None;
     }

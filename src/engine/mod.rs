@@ -43,6 +43,7 @@ use crate::geometry::{Class, Detection};
 use crate::redact::{RedactConfig, Region};
 use crate::track::{FlickerCounter, TrackConfig, TrackedFrame, Tracker};
 use gate::{Gate, GateConfig, GateStats};
+pub(crate) use picture::narrow10;
 pub use picture::{Luma, Picture};
 pub use pool::{box_from_upright, upright};
 

@@ -79,6 +79,16 @@ pub enum Luma<'a> {
         /// Levels 0 to 255; video range (16 to 235) when false.
         full_range: bool,
     },
+    /// A 10-bit luma plane, each sample in two bytes, little-endian (FFmpeg's `yuv420p10le`:
+    /// what phones record HDR in).
+    Plane10 {
+        /// The rows, two bytes a pixel.
+        data: &'a [u8],
+        /// Bytes from the start of one row to the next.
+        stride: usize,
+        /// Levels 0 to 1023; video range (64 to 940) when false.
+        full_range: bool,
+    },
 }
 
 impl<'a> Luma<'a> {
@@ -115,8 +125,30 @@ impl<'a> Luma<'a> {
                     f(x, row[x]);
                 }
             }
+            Luma::Plane10 { data, stride, .. } => {
+                let row = data.get(y * stride..y * stride + w * 2)?;
+                for x in (0..w).step_by(step) {
+                    let v = u16::from_le_bytes([row[2 * x], row[2 * x + 1]]);
+                    f(x, narrow10(v));
+                }
+            }
         }
         Some(())
+    }
+
+    /// Whether the samples are in video range (16 to 235 as [`Luma::row_samples`] gives them):
+    /// a plane that says so; packed pixels are RGB, full range.
+    pub(crate) fn video_range(&self) -> bool {
+        matches!(
+            self,
+            Luma::Plane {
+                full_range: false,
+                ..
+            } | Luma::Plane10 {
+                full_range: false,
+                ..
+            }
+        )
     }
 
     /// An RGB image's pixels.
@@ -128,6 +160,11 @@ impl<'a> Luma<'a> {
             rgb: [0, 1, 2],
         }
     }
+}
+
+/// A 10-bit sample as an 8-bit one, rounded (video range's 64 to 940 lands on 16 to 235).
+pub(crate) fn narrow10(v: u16) -> u8 {
+    ((u32::from(v) + 2) >> 2).min(255) as u8
 }
 
 impl Picture for RgbImage {

@@ -414,8 +414,7 @@ impl<'a> Source<'a> {
             Ok(ClipPicture::Yuv(f)) => (None, Some(f)),
             Err(_) => (None, None),
         };
-        let decoded = (self.encoder_format == Pixel::YUV420P
-            && matches!(d.format(), Pixel::YUV420P | Pixel::YUVJ420P)
+        let decoded = (copy_format(d.format()) == Some(self.encoder_format)
             && full_range(d) == self.encoder_full
             && (d.width(), d.height()) == (w, h))
             .then(|| copy_picture(d, spare_yuv, w, h))
@@ -571,23 +570,35 @@ pub(super) fn rgb_image_of(src: &frame::Video, recycled: Option<Vec<u8>>) -> Res
     })
 }
 
+/// The format a decoded picture of format `decoded` is copied in ([`copy_picture`]): 8-bit
+/// 4:2:0 (FFmpeg's full-range `yuvj` variant laid out alike) as YUV420P, 10-bit 4:2:0 as it is;
+/// `None` for the others, which go to RGB.
+pub(super) fn copy_format(decoded: Pixel) -> Option<Pixel> {
+    match decoded {
+        Pixel::YUV420P | Pixel::YUVJ420P => Some(Pixel::YUV420P),
+        Pixel::YUV420P10LE => Some(Pixel::YUV420P10LE),
+        _ => None,
+    }
+}
+
 /// A copy of a decoded 4:2:0 picture's pixels (not its side data: closed captions, for one,
-/// would ride along into the output through x264), into a recycled frame when one is at hand.
+/// would ride along into the output through x264), in its [`copy_format`], into a recycled
+/// frame when one is at hand.
 pub(super) fn copy_picture(
     d: &frame::Video,
     spare: Option<frame::Video>,
     w: u32,
     h: u32,
 ) -> Option<frame::Video> {
-    if !matches!(d.format(), Pixel::YUV420P | Pixel::YUVJ420P) || (d.width(), d.height()) != (w, h)
-    {
+    let format = copy_format(d.format())?;
+    if (d.width(), d.height()) != (w, h) {
         return None;
     }
-    let fits = |f: &frame::Video| (f.format(), f.width(), f.height()) == (Pixel::YUV420P, w, h);
+    let fits = |f: &frame::Video| (f.format(), f.width(), f.height()) == (format, w, h);
     let mut copy: frame::Video = spare
         .filter(fits)
         .and_then(|mut f| super::encode::writable(&mut f).then_some(f))
-        .unwrap_or_else(|| frame::Video::new(Pixel::YUV420P, w, h));
+        .unwrap_or_else(|| frame::Video::new(format, w, h));
     // SAFETY: reading three pointer fields of a frame we own.
     let planes = unsafe { (*copy.as_ptr()).data };
     if !fits(&copy) || planes[..3].iter().any(|p| p.is_null()) {
@@ -597,9 +608,10 @@ pub(super) fn copy_picture(
     let (Ok(iw), Ok(ih)) = (std::ffi::c_int::try_from(w), std::ffi::c_int::try_from(h)) else {
         return None;
     };
-    // SAFETY: both frames hold allocated 4:2:0 planes of `w` x `h` pixels (YUV420P and
-    // YUVJ420P lay their planes out alike; checked above), and av_image_copy copies each of
-    // the three planes row by row within those sizes, by each frame's own line sizes.
+    // SAFETY: both frames hold allocated 4:2:0 planes of `w` x `h` pixels in `format` (YUV420P
+    // and YUVJ420P lay their planes out alike; `copy_format` pairs only those, or a format with
+    // itself), and av_image_copy copies each of the three planes row by row within those sizes,
+    // by each frame's own line sizes.
     unsafe {
         let (dst, src) = (copy.as_mut_ptr(), d.as_ptr());
         ff::ffi::av_image_copy(
@@ -607,7 +619,7 @@ pub(super) fn copy_picture(
             (*dst).linesize.as_mut_ptr(),
             (*src).data.as_ptr() as *mut *const u8,
             (*src).linesize.as_ptr(),
-            ff::ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            format.into(),
             iw,
             ih,
         );

@@ -575,6 +575,20 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
                 params.push_str(flags);
             }
             dict.set("x264-params", &params);
+        } else if name == "libx265" {
+            // x265 logs to the terminal itself (FFmpeg's log level does not reach it), takes
+            // every core for its pool and, on two cores, one frame thread: held to the budget
+            // instead, and one frame thread per core up to the six x265 takes on a large machine
+            // (on 2 cores a 10-bit 1080p clip encoded in 8.50 s instead of 10.91 s, 46 MB more;
+            // BENCHMARKS.md, "10-bit clips").
+            let threads = opts.ffmpeg_threads();
+            dict.set(
+                "x265-params",
+                &format!(
+                    "log-level=error:pools={threads}:frame-threads={}",
+                    threads.min(6)
+                ),
+            );
         }
         if opts.zero_latency {
             dict.set("tune", "zerolatency");
@@ -684,12 +698,13 @@ pub(super) fn open_output(
     }
     octx.write_header_with(header_opts)
         .map_err(|e| video_err(output, "cannot write the header", e))?;
+    let format = encoder.format();
     let (width, height) = (decoder.width(), decoder.height());
     Ok(Opened {
         parts: OutputParts {
             octx,
             encoder,
-            format: encoder_format(width, height),
+            format,
             width,
             height,
             enc_tb: ictx
@@ -707,13 +722,46 @@ pub(super) fn open_output(
 
 /// The pixel format a `w` x `h` clip is encoded in: 4:2:0 needs even sides, so an odd-sized
 /// picture is encoded 4:4:4 instead of being cropped or padded, and the output keeps the input's
-/// exact size.
-pub(super) fn encoder_format(w: u32, h: u32) -> Pixel {
-    if w.is_multiple_of(2) && h.is_multiple_of(2) {
-        Pixel::YUV420P
-    } else {
-        Pixel::YUV444P
+/// exact size; 10 bits a sample where `deep` ([`keeps_depth`]), else 8.
+pub(super) fn encoder_format(w: u32, h: u32, deep: bool) -> Pixel {
+    match (w.is_multiple_of(2) && h.is_multiple_of(2), deep) {
+        (true, false) => Pixel::YUV420P,
+        (false, false) => Pixel::YUV444P,
+        (true, true) => Pixel::YUV420P10LE,
+        (false, true) => Pixel::YUV444P10LE,
     }
+}
+
+/// Whether pictures decoded as `decoded` keep 10 bits a sample through encoder `codec` (for a
+/// `w` x `h` clip): where they have more than 8 and the encoder takes 10 (libx265's HEVC Main 10,
+/// libvpx-vp9's profile 2, the AV1 encoders), but not through libx264.
+///
+/// Why: phones record HDR as 10-bit HEVC, and 8 bits a sample band the sky and skin of a PQ or
+/// HLG picture. Why not libx264, the default: H.264's High 10 profile plays on hardly any
+/// phone, browser or hardware decoder, where 8-bit H.264 plays everywhere; so a 10-bit clip
+/// keeps its depth when the operator asks for an encoder that phones play at 10 bits.
+pub(super) fn keeps_depth(codec: ff::Codec, decoded: Pixel, (w, h): (u32, u32)) -> bool {
+    let deep_input = matches!(
+        decoded,
+        Pixel::YUV420P10LE
+            | Pixel::YUV420P10BE
+            | Pixel::YUV420P12LE
+            | Pixel::YUV420P12BE
+            | Pixel::YUV422P10LE
+            | Pixel::YUV422P10BE
+            | Pixel::YUV444P10LE
+            | Pixel::YUV444P10BE
+            | Pixel::P010LE
+            | Pixel::P010BE
+    );
+    let wanted = encoder_format(w, h, true);
+    deep_input
+        && codec.name() != "libx264"
+        && codec
+            .video()
+            .ok()
+            .and_then(|v| v.formats())
+            .is_some_and(|mut f| f.any(|p| p == wanted))
 }
 
 /// The encoder asked for, or the container's own; refused when the container cannot carry it.
@@ -772,7 +820,11 @@ fn add_video_stream(
         .map_err(|e| video_err(output, "cannot set up the encoder", e))?;
     enc.set_width(w);
     enc.set_height(h);
-    enc.set_format(encoder_format(w, h));
+    enc.set_format(encoder_format(
+        w,
+        h,
+        keeps_depth(codec, decoder.format(), (w, h)),
+    ));
     enc.set_aspect_ratio(decoder.aspect_ratio());
     describe_colour(&mut enc, decoder, codec.name());
     enc.set_time_base(ist.time_base());
@@ -854,6 +906,11 @@ pub(super) fn full_range_output(decoder: &ff::decoder::Video, name: &str) -> boo
 }
 
 impl OutputParts {
+    /// The pixel format the encoder takes (see [`encoder_format`]).
+    pub fn format(&self) -> Pixel {
+        self.format
+    }
+
     /// Whether the encoder writes full range (see [`full_range_output`]).
     pub fn full_range(&self) -> bool {
         self.encoder.color_range() == ff::color::Range::JPEG

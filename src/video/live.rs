@@ -685,6 +685,7 @@ pub fn run_live(
     let opened = open_live_output(o, &ictx, vindex, &first_decoder, &video)?;
     // Fixed for the whole run: a reconnected stream in the other range is converted.
     let full_range = opened.parts.full_range();
+    let format = opened.parts.format();
     let kinds = stream_kinds(&ictx);
     let (link, spent) =
         EncoderLink::start(opened.parts, Path::new(&o.output), EncoderLink::LIVE_QUEUE)?;
@@ -717,16 +718,7 @@ pub fn run_live(
     loop {
         let session_start = Instant::now();
         let map = stream_map.clone();
-        let mut source = Source::new(
-            &mut ictx,
-            name,
-            decoder,
-            vindex,
-            map,
-            encode::encoder_format(w, h),
-            spent,
-            None,
-        );
+        let mut source = Source::new(&mut ictx, name, decoder, vindex, map, format, spent, None);
         source.encoder_writes_full_range(full_range);
         let mut clock = Clock::new(offset);
         let ended = live.session(&mut source, &mut clock, tb);

@@ -17,14 +17,14 @@ use ff::software::scaling;
 use ffmpeg_next as ff;
 use image::RgbImage;
 
-use crate::engine::{Luma, Picture};
+use crate::engine::{narrow10, Luma, Picture};
 use crate::frame::yuv;
 use crate::redact::{self, Region};
 
 /// A clip frame's pixels.
 pub(crate) enum ClipPicture {
-    /// A copy of the decoded picture, YUV 4:2:0 in the encoder's size (see
-    /// `decode::copy_picture`).
+    /// A copy of the decoded picture, YUV 4:2:0 at 8 or 10 bits a sample, in the encoder's
+    /// size and format (see `decode::copy_picture`).
     Yuv(frame::Video),
     /// RGB: a lost frame's stand-in, or a decoded picture the encoder cannot take back (another
     /// pixel format or size).
@@ -69,7 +69,13 @@ impl Picture for ClipPicture {
     fn with_luma(&self, f: &mut dyn FnMut(Luma<'_>)) {
         match self {
             ClipPicture::Rgb(img) => f(Luma::rgb(img)),
-            // A copy is YUV420P (`decode::copy_picture`) in the range its colour range says.
+            // A copy is YUV420P or YUV420P10LE (`decode::copy_format`) in the range its colour
+            // range says.
+            ClipPicture::Yuv(yuv) if yuv.format() == Pixel::YUV420P10LE => f(Luma::Plane10 {
+                data: yuv.data(0),
+                stride: yuv.stride(0),
+                full_range: range_of(yuv) == yuv::Range::Full,
+            }),
             ClipPicture::Yuv(yuv) => f(Luma::Plane {
                 data: yuv.data(0),
                 stride: yuv.stride(0),
@@ -163,7 +169,91 @@ impl crate::frame::RectPixels for YuvPixels<'_> {
 /// same pixels as painting its RGB picture whole and converting the changed rectangles back
 /// (see `frame::paint_rects`).
 fn paint_yuv(f: &mut frame::Video, regions: &[Region], scratch: &mut Vec<u8>) {
-    crate::frame::paint_rects(&mut YuvPixels(f), regions, scratch, true);
+    if f.format() == Pixel::YUV420P10LE {
+        crate::frame::paint_rects(&mut Yuv10Pixels(f), regions, scratch, true);
+    } else {
+        crate::frame::paint_rects(&mut YuvPixels(f), regions, scratch, true);
+    }
+}
+
+/// A 10-bit 4:2:0 clip picture (`yuv420p10le`), for `frame::paint_rects`: its samples are read
+/// as 8-bit ones (rounded), and what is painted is written back as 8-bit samples widened to 10
+/// bits, where it changed a sample's 8-bit value.
+///
+/// Why 8 bits inside the rectangles: painting replaces a face with a blur, mosaic or fill, so
+/// their depth carries nothing; the point of a 10-bit output is every pixel outside them, which
+/// keeps its samples exactly. A sample inside a rectangle but outside the painted area (a
+/// rectangle's corners around an ellipse) keeps its own 10 bits where the round trip through RGB
+/// gives back its 8-bit value, as it mostly does.
+struct Yuv10Pixels<'a>(&'a mut frame::Video);
+
+impl Yuv10Pixels<'_> {
+    /// Sample `(x, y)` of `plane`.
+    fn sample(&self, plane: usize, x: usize, y: usize) -> u16 {
+        let at = y * self.0.stride(plane) + 2 * x;
+        let d = self.0.data(plane);
+        u16::from_le_bytes([d[at], d[at + 1]])
+    }
+
+    /// Writes the 8-bit samples `new` (`w` a row) into `plane` from sample `(x0, y0)` on,
+    /// widened to 10 bits, but where a sample's own 10 bits round to the same 8-bit value.
+    fn widen_into(&mut self, plane: usize, (x0, y0): (usize, usize), new: &[u8], w: usize) {
+        let stride = self.0.stride(plane);
+        let data = self.0.data_mut(plane);
+        for (j, row) in new.chunks_exact(w).enumerate() {
+            let line = &mut data[(y0 + j) * stride + 2 * x0..][..2 * w];
+            for (s, &v) in line.chunks_exact_mut(2).zip(row) {
+                if narrow10(u16::from_le_bytes([s[0], s[1]])) != v {
+                    s.copy_from_slice(&(u16::from(v) << 2).to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+impl crate::frame::RectPixels for Yuv10Pixels<'_> {
+    fn size(&self) -> (u32, u32) {
+        (self.0.width(), self.0.height())
+    }
+
+    fn is_yuv(&self) -> bool {
+        true
+    }
+
+    fn read_within(&self, (x0, y0, x1, y1): yuv::Rect, out: &mut [u8], window: yuv::Rect) {
+        let (wx0, wy0, wx1, _) = window;
+        let width = (wx1 - wx0) as usize;
+        let range = range_of(self.0);
+        for y in y0 as usize..y1 as usize {
+            for x in x0 as usize..x1 as usize {
+                let (cx, cy) = (x / 2, y / 2);
+                let px = yuv::rgb_of_in(
+                    range,
+                    narrow10(self.sample(0, x, y)),
+                    narrow10(self.sample(1, cx, cy)),
+                    narrow10(self.sample(2, cx, cy)),
+                );
+                let at = ((y - wy0 as usize) * width + x - wx0 as usize) * 3;
+                out[at..at + 3].copy_from_slice(&px);
+            }
+        }
+    }
+
+    fn write(&mut self, (x0, y0, x1, y1): yuv::Rect, rgb: &[u8]) {
+        let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        let whole = (0, 0, rw as u32, rh as u32);
+        let range = range_of(self.0);
+        let mut luma = vec![0u8; rw * rh];
+        yuv::luma_rect(rgb, rw, whole, &mut luma, rw, range);
+        self.widen_into(0, (x0, y0), &luma, rw);
+        let (cw, ch) = (rw.div_ceil(2), rh.div_ceil(2));
+        for plane in [1, 2] {
+            let mut chroma = vec![0u8; cw * ch];
+            yuv::chroma_rect(rgb, (rw, rh), whole, (plane, 1), (&mut chroma, cw), range);
+            self.widen_into(plane, (x0 / 2, y0 / 2), &chroma, cw);
+        }
+    }
 }
 
 /// A detection thread's conversion to RGB: FFmpeg's scaler and its buffers, kept for the next
@@ -505,6 +595,41 @@ mod tests {
         }
     }
 
+    /// Samples across and down plane `plane` of a `w` x `h` 4:2:0 picture.
+    fn plane_size(plane: usize, w: u32, h: u32) -> (usize, usize) {
+        match plane {
+            0 => (w as usize, h as usize),
+            _ => (w.div_ceil(2) as usize, h.div_ceil(2) as usize),
+        }
+    }
+
+    /// One to seven regions over a `w` x `h` picture, drawn with `next`: boxes, ellipses and
+    /// polygons of every style, overlapping, partly or wholly outside the frame, a NaN box.
+    fn generated_regions(next: &mut impl FnMut(u32) -> u32, w: u32, h: u32) -> Vec<Region> {
+        let coord = |v: u32, n: u32| v as f32 - n as f32 * 0.2 + 0.37 * (v % 3) as f32;
+        (0..1 + next(7))
+            .map(|_| {
+                let (ax, ay) = (coord(next(w + w / 2), w), coord(next(h + h / 2), h));
+                let (bw, bh) = (1.0 + next(w) as f32 * 0.7, 1.0 + next(h) as f32 * 0.7);
+                let b = BBox::new(ax, ay, ax + bw, ay + bh);
+                let area = match next(8) {
+                    0..=2 => Area::Ellipse(b),
+                    3..=5 => Area::Rect(b),
+                    6 => Area::Polygon(crate::geometry::Polygon {
+                        points: vec![[ax, ay], [ax + bw, ay + bh / 3.0], [ax + bw / 2.0, ay + bh]],
+                    }),
+                    _ => Area::Rect(BBox::new(f32::NAN, ay, ax + bw, ay + bh)),
+                };
+                let style = match next(3) {
+                    0 => Style::Blur,
+                    1 => Style::Pixelate,
+                    _ => Style::Fill([next(256) as u8, 10, 200]),
+                };
+                Region { area, style }
+            })
+            .collect()
+    }
+
     /// Painting a 4:2:0 picture one rectangle at a time gives exactly the bytes of painting
     /// its RGB picture whole and writing the changed rectangles back, on generated pictures
     /// (odd and even sizes) and regions (boxes, ellipses, polygons, every style, overlapping,
@@ -515,32 +640,7 @@ mod tests {
         let mut next = move |n: u32| rng.below(n);
         for case in 0..300 {
             let (w, h) = (2 + next(120), 2 + next(90));
-            let coord = |v: u32, n: u32| v as f32 - n as f32 * 0.2 + 0.37 * (v % 3) as f32;
-            let regions: Vec<Region> = (0..1 + next(7))
-                .map(|_| {
-                    let (ax, ay) = (coord(next(w + w / 2), w), coord(next(h + h / 2), h));
-                    let (bw, bh) = (1.0 + next(w) as f32 * 0.7, 1.0 + next(h) as f32 * 0.7);
-                    let b = BBox::new(ax, ay, ax + bw, ay + bh);
-                    let area = match next(8) {
-                        0..=2 => Area::Ellipse(b),
-                        3..=5 => Area::Rect(b),
-                        6 => Area::Polygon(crate::geometry::Polygon {
-                            points: vec![
-                                [ax, ay],
-                                [ax + bw, ay + bh / 3.0],
-                                [ax + bw / 2.0, ay + bh],
-                            ],
-                        }),
-                        _ => Area::Rect(BBox::new(f32::NAN, ay, ax + bw, ay + bh)),
-                    };
-                    let style = match next(3) {
-                        0 => Style::Blur,
-                        1 => Style::Pixelate,
-                        _ => Style::Fill([next(256) as u8, 10, 200]),
-                    };
-                    Region { area, style }
-                })
-                .collect();
+            let regions = generated_regions(&mut next, w, h);
             let (mut f, _) = pictures(w, h);
             // Every other case in full range, as many IP cameras' pictures are.
             if case % 2 == 1 {
@@ -583,10 +683,7 @@ mod tests {
                 panic!("the picture changed kind");
             };
             for plane in 0..3 {
-                let (pw, ph) = match plane {
-                    0 => (w as usize, h as usize),
-                    _ => (w.div_ceil(2) as usize, h.div_ceil(2) as usize),
-                };
+                let (pw, ph) = plane_size(plane, w, h);
                 let (a, b) = (painted.stride(plane), expected.stride(plane));
                 for y in 0..ph {
                     assert_eq!(
@@ -602,5 +699,80 @@ mod tests {
     fn yuv_luma(p: [u8; 3]) -> u8 {
         let v = 16829 * p[0] as i32 + 33039 * p[1] as i32 + 6416 * p[2] as i32;
         (16 + ((v + (1 << 15)) >> 16)).clamp(0, 255) as u8
+    }
+
+    /// Painting a 10-bit picture paints what painting its 8-bit rounding paints: every sample
+    /// that painting changed at 8 bits holds the new value widened to 10 bits, every other keeps
+    /// its own 10 bits, inside the changed rectangles and outside alike; on generated pictures
+    /// and regions. Its luma is measured rounded to 8 bits, and a copy of it stays 10-bit.
+    #[test]
+    fn a_ten_bit_picture_is_painted_as_its_eight_bit_rounding_and_keeps_the_rest() {
+        super::super::transcode::init();
+        let mut rng = crate::TestRng::new(44);
+        let mut next = move |n: u32| rng.below(n);
+        for case in 0..150 {
+            let (w, h) = (2 + next(120), 2 + next(90));
+            let regions = generated_regions(&mut next, w, h);
+            let mut deep = frame::Video::new(Pixel::YUV420P10LE, w, h);
+            let mut shallow = frame::Video::new(Pixel::YUV420P, w, h);
+            if case % 2 == 1 {
+                deep.set_color_range(ff::color::Range::JPEG);
+                shallow.set_color_range(ff::color::Range::JPEG);
+            }
+            for plane in 0..3 {
+                let (pw, ph) = plane_size(plane, w, h);
+                let (ds, ss) = (deep.stride(plane), shallow.stride(plane));
+                for y in 0..ph {
+                    for x in 0..pw {
+                        let v = next(1024) as u16;
+                        deep.data_mut(plane)[y * ds + 2 * x..][..2]
+                            .copy_from_slice(&v.to_le_bytes());
+                        shallow.data_mut(plane)[y * ss + x] = narrow10(v);
+                    }
+                }
+            }
+            let before = ClipPicture::Yuv(deep);
+            let ClipPicture::Yuv(copy) = before.clone() else {
+                panic!("a 10-bit copy went to RGB");
+            };
+            let mut first_row = Vec::new();
+            before.with_luma(&mut |l| {
+                assert!(matches!(l, Luma::Plane10 { .. }), "{l:?}");
+                l.row_samples(0, w as usize, 1, |_, v| first_row.push(v));
+            });
+            let ClipPicture::Yuv(before) = before else {
+                unreachable!()
+            };
+            let sample = |f: &frame::Video, plane: usize, x: usize, y: usize| {
+                let at = y * f.stride(plane) + 2 * x;
+                u16::from_le_bytes([f.data(plane)[at], f.data(plane)[at + 1]])
+            };
+            assert_eq!(copy.format(), Pixel::YUV420P10LE);
+            let row: Vec<u8> = (0..w as usize)
+                .map(|x| narrow10(sample(&before, 0, x, 0)))
+                .collect();
+            assert_eq!(first_row, row, "case {case}: luma measured");
+            let (mut painted, mut painted8) = (ClipPicture::Yuv(copy), ClipPicture::Yuv(shallow));
+            painted.paint(&regions, &mut Vec::new());
+            painted8.paint(&regions, &mut Vec::new());
+            let (ClipPicture::Yuv(p10), ClipPicture::Yuv(p8)) = (&painted, &painted8) else {
+                panic!("a picture changed kind");
+            };
+            for plane in 0..3 {
+                let (pw, ph) = plane_size(plane, w, h);
+                for y in 0..ph {
+                    for x in 0..pw {
+                        let (was, got) = (sample(&before, plane, x, y), sample(p10, plane, x, y));
+                        let new8 = p8.data(plane)[y * p8.stride(plane) + x];
+                        let want = if new8 != narrow10(was) {
+                            u16::from(new8) << 2
+                        } else {
+                            was
+                        };
+                        assert_eq!(got, want, "case {case} plane {plane} ({x}, {y})");
+                    }
+                }
+            }
+        }
     }
 }

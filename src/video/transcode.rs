@@ -203,6 +203,7 @@ impl Clip<'_> {
         )?;
         let mut parts = opened.parts;
         let full_range = parts.full_range();
+        let format = parts.format();
         parts.zero_start = !same_container(ictx.format().name(), self.muxer);
         let (link, spent) = EncoderLink::start(parts, self.output, EncoderLink::FILE_QUEUE)?;
         let mut engine = match boxes {
@@ -236,7 +237,7 @@ impl Clip<'_> {
             decoder,
             vindex,
             opened.stream_map,
-            encode::encoder_format(w, h),
+            format,
             spent,
             opts.max_frames,
         );
