@@ -3,7 +3,8 @@
 //! Why: a clip whose container bystander reads but does not write goes out as MP4 (see
 //! `READ_ONLY_EXTENSIONS`), and MP4 takes neither the G.711 of a Dahua DAV export (what most IP
 //! cameras and doorbells record) nor Windows Media's WMA nor the plain PCM of program and
-//! transport streams. Such sound was dropped, and the operator lost what a doorbell heard.
+//! transport streams, and MPEG-TS (`live`'s default output) none of them. Such sound was dropped,
+//! and the operator lost what a doorbell heard.
 //! Copying stays the rule wherever the container takes the codec: the packets go out bit for
 //! bit. `--no-audio` drops the sound either way.
 //!
@@ -38,6 +39,8 @@ pub(super) struct Reencoder {
     /// Time of the next sample handed to the encoder, in samples; set by the first frame.
     next: Option<i64>,
     decoded: frame::Audio,
+    /// Whether the encoder writes its setup once, in the output's header (MP4, Matroska).
+    global_header: bool,
     /// Packets or frames the decoder refused; the sound goes on after them.
     pub errors: usize,
 }
@@ -48,6 +51,32 @@ impl Reencoder {
     pub fn add(
         octx: &mut format::context::Output,
         ist: &format::stream::Stream,
+    ) -> std::result::Result<Reencoder, String> {
+        let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let made = Reencoder::open(ist, global_header)?;
+        // The stream is added only once its encoder is open: a stream added and left without
+        // parameters would fail the output's header, and the whole clip with it.
+        let mut ost = octx
+            .add_stream(encoder::find(codec::Id::AAC))
+            .map_err(|e| format!("cannot add its stream ({e})"))?;
+        ost.set_parameters(&made.encoder);
+        ost.set_time_base(made.time_base());
+        Ok(made)
+    }
+
+    /// A fresh decoder and encoder for `ist`, a reconnected input's sound stream, into the
+    /// output stream this one writes: `None` where its rate or channels differ from this one's,
+    /// which the output stream's header fixed.
+    pub fn again(&self, ist: &format::stream::Stream) -> Option<Reencoder> {
+        Reencoder::open(ist, self.global_header)
+            .ok()
+            .filter(|r| (r.rate, r.channels) == (self.rate, self.channels))
+    }
+
+    /// Opens the decoder of `ist` and an AAC encoder at its rate and channels.
+    fn open(
+        ist: &format::stream::Stream,
+        global_header: bool,
     ) -> std::result::Result<Reencoder, String> {
         let decoder = codec::context::Context::from_parameters(ist.parameters())
             .and_then(|c| c.decoder().audio())
@@ -67,7 +96,6 @@ impl Reencoder {
         }
         let codec = encoder::find(codec::Id::AAC)
             .ok_or_else(|| "no AAC encoder in this FFmpeg to encode it again".to_string())?;
-        let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
         let mut enc = codec::context::Context::new_with_codec(codec)
             .encoder()
             .audio()
@@ -87,13 +115,6 @@ impl Reencoder {
         let encoder = enc
             .open_as(codec)
             .map_err(|e| format!("cannot open the AAC encoder ({e})"))?;
-        // The stream is added only once its encoder is open: a stream added and left without
-        // parameters would fail the output's header, and the whole clip with it.
-        let mut ost = octx
-            .add_stream(codec)
-            .map_err(|e| format!("cannot add its stream ({e})"))?;
-        ost.set_parameters(&encoder);
-        ost.set_time_base(Rational(1, rate as i32));
         let frame_size = (encoder.frame_size() as usize).max(1);
         Ok(Reencoder {
             decoder,
@@ -105,6 +126,7 @@ impl Reencoder {
             frame_size,
             next: None,
             decoded: frame::Audio::empty(),
+            global_header,
             errors: 0,
         })
     }

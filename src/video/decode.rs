@@ -170,6 +170,12 @@ impl<'a> Source<'a> {
         self.reencoders = reencoders;
     }
 
+    /// Takes the sound encoders back (flushed at the input's end), for a live run's next
+    /// session to make its own from.
+    pub fn take_reencoders(&mut self) -> Vec<(usize, super::audio::Reencoder)> {
+        std::mem::take(&mut self.reencoders)
+    }
+
     /// Packets and frames of the sound streams encoded again that their decoders refused.
     pub fn reencode_errors(&self) -> usize {
         self.reencoders.iter().map(|(_, r)| r.errors).sum()

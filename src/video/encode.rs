@@ -456,8 +456,11 @@ impl Drop for EncoderLink {
 }
 
 /// Whether the output container can carry codec `id` (FFmpeg does not always know: then yes, and
-/// writing the header decides).
+/// writing the header decides; but see [`TS_SOUND`]).
 fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
+    if octx.format().name() == "mpegts" && id.medium() == media::Type::Audio {
+        return TS_SOUND.contains(&id);
+    }
     // SAFETY: `octx` holds a valid output format; avformat_query_codec only reads it.
     let r = unsafe {
         ff::ffi::avformat_query_codec(
@@ -468,6 +471,23 @@ fn container_takes(octx: &format::context::Output, id: codec::Id) -> bool {
     };
     r != 0
 }
+
+/// The sound codecs FFmpeg's MPEG-TS muxer gives a stream type of their own. Why a list: the
+/// muxer answers FFmpeg's query for no codec, and writes any other sound (the G.711 of an IP
+/// camera, the default output of `live`) as a private data stream that no player plays, where
+/// it is better encoded again as AAC.
+const TS_SOUND: [codec::Id; 10] = [
+    codec::Id::MP2,
+    codec::Id::MP3,
+    codec::Id::AAC,
+    codec::Id::AAC_LATM,
+    codec::Id::AC3,
+    codec::Id::EAC3,
+    codec::Id::DTS,
+    codec::Id::TRUEHD,
+    codec::Id::OPUS,
+    codec::Id::S302M,
+];
 
 /// Whether a stream other than the redacted video stream goes into the output, and why not.
 ///

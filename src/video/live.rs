@@ -105,8 +105,9 @@ pub struct LiveStats {
     pub latency_ms_p50: f64,
     /// 95th percentile of the same.
     pub latency_ms_p95: f64,
-    /// Reconnections after which the copied streams (audio) were dropped, because the new
-    /// input's streams differ from the first's.
+    /// Reconnections after which copied or re-encoded streams (audio) were dropped, because the
+    /// new input's streams differ from the first's (their kinds, or a re-encoded one's rate or
+    /// channels).
     pub copy_dropped_reconnects: usize,
 }
 
@@ -617,8 +618,8 @@ fn open_live_output(
         _ => {}
     }
     let shown = Path::new(&o.output);
-    // Sound the output cannot carry is dropped, not encoded again: a live run's sources change
-    // at every reconnection, and of its outputs only MP4 refuses what cameras send (G.711).
+    // Sound the output cannot carry (the G.711 most cameras send, in MP4, Matroska or MPEG-TS)
+    // is encoded again as AAC, as in a clip; each reconnection gets coders of its own.
     encode::open_output(
         ictx,
         vindex,
@@ -627,7 +628,7 @@ fn open_live_output(
         (shown, &muxer),
         video,
         header,
-        false,
+        true,
     )
 }
 
@@ -713,6 +714,7 @@ pub fn run_live(
         report,
     };
     let (mut spent, mut stream_map, mut decoder) = (spent, opened.stream_map, first_decoder);
+    let mut sound = opened.reencoders;
     let mut offset = 0.0f64;
     let mut backoff = 0.5f64;
     loop {
@@ -720,8 +722,10 @@ pub fn run_live(
         let map = stream_map.clone();
         let mut source = Source::new(&mut ictx, name, decoder, vindex, map, format, spent, None);
         source.encoder_writes_full_range(full_range);
+        source.reencode(std::mem::take(&mut sound));
         let mut clock = Clock::new(offset);
         let ended = live.session(&mut source, &mut clock, tb);
+        sound = source.take_reencoders();
         spent = source.into_spent();
         offset = clock.end;
         let network = is_network(&url);
@@ -755,12 +759,38 @@ pub fn run_live(
         // Copied streams go on only where the new input has the same kinds of streams.
         if stream_kinds(&ctx) != kinds {
             stream_map = vec![None; ctx.nb_streams() as usize];
+            sound.clear();
+            live.stats.copy_dropped_reconnects += 1;
+        } else if !again(&mut sound, &mut stream_map, &ctx) {
             live.stats.copy_dropped_reconnects += 1;
         }
         (ictx, decoder) = (ctx, dec);
         live.stats.reconnects += 1;
     }
     live.close()
+}
+
+/// Fresh coders for the sound `sound` encoded again, from the reconnected input `ctx`'s streams;
+/// a stream whose rate or channels changed is dropped from `stream_map`. Says whether every one
+/// goes on.
+fn again(
+    sound: &mut Vec<(usize, super::audio::Reencoder)>,
+    stream_map: &mut [Option<usize>],
+    ctx: &ff::format::context::Input,
+) -> bool {
+    let mut all = true;
+    *sound = std::mem::take(sound)
+        .into_iter()
+        .filter_map(|(si, r)| {
+            let fresh = ctx.stream(si).and_then(|ist| r.again(&ist));
+            if fresh.is_none() {
+                stream_map[si] = None;
+                all = false;
+            }
+            fresh.map(|f| (si, f))
+        })
+        .collect();
+    all
 }
 
 fn stream_kinds(ictx: &ff::format::context::Input) -> Vec<String> {

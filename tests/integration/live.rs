@@ -58,6 +58,11 @@ fn free_port() -> u16 {
 
 /// ffmpeg serving `clip` once (or for ever with `looped`) at its own rate on `port`.
 fn serve(clip: &Path, port: u16, looped: bool) -> Child {
+    serve_as(clip, port, looped, "mpegts")
+}
+
+/// [`serve`] in the container `format`.
+fn serve_as(clip: &Path, port: u16, looped: bool, format: &str) -> Child {
     let mut c = Command::new("ffmpeg");
     c.args(["-v", "error", "-re"]);
     if looped {
@@ -65,7 +70,7 @@ fn serve(clip: &Path, port: u16, looped: bool) -> Child {
     }
     c.arg("-i")
         .arg(clip)
-        .args(["-c", "copy", "-f", "mpegts"])
+        .args(["-c", "copy", "-f", format])
         .arg(format!("tcp://127.0.0.1:{port}?listen=1"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -272,6 +277,90 @@ fn a_dropped_camera_is_reconnected_and_the_output_runs_on() {
     let _ = second.wait();
     // No gap is written: time runs on at the frame rate across the reconnection.
     assert_runs_on_across_a_reconnection(&out, &stats, 60, 0.25);
+}
+
+/// `ffprobe`'s `entries` of every stream of `path`, as CSV without names.
+fn stream_entries(path: &Path, entries: &str) -> String {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Times of every packet of the first sound stream of `path`, in seconds.
+fn sound_times(path: &Path) -> Vec<f64> {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0"])
+        .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// A camera that sends G.711 (most IP cameras and doorbells do) keeps its sound in the default
+/// MPEG-TS output, encoded again as AAC (MPEG-TS has no stream type for G.711: copied, it came
+/// out as a data stream no player plays), and across a reconnection, in time with the picture.
+#[test]
+fn a_cameras_g711_sound_goes_on_as_aac_across_a_reconnection() {
+    runtime();
+    let d = tempfile::tempdir().unwrap();
+    let picture = moving_face_clip(d.path());
+    let clip = d.path().join("camera.mkv");
+    ffmpeg(&[
+        "-i",
+        picture.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=8000:duration=30",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "pcm_alaw",
+        clip.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let mut first = serve_as(&clip, port, false, "matroska");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.path().join("out.ts");
+    let run = live(port, &out, &["--max-backoff", "1"]);
+    std::thread::sleep(Duration::from_secs(5));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut second = serve_as(&clip, port, false, "matroska");
+    std::thread::sleep(Duration::from_secs(6));
+    interrupt(&run);
+    let stats = finish(run);
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_runs_on_across_a_reconnection(&out, &stats, 60, 0.25);
+    assert_eq!(stats["copy_dropped_reconnects"], 0, "{stats}");
+    let kinds = stream_entries(&out, "stream=codec_name");
+    assert!(kinds.contains("aac"), "{kinds}");
+    // Sound from both sessions, without a hole, over the picture's span.
+    let (sound, picture) = (sound_times(&out), frame_times(&out));
+    let span = |t: &[f64]| t.last().unwrap() - t.first().unwrap();
+    assert!(
+        span(&sound) > 0.8 * span(&picture),
+        "sound over {} s, picture over {} s",
+        span(&sound),
+        span(&picture)
+    );
+    let worst = sound.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(worst < 0.5, "a hole of {worst} s in the sound");
+    assert!(
+        (sound[0] - picture[0]).abs() < 0.5,
+        "sound starts at {} s, picture at {} s",
+        sound[0],
+        picture[0]
+    );
 }
 
 /// RTSP out: ffmpeg listens as an RTSP receiver (Debian's ffmpeg can receive a published RTSP
@@ -496,19 +585,7 @@ fn standard_input_goes_to_segments_with_its_audio_and_every_frame() {
     assert!(segments.len() >= 3, "{segments:?}");
     let mut frames = 0;
     for seg in &segments {
-        let streams = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_type",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(seg)
-            .output()
-            .unwrap();
-        let kinds = String::from_utf8_lossy(&streams.stdout).to_string();
+        let kinds = stream_entries(seg, "stream=codec_type");
         assert!(
             kinds.contains("video") && kinds.contains("audio"),
             "{seg:?}: {kinds}"
