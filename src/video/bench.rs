@@ -271,6 +271,8 @@ pub struct StreamBenchReport {
     pub clip: PathBuf,
     /// Always `"stream"`.
     pub api: &'static str,
+    /// The frames' format as handed over (`bgr24`, `i420`, `nv12`).
+    pub host_format: String,
     /// Frames redacted.
     pub frames: usize,
     /// Wall time, seconds (decoding included, as a host decodes too).
@@ -299,16 +301,18 @@ pub struct StreamBenchReport {
 }
 
 /// Decodes `clip` (again from its start while more `frames` are asked for) and hands every frame
-/// to a [`crate::stream::Redactor`] built from `cfg` as a packed BGR buffer, with the clip's own
-/// pixel aspect (as the clip pipeline detects it).
+/// to a [`crate::stream::Redactor`] built from `cfg` as a packed buffer in `host_format` (BGR,
+/// I420 or NV12: see `host_frame`), with the clip's own pixel aspect (as the clip pipeline
+/// detects it).
 pub fn bench_stream(
     clip: &Path,
     frames: Option<usize>,
     cfg: &crate::stream::StreamConfig,
+    host_format: crate::frame::PixelFormat,
     max_pixels: u64,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<StreamBenchReport> {
-    use crate::frame::{FrameLayout, PixelFormat};
+    use crate::frame::PixelFormat;
     super::transcode::init();
     let (pixel_aspect, interlaced, transfer) = {
         let ictx = super::open_input(clip, max_pixels)?;
@@ -354,7 +358,11 @@ pub fn bench_stream(
             decoder,
             vindex,
             streams,
-            ffmpeg_next::format::Pixel::YUV444P,
+            // Decoded 4:2:0 pictures are kept as they are for a 4:2:0 host (see `host_frame`).
+            match host_format {
+                PixelFormat::I420 | PixelFormat::Nv12 => ffmpeg_next::format::Pixel::YUV420P,
+                _ => ffmpeg_next::format::Pixel::YUV444P,
+            },
             spent,
             left,
         );
@@ -364,16 +372,9 @@ pub fn bench_stream(
                 continue;
             };
             any = true;
-            let image = f.picture.into_rgb();
-            let (w, h) = image.dimensions();
-            // The host's frame: BGR, as OpenCV and most camera SDKs give it.
-            let mut bgr = image.into_raw();
-            for p in bgr.chunks_exact_mut(3) {
-                p.swap(0, 2);
-            }
+            let (data, layout) = host_frame(f.picture, host_format);
             sent.insert(pushed, Instant::now());
-            let layout = FrameLayout::packed(PixelFormat::Bgr24, w, h);
-            take(redactor.push(bgr, layout, pushed)?, &mut sent);
+            take(redactor.push(data, layout, pushed)?, &mut sent);
             pushed += 1;
         }
         if !any || frames.is_none_or(|f| pushed as usize >= f) {
@@ -392,6 +393,7 @@ pub fn bench_stream(
     Ok(StreamBenchReport {
         clip: clip.to_path_buf(),
         api: "stream",
+        host_format: format!("{host_format:?}").to_lowercase(),
         frames: done,
         seconds,
         fps: done as f64 / seconds.max(1e-9),
@@ -405,4 +407,130 @@ pub fn bench_stream(
         backfill: cfg.track.backfill,
         low_memory: cfg.low_memory,
     })
+}
+
+/// A host's frame made from a decoded one: BGR, as OpenCV and most camera SDKs give it; or
+/// I420 or NV12, copied (NV12's chroma interleaved) from the decoded 4:2:0 picture as a host
+/// copies its decoder's buffer, in its range; converted from RGB only where the decoder gave
+/// another format. Rows are packed, but for NV12 of an odd width, whose rows take a byte more
+/// (the interleaved chroma row is wider than the picture).
+fn host_frame(
+    picture: super::picture::ClipPicture,
+    format: crate::frame::PixelFormat,
+) -> (Vec<u8>, crate::frame::FrameLayout) {
+    use super::picture::ClipPicture;
+    use crate::frame::{FrameLayout, PixelFormat, Range};
+    let (w, h) = crate::engine::Picture::dimensions(&picture);
+    let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+    let stride = match format {
+        PixelFormat::Nv12 => 2 * cw,
+        _ => w as usize,
+    };
+    let layout = FrameLayout::with_stride(format, w, h, stride);
+    match (picture, format) {
+        (ClipPicture::Yuv(f), PixelFormat::I420 | PixelFormat::Nv12) => {
+            let range = match super::picture::range_of(&f) {
+                crate::frame::yuv::Range::Full => Range::Full,
+                crate::frame::yuv::Range::Video => Range::Video,
+            };
+            let mut data = Vec::with_capacity(layout.len());
+            for y in 0..h as usize {
+                data.extend_from_slice(&f.data(0)[y * f.stride(0)..][..w as usize]);
+                data.resize((y + 1) * stride, 0);
+            }
+            for y in 0..ch {
+                let (cb, cr) = (&f.data(1)[y * f.stride(1)..], &f.data(2)[y * f.stride(2)..]);
+                match format {
+                    PixelFormat::I420 => data.extend_from_slice(&cb[..cw]),
+                    _ => data.extend(cb[..cw].iter().zip(&cr[..cw]).flat_map(|(u, v)| [*u, *v])),
+                }
+            }
+            if format == PixelFormat::I420 {
+                for y in 0..ch {
+                    data.extend_from_slice(&f.data(2)[y * f.stride(2)..][..cw]);
+                }
+            }
+            (data, layout.in_range(range))
+        }
+        (picture, PixelFormat::I420 | PixelFormat::Nv12) => {
+            let image = picture.into_rgb();
+            let mut data = vec![0u8; layout.len()];
+            // The frame was sized from the image; a refusal leaves it black, which detection
+            // then finds nothing on, as a host's black frame.
+            let _ = crate::frame::write_back(&image, &[(0, 0, w, h)], &mut data, &layout);
+            (data, layout)
+        }
+        (picture, _) => {
+            let mut bgr = picture.into_rgb().into_raw();
+            for p in bgr.chunks_exact_mut(3) {
+                p.swap(0, 2);
+            }
+            (bgr, FrameLayout::packed(PixelFormat::Bgr24, w, h))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::PixelFormat;
+    use crate::video::picture::ClipPicture;
+    use ffmpeg_next::format::Pixel;
+    use ffmpeg_next::frame;
+
+    /// The host's I420 and NV12 frames hold the decoded picture's own samples, rows packed
+    /// (odd sizes too), so both read back as the same RGB; a picture that is not 4:2:0 is
+    /// converted, and BGR is the RGB picture's bytes swapped.
+    #[test]
+    fn host_frames_carry_the_decoded_samples_in_each_format() {
+        super::super::transcode::init();
+        let mut rng = crate::TestRng::new(7);
+        for (w, h) in [(64u32, 48u32), (37, 21)] {
+            let mut f = frame::Video::new(Pixel::YUV420P, w, h);
+            for plane in 0..3 {
+                let stride = f.stride(plane);
+                let rows = if plane == 0 { h } else { h.div_ceil(2) } as usize;
+                for b in &mut f.data_mut(plane)[..stride * rows] {
+                    *b = 16 + rng.below(220) as u8;
+                }
+            }
+            let picture = ClipPicture::Yuv(f);
+            let (i420, l420) = host_frame(picture.clone(), PixelFormat::I420);
+            let (nv12, lnv) = host_frame(picture.clone(), PixelFormat::Nv12);
+            let ClipPicture::Yuv(f) = &picture else {
+                unreachable!()
+            };
+            let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+            assert_eq!((l420.strides[0], lnv.strides[0]), (w as usize, 2 * cw));
+            for y in 0..h as usize {
+                let row = &f.data(0)[y * f.stride(0)..][..w as usize];
+                assert_eq!(&i420[y * w as usize..][..w as usize], row);
+                assert_eq!(&nv12[y * 2 * cw..][..w as usize], row);
+            }
+            let luma = (w * h) as usize;
+            for y in 0..ch {
+                for x in 0..cw {
+                    let (u, v) = (
+                        f.data(1)[y * f.stride(1) + x],
+                        f.data(2)[y * f.stride(2) + x],
+                    );
+                    assert_eq!(i420[luma + y * cw + x], u);
+                    assert_eq!(i420[luma + cw * ch + y * cw + x], v);
+                    assert_eq!(nv12[2 * cw * h as usize + 2 * (y * cw + x)..][..2], [u, v]);
+                }
+            }
+            let a = crate::frame::to_rgb(&i420, &l420).unwrap();
+            assert_eq!(crate::frame::to_rgb(&nv12, &lnv).unwrap(), a);
+            let (bgr, lb) = host_frame(picture.clone(), PixelFormat::Bgr24);
+            assert_eq!(lb.format, PixelFormat::Bgr24);
+            let rgb = picture.clone().into_rgb();
+            assert!(bgr
+                .chunks_exact(3)
+                .zip(rgb.pixels())
+                .all(|(b, p)| b == [p[2], p[1], p[0]]));
+            let (from_rgb, lr) = host_frame(ClipPicture::Rgb(rgb.clone()), PixelFormat::I420);
+            assert_eq!(lr, l420.in_range(crate::frame::Range::Video));
+            assert_eq!(from_rgb.len(), lr.len());
+        }
+    }
 }

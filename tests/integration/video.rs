@@ -1422,15 +1422,21 @@ fn bench_loops_a_short_clip_and_reports_every_stage() {
 }
 
 /// `bench --api stream` runs the host API with the command line's settings, `--low-memory` and
-/// `--no-low-memory` included, and its report says which applied.
+/// `--no-low-memory` included, and the frames in the format asked (`--host-format`); its report
+/// says which applied.
 #[test]
-fn the_stream_bench_takes_the_memory_switch() {
+fn the_stream_bench_takes_the_memory_switch_and_the_hosts_format() {
     let d = tempfile::tempdir().unwrap();
     let clip = six_frame_clip(d.path());
-    for (flag, want) in [("--low-memory", true), ("--no-low-memory", false)] {
+    for (flag, want, format, named) in [
+        ("--low-memory", true, "bgr", "bgr24"),
+        ("--no-low-memory", false, "i420", "i420"),
+        ("--no-low-memory", false, "nv12", "nv12"),
+    ] {
         let o = Command::new(env!("CARGO_BIN_EXE_bystander"))
             .args(["bench", clip.to_str().unwrap(), "--api", "stream"])
             .args(["--frames", "6", "--json", "--quiet", "-j", "2", flag])
+            .args(["--host-format", format])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -1439,6 +1445,7 @@ fn the_stream_bench_takes_the_memory_switch() {
         assert_eq!(r["frames"], 6);
         assert_eq!(r["fail_closed_frames"], 0);
         assert_eq!(r["low_memory"], want, "{flag}");
+        assert_eq!(r["host_format"], named);
     }
 }
 

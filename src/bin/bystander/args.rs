@@ -204,6 +204,11 @@ pub struct BenchArgs {
     /// host API fed the clip's frames as BGR buffers (fps, latency percentiles, peak memory).
     #[arg(long, default_value = "clip", value_parser = ["clip", "stream"])]
     pub api: String,
+    /// With `--api stream`: the frames' format as the host hands them over, `bgr` (OpenCV's,
+    /// most camera SDKs'), `i420` or `nv12` (hardware decoders', Frigate's), made from the
+    /// decoded picture without converting it where it is 4:2:0 already.
+    #[arg(long, default_value = "bgr", value_parser = ["bgr", "i420", "nv12"])]
+    pub host_format: String,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]

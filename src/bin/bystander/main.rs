@@ -517,10 +517,12 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     };
     if a.api == "stream" {
         let cfg = opts.engine(&detect, &redact, 0);
+        let host_format = a.host_format.parse()?;
         let r = bystander::video::bench::bench_stream(
             &a.clip,
             a.frames,
             &cfg,
+            host_format,
             opts.max_pixels,
             &progress,
         )?;
@@ -531,8 +533,8 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         } else {
             println!(
-                "{} through the host API (BGR frames): {} frames in {:.2} s = {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; peak memory {:.1} MiB; {} workers x {} threads, detect every {}, back-fill {}{}",
-                Shown(&r.clip), r.frames, r.seconds, r.fps, r.latency_ms_p50, r.latency_ms_p95,
+                "{} through the host API ({} frames): {} frames in {:.2} s = {:.2} fps; latency p50 {:.0} ms, p95 {:.0} ms; peak memory {:.1} MiB; {} workers x {} threads, detect every {}, back-fill {}{}",
+                Shown(&r.clip), r.host_format, r.frames, r.seconds, r.fps, r.latency_ms_p50, r.latency_ms_p95,
                 r.peak_rss_kib as f64 / 1024.0, r.workers, r.intra_threads, r.detect_every, r.backfill,
                 if r.low_memory { ", low memory" } else { "" }
             );
