@@ -599,8 +599,8 @@ fn encoder_options(name: &str, opts: &VideoOptions) -> Dictionary<'static> {
             // x265 logs to the terminal itself (FFmpeg's log level does not reach it), takes
             // every core for its pool and, on two cores, one frame thread: held to the budget
             // instead, and one frame thread per core up to the six x265 takes on a large machine
-            // (on 2 cores a 10-bit 1080p clip encoded in 8.50 s instead of 10.91 s, 46 MB more;
-            // BENCHMARKS.md, "10-bit clips").
+            // (on 2 cores plain ffmpeg encoded a 10-bit 1080p clip in 8.50 s instead of 10.91 s,
+            // peaking 46,240 KiB higher; BENCHMARKS.md, "10-bit clips").
             let threads = opts.ffmpeg_threads();
             dict.set(
                 "x265-params",
