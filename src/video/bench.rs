@@ -301,9 +301,9 @@ pub struct StreamBenchReport {
 }
 
 /// Decodes `clip` (again from its start while more `frames` are asked for) and hands every frame
-/// to a [`crate::stream::Redactor`] built from `cfg` as a packed buffer in `host_format` (BGR,
-/// I420 or NV12: see `host_frame`), with the clip's own pixel aspect (as the clip pipeline
-/// detects it).
+/// to a [`crate::stream::Redactor`] built from `cfg` as a packed buffer in `host_format` (I420
+/// or NV12; BGR for any other: see `host_frame`), with the clip's own pixel aspect (as the clip
+/// pipeline detects it).
 pub fn bench_stream(
     clip: &Path,
     frames: Option<usize>,
@@ -313,6 +313,11 @@ pub fn bench_stream(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<StreamBenchReport> {
     use crate::frame::PixelFormat;
+    // Any other format is handed over as BGR (see `host_frame`), and named so in the report.
+    let host_format = match host_format {
+        PixelFormat::I420 | PixelFormat::Nv12 => host_format,
+        _ => PixelFormat::Bgr24,
+    };
     super::transcode::init();
     let (pixel_aspect, interlaced, transfer) = {
         let ictx = super::open_input(clip, max_pixels)?;
