@@ -72,16 +72,26 @@ impl Transfer {
     }
 }
 
+/// ST 2084's constants m1, m2, c1, c2 and c3.
+const PQ_M1: f64 = 2610.0 / 16384.0;
+const PQ_M2: f64 = 2523.0 / 4096.0 * 128.0;
+const PQ_C1: f64 = 3424.0 / 4096.0;
+const PQ_C2: f64 = 2413.0 / 4096.0 * 32.0;
+const PQ_C3: f64 = 2392.0 / 4096.0 * 32.0;
+
 /// Light in nits of the PQ signal `e` (0 to 1): ST 2084's EOTF.
 fn pq_nits(e: f64) -> f64 {
-    let (m1, m2) = (2610.0 / 16384.0, 2523.0 / 4096.0 * 128.0);
-    let (c1, c2, c3) = (
-        3424.0 / 4096.0,
-        2413.0 / 4096.0 * 32.0,
-        2392.0 / 4096.0 * 32.0,
-    );
-    let p = e.clamp(0.0, 1.0).powf(1.0 / m2);
-    10000.0 * ((p - c1).max(0.0) / (c2 - c3 * p)).powf(1.0 / m1)
+    let p = e.clamp(0.0, 1.0).powf(1.0 / PQ_M2);
+    10000.0 * ((p - PQ_C1).max(0.0) / (PQ_C2 - PQ_C3 * p)).powf(1.0 / PQ_M1)
+}
+
+/// BT.709's OETF: the SDR signal (0 to 1) of relative light `r` (0 to 1).
+fn bt709_oetf(r: f64) -> f64 {
+    if r < 0.018 {
+        4.5 * r
+    } else {
+        1.099 * r.powf(0.45) - 0.099
+    }
 }
 
 /// Light in nits of the HLG signal `e` (0 to 1) on BT.2100's nominal 1000-nit display: the
@@ -109,12 +119,7 @@ fn table(nits: fn(f64) -> f64) -> [u8; 256] {
         } else {
             r
         };
-        let v = if r < 0.018 {
-            4.5 * r
-        } else {
-            1.099 * r.powf(0.45) - 0.099
-        };
-        *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        *o = (bt709_oetf(r) * 255.0).round().clamp(0.0, 255.0) as u8;
     }
     out
 }
@@ -133,15 +138,6 @@ pub(crate) fn map_into(rgb: &RgbImage, table: &[u8; 256], out: &mut RgbImage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// BT.709's OETF, 0 to 1.
-    fn oetf(r: f64) -> f64 {
-        if r < 0.018 {
-            4.5 * r
-        } else {
-            1.099 * r.powf(0.45) - 0.099
-        }
-    }
 
     #[test]
     fn transfers_are_named_as_hosts_name_them() {
@@ -173,19 +169,13 @@ mod tests {
     fn light_below_the_knee_comes_out_as_its_sdr_code() {
         // PQ's inverse EOTF, for the test's coding.
         let pq_code = |nits: f64| {
-            let (m1, m2) = (2610.0 / 16384.0, 2523.0 / 4096.0 * 128.0);
-            let (c1, c2, c3) = (
-                3424.0 / 4096.0,
-                2413.0 / 4096.0 * 32.0,
-                2392.0 / 4096.0 * 32.0,
-            );
-            let y = (nits / 10000.0).powf(m1);
-            ((c1 + c2 * y) / (1.0 + c3 * y)).powf(m2)
+            let y = (nits / 10000.0).powf(PQ_M1);
+            ((PQ_C1 + PQ_C2 * y) / (1.0 + PQ_C3 * y)).powf(PQ_M2)
         };
         // HLG's reference white: 75 % signal.
         assert!((hlg_nits(0.75) - 203.0).abs() < 1.0, "{}", hlg_nits(0.75));
         for r in [0.02, 0.05, 0.1, 0.2, 0.35, 0.5] {
-            let want = oetf(r) * 255.0;
+            let want = bt709_oetf(r) * 255.0;
             let code = (pq_code(r * REFERENCE_WHITE) * 255.0).round() as usize;
             let got = f64::from(Transfer::Pq.table().unwrap()[code]);
             // One level of the PQ code is up to a few SDR levels in the darks.
